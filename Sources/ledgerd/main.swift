@@ -1,0 +1,1 @@
+print("ledgerd: the daemon is not built yet")
