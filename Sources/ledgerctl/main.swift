@@ -1,1 +1,95 @@
-print("ledgerctl")
+public import ArgumentParser
+import Foundation
+public import LedgerCore
+
+@main
+struct LedgerCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledgerctl",
+        abstract: "Operate an OrderLedger daemon, and sign or verify gateway messages offline.",
+        subcommands: [Sign.self]
+    )
+}
+
+extension GatewayMessageKind: ExpressibleByArgument {}
+extension EmptyValueRule: ExpressibleByArgument {}
+extension NotificationFieldSet: ExpressibleByArgument {}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign or verify a gateway message offline and print its canonical string (key masked).",
+        discussion: """
+            Fields are FIELD=VALUE, split at the first '='; values are taken exactly as given, spaces, '&', '=' \
+            and Chinese text included. The key comes from --key-file or the LEDGER_KEY environment variable.
+
+            With --verify the signature field among the fields (pay_md5sign for pay and query, sign for notify \
+            and query-reply) is checked: exit 0 when it verifies, 1 when it does not, with a diagnosis of which \
+            known deployment variant would have matched.
+
+            Example:
+              LEDGER_KEY=secret ledgerctl sign --for query pay_memberid=10001 pay_orderid=A1
+            """
+    )
+
+    @Option(name: .customLong("for"), help: "The message: pay, query, notify or query-reply.")
+    var kind: GatewayMessageKind
+
+    @Option(help: "A file holding the merchant key (one trailing newline is ignored).")
+    var keyFile: String?
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    @Flag(help: "Verify the signature among the fields instead of signing.")
+    var verify = false
+
+    @Option(help: "Which values are left out as empty: empty-string (the document) or php-empty (also \"0\").")
+    var emptyRule: EmptyValueRule = .emptyString
+
+    @Option(help: "Fields a notification's signature covers: documented or all-received.")
+    var fieldSet: NotificationFieldSet = .documented
+
+    @Flag(help: "Accept a lowercase hexadecimal signature when verifying.")
+    var acceptLowercase = false
+
+    @Argument(help: "FIELD=VALUE pairs.")
+    var fields: [String] = []
+
+    func run() throws {
+        let keyText: String
+        if let keyFile {
+            do {
+                keyText = try String(contentsOfFile: keyFile, encoding: .utf8)
+            } catch {
+                throw ValidationError("Cannot read the key file \(keyFile): \(error.localizedDescription)")
+            }
+        } else if let environment = ProcessInfo.processInfo.environment["LEDGER_KEY"] {
+            keyText = environment
+        } else {
+            throw ValidationError("No key: pass --key-file PATH or set LEDGER_KEY.")
+        }
+        let key: MerchantKey
+        do {
+            key = try MerchantKey(keyText)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let parsed: [FormField]
+        do {
+            parsed = try SignTool.parseFields(self.fields)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let dialect = SigningDialect(
+            emptyValueRule: self.emptyRule,
+            notificationFieldSet: self.fieldSet,
+            acceptLowercaseHex: self.acceptLowercase
+        )
+        let output = SignTool.run(
+            fields: parsed,
+            options: .init(kind: self.kind, key: key, dialect: dialect, json: self.json, verify: self.verify)
+        )
+        print(output.text)
+        if output.exitCode != 0 { throw ExitCode(output.exitCode) }
+    }
+}

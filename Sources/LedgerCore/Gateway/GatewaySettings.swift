@@ -1,0 +1,182 @@
+/// What the core needs to know about the merchant's gateway account. The daemon builds it from its
+/// configuration; the core only checks values, it never reads files or the environment.
+public struct GatewaySettings: Sendable, Hashable {
+    /// The merchant number the platform assigned (`pay_memberid`).
+    public var memberId: String
+    /// The gateway's base URL; the gateway paths (`/Pay_Index.html`, `/Pay_Trade_query.html`) are under it.
+    public var baseURL: String
+    /// Where the gateway POSTs notifications (`pay_notifyurl`).
+    public var notifyURL: String
+    /// Where the buyer's browser returns (`pay_callbackurl`).
+    public var callbackURL: String
+    /// Product (bank) codes this merchant may use; the merchant back office is authoritative.
+    public var bankCodes: [String]
+    public var timeZone: GatewayTimeZone
+    public var dialect: SigningDialect
+    /// Allow `&`, `=`, `%` and `+` in signed values and attach. Off by default because the gateway does not
+    /// URL-encode its callback bodies, so such a value arrives reframed or mangled.
+    public var allowReservedCharacters: Bool
+    public var limits: OrderLimits
+
+    /// The document's product codes: 940 Alipay scan, 941 Alipay H5, 942 WeChat scan, 946 WeChat JSAPI.
+    public static let defaultBankCodes = ["940", "941", "942", "946"]
+
+    public init(
+        memberId: String,
+        baseURL: String,
+        notifyURL: String,
+        callbackURL: String,
+        bankCodes: [String] = GatewaySettings.defaultBankCodes,
+        timeZone: GatewayTimeZone = .shanghai,
+        dialect: SigningDialect = .document,
+        allowReservedCharacters: Bool = false,
+        limits: OrderLimits = .default
+    ) {
+        self.memberId = memberId
+        self.baseURL = baseURL
+        self.notifyURL = notifyURL
+        self.callbackURL = callbackURL
+        self.bankCodes = bankCodes
+        self.timeZone = timeZone
+        self.dialect = dialect
+        self.allowReservedCharacters = allowReservedCharacters
+        self.limits = limits
+    }
+
+    /// `Pay_Index.html` under the base URL.
+    public var payURL: String { Self.join(self.baseURL, "Pay_Index.html") }
+    /// `Pay_Trade_query.html` under the base URL.
+    public var queryURL: String { Self.join(self.baseURL, "Pay_Trade_query.html") }
+
+    static func join(_ base: String, _ path: String) -> String {
+        base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
+    /// Checks every value, naming the setting that is wrong.
+    public func validate() -> [SettingsProblem] {
+        var problems: [SettingsProblem] = []
+        if !GatewayValidation.isMemberId(self.memberId) {
+            problems.append(.init(key: "gateway.memberId", message: "must be 1 to 32 ASCII digits"))
+        }
+        for (key, url) in [("gateway.url", self.baseURL), ("notifyURL", self.notifyURL), ("callbackURL", self.callbackURL)] {
+            if let reason = GatewayValidation.urlProblem(url) {
+                problems.append(.init(key: key, message: reason))
+            }
+        }
+        if self.bankCodes.isEmpty {
+            problems.append(.init(key: "gateway.bankCodes", message: "must list at least one product code"))
+        }
+        for code in self.bankCodes where !GatewayValidation.isBankCode(code) {
+            problems.append(.init(key: "gateway.bankCodes", message: "'\(code)' is not 1 to 16 ASCII letters or digits"))
+        }
+        problems.append(contentsOf: self.limits.validate())
+        return problems
+    }
+}
+
+/// One wrong setting: the key, and what is wrong with its value.
+public struct SettingsProblem: Sendable, Hashable, CustomStringConvertible {
+    public let key: String
+    public let message: String
+
+    public init(key: String, message: String) {
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { "\(self.key): \(self.message)" }
+}
+
+/// Bounds on what a merchant may put in an order. All in one place, with their relationships checked.
+public struct OrderLimits: Sendable, Hashable {
+    /// The largest order amount, in fen. Default 1,000,000.00 yuan: far above any single scan payment, low enough
+    /// that a misplaced decimal point is refused instead of signed.
+    public var amountFenMax: Int64
+    /// Bytes of `pay_productname`, `pay_productdesc` and the other free-text fields.
+    public var textBytesMax: Int
+    /// Bytes of `pay_attach`.
+    public var attachBytesMax: Int
+    /// Bytes of a URL.
+    public var urlBytesMax: Int
+
+    public init(amountFenMax: Int64 = 100_000_000, textBytesMax: Int = 256, attachBytesMax: Int = 256, urlBytesMax: Int = 512) {
+        self.amountFenMax = amountFenMax
+        self.textBytesMax = textBytesMax
+        self.attachBytesMax = attachBytesMax
+        self.urlBytesMax = urlBytesMax
+    }
+
+    public static let `default` = OrderLimits()
+
+    /// The relationships between limits: a whole signed request must fit in a notification body that our own
+    /// form limits accept, so every piece is bounded well below `FormLimits.default.fieldBytesMax`.
+    public func validate() -> [SettingsProblem] {
+        var problems: [SettingsProblem] = []
+        if self.amountFenMax <= 0 || self.amountFenMax > 1_000_000_000_000 {
+            problems.append(.init(key: "limits.order.amountFenMax", message: "must be between 1 and 1000000000000"))
+        }
+        let fieldMax = FormLimits.default.fieldBytesMax
+        for (key, value) in [
+            ("limits.order.textBytesMax", self.textBytesMax), ("limits.order.attachBytesMax", self.attachBytesMax),
+            ("limits.order.urlBytesMax", self.urlBytesMax),
+        ] where value < 1 || value > fieldMax {
+            problems.append(.init(key: key, message: "must be between 1 and \(fieldMax) (the form field limit)"))
+        }
+        return problems
+    }
+}
+
+/// Field rules shared by the builders and parsers.
+public enum GatewayValidation {
+    /// The longest order id the gateway stores ("字符长度20").
+    public static let orderIdBytesMax = 20
+
+    /// 1–20 characters of `[A-Za-z0-9_-]`.
+    public static func isOrderId(_ text: String) -> Bool {
+        let bytes = text.utf8
+        guard !bytes.isEmpty, bytes.count <= Self.orderIdBytesMax else { return false }
+        return bytes.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-")
+        }
+    }
+
+    /// 1–32 ASCII digits.
+    public static func isMemberId(_ text: String) -> Bool {
+        let bytes = text.utf8
+        return !bytes.isEmpty && bytes.count <= 32 && bytes.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    /// 1–16 ASCII letters or digits.
+    public static func isBankCode(_ text: String) -> Bool {
+        let bytes = text.utf8
+        return !bytes.isEmpty && bytes.count <= 16
+            && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }
+    }
+
+    /// Why `text` is not an absolute http(s) URL with a host, or nil when it is one.
+    public static func urlProblem(_ text: String) -> String? {
+        let lower = text.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") {
+            rest = text.dropFirst(8)
+        } else if lower.hasPrefix("http://") {
+            rest = text.dropFirst(7)
+        } else {
+            return "must be an absolute http:// or https:// URL"
+        }
+        let host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if host.isEmpty || host.hasPrefix(":") || host.hasPrefix("@") { return "must name a host" }
+        if text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">") }) {
+            return "must not contain spaces, control characters, quotes or angle brackets"
+        }
+        return nil
+    }
+
+    /// The first of `&`, `=`, `%` and `+` in `text`, the characters an unencoded callback body reframes or mangles.
+    public static func reservedCharacter(in text: String) -> Character? {
+        text.first { $0 == "&" || $0 == "=" || $0 == "%" || $0 == "+" }
+    }
+}
