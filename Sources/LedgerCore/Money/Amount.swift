@@ -93,8 +93,10 @@ enum DecimalParser {
         if fractionDigits.count > decimalsMax { return .failure(.tooManyDecimals(decimalsMax: decimalsMax)) }
         // Leading zeros (allowed for gateway amounts) do not count towards magnitude.
         while integerDigits.count > 1 && integerDigits[0] == UInt8(ascii: "0") { integerDigits.removeFirst() }
-        // 18 integer digits plus 4 decimals would overflow Int64; no real amount comes near, so refuse early.
-        if integerDigits.count + scale > 18 { return .failure(.exceedsMaximum(maximum: "999999999999")) }
+        // More than 18 digits in all could overflow Int64; no real amount comes near, so refuse before computing.
+        if integerDigits.count + scale > 18 {
+            return .failure(.exceedsMaximum(maximum: String(repeating: "9", count: 18 - scale)))
+        }
         var value: Int64 = 0
         for digit in integerDigits { value = value * 10 + Int64(digit - UInt8(ascii: "0")) }
         for index in 0..<scale {
@@ -136,6 +138,8 @@ public struct OrderAmount: Sendable, Hashable, CustomStringConvertible {
     /// at most `fenMax` fen.
     public static func parse(_ text: String, fenMax: Int64) -> Result<OrderAmount, AmountRejection> {
         switch DecimalParser.parse(text, decimalsMax: Self.decimalsMax, scale: 2, allowLeadingZeros: false) {
+        case .failure(.exceedsMaximum):
+            return .failure(.exceedsMaximum(maximum: DecimalParser.format(fenMax, scale: 2, decimals: 2)))
         case .failure(let rejection):
             return .failure(rejection)
         case .success(let parsed):

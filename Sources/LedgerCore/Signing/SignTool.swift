@@ -67,6 +67,7 @@ public enum SignTool {
         if options.json {
             let matches: [JSONValue] = diagnosis.matches.map { match in
                 .object([
+                    "canonical": .string(match.canonicalMasked),
                     "fieldSelection": .string(match.recipe.selection.rawValue),
                     "emptyValueRule": .string(match.recipe.emptyValueRule.rawValue),
                     "joiner": .string(match.recipe.joiner.rawValue),
