@@ -53,8 +53,8 @@ public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
     case callbackReceived = "callback.received.v1"
     case queryResult = "query.result.v1"
 
-    /// The one-byte tag of the binary encoding.
-    var tag: UInt8 {
+    /// The one-byte tag of the binary encoding (the second byte of every encoded event).
+    public var tag: UInt8 {
         switch self {
         case .orderCreated: return 1
         case .callbackReceived: return 2
@@ -218,6 +218,12 @@ public struct PendingEvent: Sendable, Hashable {
     /// Gives the event its place in the log: its sequence number and its predecessor's hash, and computes its own
     /// hash over the deterministic encoding of everything else.
     public func sealed(sequence: UInt64, previousHash: Digest32) -> Event {
+        self.sealedAndEncoded(sequence: sequence, previousHash: previousHash).event
+    }
+
+    /// Seals the event and returns its encoding too, encoding it only once (the hash is computed over the same
+    /// bytes that are stored).
+    public func sealedAndEncoded(sequence: UInt64, previousHash: Digest32) -> (event: Event, encoded: [UInt8]) {
         var event = Event(
             sequence: sequence,
             recordedAt: self.recordedAt,
@@ -226,8 +232,11 @@ public struct PendingEvent: Sendable, Hashable {
             hash: .zero,
             payload: self.payload
         )
-        event.hash = EventCodec.computeHash(of: event)
-        return event
+        var writer = ByteWriter()
+        EventCodec.writeBody(event, into: &writer)
+        event.hash = EventCodec.sha256(writer.bytes)
+        writer.appendDigest(event.hash)
+        return (event, writer.bytes)
     }
 }
 

@@ -1,0 +1,273 @@
+import Foundation
+import LedgerCore
+
+/// The ledger's one writer: a dedicated thread that drains every queued append into a single LMDB write
+/// transaction, commits it (LMDB syncs data and meta pages on commit), and only then resumes the callers.
+///
+/// Throughput therefore grows with concurrency instead of being capped at one fsync per append, and no caller
+/// hears "stored" before its events are durable. Other writes (rebuild chunks, the projection swap) run as
+/// exclusive jobs on the same thread, so LMDB's single-writer rule holds without any lock around transactions.
+final class GroupCommitWriter: @unchecked Sendable {
+    // @unchecked: `queue` and `stopping` are guarded by `condition`; `context` is touched only by the writer thread
+    // (and by `init` before that thread starts).
+
+    struct Limits: Sendable {
+        /// Appends per transaction. 1 turns group commit off (one fsync per append, the benchmark's baseline).
+        var batchCountMax: Int
+        /// Estimated bytes per transaction, so one batch cannot build a huge dirty-page set.
+        var batchBytesMax: Int
+        /// Appends waiting at once; beyond it `append` fails fast with a "busy" error instead of queueing forever.
+        var queueDepthMax: Int
+    }
+
+    /// State only the writer thread touches.
+    final class Context {
+        let environment: LMDBEnvironment
+        let layout: LMDBLayout
+        var head: LogHead
+        var liveGeneration: Int
+        /// A scratch generation kept up to date with every append, while a projection verification compares it.
+        var dualGeneration: Int?
+
+        init(environment: LMDBEnvironment, layout: LMDBLayout, head: LogHead, liveGeneration: Int) {
+            self.environment = environment
+            self.layout = layout
+            self.head = head
+            self.liveGeneration = liveGeneration
+        }
+    }
+
+    private enum Job {
+        case append(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)
+        case exclusive(@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)
+    }
+
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var stopped = false
+    private let context: Context
+    private let limits: Limits
+    private let finished = NSCondition()
+    private var threadFinished = false
+    /// Sizes of committed batches, for metrics: read with `takeBatchSizes`.
+    private var batchSizes: [Int] = []
+
+    init(context: Context, limits: Limits) {
+        self.context = context
+        self.limits = limits
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "ledger-writer"
+        thread.start()
+    }
+
+    func append(_ request: AppendRequest) async throws -> AppendOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            self.condition.lock()
+            if self.stopping {
+                self.condition.unlock()
+                continuation.resume(throwing: StoreError(.closed, "The ledger store is closed."))
+                return
+            }
+            if self.queue.count >= self.limits.queueDepthMax {
+                self.condition.unlock()
+                continuation.resume(
+                    throwing: StoreError(
+                        .busy,
+                        "The ledger's write queue holds \(self.limits.queueDepthMax) appends (store.queueDepthMax); try again."
+                    )
+                )
+                return
+            }
+            self.queue.append(.append(request, continuation))
+            self.condition.signal()
+            self.condition.unlock()
+        }
+    }
+
+    /// Runs `body` on the writer thread between batches, alone.
+    func exclusive<T: Sendable>(_ body: @escaping @Sendable (Context) throws -> T) async throws -> T {
+        let box = ResultBox<T>()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            self.condition.lock()
+            if self.stopping {
+                self.condition.unlock()
+                continuation.resume(throwing: StoreError(.closed, "The ledger store is closed."))
+                return
+            }
+            self.queue.append(.exclusive({ context in box.value = try body(context) }, continuation))
+            self.condition.signal()
+            self.condition.unlock()
+        }
+        return box.value!
+    }
+
+    /// Stops taking jobs, finishes the queued ones, and waits for the thread to end.
+    func stop() {
+        self.condition.lock()
+        self.stopping = true
+        self.condition.signal()
+        self.condition.unlock()
+        self.finished.lock()
+        while !self.threadFinished { self.finished.wait() }
+        self.finished.unlock()
+    }
+
+    /// The sizes of the batches committed since the last call.
+    func takeBatchSizes() -> [Int] {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        let sizes = self.batchSizes
+        self.batchSizes.removeAll(keepingCapacity: true)
+        return sizes
+    }
+
+    private func loop() {
+        while true {
+            self.condition.lock()
+            while self.queue.isEmpty && !self.stopping { self.condition.wait() }
+            if self.queue.isEmpty && self.stopping {
+                self.condition.unlock()
+                break
+            }
+            var appends: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)] = []
+            var exclusive: (@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)?
+            var bytes = 0
+            var taken = 0
+            for job in self.queue {
+                if case .exclusive(let body, let continuation) = job {
+                    if appends.isEmpty {
+                        exclusive = (body, continuation)
+                        taken += 1
+                    }
+                    break
+                }
+                guard case .append(let request, let continuation) = job else { break }
+                if !appends.isEmpty
+                    && (appends.count >= self.limits.batchCountMax || bytes + request.estimatedBytes > self.limits.batchBytesMax)
+                {
+                    break
+                }
+                appends.append((request, continuation))
+                bytes += request.estimatedBytes
+                taken += 1
+            }
+            self.queue.removeFirst(taken)
+            self.condition.unlock()
+
+            if let (body, continuation) = exclusive {
+                do {
+                    try body(self.context)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: Self.storeError(error))
+                }
+            } else {
+                self.commit(appends)
+            }
+        }
+        self.finished.lock()
+        self.threadFinished = true
+        self.finished.broadcast()
+        self.finished.unlock()
+    }
+
+    private func commit(_ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)]) {
+        let context = self.context
+        let layout = context.layout
+        var outcomes: [AppendOutcome] = []
+        var newHead = context.head
+        do {
+            try context.environment.writeGrowing { txn in
+                // This closure may run again after the map grows: it derives everything from the context.
+                outcomes = []
+                var head = context.head
+                var live = ProjectionTable(layout: layout, generation: context.liveGeneration)
+                var dual = ProjectionTable(layout: layout, generation: context.dualGeneration ?? 0)
+                let maintainsDual = context.dualGeneration != nil
+                for (request, _) in batch {
+                    if case .orderAbsent(let orderId) = request.precondition,
+                        let existing = try live.state(of: orderId, in: txn), existing.order != nil
+                    {
+                        outcomes.append(.preconditionFailed(existing))
+                        continue
+                    }
+                    var appended = Appended(events: [], effects: [], orders: [:])
+                    for pending in request.events {
+                        let (event, encoded) = pending.sealedAndEncoded(
+                            sequence: head.sequence + 1,
+                            previousHash: head.hash
+                        )
+                        try Self.index(event, encoded: encoded, layout: layout, in: txn)
+                        let (effect, state) = try live.apply(event, in: txn)
+                        if maintainsDual { _ = try dual.apply(event, in: txn) }
+                        head = LogHead(sequence: event.sequence, hash: event.hash)
+                        appended.events.append(event)
+                        appended.effects.append(effect)
+                        appended.orders[event.orderId] = state
+                    }
+                    outcomes.append(.appended(appended))
+                }
+                try live.flush(in: txn)
+                try txn.put(layout.meta, key: LMDBLayout.checkpointKey(context.liveGeneration), value: LMDBUInt64Key(head.sequence))
+                if let generation = context.dualGeneration {
+                    try dual.flush(in: txn)
+                    try txn.put(layout.meta, key: LMDBLayout.checkpointKey(generation), value: LMDBUInt64Key(head.sequence))
+                }
+                try txn.put(layout.meta, key: LMDBLayout.headKey, value: LMDBLayout.encodeHead(head))
+                newHead = head
+            }
+        } catch {
+            let failure = Self.storeError(error)
+            for (_, continuation) in batch { continuation.resume(throwing: failure) }
+            return
+        }
+        context.head = newHead
+        self.condition.lock()
+        if self.batchSizes.count < 4096 { self.batchSizes.append(batch.count) }
+        self.condition.unlock()
+        for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
+    }
+
+    /// Stores one event and its log indexes (not the projection).
+    static func index(
+        _ event: Event,
+        encoded: [UInt8],
+        layout: LMDBLayout,
+        in txn: borrowing LMDBWriteTransaction
+    ) throws {
+        // lmdb.h, MDB_APPEND: keys must arrive in sorted order; a key at or below the last one fails with
+        // MDB_KEYEXIST, so the log cannot be rewritten by this path even by a bug.
+        try txn.put(layout.events, key: LMDBUInt64Key(event.sequence), value: LMDBLayout.storedValue(encoded), flags: .append)
+        try txn.put(layout.orderEvents, key: Array(event.orderId.utf8), value: LMDBUInt64Key(event.sequence))
+        if case .callbackReceived(let callback) = event.payload, let contentKey = callback.signedContentKey {
+            try txn.put(
+                layout.callbackDedup,
+                key: LMDBLayout.dedupKey(orderId: event.orderId, signedContentKey: contentKey),
+                value: LMDBUInt64Key(event.sequence),
+                flags: .noOverwrite
+            )
+        }
+    }
+
+    /// Maps LMDB's errors to the store's, with a message an operator can act on.
+    static func storeError(_ error: any Error) -> any Error {
+        guard let lmdb = error as? LMDBError else { return error }
+        switch lmdb.code {
+        case .mapFull:
+            return StoreError(.full, "The ledger store is full: \(lmdb.description) Raise store.mapSizeMax.")
+        case .diskFull:
+            return StoreError(.full, "The disk holding the ledger is full; nothing of this write was stored. \(lmdb.description)")
+        case .corrupted, .pageNotFound, .panic, .invalid:
+            return StoreError(.corrupted, lmdb.description)
+        default:
+            return StoreError(.io, lmdb.description)
+        }
+    }
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    // @unchecked: written on the writer thread before the continuation resumes, read after; the continuation's
+    // resume/await pair orders the two.
+    var value: T?
+}

@@ -1,0 +1,283 @@
+import Foundation
+public import LedgerCore
+
+extension LMDBEventStore {
+    /// Walks the whole log on a dedicated thread: sequence continuity, checksums, each event's hash, and the chain
+    /// of previous-hashes. Reports the first break with its position.
+    public func verifyChain(progress: ProgressHandler?) async throws -> ChainReport {
+        let started = ContinuousClock.now
+        return try await DedicatedThread.run("ledger-verify") { [self] in
+            try self.environment.read { txn in
+                let recorded = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+                var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
+                var expected: UInt64 = 1
+                var previous = Digest32.zero
+                var firstBreak: ChainReport.Break?
+                try txn.forEach(self.layout.events) { key, value in
+                    guard let sequence = LMDBUInt64Key(bytes: key)?.value else {
+                        firstBreak = .corrupted(sequence: expected, reason: "a key that is not a sequence number")
+                        return .stop
+                    }
+                    guard sequence == expected else {
+                        firstBreak = .sequenceGap(expected: expected, found: sequence)
+                        return .stop
+                    }
+                    let event: Event
+                    do {
+                        let encoded = try LMDBLayout.checkedEvent(value, sequence: sequence)
+                        event = try EventCodec.decode(encoded, verifyHash: false)
+                        guard event.sequence == sequence else {
+                            firstBreak = .corrupted(sequence: sequence, reason: "it says it is event \(event.sequence)")
+                            return .stop
+                        }
+                    } catch let error as StoreError {
+                        firstBreak = .corrupted(sequence: sequence, reason: error.message)
+                        return .stop
+                    } catch {
+                        firstBreak = .corrupted(sequence: sequence, reason: "\(error)")
+                        return .stop
+                    }
+                    guard event.hashIsValid else {
+                        firstBreak = .hashMismatch(sequence: sequence)
+                        return .stop
+                    }
+                    guard event.previousHash == previous else {
+                        firstBreak = .chainMismatch(sequence: sequence)
+                        return .stop
+                    }
+                    previous = event.hash
+                    expected += 1
+                    reporter.advance(to: sequence)
+                    return .continue
+                }
+                let last = LogHead(sequence: expected - 1, hash: previous)
+                if firstBreak == nil && last != recorded {
+                    firstBreak = .headMismatch(recorded: recorded.sequence, last: last.sequence)
+                }
+                reporter.finish()
+                return ChainReport(
+                    eventsChecked: expected - 1,
+                    head: last,
+                    firstBreak: firstBreak,
+                    seconds: Self.seconds(since: started)
+                )
+            }
+        }
+    }
+
+    /// Replays the log into the scratch generation while appends go on, catches up inside the writer, and swaps
+    /// the generations in the same write transaction, so a reader sees either the old projection or the new one.
+    public func rebuildProjection(progress: ProgressHandler?) async throws -> RebuildReport {
+        try self.beginLongOperation("the rebuild")
+        defer { self.endLongOperation() }
+        let started = ContinuousClock.now
+        let scratch = try await self.replayIntoScratch(phase: "rebuild", progress: progress)
+        let head = try await self.writer.exclusive { context in
+            try context.environment.writeGrowing { txn in
+                try Self.catchUp(context: context, scratch: scratch, in: txn)
+                try txn.put(context.layout.meta, key: LMDBLayout.generationKey, value: [UInt8(scratch)])
+            }
+            // Only after the commit does the writer switch: a failed swap leaves the old projection live.
+            context.liveGeneration = scratch
+            return context.head
+        }
+        let count = try self.environment.read { txn in UInt64(try txn.stat(self.layout.orders[scratch]).entries) }
+        return RebuildReport(eventsReplayed: head.sequence, orders: count, head: head, seconds: Self.seconds(since: started))
+    }
+
+    /// Rebuilds into the scratch generation and compares it with the live projection order by order, in one
+    /// read snapshot where both reflect the same head.
+    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport {
+        try self.beginLongOperation("the verification")
+        defer { self.endLongOperation() }
+        let started = ContinuousClock.now
+        let scratch = try await self.replayIntoScratch(phase: "verify", progress: progress)
+        // From this job on, every append updates the scratch generation too, so a read snapshot sees both at the
+        // same checkpoint.
+        try await self.writer.exclusive { context in
+            try context.environment.writeGrowing { txn in try Self.catchUp(context: context, scratch: scratch, in: txn) }
+            context.dualGeneration = scratch
+        }
+        do {
+            let report = try await DedicatedThread.run("ledger-compare") { [self] in
+                try self.compareGenerations(scratch: scratch, differencesMax: differencesMax)
+            }
+            try await self.writer.exclusive { context in context.dualGeneration = nil }
+            return ProjectionVerifyReport(
+                eventsReplayed: report.head.sequence,
+                ordersCompared: report.compared,
+                differences: report.differences,
+                differenceCount: report.count,
+                head: report.head,
+                seconds: Self.seconds(since: started)
+            )
+        } catch {
+            try? await self.writer.exclusive { context in context.dualGeneration = nil }
+            throw error
+        }
+    }
+
+    /// Empties the scratch generation and replays the log into it chunk by chunk until the tail is short enough
+    /// to apply inside one writer job. Returns the scratch generation.
+    private func replayIntoScratch(phase: String, progress: ProgressHandler?) async throws -> Int {
+        let scratch = try await self.writer.exclusive { context in
+            let scratch = 1 - context.liveGeneration
+            try context.environment.writeGrowing { txn in
+                try txn.drop(context.layout.orders[scratch])
+                try txn.drop(context.layout.byStatus[scratch])
+                try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(0))
+            }
+            return scratch
+        }
+        let total = try await self.head().sequence
+        var reporter = ProgressReporter(phase: phase, total: total, handler: progress)
+        var next: UInt64 = 1
+        var replayed: UInt64 = 0
+        while true {
+            let chunkSize = self.options.rebuildChunkEvents
+            let start = next
+            // Decoding happens on a dedicated thread, folding and writing in the writer: one code path for both.
+            let events = try await DedicatedThread.run("ledger-replay") { [self] in
+                try self.environment.read { txn in
+                    var events: [Event] = []
+                    events.reserveCapacity(chunkSize)
+                    try txn.forEach(self.layout.events, from: LMDBUInt64Key(start)) { key, value in
+                        let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
+                        events.append(try LMDBLayout.decodeStored(value, sequence: sequence))
+                        return events.count < chunkSize ? .continue : .stop
+                    }
+                    return events
+                }
+            }
+            if events.count < chunkSize { break }
+            try await self.writer.exclusive { context in
+                try context.environment.writeGrowing { txn in
+                    var table = ProjectionTable(layout: context.layout, generation: scratch)
+                    for event in events { _ = try table.apply(event, in: txn) }
+                    try table.flush(in: txn)
+                    try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.sequence))
+                }
+            }
+            next = events.last!.sequence + 1
+            replayed += UInt64(events.count)
+            reporter.advance(to: replayed)
+        }
+        reporter.finish()
+        return scratch
+    }
+
+    /// Applies the events after the scratch checkpoint up to the writer's head; runs inside the writer.
+    static func catchUp(
+        context: GroupCommitWriter.Context,
+        scratch: Int,
+        in txn: borrowing LMDBWriteTransaction
+    ) throws {
+        let layout = context.layout
+        let checkpoint = LMDBLayout.u64(try txn.get(layout.meta, key: LMDBLayout.checkpointKey(scratch))) ?? 0
+        var table = ProjectionTable(layout: layout, generation: scratch)
+        var events: [Event] = []
+        try txn.forEach(layout.events, from: LMDBUInt64Key(checkpoint + 1)) { key, value in
+            let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
+            events.append(try LMDBLayout.decodeStored(value, sequence: sequence))
+            return .continue
+        }
+        for event in events { _ = try table.apply(event, in: txn) }
+        try table.flush(in: txn)
+        try txn.put(layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(context.head.sequence))
+    }
+
+    private struct Comparison: Sendable {
+        var compared: UInt64
+        var differences: [ProjectionDifference]
+        var count: UInt64
+        var head: LogHead
+    }
+
+    /// Merges the two generations' order tables in key order; equal encodings mean equal states, because the
+    /// encoding is deterministic.
+    private func compareGenerations(scratch: Int, differencesMax: Int) throws -> Comparison {
+        try self.environment.read { txn in
+            let generation = Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
+            let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+            let liveCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation)))
+            let scratchCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(scratch)))
+            guard liveCheckpoint == scratchCheckpoint else {
+                throw StoreError(.busy, "The live and rebuilt projections are not at the same position; try again.")
+            }
+            var live: [String: [UInt8]] = [:]
+            var comparison = Comparison(compared: 0, differences: [], count: 0, head: head)
+            // Two cursors in step would avoid this dictionary; the live table is read in chunks to bound memory.
+            var liveEntries: [(String, [UInt8])] = []
+            try txn.forEach(self.layout.orders[generation]) { key, value in
+                liveEntries.append((String(decoding: key, as: UTF8.self), Array(value)))
+                return .continue
+            }
+            live = Dictionary(liveEntries, uniquingKeysWith: { first, _ in first })
+            liveEntries.removeAll()
+            try txn.forEach(self.layout.orders[scratch]) { key, value in
+                let id = String(decoding: key, as: UTF8.self)
+                comparison.compared += 1
+                let rebuilt = Array(value)
+                if let existing = live.removeValue(forKey: id) {
+                    if existing != rebuilt {
+                        comparison.count += 1
+                        if comparison.differences.count < differencesMax {
+                            comparison.differences.append(
+                                ProjectionDifference(orderId: id, live: try? OrderStateCodec.decode(existing), rebuilt: try? OrderStateCodec.decode(rebuilt))
+                            )
+                        }
+                    }
+                } else {
+                    comparison.count += 1
+                    if comparison.differences.count < differencesMax {
+                        comparison.differences.append(ProjectionDifference(orderId: id, live: nil, rebuilt: try? OrderStateCodec.decode(rebuilt)))
+                    }
+                }
+                return .continue
+            }
+            for (id, existing) in live.sorted(by: { $0.key < $1.key }) {
+                comparison.count += 1
+                if comparison.differences.count < differencesMax {
+                    comparison.differences.append(ProjectionDifference(orderId: id, live: try? OrderStateCodec.decode(existing), rebuilt: nil))
+                }
+            }
+            return comparison
+        }
+    }
+}
+
+/// Reports progress at most a few times a second, with rate and time remaining.
+struct ProgressReporter {
+    let phase: String
+    let total: UInt64
+    let handler: ProgressHandler?
+    let started = ContinuousClock.now
+    var lastReport = ContinuousClock.now
+    var done: UInt64 = 0
+
+    init(phase: String, total: UInt64, handler: ProgressHandler?) {
+        self.phase = phase
+        self.total = total
+        self.handler = handler
+    }
+
+    mutating func advance(to done: UInt64) {
+        self.done = done
+        guard let handler = self.handler, done % 1024 == 0 || done == self.total else { return }
+        let now = ContinuousClock.now
+        guard now - self.lastReport >= .milliseconds(250) else { return }
+        self.lastReport = now
+        handler(self.snapshot(now: now))
+    }
+
+    func finish() {
+        self.handler?(self.snapshot(now: .now))
+    }
+
+    private func snapshot(now: ContinuousClock.Instant) -> StoreProgress {
+        let elapsed = LMDBEventStore.seconds(since: self.started)
+        let rate = elapsed > 0 ? Double(self.done) / elapsed : 0
+        let remaining = rate > 0 && self.total >= self.done ? Double(self.total - self.done) / rate : nil
+        return StoreProgress(phase: self.phase, done: self.done, total: self.total, rate: rate, secondsRemaining: remaining)
+    }
+}

@@ -1,0 +1,317 @@
+import Foundation
+public import LedgerCore
+
+/// The ledger's embedded store: the event log, its indexes and the order projection in one LMDB environment.
+public final class LMDBEventStore: EventStore, @unchecked Sendable {
+    /// Limits and sizes of the store, each with a config key in the daemon (`store.*`).
+    public struct Options: Sendable {
+        /// Initial map size in bytes (`store.mapSize`).
+        public var mapSize: Int
+        /// The most the map may grow to (`store.mapSizeMax`).
+        public var mapSizeMax: Int
+        /// Appends per commit (`store.batchCountMax`); 1 disables group commit.
+        public var batchCountMax: Int
+        /// Estimated bytes per commit (`store.batchBytesMax`).
+        public var batchBytesMax: Int
+        /// Appends waiting at once (`store.queueDepthMax`).
+        public var queueDepthMax: Int
+        /// Events per rebuild chunk: each chunk holds the writer for one transaction.
+        public var rebuildChunkEvents: Int
+        /// Maximum events per `readEvents` page.
+        public var readPageMax: Int
+
+        public init(
+            mapSize: Int = 64 << 20,
+            mapSizeMax: Int = 64 << 30,
+            batchCountMax: Int = 1024,
+            batchBytesMax: Int = 8 << 20,
+            queueDepthMax: Int = 65_536,
+            rebuildChunkEvents: Int = 16_384,
+            readPageMax: Int = 10_000
+        ) {
+            self.mapSize = mapSize
+            self.mapSizeMax = mapSizeMax
+            self.batchCountMax = batchCountMax
+            self.batchBytesMax = batchBytesMax
+            self.queueDepthMax = queueDepthMax
+            self.rebuildChunkEvents = rebuildChunkEvents
+            self.readPageMax = readPageMax
+        }
+    }
+
+    public let path: String
+    let environment: LMDBEnvironment
+    let layout: LMDBLayout
+    let writer: GroupCommitWriter
+    let options: Options
+    private let longOperation = NSLock()
+    private var longOperationRunning = false
+
+    /// Opens (creating if needed) the store in the directory `path`. Refuses a directory another process uses.
+    public init(path: String, options: Options = Options()) throws {
+        guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
+            options.rebuildChunkEvents >= 1, options.readPageMax >= 1
+        else {
+            throw StoreError(.invalidArgument, "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive.")
+        }
+        let environment = try LMDBEnvironment(
+            path: path,
+            options: .init(mapSize: options.mapSize, mapSizeMax: options.mapSizeMax, maxDatabases: 16, maxReaders: 254)
+        )
+        let layout = try LMDBLayout(environment: environment)
+        let (head, generation) = try Self.openMeta(environment, layout)
+        self.path = environment.path
+        self.environment = environment
+        self.layout = layout
+        self.options = options
+        self.writer = GroupCommitWriter(
+            context: .init(environment: environment, layout: layout, head: head, liveGeneration: generation),
+            limits: .init(
+                batchCountMax: options.batchCountMax,
+                batchBytesMax: options.batchBytesMax,
+                queueDepthMax: options.queueDepthMax
+            )
+        )
+    }
+
+    /// Reads (or, for a new store, writes) the metadata, and checks the recorded head against the last event: the
+    /// same property on both sides of the disk.
+    private static func openMeta(_ environment: LMDBEnvironment, _ layout: LMDBLayout) throws -> (LogHead, Int) {
+        try environment.writeGrowing { txn in
+            if let format = try txn.get(layout.meta, key: LMDBLayout.formatKey) {
+                guard format.count == 1, format[0] == LMDBLayout.formatVersion else {
+                    throw StoreError(.corrupted, "The ledger at \(environment.path) has an unknown format; this build reads format \(LMDBLayout.formatVersion).")
+                }
+            } else {
+                try txn.put(layout.meta, key: LMDBLayout.formatKey, value: [LMDBLayout.formatVersion])
+                try txn.put(layout.meta, key: LMDBLayout.generationKey, value: [0])
+            }
+            let generation = Int(try txn.get(layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
+            guard generation == 0 || generation == 1 else {
+                throw StoreError(.corrupted, "The ledger's projection generation marker is damaged.")
+            }
+            let recorded = try txn.get(layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+            let last: LogHead = try txn.withCursor(layout.events) { cursor in
+                guard let (key, value) = try cursor.last() else { return .empty }
+                guard let sequence = LMDBUInt64Key(bytes: key)?.value else {
+                    throw StoreError(.corrupted, "The last key of the event log is not a sequence number.")
+                }
+                let encoded = try LMDBLayout.checkedEvent(value, sequence: sequence)
+                let envelope = try EventCodec.decodeEnvelope(encoded)
+                return LogHead(sequence: sequence, hash: envelope.hash)
+            }
+            guard recorded == last else {
+                throw StoreError(
+                    .corrupted,
+                    "The ledger's recorded head (\(recorded.sequence)) is not its last event (\(last.sequence)); run a chain verification."
+                )
+            }
+            let checkpoint = LMDBLayout.u64(try txn.get(layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0
+            guard checkpoint == last.sequence else {
+                throw StoreError(.corrupted, "The live projection's checkpoint (\(checkpoint)) is not the head (\(last.sequence)).")
+            }
+            return (last, generation)
+        }
+    }
+
+    // MARK: Appending
+
+    public func append(_ request: AppendRequest) async throws -> AppendOutcome {
+        try await self.writer.append(request)
+    }
+
+    /// Batch sizes committed since the last call, for metrics.
+    public func takeCommitBatchSizes() -> [Int] { self.writer.takeBatchSizes() }
+
+    // MARK: Reading
+
+    private func liveGeneration(_ txn: borrowing LMDBReadTransaction) throws -> Int {
+        Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
+    }
+
+    public func head() async throws -> LogHead {
+        try self.environment.read { txn in
+            try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+        }
+    }
+
+    public func readEvents(from sequence: UInt64, limit: Int) async throws -> [Event] {
+        let limit = min(max(limit, 0), self.options.readPageMax)
+        if limit == 0 { return [] }
+        return try self.environment.read { txn in
+            var events: [Event] = []
+            events.reserveCapacity(min(limit, 1024))
+            try txn.forEach(self.layout.events, from: LMDBUInt64Key(max(sequence, 1))) { key, value in
+                let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
+                events.append(try LMDBLayout.decodeStored(value, sequence: sequence))
+                return events.count < limit ? .continue : .stop
+            }
+            return events
+        }
+    }
+
+    public func events(forOrder orderId: String) async throws -> [Event] {
+        try self.environment.read { txn in
+            var sequences: [UInt64] = []
+            try txn.withCursor(self.layout.orderEvents) { cursor in
+                try cursor.forEachDuplicate(of: Array(orderId.utf8)) { value in
+                    if let sequence = LMDBUInt64Key(bytes: value)?.value { sequences.append(sequence) }
+                    return .continue
+                }
+            }
+            return try sequences.map { sequence in
+                guard let value = try txn.get(self.layout.events, key: LMDBUInt64Key(sequence)) else {
+                    throw StoreError(.corrupted, "The order index names event \(sequence), which is not in the log.")
+                }
+                return try LMDBLayout.decodeStored(value, sequence: sequence)
+            }
+        }
+    }
+
+    public func order(_ orderId: String) async throws -> OrderState? {
+        try self.environment.read { txn in
+            let generation = try self.liveGeneration(txn)
+            guard let value = try txn.get(self.layout.orders[generation], key: Array(orderId.utf8)) else { return nil }
+            return try Self.decodeOrder(value, orderId: orderId)
+        }
+    }
+
+    static func decodeOrder(_ value: UnsafeRawBufferPointer, orderId: String) throws -> OrderState {
+        do {
+            return try OrderStateCodec.decode(value)
+        } catch {
+            throw StoreError(.corrupted, "The stored projection of order \(orderId) does not decode: \(error.description)")
+        }
+    }
+
+    public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {
+        let limit = min(max(limit, 0), self.options.readPageMax)
+        if limit == 0 { return [] }
+        return try self.environment.read { txn in
+            let generation = try self.liveGeneration(txn)
+            var ids: [String] = []
+            try txn.withCursor(self.layout.byStatus[generation]) { cursor in
+                var entry: LMDBCursor.Entry?
+                if let afterOrderId {
+                    let after = Array(afterOrderId.utf8)
+                    entry = try cursor.seek([status.code], valueAtOrAfter: after)
+                    if let (_, value) = entry, Array(value) == after { entry = try cursor.nextDuplicate() }
+                } else {
+                    entry = try cursor.seekExactly([status.code])
+                }
+                while let (_, value) = entry, ids.count < limit {
+                    ids.append(String(decoding: value, as: UTF8.self))
+                    entry = try cursor.nextDuplicate()
+                }
+            }
+            return try ids.map { id in
+                guard let value = try txn.get(self.layout.orders[generation], key: Array(id.utf8)) else {
+                    throw StoreError(.corrupted, "The status index names order \(id), which has no projection.")
+                }
+                return try Self.decodeOrder(value, orderId: id)
+            }
+        }
+    }
+
+    public func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64? {
+        try self.environment.read { txn in
+            LMDBLayout.u64(
+                try txn.get(self.layout.callbackDedup, key: LMDBLayout.dedupKey(orderId: orderId, signedContentKey: signedContentKey))
+            )
+        }
+    }
+
+    public func statistics() async throws -> StoreStatistics {
+        let (head, byStatus) = try self.environment.read { txn in
+            let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+            let generation = try self.liveGeneration(txn)
+            var byStatus: [OrderStatus: UInt64] = [:]
+            try txn.withCursor(self.layout.byStatus[generation]) { cursor in
+                for status in OrderStatus.allCases {
+                    byStatus[status] = try cursor.seekExactly([status.code]) != nil ? UInt64(try cursor.duplicateCount()) : 0
+                }
+            }
+            return (head, byStatus)
+        }
+        let byType = try await self.eventCountsByType()
+        let info = try self.environment.info()
+        return StoreStatistics(
+            head: head,
+            eventsByType: byType,
+            ordersByStatus: byStatus,
+            storeBytes: UInt64(try self.environment.usedBytes),
+            mapBytes: UInt64(info.mapSize)
+        )
+    }
+
+    /// Counts events by type with a scan of envelopes, on a dedicated thread.
+    private func eventCountsByType() async throws -> [EventType: UInt64] {
+        try await DedicatedThread.run("ledger-stats") { [self] in
+            try self.environment.read { txn in
+                var counts: [EventType: UInt64] = [:]
+                try txn.forEach(self.layout.events) { key, value in
+                    let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
+                    let encoded = try LMDBLayout.checkedEvent(value, sequence: sequence)
+                    guard encoded.count > 1, let type = EventType.allCases.first(where: { $0.tag == encoded[1] }) else {
+                        throw StoreError(.corrupted, "Event \(sequence) has an unknown type.")
+                    }
+                    counts[type, default: 0] += 1
+                    return .continue
+                }
+                return counts
+            }
+        }
+    }
+
+    // MARK: Maintenance
+
+    /// Clears reader slots left by dead processes (lmdb.h, mdb_reader_check); call periodically.
+    public func clearStaleReaders() throws -> Int {
+        try self.environment.clearStaleReaders()
+    }
+
+    public func backup(to path: String) async throws -> BackupReport {
+        let started = ContinuousClock.now
+        let head = try await self.head()
+        try await DedicatedThread.run("ledger-backup") { [environment = self.environment] in
+            // lmdb.h, mdb_env_copy2 with MDB_CP_COMPACT: a consistent copy taken inside one read transaction,
+            // omitting free pages; writers are not blocked.
+            do {
+                try environment.copy(to: path, compact: true)
+            } catch {
+                throw StoreError(.io, "The backup to \(path) failed: \(error)")
+            }
+        }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/data.mdb")
+        let bytes = (attributes?[.size] as? NSNumber)?.uint64Value ?? 0
+        return BackupReport(path: path, bytes: bytes, head: head, seconds: Self.seconds(since: started))
+    }
+
+    public func close() async {
+        self.writer.stop()
+        self.environment.close()
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// Claims the right to run a rebuild or a verification; only one runs at a time.
+    func beginLongOperation(_ name: String) throws {
+        self.longOperation.lock()
+        defer { self.longOperation.unlock() }
+        guard !self.longOperationRunning else {
+            throw StoreError(.busy, "A projection rebuild or verification is already running; \(name) must wait for it.")
+        }
+        self.longOperationRunning = true
+    }
+
+    func endLongOperation() {
+        self.longOperation.lock()
+        self.longOperationRunning = false
+        self.longOperation.unlock()
+    }
+}
+
+

@@ -1,0 +1,104 @@
+import FoundationEssentials
+import LedgerCore
+
+/// The named databases of the ledger's LMDB environment and how their keys and values are laid out.
+///
+/// - `events`: big-endian u64 sequence → CRC-32C (4 bytes, big-endian) + encoded event. Appended with
+///   `MDB_APPEND`, so the log is append-only by construction.
+/// - `order-events` (DUPSORT): order id → big-endian u64 sequence of each of its events.
+/// - `callback-dedup`: order id, 0x00, signed content key → sequence of the first validly signed callback with
+///   that content (`MDB_NOOVERWRITE`: the first one stays).
+/// - `orders.0`, `orders.1`: order id → encoded `OrderState`; two generations, one live, one scratch for rebuilds.
+/// - `by-status.0`, `by-status.1` (DUPSORT): status code byte → order id.
+/// - `meta`: `format` → u8; `head` → u64 sequence + 32-byte hash; `generation` → u8 (the live one);
+///   `checkpoint.0`, `checkpoint.1` → u64, the last sequence applied to each generation.
+struct LMDBLayout: Sendable {
+    static let formatVersion: UInt8 = 1
+
+    let events: LMDBDatabase
+    let orderEvents: LMDBDatabase
+    let callbackDedup: LMDBDatabase
+    let orders: [LMDBDatabase]
+    let byStatus: [LMDBDatabase]
+    let meta: LMDBDatabase
+
+    init(environment: LMDBEnvironment) throws {
+        self.events = try environment.openDatabase(name: "events")
+        self.orderEvents = try environment.openDatabase(name: "order-events", flags: [.create, .dupSort])
+        self.callbackDedup = try environment.openDatabase(name: "callback-dedup")
+        self.orders = [
+            try environment.openDatabase(name: "orders.0"), try environment.openDatabase(name: "orders.1"),
+        ]
+        self.byStatus = [
+            try environment.openDatabase(name: "by-status.0", flags: [.create, .dupSort]),
+            try environment.openDatabase(name: "by-status.1", flags: [.create, .dupSort]),
+        ]
+        self.meta = try environment.openDatabase(name: "meta")
+    }
+
+    static let formatKey = Array("format".utf8)
+    static let headKey = Array("head".utf8)
+    static let generationKey = Array("generation".utf8)
+    static func checkpointKey(_ generation: Int) -> [UInt8] { Array("checkpoint.\(generation)".utf8) }
+
+    static func dedupKey(orderId: String, signedContentKey: String) -> [UInt8] {
+        Array(orderId.utf8) + [0] + Array(signedContentKey.utf8)
+    }
+
+    static func encodeHead(_ head: LogHead) -> [UInt8] {
+        var bytes = withUnsafeBytes(of: head.sequence.bigEndian) { Array($0) }
+        bytes.append(contentsOf: head.hash.bytes)
+        return bytes
+    }
+
+    static func decodeHead(_ buffer: UnsafeRawBufferPointer) -> LogHead? {
+        guard buffer.count == 40, let sequence = LMDBUInt64Key(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<8])),
+            let hash = Digest32(bytes: UnsafeRawBufferPointer(rebasing: buffer[8..<40]))
+        else { return nil }
+        return LogHead(sequence: sequence.value, hash: hash)
+    }
+
+    static func u64(_ buffer: UnsafeRawBufferPointer?) -> UInt64? {
+        guard let buffer, let key = LMDBUInt64Key(bytes: buffer) else { return nil }
+        return key.value
+    }
+
+    /// The stored value of an event: its CRC-32C then its encoding.
+    static func storedValue(_ encoded: [UInt8]) -> [UInt8] {
+        var value = withUnsafeBytes(of: CRC32C.checksum(encoded).bigEndian) { Array($0) }
+        value.append(contentsOf: encoded)
+        return value
+    }
+
+    /// Checks the CRC of a stored value and returns the encoded event inside it.
+    static func checkedEvent(_ value: UnsafeRawBufferPointer, sequence: UInt64) throws -> UnsafeRawBufferPointer {
+        guard value.count > 4 else {
+            throw StoreError(.corrupted, "Event \(sequence) is \(value.count) bytes, too short to hold an event.")
+        }
+        let stored = UInt32(value[0]) << 24 | UInt32(value[1]) << 16 | UInt32(value[2]) << 8 | UInt32(value[3])
+        let encoded = UnsafeRawBufferPointer(rebasing: value[4...])
+        guard CRC32C.checksum(encoded) == stored else {
+            throw StoreError(.corrupted, "Event \(sequence) fails its checksum: the stored bytes are damaged.")
+        }
+        return encoded
+    }
+
+    /// Reads, checks and decodes the event stored under `sequence`.
+    static func decodeStored(
+        _ value: UnsafeRawBufferPointer,
+        sequence: UInt64,
+        verifyHash: Bool = false
+    ) throws -> Event {
+        let encoded = try Self.checkedEvent(value, sequence: sequence)
+        let event: Event
+        do {
+            event = try EventCodec.decode(encoded, verifyHash: verifyHash)
+        } catch {
+            throw StoreError(.corrupted, "Event \(sequence) does not decode: \(error.description)")
+        }
+        guard event.sequence == sequence else {
+            throw StoreError(.corrupted, "The event stored under \(sequence) says it is event \(event.sequence).")
+        }
+        return event
+    }
+}

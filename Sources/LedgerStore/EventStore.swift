@@ -1,0 +1,236 @@
+public import LedgerCore
+
+/// What to append: events that belong together, stored in one transaction or not at all.
+public struct AppendRequest: Sendable {
+    /// A condition checked inside the write transaction, so that check and append cannot be interleaved by
+    /// another writer (or, with a shared store, another daemon).
+    public enum Precondition: Sendable, Hashable {
+        case none
+        /// The order must not exist yet: its id has no order-created event.
+        case orderAbsent(String)
+    }
+
+    public var events: [PendingEvent]
+    public var precondition: Precondition
+
+    public init(_ events: [PendingEvent], precondition: Precondition = .none) {
+        self.events = events
+        self.precondition = precondition
+    }
+
+    /// An estimate of the stored size, used to bound a commit batch by bytes.
+    var estimatedBytes: Int {
+        self.events.reduce(0) { total, event in
+            switch event.payload {
+            case .orderCreated: return total + 512
+            case .callbackReceived(let callback): return total + 256 + callback.rawBody.count * 2
+            case .queryResult(let result): return total + 256 + result.body.count * 2
+            }
+        }
+    }
+}
+
+/// The events one append stored, what the projection made of each, and the touched orders' states after them.
+public struct Appended: Sendable, Hashable {
+    public var events: [Event]
+    public var effects: [EventEffect]
+    public var orders: [String: OrderState]
+}
+
+/// What became of an append.
+public enum AppendOutcome: Sendable, Hashable {
+    /// Stored, committed and synced: the events with their sequence numbers and hashes, what the projection made
+    /// of each, and the state of each order they touched after them.
+    case appended(Appended)
+    /// Nothing stored: the precondition did not hold. Carries the order as it is.
+    case preconditionFailed(OrderState)
+
+    /// The appended events, or nil when the precondition failed.
+    public var events: [Event]? {
+        if case .appended(let appended) = self { return appended.events }
+        return nil
+    }
+}
+
+/// The head of the log: the last sequence number and its event's hash.
+public struct LogHead: Sendable, Hashable {
+    public var sequence: UInt64
+    public var hash: Digest32
+
+    public init(sequence: UInt64, hash: Digest32) {
+        self.sequence = sequence
+        self.hash = hash
+    }
+
+    public static let empty = LogHead(sequence: 0, hash: .zero)
+}
+
+/// Progress of a long operation (rebuild, verification), reported a few times a second.
+public struct StoreProgress: Sendable, Hashable {
+    public var phase: String
+    public var done: UInt64
+    public var total: UInt64
+    /// Items per second so far.
+    public var rate: Double
+    /// Seconds left at that rate.
+    public var secondsRemaining: Double?
+
+    public init(phase: String, done: UInt64, total: UInt64, rate: Double, secondsRemaining: Double?) {
+        self.phase = phase
+        self.done = done
+        self.total = total
+        self.rate = rate
+        self.secondsRemaining = secondsRemaining
+    }
+}
+
+public typealias ProgressHandler = @Sendable (StoreProgress) -> Void
+
+/// The result of walking the hash chain.
+public struct ChainReport: Sendable, Hashable {
+    /// Where and why the chain breaks.
+    public enum Break: Sendable, Hashable, CustomStringConvertible {
+        /// The sequence numbers skip (or repeat): `expected` was due, `found` is stored.
+        case sequenceGap(expected: UInt64, found: UInt64)
+        /// The stored bytes fail their checksum, or do not decode.
+        case corrupted(sequence: UInt64, reason: String)
+        /// The event's own hash does not match its content.
+        case hashMismatch(sequence: UInt64)
+        /// The event's previous-hash is not its predecessor's hash.
+        case chainMismatch(sequence: UInt64)
+        /// The head recorded in the store's metadata is not the last event.
+        case headMismatch(recorded: UInt64, last: UInt64)
+
+        public var sequence: UInt64 {
+            switch self {
+            case .sequenceGap(let expected, _): return expected
+            case .corrupted(let sequence, _), .hashMismatch(let sequence), .chainMismatch(let sequence):
+                return sequence
+            case .headMismatch(let recorded, _): return recorded
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .sequenceGap(let expected, let found):
+                return "The log skips from sequence \(expected - 1) to \(found)."
+            case .corrupted(let sequence, let reason): return "Event \(sequence) is corrupted: \(reason)"
+            case .hashMismatch(let sequence): return "Event \(sequence)'s hash does not match its content."
+            case .chainMismatch(let sequence):
+                return "Event \(sequence)'s previous hash is not the hash of event \(sequence - 1)."
+            case .headMismatch(let recorded, let last):
+                return "The recorded head is \(recorded) but the last event is \(last)."
+            }
+        }
+    }
+
+    /// How many events were checked.
+    public var eventsChecked: UInt64
+    /// The head (the last event checked) when the chain is whole.
+    public var head: LogHead
+    /// The first break, if any.
+    public var firstBreak: Break?
+    public var seconds: Double
+
+    public var isIntact: Bool { self.firstBreak == nil }
+}
+
+/// The result of a projection rebuild.
+public struct RebuildReport: Sendable, Hashable {
+    public var eventsReplayed: UInt64
+    public var orders: UInt64
+    /// The head the new projection reflects when it was swapped in.
+    public var head: LogHead
+    public var seconds: Double
+}
+
+/// One order whose live projection differs from a rebuild.
+public struct ProjectionDifference: Sendable, Hashable {
+    public var orderId: String
+    public var live: OrderState?
+    public var rebuilt: OrderState?
+}
+
+/// The result of a projection verification.
+public struct ProjectionVerifyReport: Sendable, Hashable {
+    public var eventsReplayed: UInt64
+    public var ordersCompared: UInt64
+    /// The differing orders, at most `differencesMax`.
+    public var differences: [ProjectionDifference]
+    /// How many differ in all.
+    public var differenceCount: UInt64
+    public var head: LogHead
+    public var seconds: Double
+}
+
+/// The result of a backup.
+public struct BackupReport: Sendable, Hashable {
+    public var path: String
+    public var bytes: UInt64
+    public var head: LogHead
+    public var seconds: Double
+}
+
+/// Sizes and counts for `ledger.stats`.
+public struct StoreStatistics: Sendable, Hashable {
+    public var head: LogHead
+    public var eventsByType: [EventType: UInt64]
+    public var ordersByStatus: [OrderStatus: UInt64]
+    /// Bytes the store occupies.
+    public var storeBytes: UInt64
+    /// Bytes the store may grow to without remapping (LMDB's map size), or nil where that means nothing.
+    public var mapBytes: UInt64?
+}
+
+/// Why the store could not do what was asked. Operating errors, with a message that says what to do.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        case full = "store-full"
+        case corrupted
+        case closed
+        case busy
+        case io
+        case invalidArgument = "invalid-argument"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { self.message }
+}
+
+/// The ledger's storage, behind which LMDB (the embedded default) or another engine sits. The daemon depends on
+/// this protocol only; one contract test suite runs against every implementation.
+public protocol EventStore: AnyObject, Sendable {
+    /// Appends events durably: returns only after they are committed and synced.
+    func append(_ request: AppendRequest) async throws -> AppendOutcome
+    /// The head of the log.
+    func head() async throws -> LogHead
+    /// Up to `limit` events from sequence `from` (inclusive), in order.
+    func readEvents(from sequence: UInt64, limit: Int) async throws -> [Event]
+    /// Every event of one order, in order.
+    func events(forOrder orderId: String) async throws -> [Event]
+    /// The projected state of one order, or nil when no event names it.
+    func order(_ orderId: String) async throws -> OrderState?
+    /// Orders with a status, in order id order, after `afterOrderId` (exclusive), at most `limit`.
+    func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState]
+    /// The first event that recorded a validly signed callback with this signed content, if any.
+    func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64?
+    /// Counts and sizes.
+    func statistics() async throws -> StoreStatistics
+    /// Walks the hash chain and reports the first break.
+    func verifyChain(progress: ProgressHandler?) async throws -> ChainReport
+    /// Replays the log into a fresh projection while appends go on, and swaps it in atomically.
+    func rebuildProjection(progress: ProgressHandler?) async throws -> RebuildReport
+    /// Rebuilds into scratch space and compares with the live projection, order by order.
+    func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport
+    /// A hot, consistent copy of the store at `path`.
+    func backup(to path: String) async throws -> BackupReport
+    /// Stops accepting appends, finishes those queued, and releases the store.
+    func close() async
+}

@@ -1,0 +1,155 @@
+public import LedgerCore
+
+/// An event store in memory, with the same contract as the LMDB store: for fast tests of everything above the
+/// store, and as the reference the contract suite holds the LMDB store to. Nothing survives the process.
+public actor InMemoryEventStore: EventStore {
+    private var log: [Event] = []
+    private var projection: [String: OrderState] = [:]
+    private var orderIndex: [String: [UInt64]] = [:]
+    private var dedup: [String: UInt64] = [:]
+    private var closed = false
+    private let readPageMax: Int
+
+    public init(readPageMax: Int = 10_000) {
+        self.readPageMax = readPageMax
+    }
+
+    private var currentHead: LogHead {
+        self.log.last.map { LogHead(sequence: $0.sequence, hash: $0.hash) } ?? .empty
+    }
+
+    public func append(_ request: AppendRequest) async throws -> AppendOutcome {
+        guard !self.closed else { throw StoreError(.closed, "The ledger store is closed.") }
+        if case .orderAbsent(let orderId) = request.precondition, let existing = self.projection[orderId],
+            existing.order != nil
+        {
+            return .preconditionFailed(existing)
+        }
+        var appended = Appended(events: [], effects: [], orders: [:])
+        for pending in request.events {
+            let head = self.currentHead
+            let event = pending.sealed(sequence: head.sequence + 1, previousHash: head.hash)
+            self.log.append(event)
+            self.orderIndex[event.orderId, default: []].append(event.sequence)
+            if case .callbackReceived(let callback) = event.payload, let key = callback.signedContentKey {
+                let dedupKey = event.orderId + "\u{0}" + key
+                if self.dedup[dedupKey] == nil { self.dedup[dedupKey] = event.sequence }
+            }
+            var state = self.projection[event.orderId] ?? OrderState(orderId: event.orderId)
+            let effect = state.apply(event)
+            self.projection[event.orderId] = state
+            appended.events.append(event)
+            appended.effects.append(effect)
+            appended.orders[event.orderId] = state
+        }
+        return .appended(appended)
+    }
+
+    public func head() async throws -> LogHead { self.currentHead }
+
+    public func readEvents(from sequence: UInt64, limit: Int) async throws -> [Event] {
+        let limit = min(max(limit, 0), self.readPageMax)
+        let start = Int(max(sequence, 1)) - 1
+        guard start < self.log.count, limit > 0 else { return [] }
+        return Array(self.log[start..<min(self.log.count, start + limit)])
+    }
+
+    public func events(forOrder orderId: String) async throws -> [Event] {
+        (self.orderIndex[orderId] ?? []).map { self.log[Int($0) - 1] }
+    }
+
+    public func order(_ orderId: String) async throws -> OrderState? { self.projection[orderId] }
+
+    public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {
+        let limit = min(max(limit, 0), self.readPageMax)
+        // Order ids compare by their UTF-8 bytes, as LMDB's keys do.
+        let after = afterOrderId.map { Array($0.utf8) }
+        return self.projection.values
+            .filter { state in
+                guard state.status == status else { return false }
+                guard let after else { return true }
+                return after.lexicographicallyPrecedes(state.orderId.utf8)
+            }
+            .sorted { $0.orderId.utf8.lexicographicallyPrecedes($1.orderId.utf8) }
+            .prefix(limit)
+            .map { $0 }
+    }
+
+    public func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64? {
+        self.dedup[orderId + "\u{0}" + signedContentKey]
+    }
+
+    public func statistics() async throws -> StoreStatistics {
+        var byType: [EventType: UInt64] = [:]
+        for event in self.log { byType[event.type, default: 0] += 1 }
+        var byStatus: [OrderStatus: UInt64] = [:]
+        for status in OrderStatus.allCases { byStatus[status] = 0 }
+        for state in self.projection.values { byStatus[state.status, default: 0] += 1 }
+        let bytes = self.log.reduce(0) { $0 + UInt64(EventCodec.encode($1).count) }
+        return StoreStatistics(head: self.currentHead, eventsByType: byType, ordersByStatus: byStatus, storeBytes: bytes, mapBytes: nil)
+    }
+
+    public func verifyChain(progress: ProgressHandler?) async throws -> ChainReport {
+        var previous = Digest32.zero
+        for (index, event) in self.log.enumerated() {
+            let expected = UInt64(index + 1)
+            if event.sequence != expected {
+                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .sequenceGap(expected: expected, found: event.sequence), seconds: 0)
+            }
+            if !event.hashIsValid {
+                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .hashMismatch(sequence: expected), seconds: 0)
+            }
+            if event.previousHash != previous {
+                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .chainMismatch(sequence: expected), seconds: 0)
+            }
+            previous = event.hash
+        }
+        progress?(StoreProgress(phase: "verify", done: UInt64(self.log.count), total: UInt64(self.log.count), rate: 0, secondsRemaining: 0))
+        return ChainReport(eventsChecked: UInt64(self.log.count), head: self.currentHead, firstBreak: nil, seconds: 0)
+    }
+
+    private func refold() -> [String: OrderState] {
+        var states: [String: OrderState] = [:]
+        for event in self.log {
+            var state = states[event.orderId] ?? OrderState(orderId: event.orderId)
+            state.apply(event)
+            states[event.orderId] = state
+        }
+        return states
+    }
+
+    public func rebuildProjection(progress: ProgressHandler?) async throws -> RebuildReport {
+        self.projection = self.refold()
+        progress?(StoreProgress(phase: "rebuild", done: UInt64(self.log.count), total: UInt64(self.log.count), rate: 0, secondsRemaining: 0))
+        return RebuildReport(eventsReplayed: UInt64(self.log.count), orders: UInt64(self.projection.count), head: self.currentHead, seconds: 0)
+    }
+
+    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport {
+        let rebuilt = self.refold()
+        var differences: [ProjectionDifference] = []
+        var count: UInt64 = 0
+        for id in Set(rebuilt.keys).union(self.projection.keys).sorted() where rebuilt[id] != self.projection[id] {
+            count += 1
+            if differences.count < differencesMax {
+                differences.append(ProjectionDifference(orderId: id, live: self.projection[id], rebuilt: rebuilt[id]))
+            }
+        }
+        return ProjectionVerifyReport(
+            eventsReplayed: UInt64(self.log.count),
+            ordersCompared: UInt64(rebuilt.count),
+            differences: differences,
+            differenceCount: count,
+            head: self.currentHead,
+            seconds: 0
+        )
+    }
+
+    public func backup(to path: String) async throws -> BackupReport {
+        throw StoreError(.invalidArgument, "The in-memory store keeps nothing on disk, so there is nothing to back up.")
+    }
+
+    public func close() async { self.closed = true }
+
+    /// Replaces the projection of one order, to test that verification finds a difference.
+    public func corruptProjectionForTesting(_ state: OrderState) { self.projection[state.orderId] = state }
+}
