@@ -1,0 +1,193 @@
+import Foundation
+import LedgerCore
+import LedgerStore
+import Testing
+
+/// One contract, run against every event-store implementation.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case lmdb
+    case memory
+
+    var testDescription: String { self.rawValue }
+
+    /// A fresh store, and the directory that must outlive it.
+    func make() throws -> (any EventStore, TemporaryDirectory) {
+        let directory = TemporaryDirectory()
+        switch self {
+        case .lmdb:
+            return (try LMDBEventStore(path: directory.path + "/ledger", options: .init(mapSize: 1 << 20, rebuildChunkEvents: 7)), directory)
+        case .memory:
+            return (InMemoryEventStore(), directory)
+        }
+    }
+}
+
+struct EventStoreContractTests {
+    let fixture = StoreFixture()
+
+    /// A new store is empty.
+    @Test(arguments: StoreKind.allCases)
+    func emptyStore(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        #expect(try await store.head() == .empty)
+        #expect(try await store.readEvents(from: 1, limit: 10).isEmpty)
+        #expect(try await store.order("A1") == nil)
+        #expect(try await store.events(forOrder: "A1").isEmpty)
+        await store.close()
+    }
+
+    /// Appends get consecutive sequence numbers, chained hashes, and update the projection in the same commit.
+    @Test(arguments: StoreKind.allCases)
+    func appendChainsAndProjects(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        let first = try #require(try await store.append(AppendRequest([self.fixture.created("A1")])).events)
+        #expect(first.map(\.sequence) == [1])
+        #expect(first[0].previousHash == .zero)
+        #expect(first[0].hashIsValid)
+        let second = try #require(try await store.append(AppendRequest([self.fixture.callback("A1")])).events)
+        #expect(second[0].sequence == 2)
+        #expect(second[0].previousHash == first[0].hash)
+        #expect(try await store.head() == LogHead(sequence: 2, hash: second[0].hash))
+        let state = try #require(try await store.order("A1"))
+        #expect(state.status == .paid)
+        #expect(state.payment?.transactionId == "T-A1")
+        #expect(try await store.events(forOrder: "A1").map(\.sequence) == [1, 2])
+        #expect(try await store.readEvents(from: 1, limit: 10) == first + second)
+        await store.close()
+    }
+
+    /// The outcome carries what the projection made of each event, for the caller's reply.
+    @Test(arguments: StoreKind.allCases)
+    func outcomeCarriesEffects(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        _ = try await store.append(AppendRequest([self.fixture.created("A1")]))
+        let callbacks: [(PendingEvent, CallbackClassification)] = [
+            (self.fixture.callback("A1", forged: true), .badSignature),
+            (self.fixture.callback("A1", amount: "12.5001"), .amountMismatch),
+            (self.fixture.callback("A1"), .accepted),
+            (self.fixture.callback("A1"), .duplicate),
+            (self.fixture.callback("ZZ"), .unknownOrder),
+        ]
+        for (event, expected) in callbacks {
+            guard case .appended(let appended) = try await store.append(AppendRequest([event])) else {
+                Issue.record("the append must be stored")
+                continue
+            }
+            #expect(appended.effects == [.callback(expected)])
+        }
+        let state = try #require(try await store.order("A1"))
+        #expect(state.callbacks.received == 4)
+        #expect(state.callbacks.duplicate == 1)
+        #expect(state.flags.contains(.amountMismatch))
+        #expect(try await store.order("ZZ")?.status == .unknown)
+        await store.close()
+    }
+
+    /// A create for an existing order fails its precondition and stores nothing.
+    @Test(arguments: StoreKind.allCases)
+    func preconditionOrderAbsent(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        let request = AppendRequest([self.fixture.created("A1")], precondition: .orderAbsent("A1"))
+        #expect(try await store.append(request).events?.count == 1)
+        let again = try await store.append(request)
+        guard case .preconditionFailed(let existing) = again else {
+            Issue.record("a second create must fail its precondition")
+            return
+        }
+        #expect(existing.orderId == "A1")
+        #expect(try await store.head().sequence == 1)
+        await store.close()
+    }
+
+    /// The de-duplication index remembers the first validly signed callback of each signed content.
+    @Test(arguments: StoreKind.allCases)
+    func dedupIndex(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        _ = try await store.append(AppendRequest([self.fixture.created("A1")]))
+        let first = try #require(try await store.append(AppendRequest([self.fixture.callback("A1")])).events?.first)
+        _ = try await store.append(AppendRequest([self.fixture.callback("A1")]))
+        guard case .callbackReceived(let callback) = first.payload, let key = callback.signedContentKey else {
+            Issue.record("a valid callback has a content key")
+            return
+        }
+        #expect(try await store.firstCallback(orderId: "A1", signedContentKey: key) == first.sequence)
+        #expect(try await store.firstCallback(orderId: "A1", signedContentKey: "NOPE") == nil)
+        await store.close()
+    }
+
+    /// Reads page through the log and through orders by status.
+    @Test(arguments: StoreKind.allCases)
+    func paging(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        for index in 0..<10 { _ = try await store.append(AppendRequest([self.fixture.created("P\(index)")])) }
+        for index in [1, 3, 5] { _ = try await store.append(AppendRequest([self.fixture.callback("P\(index)")])) }
+        #expect(try await store.readEvents(from: 4, limit: 3).map(\.sequence) == [4, 5, 6])
+        #expect(try await store.readEvents(from: 12, limit: 5).map(\.sequence) == [12, 13])
+        let created = try await store.orders(status: .created, after: nil, limit: 4).map(\.orderId)
+        #expect(created == ["P0", "P2", "P4", "P6"])
+        let next = try await store.orders(status: .created, after: "P6", limit: 4).map(\.orderId)
+        #expect(next == ["P7", "P8", "P9"])
+        #expect(try await store.orders(status: .paid, after: nil, limit: 10).map(\.orderId) == ["P1", "P3", "P5"])
+        let stats = try await store.statistics()
+        #expect(stats.head.sequence == 13)
+        #expect(stats.eventsByType[.orderCreated] == 10)
+        #expect(stats.eventsByType[.callbackReceived] == 3)
+        #expect(stats.ordersByStatus[.paid] == 3)
+        #expect(stats.ordersByStatus[.created] == 7)
+        await store.close()
+    }
+
+    /// Concurrent appends all land, with gap-free sequences and an intact chain.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentAppends(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        let fixture = self.fixture
+        let sequences = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    try await store.append(AppendRequest([fixture.created("C\(index)"), fixture.queryFailure("C\(index)")])).events!.map(\.sequence)
+                }
+            }
+            var all: [[UInt64]] = []
+            for try await sequences in group { all.append(sequences) }
+            return all
+        }
+        // The events of one request are adjacent: a request is one unit.
+        for pair in sequences { #expect(pair.count == 2 && pair[1] == pair[0] + 1) }
+        #expect(sequences.flatMap { $0 }.sorted() == Array(1...400))
+        let report = try await store.verifyChain(progress: nil)
+        #expect(report.isIntact)
+        #expect(report.eventsChecked == 400)
+        await store.close()
+    }
+
+    /// A rebuild reproduces the live projection exactly, and verification finds nothing to change.
+    @Test(arguments: StoreKind.allCases)
+    func rebuildAndVerify(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        for index in 0..<30 {
+            _ = try await store.append(AppendRequest([self.fixture.created("R\(index)")]))
+            if index % 2 == 0 { _ = try await store.append(AppendRequest([self.fixture.callback("R\(index)")])) }
+            if index % 3 == 0 { _ = try await store.append(AppendRequest([self.fixture.queryFailure("R\(index)", final: true)])) }
+        }
+        var before: [OrderState] = []
+        for index in 0..<30 { before.append(try #require(try await store.order("R\(index)"))) }
+        let verify = try await store.verifyProjection(differencesMax: 10, progress: nil)
+        #expect(verify.differenceCount == 0)
+        #expect(verify.ordersCompared == 30)
+        let rebuild = try await store.rebuildProjection(progress: nil)
+        #expect(rebuild.orders == 30)
+        #expect(rebuild.head.sequence == 55)
+        for index in 0..<30 { #expect(try await store.order("R\(index)") == before[index]) }
+        #expect(try await store.orders(status: .expired, after: nil, limit: 100).count == 5)
+        await store.close()
+    }
+
+    /// A closed store refuses appends with a clear error.
+    @Test(arguments: StoreKind.allCases)
+    func closedStoreRefuses(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        await store.close()
+        await #expect(throws: StoreError.self) { try await store.append(AppendRequest([self.fixture.created("A1")])) }
+    }
+}
