@@ -52,6 +52,34 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // SQLite, only as the benchmark's baseline (Debian's libsqlite3-dev).
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // `tools/bench`: the store benchmark against SQLite and raw LMDB.
+        .executableTarget(
+            name: "ledger-bench",
+            dependencies: [
+                "LedgerCore",
+                "LedgerStore",
+                "CSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // `tools/crash-test`: kill -9 under concurrent appends, then check every acknowledged event.
+        .executableTarget(
+            name: "ledger-crash",
+            dependencies: [
+                "LedgerCore",
+                "LedgerStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ledgerctl",
             dependencies: [

@@ -1,0 +1,1 @@
+print("ledger-crash: not built yet")
