@@ -199,8 +199,8 @@ extension LMDBEventStore {
         try self.environment.read { txn in
             let generation = Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
             let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
-            let liveCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation)))
-            let scratchCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(scratch)))
+            let liveCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0
+            let scratchCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(scratch))) ?? 0
             guard liveCheckpoint == scratchCheckpoint else {
                 throw StoreError(.busy, "The live and rebuilt projections are not at the same position; try again.")
             }

@@ -85,6 +85,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             } else {
                 try txn.put(layout.meta, key: LMDBLayout.formatKey, value: [LMDBLayout.formatVersion])
                 try txn.put(layout.meta, key: LMDBLayout.generationKey, value: [0])
+                try txn.put(layout.meta, key: LMDBLayout.checkpointKey(0), value: LMDBUInt64Key(0))
             }
             let generation = Int(try txn.get(layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
             guard generation == 0 || generation == 1 else {
