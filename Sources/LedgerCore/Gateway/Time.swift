@@ -24,8 +24,12 @@ public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConv
             + "Z"
     }
 
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
-    static func floorMod(_ a: Int64, _ b: Int64) -> Int64 { a - Self.floorDiv(a, b) * b }
+    /// Division rounding towards negative infinity; safe at `Int64.min` (no negation, no overflowing product).
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a + 1) / b - 1 }
+    static func floorMod(_ a: Int64, _ b: Int64) -> Int64 {
+        let remainder = a % b
+        return remainder < 0 ? remainder + b : remainder
+    }
     static func pad(_ value: Int, _ width: Int) -> String {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text

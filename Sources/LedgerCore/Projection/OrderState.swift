@@ -271,7 +271,8 @@ extension OrderState {
     /// amount, return code, and idempotence for duplicates.
     private mutating func classify(_ callback: CallbackReceived, _ event: Event) -> CallbackClassification {
         guard callback.verdict == .valid, let signature = callback.signedContentKey else { return .badSignature }
-        guard let order = self.order else { return .unknownOrder }
+        // A callback is filed under its own orderid; one naming another order is not about this one.
+        guard let order = self.order, callback["orderid"] == self.orderId else { return .unknownOrder }
         guard callback["memberid"] == order.memberId else {
             self.flags.insert(.memberMismatch)
             return .memberMismatch
