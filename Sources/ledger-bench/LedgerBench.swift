@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+
+/// `ledger-bench`: the ledger's benchmarks. Thin: it parses arguments and calls the measurements.
+@main
+struct LedgerBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger-bench",
+        abstract: "Measures OrderLedger's event store against the engines a user would otherwise pick.",
+        discussion: "Build it in release mode (tools/bench does); a debug build measures the compiler, not the store.",
+        subcommands: [StoreCommand.self]
+    )
+}
+
+struct StoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Append, rebuild, scan and group-commit throughput of LMDBEventStore, with SQLite and raw LMDB.",
+        discussion: """
+            Every measurement runs a fixed number of realistic events (signed order-created and paid-callback \
+            events for distinct orders, built through LedgerCore before the clock starts) in a fresh temporary \
+            directory that is removed afterwards. Every commit is durable. Set LEDGER_BENCH_TMPDIR to measure \
+            another disk than the system's temporary directory.
+
+            Measured, in one run: appends through LMDBEventStore.append at batches of 1, 100 and 10,000 \
+            events per request (one appender, with the log's indexes, callback de-duplication and the \
+            projection); the same events on SQLite (WAL, synchronous=FULL, same records and indexes, same \
+            fold); the same appends as raw LMDB puts (pre-encoded values, MDB_APPEND, one database); \
+            rebuildProjection over the whole log and a full scan with readEvents; and 64 concurrent appenders \
+            of one event each, with group commit and with one fsync per append.
+
+            Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
+            Targets: append ≥ 3× SQLite at batches of 100 and 10,000; group commit ≥ 10× one fsync per append; \
+            rebuild ≥ 1,000,000 events/s; append at batch 10,000 ≥ 0.5× raw LMDB.
+            """
+    )
+
+    @Option(help: "Events per append run at batches of 100 and 10,000, on each engine. (default: 200000, or 20000 with --quick)")
+    var events: Int?
+
+    @Option(help: "Events per run that pays one fsync per event: batch 1, and one fsync per append under contention. (default: 3000, or 1000 with --quick)")
+    var singleEvents: Int?
+
+    @Option(help: "Events the concurrent appenders append in all, with group commit. (default: 100000, or 10000 with --quick)")
+    var contendedEvents: Int?
+
+    @Option(help: "Concurrent appenders, each a Swift task awaiting one append at a time.")
+    var appenders: Int = 64
+
+    @Option(help: "Events in the log that the projection rebuild and the scans replay. (default: 1000000, or 50000 with --quick)")
+    var rebuildEvents: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Run only these parts, comma-separated: append, sqlite, raw, contention, rebuild (for profiling one).",
+            valueName: "parts"
+        )
+    )
+    var only: String?
+
+    @Flag(help: "Print one JSON object with every figure, the machine, the date and the command, instead of the table.")
+    var json = false
+
+    @Flag(help: "A small run (seconds) for smoke tests; its figures are not the issue's.")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Also write store.json and store.md (a Markdown table) into this directory.", valueName: "directory"))
+    var reportDirectory: String?
+
+    func validate() throws {
+        for (name, value) in [
+            ("--events", self.events), ("--single-events", self.singleEvents),
+            ("--contended-events", self.contendedEvents), ("--rebuild-events", self.rebuildEvents),
+        ] {
+            if let value, value < 2 || value % 2 != 0 {
+                throw ValidationError("\(name) must be an even number of at least 2 (each order has two events).")
+            }
+        }
+        if let events = self.events, events % 10_000 != 0 {
+            throw ValidationError("--events must be a multiple of 10,000, so every batch of 10,000 is whole.")
+        }
+        if let only = self.only {
+            for name in only.split(separator: ",") where StoreBenchConfig.Part(rawValue: String(name)) == nil {
+                throw ValidationError("--only knows append, sqlite, raw, contention and rebuild, not \(name).")
+            }
+        }
+        guard self.appenders >= 1 else { throw ValidationError("--appenders must be at least 1.") }
+        if let contended = self.contendedEvents, contended / 2 < self.appenders {
+            throw ValidationError("--contended-events must give every appender at least one order (two events).")
+        }
+    }
+
+    func run() async throws {
+        var config = self.quick ? StoreBenchConfig.quick : StoreBenchConfig.full
+        config.batchedEvents = self.events ?? config.batchedEvents
+        config.singleEvents = self.singleEvents ?? config.singleEvents
+        config.contendedEvents = self.contendedEvents ?? config.contendedEvents
+        config.rebuildEvents = self.rebuildEvents ?? config.rebuildEvents
+        config.appenders = self.appenders
+        if let only = self.only {
+            config.parts = Set(only.split(separator: ",").compactMap { StoreBenchConfig.Part(rawValue: String($0)) })
+        }
+
+        let command = ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
+            ?? (["ledger-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let date = ISO8601DateFormatter().string(from: Date())
+        let machine = Machine.current()
+        Progress.say("ledger-bench store on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)")
+
+        let results = try await StoreBenchmark(config: config).run()
+        let rows = figures(results, config: config)
+        let json = jsonReport(rows, results: results, machine: machine, command: command, date: date, config: config)
+        if self.json {
+            print(json)
+        } else {
+            print(textTable(rows))
+        }
+        if let directory = self.reportDirectory {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try (json + "\n").write(toFile: directory + "/store.json", atomically: true, encoding: .utf8)
+            let markdown = markdownReport(rows, machine: machine, command: command, date: date, config: config)
+            try markdown.write(toFile: directory + "/store.md", atomically: true, encoding: .utf8)
+            Progress.say("wrote \(directory)/store.json and \(directory)/store.md")
+        }
+        let missed = rows.filter { $0.met == false }.map(\.key)
+        Progress.say(missed.isEmpty ? "every target met" : "targets missed: \(missed.joined(separator: ", "))")
+    }
+}

@@ -1,1 +1,0 @@
-print("ledger-bench: not built yet")
