@@ -16,6 +16,17 @@ public struct Digest32: Sendable, Hashable, CustomStringConvertible {
         self.words = (words[0], words[1], words[2], words[3])
     }
 
+    /// Reads 32 bytes, big-endian words, without an intermediate array.
+    init(rawBytes raw: UnsafeRawBufferPointer) {
+        precondition(raw.count == 32)
+        func word(_ start: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for index in start..<(start + 8) { value = value << 8 | UInt64(raw[index]) }
+            return value
+        }
+        self.words = (word(0), word(8), word(16), word(24))
+    }
+
     public init?(hex: String) {
         guard let bytes = Hex.decode(hex) else { return nil }
         self.init(bytes: bytes)
@@ -194,6 +205,28 @@ public enum EventPayload: Sendable, Hashable {
     case callbackReceived(CallbackReceived)
     case queryResult(QueryResult)
 
+    /// A generous estimate of the payload's encoded size, so the encoder allocates once.
+    var estimatedEncodedBytes: Int {
+        func fields(_ fields: [FormField]) -> Int { fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } }
+        switch self {
+        case .orderCreated(let created):
+            let request = created.request
+            return 64 + created.gatewayURL.utf8.count + request.notifyURL.utf8.count + request.callbackURL.utf8.count
+                + request.productName.utf8.count + (request.attach?.utf8.count ?? 0)
+                + (request.productDesc?.utf8.count ?? 0) + (request.productURL?.utf8.count ?? 0)
+                + (request.productNum?.utf8.count ?? 0) + 128
+        case .callbackReceived(let callback):
+            return 32 + callback.rawBody.count + callback.remoteAddress.utf8.count + fields(callback.fields)
+        case .queryResult(let result):
+            var size = 48 + result.body.count
+            switch result.outcome {
+            case .reply(let replyFields, _, _, _): size += fields(replyFields)
+            case .gatewayError(let text), .unreadable(let text), .transportError(let text): size += text.utf8.count + 4
+            }
+            return size
+        }
+    }
+
     public var type: EventType {
         switch self {
         case .orderCreated: return .orderCreated
@@ -232,7 +265,7 @@ public struct PendingEvent: Sendable, Hashable {
             hash: .zero,
             payload: self.payload
         )
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: self.payload.estimatedEncodedBytes + self.orderId.utf8.count + 96)
         EventCodec.writeBody(event, into: &writer)
         event.hash = EventCodec.sha256(writer.bytes)
         writer.appendDigest(event.hash)

@@ -59,29 +59,36 @@ public enum EventCodec {
         return Self.sha256(writer.bytes)
     }
 
-    static func sha256(_ bytes: some Collection<UInt8>) -> Digest32 {
-        var digest = Digest32.zero
-        withUnsafeBytes(of: SHA256.hash(data: Array(bytes))) { raw in
-            digest = Digest32(bytes: raw)!
-        }
-        return digest
+    static func sha256(_ bytes: [UInt8]) -> Digest32 {
+        bytes.withUnsafeBytes { Self.sha256($0) }
+    }
+
+    static func sha256(_ buffer: UnsafeRawBufferPointer) -> Digest32 {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: buffer)
+        return hasher.finalize().withUnsafeBytes { Digest32(rawBytes: $0) }
     }
 
     /// Decodes an event. With `verifyHash` the stored hash is recomputed and compared.
     public static func decode(_ bytes: [UInt8], verifyHash: Bool = true) throws(EventDecodingError) -> Event {
         var result: Result<Event, EventDecodingError>!
         bytes.withUnsafeBytes { raw in
-            result = Result { () throws(EventDecodingError) -> Event in try Self.decode(raw, verifyHash: verifyHash) }
+            result = Result { () throws(EventDecodingError) -> Event in
+                try Self.decode(raw, verifyHash: verifyHash, bodies: true)
+            }
         }
         return try result.get()
     }
 
     /// Decodes an event from memory the caller owns (an LMDB value inside its transaction); nothing of `buffer`
     /// is kept.
-    public static func decode(_ buffer: UnsafeRawBufferPointer, verifyHash: Bool = true) throws(EventDecodingError)
-        -> Event
-    {
+    public static func decode(
+        _ buffer: UnsafeRawBufferPointer,
+        verifyHash: Bool = true,
+        bodies: Bool = true
+    ) throws(EventDecodingError) -> Event {
         var reader = ByteReader(buffer)
+        reader.skipBodies = !bodies
         let version = try reader.u8()
         guard version == Self.formatVersion else {
             throw EventDecodingError(reason: .unknownFormatVersion(version), offset: 0)
@@ -154,7 +161,7 @@ public enum EventCodec {
         switch event.payload {
         case .orderCreated(let created):
             let request = created.request
-            writer.appendText(created.dialect.description)
+            writer.append(created.dialect.code)
             writer.appendText(created.gatewayURL)
             writer.appendText(request.memberId)
             writer.appendText(request.applyDate)
@@ -170,7 +177,7 @@ public enum EventCodec {
             writer.appendText(request.sign)
         case .callbackReceived(let callback):
             writer.append(callback.verdict.code)
-            writer.appendText(callback.dialect.description)
+            writer.append(callback.dialect.code)
             writer.appendText(callback.remoteAddress)
             writer.appendBytes(callback.rawBody)
             writer.appendFields(callback.fields)
@@ -185,7 +192,7 @@ public enum EventCodec {
                 writer.append(1 as UInt8)
                 writer.append(enveloped ? 1 as UInt8 : 0)
                 writer.append(verdict.code)
-                writer.appendText(dialect.description)
+                writer.append(dialect.code)
                 writer.appendFields(fields)
             case .gatewayError(let message):
                 writer.append(2 as UInt8)
@@ -331,8 +338,8 @@ extension SignatureVerdict {
 struct ByteWriter {
     var bytes: [UInt8] = []
 
-    init() {
-        self.bytes.reserveCapacity(512)
+    init(capacity: Int = 512) {
+        self.bytes.reserveCapacity(capacity)
     }
 
     mutating func append(_ value: UInt8) { self.bytes.append(value) }
@@ -393,6 +400,7 @@ struct ByteWriter {
 struct ByteReader {
     let buffer: UnsafeRawBufferPointer
     var offset = 0
+    var skipBodies = false
 
     init(_ buffer: UnsafeRawBufferPointer) {
         self.buffer = buffer
@@ -452,7 +460,7 @@ struct ByteReader {
     mutating func text() throws(EventDecodingError) -> String {
         let start = self.offset
         let slice = try self.rawSlice()
-        guard let text = String(validating: slice.bindMemory(to: UInt8.self) as UnsafeBufferPointer<UInt8>, as: UTF8.self) else {
+        guard let text = String(validating: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
             throw EventDecodingError(reason: .invalidUTF8, offset: start)
         }
         return text
@@ -467,8 +475,11 @@ struct ByteReader {
         }
     }
 
+    /// A byte field (a raw body). With `skipBodies` it is checked and skipped, not copied: the projection never
+    /// reads bodies, and copying them is most of the cost of replaying callbacks.
     mutating func bytes() throws(EventDecodingError) -> [UInt8] {
-        Array(try self.rawSlice())
+        let slice = try self.rawSlice()
+        return self.skipBodies ? [] : Array(slice)
     }
 
     mutating func digest() throws(EventDecodingError) -> Digest32 {
@@ -485,7 +496,7 @@ struct ByteReader {
 
     mutating func dialect() throws(EventDecodingError) -> SigningDialect {
         let start = self.offset
-        guard let dialect = SigningDialect(try self.text()) else {
+        guard let dialect = SigningDialect(code: try self.u8()) else {
             throw EventDecodingError(reason: .invalidValue("signing dialect"), offset: start)
         }
         return dialect

@@ -103,6 +103,22 @@ public struct SigningDialect: Sendable, Hashable, Codable, CustomStringConvertib
             + (self.acceptLowercaseHex ? "any-case" : "upper")
     }
 
+    /// The one-byte code stored in events: bit 0 PHP empty rule, bit 1 all-received field set, bit 2 any case.
+    public var code: UInt8 {
+        (self.emptyValueRule == .phpEmpty ? 1 : 0) | (self.notificationFieldSet == .allReceived ? 2 : 0)
+            | (self.acceptLowercaseHex ? 4 : 0)
+    }
+
+    /// The dialect of a stored code; nil for a code with unknown bits.
+    public init?(code: UInt8) {
+        guard code & ~0b111 == 0 else { return nil }
+        self.init(
+            emptyValueRule: code & 1 != 0 ? .phpEmpty : .emptyString,
+            notificationFieldSet: code & 2 != 0 ? .allReceived : .documented,
+            acceptLowercaseHex: code & 4 != 0
+        )
+    }
+
     /// Parses the text form written by `description`.
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)

@@ -238,7 +238,12 @@ final class GroupCommitWriter: @unchecked Sendable {
     ) throws {
         // lmdb.h, MDB_APPEND: keys must arrive in sorted order; a key at or below the last one fails with
         // MDB_KEYEXIST, so the log cannot be rewritten by this path even by a bug.
-        try txn.put(layout.events, key: LMDBUInt64Key(event.sequence), value: LMDBLayout.storedValue(encoded), flags: .append)
+        // The CRC and the encoding are written straight into LMDB's page (MDB_RESERVE): no second copy.
+        let checksum = CRC32C.checksum(encoded).bigEndian
+        try txn.putReserved(layout.events, key: LMDBUInt64Key(event.sequence), count: 4 + encoded.count, flags: .append) { page in
+            withUnsafeBytes(of: checksum) { page.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 4) }
+            encoded.withUnsafeBytes { page.baseAddress!.advanced(by: 4).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
         try txn.put(layout.orderEvents, key: Array(event.orderId.utf8), value: LMDBUInt64Key(event.sequence))
         if case .callbackReceived(let callback) = event.payload, let contentKey = callback.signedContentKey {
             try txn.put(

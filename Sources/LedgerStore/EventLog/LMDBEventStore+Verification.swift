@@ -131,25 +131,15 @@ extension LMDBEventStore {
         }
         let total = try await self.head().sequence
         var reporter = ProgressReporter(phase: phase, total: total, handler: progress)
-        var next: UInt64 = 1
+        let chunkSize = self.options.rebuildChunkEvents
         var replayed: UInt64 = 0
-        while true {
-            let chunkSize = self.options.rebuildChunkEvents
-            let start = next
-            // Decoding happens on a dedicated thread, folding and writing in the writer: one code path for both.
-            let events = try await DedicatedThread.run("ledger-replay") { [self] in
-                try self.environment.read { txn in
-                    var events: [Event] = []
-                    events.reserveCapacity(chunkSize)
-                    try txn.forEach(self.layout.events, from: LMDBUInt64Key(start)) { key, value in
-                        let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-                        events.append(try LMDBLayout.decodeStored(value, sequence: sequence))
-                        return events.count < chunkSize ? .continue : .stop
-                    }
-                    return events
-                }
-            }
-            if events.count < chunkSize { break }
+        // Decoding (on a dedicated thread) of chunk k+1 overlaps applying chunk k (in the writer): two cores, two
+        // stages. Bodies are skipped: the projection never reads them.
+        var pending = try await self.decodeChunk(from: 1, count: chunkSize)
+        while pending.count == chunkSize {
+            let events = pending
+            let next = events.last!.sequence + 1
+            async let decoded = self.decodeChunk(from: next, count: chunkSize)
             try await self.writer.exclusive { context in
                 try context.environment.writeGrowing { txn in
                     var table = ProjectionTable(layout: context.layout, generation: scratch)
@@ -158,12 +148,29 @@ extension LMDBEventStore {
                     try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.sequence))
                 }
             }
-            next = events.last!.sequence + 1
             replayed += UInt64(events.count)
             reporter.advance(to: replayed)
+            pending = try await decoded
         }
+        // The short tail is applied by the caller's catch-up inside the writer.
         reporter.finish()
         return scratch
+    }
+
+    /// Decodes up to `count` events from `sequence` on a dedicated thread, without their bodies.
+    private func decodeChunk(from sequence: UInt64, count: Int) async throws -> [Event] {
+        try await DedicatedThread.run("ledger-replay") { [self] in
+            try self.environment.read { txn in
+                var events: [Event] = []
+                events.reserveCapacity(count)
+                try txn.forEach(self.layout.events, from: LMDBUInt64Key(sequence)) { key, value in
+                    let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
+                    events.append(try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false))
+                    return events.count < count ? .continue : .stop
+                }
+                return events
+            }
+        }
     }
 
     /// Applies the events after the scratch checkpoint up to the writer's head; runs inside the writer.
@@ -178,7 +185,7 @@ extension LMDBEventStore {
         var events: [Event] = []
         try txn.forEach(layout.events, from: LMDBUInt64Key(checkpoint + 1)) { key, value in
             let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-            events.append(try LMDBLayout.decodeStored(value, sequence: sequence))
+            events.append(try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false))
             return .continue
         }
         for event in events { _ = try table.apply(event, in: txn) }

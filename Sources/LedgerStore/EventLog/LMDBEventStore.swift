@@ -26,7 +26,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             batchCountMax: Int = 1024,
             batchBytesMax: Int = 8 << 20,
             queueDepthMax: Int = 65_536,
-            rebuildChunkEvents: Int = 16_384,
+            rebuildChunkEvents: Int = 32_768,
             readPageMax: Int = 10_000
         ) {
             self.mapSize = mapSize

@@ -63,13 +63,6 @@ struct LMDBLayout: Sendable {
         return key.value
     }
 
-    /// The stored value of an event: its CRC-32C then its encoding.
-    static func storedValue(_ encoded: [UInt8]) -> [UInt8] {
-        var value = withUnsafeBytes(of: CRC32C.checksum(encoded).bigEndian) { Array($0) }
-        value.append(contentsOf: encoded)
-        return value
-    }
-
     /// Checks the CRC of a stored value and returns the encoded event inside it.
     static func checkedEvent(_ value: UnsafeRawBufferPointer, sequence: UInt64) throws -> UnsafeRawBufferPointer {
         guard value.count > 4 else {
@@ -87,12 +80,13 @@ struct LMDBLayout: Sendable {
     static func decodeStored(
         _ value: UnsafeRawBufferPointer,
         sequence: UInt64,
-        verifyHash: Bool = false
+        verifyHash: Bool = false,
+        bodies: Bool = true
     ) throws -> Event {
         let encoded = try Self.checkedEvent(value, sequence: sequence)
         let event: Event
         do {
-            event = try EventCodec.decode(encoded, verifyHash: verifyHash)
+            event = try EventCodec.decode(encoded, verifyHash: verifyHash, bodies: bodies)
         } catch {
             throw StoreError(.corrupted, "Event \(sequence) does not decode: \(error.description)")
         }

@@ -231,7 +231,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
             mdb_txn_abort(txn)
             self.gate.leave()
         }
-        return try body(LMDBReadTransaction(txn))
+        // Bound to a `let` first: see LMDBOperations.withCursor on the Swift 6.3 optimizer crash it avoids.
+        let transaction = LMDBReadTransaction(txn)
+        return try body(transaction)
     }
 
     /// Runs `body` in a read-write transaction that commits (durably: every commit is synced) when `body` returns
@@ -249,7 +251,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
         let result: T
         do {
             result = try withUnsafeMutablePointer(to: &mapFullSeen) { flag in
-                try body(LMDBWriteTransaction(txn, mapFullSeen: flag))
+                let transaction = LMDBWriteTransaction(txn, mapFullSeen: flag)
+                return try body(transaction)
             }
         } catch {
             mdb_txn_abort(txn)

@@ -297,7 +297,10 @@ enum LMDBOperations {
         // lmdb.h, mdb_cursor_open: "A cursor in a read-only transaction must be closed explicitly ... A cursor in a
         // write-transaction can be closed before its transaction ends". Closing here, always, is right for both.
         defer { mdb_cursor_close(cursor) }
-        return try body(LMDBCursor(cursor!, database: db))
+        // Bound to a `let` first: passing the fresh ~Copyable value straight to the `borrowing` parameter crashes
+        // Swift 6.3's optimizer (GenericSpecializer, "Cannot initialize a nonCopyable type with a guaranteed value").
+        let borrowed = LMDBCursor(cursor!, database: db)
+        return try body(borrowed)
     }
 }
 
