@@ -1,1 +1,98 @@
-print("ledgerd: the daemon is not built yet")
+public import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerDaemon
+public import Logging
+
+@main
+struct Ledgerd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledgerd",
+        abstract: "The OrderLedger daemon: signs payment requests, records gateway callbacks durably, polls for missing ones.",
+        subcommands: [Run.self],
+        defaultSubcommand: nil
+    )
+}
+
+/// Flags shared by `run` and `demo`; each is also a configuration key (file) and an environment variable.
+struct DaemonOptions: ParsableArguments {
+    @Option(help: "A JSON configuration file (keys as in the README: dataDir, gateway.url, poll.deadlineMs, ...).")
+    var config: String?
+
+    @Option(help: "The LMDB data directory (dataDir, LEDGERD_DATA_DIR). Default ./ledger-data.")
+    var dataDir: String?
+
+    @Option(help: "The control socket path (socket, LEDGERD_SOCKET). Default ./ledgerd.sock.")
+    var socket: String?
+
+    @Option(help: "HOST:PORT of the HTTP endpoints (http, LEDGERD_HTTP). Default 127.0.0.1:8080.")
+    var http: String?
+
+    @Option(help: "The gateway's base URL (gateway.url, LEDGERD_GATEWAY_URL). Default http://127.0.0.1:9090.")
+    var gatewayURL: String?
+
+    @Option(help: "The merchant's member id (gateway.memberId, LEDGERD_GATEWAY_MEMBER_ID). Default 10001.")
+    var memberId: String?
+
+    @Option(help: "The merchant key file (gateway.keyFile, LEDGERD_GATEWAY_KEY_FILE). Default ./merchant.key.")
+    var keyFile: String?
+
+    @Option(help: "The URL the gateway and buyers reach this daemon at (publicUrl, LEDGERD_PUBLIC_URL).")
+    var publicURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["dataDir"] = self.dataDir
+        flags["socket"] = self.socket
+        flags["http"] = self.http
+        flags["gateway.url"] = self.gatewayURL
+        flags["gateway.memberId"] = self.memberId
+        flags["gateway.keyFile"] = self.keyFile
+        flags["publicUrl"] = self.publicURL
+        return flags
+    }
+
+    func makeLogger(_ label: String) -> Logger {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: label)
+        logger.logLevel = self.logLevel
+        return logger
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon until SIGTERM or SIGINT.",
+        discussion: """
+            Configuration comes from flags, then LEDGERD_* environment variables, then the --config JSON file, \
+            then the defaults; invalid values stop the daemon at start with a message naming the key.
+            """
+    )
+
+    @OptionGroup var options: DaemonOptions
+
+    func run() async throws {
+        let logger = self.options.makeLogger("ledgerd")
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try await DaemonConfiguration.load(flags: self.options.flags, file: self.options.config)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let daemon = try LedgerDaemon(configuration: configuration, logger: logger)
+        logger.info(
+            "ledgerd starting",
+            metadata: [
+                "data.dir": "\(configuration.dataDirectory)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
+                "gateway.url": "\(configuration.gateway.baseURL)", "gateway.member": "\(configuration.gateway.memberId)",
+            ]
+        )
+        try await daemon.run()
+        logger.info("ledgerd stopped")
+    }
+}

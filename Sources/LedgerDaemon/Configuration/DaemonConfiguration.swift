@@ -1,0 +1,279 @@
+public import Configuration
+import Foundation
+public import LedgerCore
+import SystemPackage
+public import LedgerStore
+
+/// A configuration value that is wrong, named by its key so the operator knows what to fix.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+
+    public init(key: String, message: String) {
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { "Invalid configuration \(self.key): \(self.message)" }
+}
+
+/// Everything the daemon is configured with. Loaded from flags, environment variables (`LEDGERD_` and the key in
+/// upper snake case, e.g. `LEDGERD_GATEWAY_MEMBER_ID`) and a JSON file (`--config`), in that order of precedence,
+/// with defaults that make `ledgerd run` work out of the box against a local gateway simulator.
+public struct DaemonConfiguration: Sendable {
+    /// `dataDir`: the LMDB data directory.
+    public var dataDirectory: String = "./ledger-data"
+    /// `socket`: the control socket's path.
+    public var socketPath: String = "./ledgerd.sock"
+    /// `socketMode`: the control socket's permissions, 0600 or 0660.
+    public var socketMode: UInt32 = 0o600
+    /// `http`: where the HTTP endpoints listen, `HOST:PORT`.
+    public var httpHost: String = "127.0.0.1"
+    public var httpPort: Int = 8080
+    /// `publicUrl`: how the gateway and buyers reach this daemon; notify, return and pay-page URLs are under it.
+    public var publicURL: String = "http://127.0.0.1:8080"
+    public var gateway: GatewaySettings
+    /// `gateway.keyFile` (or `gateway.key`, for a secret manager that sets the environment).
+    public var key: MerchantKey
+    public var poll: PollSettings = PollSettings()
+    public var limits: HTTPLimits = HTTPLimits()
+    public var store: LMDBEventStore.Options = LMDBEventStore.Options()
+
+    public init(gateway: GatewaySettings, key: MerchantKey) {
+        self.gateway = gateway
+        self.key = key
+    }
+
+    /// The defaults, documented in the README.
+    public static let defaultGatewayURL = "http://127.0.0.1:9090"
+    public static let defaultMemberId = "10001"
+    public static let defaultKeyFile = "./merchant.key"
+}
+
+/// The query poller's schedule (`poll.*`), in milliseconds in the configuration.
+public struct PollSettings: Sendable, Hashable {
+    /// `poll.firstDelayMs`: how long after creation an order is first queried (the notification usually comes
+    /// first).
+    public var firstDelay: Duration = .seconds(30)
+    /// `poll.backoffBaseMs`: the base of the exponential backoff between attempts.
+    public var backoffBase: Duration = .seconds(10)
+    /// `poll.backoffCapMs`: the longest wait between two attempts.
+    public var backoffCap: Duration = .seconds(300)
+    /// `poll.deadlineMs`: after this long from creation the order is given up and expired.
+    public var deadline: Duration = .seconds(1800)
+    /// `poll.concurrency`: queries in flight at once.
+    public var concurrency: Int = 8
+    /// `poll.attemptTimeoutMs`: one query's timeout.
+    public var attemptTimeout: Duration = .seconds(10)
+    /// `poll.bodyBytesMax`: the most of a reply body that is read and recorded.
+    public var bodyBytesMax: Int = 16 * 1024
+
+    public init() {}
+}
+
+/// Bounds of the HTTP endpoints (`limits.*`).
+public struct HTTPLimits: Sendable, Hashable {
+    /// `limits.notify.bodyBytesMax`, `limits.notify.fieldsMax`, `limits.notify.fieldBytesMax`.
+    public var form: FormLimits = .default
+    /// `limits.http.idleTimeoutMs`: a connection idle this long (including one that never finishes its headers)
+    /// is closed.
+    public var idleTimeout: Duration = .seconds(10)
+    /// `limits.http.connectionsMax`: open HTTP connections at once.
+    public var connectionsMax: Int = 1024
+    /// `limits.http.rejectLogPerMinute`: log lines about refused bodies per minute; the rest are only counted.
+    public var rejectLogPerMinute: Int = 60
+
+    public init() {}
+}
+
+extension DaemonConfiguration {
+    /// Loads the configuration: `flags` (already parsed by the command line, keyed like the file) override the
+    /// environment, which overrides the JSON file at `file`, which overrides the defaults. Every problem names
+    /// its key.
+    public static func load(
+        flags: [String: String],
+        environment: [String: String]? = nil,
+        file: String?
+    ) async throws -> DaemonConfiguration {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(
+                name: "flags",
+                values: Dictionary(
+                    uniqueKeysWithValues: flags.map { (AbsoluteConfigKey(ConfigKey($0.key)), ConfigValue(.string($0.value), isSecret: false)) }
+                )
+            ),
+            EnvironmentVariablesProvider(
+                environmentVariables: environment,
+                secretsSpecifier: .specific(["LEDGERD_GATEWAY_KEY"])
+            ).prefixKeys(with: ["ledgerd"]),
+        ]
+        if let file {
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw ConfigurationError(key: "config", message: "the configuration file \(file) does not exist")
+            }
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)))
+            } catch {
+                throw ConfigurationError(key: "config", message: "the configuration file \(file) is not valid JSON: \(error)")
+            }
+        }
+        let values = ConfigValues(reader: ConfigReader(providers: providers))
+        return try Self.build(from: values)
+    }
+
+    static func build(from values: ConfigValues) throws -> DaemonConfiguration {
+        let keyText: String
+        if let inline = values.text("gateway.key", secret: true) {
+            keyText = inline
+        } else {
+            let keyFile = values.text("gateway.keyFile") ?? Self.defaultKeyFile
+            guard let contents = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
+                throw ConfigurationError(
+                    key: "gateway.keyFile",
+                    message: "cannot read the merchant key file \(keyFile); write the key the platform assigned into it (chmod 600), or set LEDGERD_GATEWAY_KEY"
+                )
+            }
+            keyText = contents
+        }
+        let key: MerchantKey
+        do {
+            key = try MerchantKey(keyText)
+        } catch {
+            throw ConfigurationError(key: "gateway.keyFile", message: error.description)
+        }
+
+        let publicURL = values.text("publicUrl") ?? "http://127.0.0.1:8080"
+        if let problem = GatewayValidation.urlProblem(publicURL) {
+            throw ConfigurationError(key: "publicUrl", message: problem)
+        }
+        let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        var gateway = GatewaySettings(
+            memberId: values.text("gateway.memberId") ?? Self.defaultMemberId,
+            baseURL: values.text("gateway.url") ?? Self.defaultGatewayURL,
+            notifyURL: base + "/notify",
+            callbackURL: base + "/return"
+        )
+        if let codes = values.text("gateway.bankCodes") {
+            gateway.bankCodes = codes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        }
+        if let zone = values.text("gateway.timeZone") {
+            guard let resolved = GatewayTimeZone(identifier: zone) else {
+                throw ConfigurationError(key: "gateway.timeZone", message: "'\(zone)' is not a tz database time zone")
+            }
+            gateway.timeZone = resolved
+        }
+        gateway.allowReservedCharacters = try values.bool("gateway.allowReservedCharacters") ?? false
+        if let rule = values.text("signing.emptyValueRule") {
+            guard let parsed = EmptyValueRule(rawValue: rule) else {
+                throw ConfigurationError(key: "signing.emptyValueRule", message: "must be empty-string or php-empty")
+            }
+            gateway.dialect.emptyValueRule = parsed
+        }
+        if let set = values.text("signing.notificationFieldSet") {
+            guard let parsed = NotificationFieldSet(rawValue: set) else {
+                throw ConfigurationError(key: "signing.notificationFieldSet", message: "must be documented or all-received")
+            }
+            gateway.dialect.notificationFieldSet = parsed
+        }
+        gateway.dialect.acceptLowercaseHex = try values.bool("signing.acceptLowercaseHex") ?? false
+        if let amountMax = try values.int("limits.order.amountFenMax") { gateway.limits.amountFenMax = Int64(amountMax) }
+        for problem in gateway.validate() {
+            throw ConfigurationError(key: problem.key, message: problem.message)
+        }
+
+        var configuration = DaemonConfiguration(gateway: gateway, key: key)
+        configuration.publicURL = base
+        configuration.dataDirectory = values.text("dataDir") ?? configuration.dataDirectory
+        configuration.socketPath = values.text("socket") ?? configuration.socketPath
+        if let mode = values.text("socketMode") {
+            guard let parsed = UInt32(mode, radix: 8), parsed == 0o600 || parsed == 0o660 else {
+                throw ConfigurationError(key: "socketMode", message: "must be 0600 or 0660")
+            }
+            configuration.socketMode = parsed
+        }
+        if let http = values.text("http") {
+            guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]),
+                (0...65535).contains(port), colon > http.startIndex
+            else {
+                throw ConfigurationError(key: "http", message: "'\(http)' is not HOST:PORT")
+            }
+            configuration.httpHost = String(http[..<colon])
+            configuration.httpPort = port
+        }
+
+        var poll = PollSettings()
+        poll.firstDelay = try values.milliseconds("poll.firstDelayMs", range: 0...86_400_000) ?? poll.firstDelay
+        poll.backoffBase = try values.milliseconds("poll.backoffBaseMs", range: 1...86_400_000) ?? poll.backoffBase
+        poll.backoffCap = try values.milliseconds("poll.backoffCapMs", range: 1...86_400_000) ?? poll.backoffCap
+        poll.deadline = try values.milliseconds("poll.deadlineMs", range: 1...(30 * 86_400_000)) ?? poll.deadline
+        poll.attemptTimeout = try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
+        poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
+        poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
+        guard poll.backoffCap >= poll.backoffBase else {
+            throw ConfigurationError(key: "poll.backoffCapMs", message: "must be at least poll.backoffBaseMs")
+        }
+        guard poll.deadline > poll.firstDelay else {
+            throw ConfigurationError(key: "poll.deadlineMs", message: "must be longer than poll.firstDelayMs")
+        }
+        configuration.poll = poll
+
+        var limits = HTTPLimits()
+        limits.form.bodyBytesMax = try values.int("limits.notify.bodyBytesMax", range: 256...(1 << 20)) ?? limits.form.bodyBytesMax
+        limits.form.fieldsMax = try values.int("limits.notify.fieldsMax", range: 8...1024) ?? limits.form.fieldsMax
+        limits.form.fieldBytesMax = try values.int("limits.notify.fieldBytesMax", range: 64...(1 << 20)) ?? limits.form.fieldBytesMax
+        guard limits.form.fieldBytesMax <= limits.form.bodyBytesMax else {
+            throw ConfigurationError(key: "limits.notify.fieldBytesMax", message: "must not exceed limits.notify.bodyBytesMax")
+        }
+        limits.idleTimeout = try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.idleTimeout
+        limits.connectionsMax = try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.connectionsMax
+        limits.rejectLogPerMinute = try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.rejectLogPerMinute
+        configuration.limits = limits
+
+        var store = LMDBEventStore.Options()
+        store.mapSizeMax = try values.int("store.mapSizeMax", range: (1 << 20)...(1 << 44)) ?? store.mapSizeMax
+        store.batchCountMax = try values.int("store.batchCountMax", range: 1...100_000) ?? store.batchCountMax
+        store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
+        store.mapSize = min(store.mapSize, store.mapSizeMax)
+        configuration.store = store
+        return configuration
+    }
+}
+
+/// Typed reads over the configuration reader, each failing with the key's name.
+struct ConfigValues {
+    let reader: ConfigReader
+
+    /// A value as text, whether the source holds a string, a number or a boolean.
+    func text(_ key: String, secret: Bool = false) -> String? {
+        let configKey = ConfigKey(key)
+        if let value = self.reader.string(forKey: configKey, isSecret: secret) { return value }
+        if let value = self.reader.int(forKey: configKey) { return String(value) }
+        if let value = self.reader.bool(forKey: configKey) { return String(value) }
+        return nil
+    }
+
+    func int(_ key: String, range: ClosedRange<Int>? = nil) throws -> Int? {
+        guard let text = self.text(key) else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(key: key, message: "'\(text)' is not a whole number")
+        }
+        if let range, !range.contains(value) {
+            throw ConfigurationError(key: key, message: "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func milliseconds(_ key: String, range: ClosedRange<Int>) throws -> Duration? {
+        try self.int(key, range: range).map { .milliseconds($0) }
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let text = self.text(key) else { return nil }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ConfigurationError(key: key, message: "'\(text)' is not true or false")
+        }
+    }
+}

@@ -1,0 +1,136 @@
+public import AsyncHTTPClient
+import Foundation
+public import Hummingbird
+import HummingbirdCore
+public import LedgerCore
+public import LedgerStore
+public import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import UnixSignals
+
+/// Closes the store when the service group shuts down; it is first in the group, so it closes last, after the
+/// HTTP server has drained its in-flight callbacks and every queued commit has finished.
+struct StoreService: Service {
+    let store: any EventStore
+    let stalereaderInterval: Duration = .seconds(60)
+
+    func run() async throws {
+        // Clear stale LMDB reader slots periodically (lmdb.h, mdb_reader_check), until shutdown.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: self.stalereaderInterval)
+                if let lmdb = self.store as? LMDBEventStore { _ = try? lmdb.clearStaleReaders() }
+            }
+        }
+        await self.store.close()
+    }
+}
+
+/// The running daemon: everything built from one configuration, ready to run as one service group.
+public struct LedgerDaemon: Sendable {
+    public let configuration: DaemonConfiguration
+    public let store: any EventStore
+    public let ledger: Ledger
+    public let poller: QueryPoller
+    public let metrics: LedgerMetrics
+    public let health: HealthState
+    let httpClient: HTTPClient
+    let logger: Logger
+
+    /// Opens the store and builds the pieces. `clock` and `seed` are injected for tests.
+    public init(
+        configuration: DaemonConfiguration,
+        store: (any EventStore)? = nil,
+        clock: any LedgerClock = SystemLedgerClock(),
+        seed: UInt64 = UInt64.random(in: 0...UInt64.max),
+        logger: Logger
+    ) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
+        self.metrics = LedgerMetrics()
+        self.health = HealthState(pollerExpected: true)
+        self.ledger = Ledger(
+            store: self.store,
+            settings: configuration.gateway,
+            key: configuration.key,
+            publicURL: configuration.publicURL,
+            formLimits: configuration.limits.form,
+            clock: clock,
+            metrics: self.metrics,
+            logger: logger
+        )
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        let gateway = GatewayClient(
+            settings: configuration.gateway,
+            key: configuration.key,
+            httpClient: self.httpClient,
+            timeout: configuration.poll.attemptTimeout,
+            bodyBytesMax: configuration.poll.bodyBytesMax
+        )
+        self.poller = QueryPoller(
+            ledger: self.ledger,
+            gateway: gateway,
+            settings: configuration.poll,
+            clock: clock,
+            seed: seed,
+            metrics: self.metrics,
+            health: self.health,
+            logger: logger
+        )
+    }
+
+    /// The HTTP application, on the configured address.
+    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        let router = buildLedgerRouter(
+            ledger: self.ledger,
+            limits: self.configuration.limits,
+            metrics: self.metrics,
+            health: self.health,
+            logger: self.logger
+        )
+        let limits = self.configuration.limits
+        let idle = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.idleTimeout))
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: idle)),
+            configuration: .init(
+                address: .hostname(self.configuration.httpHost, port: self.configuration.httpPort),
+                serverName: "ledgerd",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.connectionsMax)
+            ),
+            onServerRunning: onServerRunning,
+            logger: self.logger
+        )
+    }
+
+    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, control socket, HTTP, in that
+    /// order; shutdown in reverse, so in-flight callbacks finish and are committed before the store closes.
+    public func run(
+        extraServices: [any Service] = [],
+        onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) async throws {
+        let poller = self.poller
+        await self.ledger.observeOrders { state in await poller.track(state) }
+        let services: [any Service] = [StoreService(store: self.store), self.poller] + extraServices
+            + [self.makeApplication(onServerRunning: onHTTPRunning)]
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: self.logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            try? await self.httpClient.shutdown()
+            throw error
+        }
+        try await self.httpClient.shutdown()
+    }
+}

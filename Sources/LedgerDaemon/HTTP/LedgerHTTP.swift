@@ -1,0 +1,281 @@
+import Foundation
+public import Hummingbird
+import LedgerCore
+import LedgerStore
+public import Logging
+public import NIOCore
+import Synchronization
+
+/// The request context of the daemon's HTTP endpoints: Hummingbird's, plus the peer's address, which every
+/// recorded notification keeps.
+public struct LedgerRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: String
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = Self.describe(source.channel.remoteAddress)
+    }
+
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown" }
+        if let ip = address.ipAddress, let port = address.port {
+            return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        return address.pathname ?? "unknown"
+    }
+}
+
+/// Liveness of the parts `GET /healthz` reports on.
+public final class HealthState: Sendable {
+    private let pollerHeartbeat = Mutex<ContinuousClock.Instant?>(nil)
+    public let pollerExpected: Bool
+
+    public init(pollerExpected: Bool) {
+        self.pollerExpected = pollerExpected
+    }
+
+    func pollerAlive() { self.pollerHeartbeat.withLock { $0 = .now } }
+
+    /// The poller beats at least once a second; three seconds of silence means it is stuck or gone.
+    var pollerHealthy: Bool {
+        guard self.pollerExpected else { return true }
+        guard let last = self.pollerHeartbeat.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < .seconds(3)
+    }
+}
+
+/// Logs refused bodies at most `perMinute` times a minute; the rest are only counted, so a flood of garbage
+/// cannot flood the log either.
+final class RateLimitedLog: Sendable {
+    private struct Window {
+        var start = ContinuousClock.now
+        var logged = 0
+        var suppressed = 0
+    }
+
+    private let window = Mutex(Window())
+    private let perMinute: Int
+
+    init(perMinute: Int) {
+        self.perMinute = perMinute
+    }
+
+    /// Whether to log this occurrence, and how many were suppressed since the last logged one.
+    func admit() -> (log: Bool, suppressed: Int) {
+        self.window.withLock { window in
+            if ContinuousClock.now - window.start >= .seconds(60) {
+                window = Window()
+            }
+            if window.logged < self.perMinute {
+                window.logged += 1
+                let suppressed = window.suppressed
+                window.suppressed = 0
+                return (true, suppressed)
+            }
+            window.suppressed += 1
+            return (false, 0)
+        }
+    }
+}
+
+/// The short error bodies of `POST /notify`. None contains the letters "ok" in sequence in any case, because some
+/// gateway deployments treat any body containing them as an acknowledgement and would stop retrying.
+enum NotifyReply: String, CaseIterable {
+    case malformed = "malformed notification"
+    case tooLarge = "body too large"
+    case badSignature = "bad signature"
+    case foreignMember = "foreign member id"
+    case unknownOrder = "unknown order"
+    case unavailable = "ledger unavailable, retry later"
+
+    var status: HTTPResponse.Status {
+        switch self {
+        case .malformed: return .badRequest
+        case .tooLarge: return .contentTooLarge
+        case .badSignature: return .forbidden
+        case .foreignMember: return .forbidden
+        case .unknownOrder: return .notFound
+        case .unavailable: return .serviceUnavailable
+        }
+    }
+
+    var response: Response {
+        precondition(!self.rawValue.lowercased().contains("ok"), "an error body must never read as an acknowledgement")
+        return Response(
+            status: self.status,
+            headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: self.rawValue))
+        )
+    }
+
+    /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”).
+    static var acknowledgement: Response {
+        Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "OK")))
+    }
+}
+
+/// Builds the router of the daemon's HTTP endpoints: `POST /notify`, `GET /pay/{orderId}`, `GET|POST /return`,
+/// `GET /healthz` and `GET /metrics`.
+public func buildLedgerRouter(
+    ledger: Ledger,
+    limits: HTTPLimits,
+    metrics: LedgerMetrics,
+    health: HealthState,
+    logger: Logger
+) -> Router<LedgerRequestContext> {
+    let router = Router(context: LedgerRequestContext.self)
+    let rejectLog = RateLimitedLog(perMinute: limits.rejectLogPerMinute)
+
+    router.post("/notify") { request, context -> Response in
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limits.form.bodyBytesMax)
+        } catch {
+            metrics.notificationRejected()
+            return NotifyReply.tooLarge.response
+        }
+        let receipt: NotificationReceipt
+        do {
+            receipt = try await ledger.recordNotification(body: Array(buffer: body), remoteAddress: context.remoteAddress)
+        } catch {
+            // Not stored, so not acknowledged: the gateway sends it again.
+            logger.error("notification not recorded", metadata: ["error": "\(error)", "remote": "\(context.remoteAddress)"])
+            return NotifyReply.unavailable.response
+        }
+        switch receipt {
+        case .rejected(let rejection):
+            let (log, suppressed) = rejectLog.admit()
+            if log {
+                logger.warning(
+                    "refused a body that is not a notification",
+                    metadata: ["reason": "\(rejection)", "remote": "\(context.remoteAddress)", "suppressed": "\(suppressed)"]
+                )
+            }
+            if case .form(.bodyTooLarge) = rejection { return NotifyReply.tooLarge.response }
+            return NotifyReply.malformed.response
+        case .recorded(let classification, _):
+            if receipt.acknowledges { return NotifyReply.acknowledgement }
+            switch classification {
+            case .memberMismatch: return NotifyReply.foreignMember.response
+            case .unknownOrder: return NotifyReply.unknownOrder.response
+            default: return NotifyReply.badSignature.response
+            }
+        }
+    }
+
+    router.get("/pay/:orderId") { _, context -> Response in
+        let orderId = context.parameters.get("orderId") ?? ""
+        guard GatewayValidation.isOrderId(orderId), let created = try await ledger.orderCreated(orderId) else {
+            return PayPage.notFound(orderId)
+        }
+        return PayPage.render(created)
+    }
+
+    let returnPage: @Sendable (Request, LedgerRequestContext) async throws -> Response = { request, _ in
+        // The buyer's browser copy of the notification: shown, never believed. State comes from the projection.
+        var orderId = request.uri.queryParameters.get("orderid")
+        if request.method == .post, orderId == nil {
+            var request = request
+            let body = try? await request.collectBody(upTo: limits.form.bodyBytesMax)
+            if let body, let fields = try? FormCoding.decode(Array(buffer: body), limits: limits.form) {
+                orderId = fields["orderid"]
+            }
+        }
+        guard let orderId, GatewayValidation.isOrderId(orderId) else { return PayPage.notFound(orderId ?? "") }
+        return PayPage.status(orderId: orderId, state: try await ledger.order(orderId))
+    }
+    router.get("/return", use: returnPage)
+    router.post("/return", use: returnPage)
+
+    router.get("/healthz") { _, _ -> Response in
+        var problems: [String] = []
+        do {
+            _ = try await ledger.store.head()
+        } catch {
+            problems.append("store: \(error)")
+        }
+        if !health.pollerHealthy { problems.append("poller: no heartbeat for 3 s") }
+        let body = problems.isEmpty ? "{\"status\":\"healthy\"}" : "{\"status\":\"unhealthy\",\"problems\":\(problems.count)}"
+        return Response(
+            status: problems.isEmpty ? .ok : .serviceUnavailable,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: body))
+        )
+    }
+
+    router.get("/metrics") { _, _ -> Response in
+        if let store = ledger.store as? LMDBEventStore { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(string: metrics.render()))
+        )
+    }
+    return router
+}
+
+/// The buyer-facing HTML pages.
+enum PayPage {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func html(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: body))
+        )
+    }
+
+    /// An auto-submitting form that POSTs the signed fields to the gateway, with a button where scripts are off.
+    static func render(_ created: OrderCreated) -> Response {
+        let inputs = created.request.fields.map {
+            "<input type=\"hidden\" name=\"\(Self.escape($0.name))\" value=\"\(Self.escape($0.value))\">"
+        }.joined(separator: "\n")
+        let page = """
+            <!DOCTYPE html>
+            <html><head><meta charset="utf-8"><title>Pay order \(Self.escape(created.request.orderId))</title></head>
+            <body onload="document.forms[0].submit()">
+            <form method="post" action="\(Self.escape(created.gatewayURL))" accept-charset="utf-8">
+            \(inputs)
+            <noscript><p>Order \(Self.escape(created.request.orderId)): \(Self.escape(created.request.amount.text)) yuan.</p></noscript>
+            <button type="submit">Continue to payment</button>
+            </form>
+            </body></html>
+            """
+        return Self.html(.ok, page)
+    }
+
+    static func notFound(_ orderId: String) -> Response {
+        Self.html(.notFound, "<!DOCTYPE html><html><body><p>No such order: \(Self.escape(orderId))</p></body></html>")
+    }
+
+    static func status(orderId: String, state: OrderState?) -> Response {
+        guard let state, state.order != nil else { return Self.notFound(orderId) }
+        let text: String
+        switch state.status {
+        case .paid: text = "paid"
+        case .created: text = "waiting for the payment to be confirmed"
+        case .expired: text = "expired without payment"
+        case .unknown: text = "unknown"
+        }
+        return Self.html(
+            .ok,
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><p>Order \(Self.escape(orderId)): \(text)</p></body></html>"
+        )
+    }
+}

@@ -1,0 +1,322 @@
+import Foundation
+public import LedgerCore
+public import LedgerStore
+public import Logging
+
+/// What shop code asks for in `order.create`.
+public struct CreateOrderRequest: Sendable, Hashable {
+    /// The merchant's order id; a 20-character id is generated when nil.
+    public var orderId: String?
+    public var amount: String
+    public var bankCode: String
+    public var productName: String
+    public var attach: String?
+    public var productNum: String?
+    public var productDesc: String?
+    public var productURL: String?
+
+    public init(
+        orderId: String? = nil,
+        amount: String,
+        bankCode: String,
+        productName: String,
+        attach: String? = nil,
+        productNum: String? = nil,
+        productDesc: String? = nil,
+        productURL: String? = nil
+    ) {
+        self.orderId = orderId
+        self.amount = amount
+        self.bankCode = bankCode
+        self.productName = productName
+        self.attach = attach
+        self.productNum = productNum
+        self.productDesc = productDesc
+        self.productURL = productURL
+    }
+}
+
+/// A created order: what the shop needs to send the buyer to the gateway.
+public struct CreatedOrder: Sendable, Hashable {
+    public var orderId: String
+    /// `Pay_Index.html` on the gateway.
+    public var gatewayURL: String
+    /// The signed form fields, in order.
+    public var fields: [FormField]
+    /// The daemon's auto-submitting page for the buyer (`GET /pay/{orderId}`).
+    public var payURL: String
+    /// False when the order already existed with the same fields and this is the earlier result again.
+    public var created: Bool
+    public var request: PayRequest
+}
+
+/// Errors of the ledger's operations, with stable codes the control protocol maps to its error codes.
+public struct LedgerError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        case invalidOrder = "invalid-order"
+        case orderConflict = "order-conflict"
+        case orderNotFound = "order-not-found"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { self.message }
+}
+
+/// What became of a notification body.
+public enum NotificationReceipt: Sendable, Hashable {
+    /// Recorded durably, with what the projection made of it.
+    case recorded(CallbackClassification, sequence: UInt64)
+    /// Not a notification at all: not recorded (so garbage cannot fill the disk), only counted.
+    case rejected(NotificationRejection)
+
+    /// Whether the gateway is answered `OK`: every validly signed notification for our member id that is now
+    /// recorded, duplicates and mismatches included (the projection flags those); never a bad signature, a
+    /// foreign member id or an unknown order, so the gateway retries and the audit shows them.
+    public var acknowledges: Bool {
+        switch self {
+        case .recorded(let classification, _):
+            switch classification {
+            case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return true
+            case .badSignature, .memberMismatch, .unknownOrder: return false
+            }
+        case .rejected: return false
+        }
+    }
+}
+
+/// One event of an order's history with what the projection made of it and the state after it.
+public struct HistoryEntry: Sendable, Hashable {
+    public var event: Event
+    public var effect: EventEffect
+    public var state: OrderState
+}
+
+/// Source of the random part of generated order ids; injected so tests are deterministic.
+public protocol OrderIdSource: Sendable {
+    func randomCharacters(_ count: Int) -> String
+}
+
+/// Random characters from the system generator.
+public struct SystemOrderIdSource: OrderIdSource {
+    static let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+
+    public init() {}
+
+    public func randomCharacters(_ count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<count).map { _ in Self.alphabet.randomElement(using: &generator)! })
+    }
+}
+
+/// The ledger: the one writer of the event store. Order creation, notifications and query results all go through
+/// it; reads go straight to the store.
+public actor Ledger {
+    public let store: any EventStore
+    public let settings: GatewaySettings
+    let key: MerchantKey
+    let clock: any LedgerClock
+    let orderIds: any OrderIdSource
+    let publicURL: String
+    let formLimits: FormLimits
+    let logger: Logger
+    let metrics: LedgerMetrics
+    /// Told of every order whose state an append changed: the poller schedules or forgets it.
+    private var orderObserver: (@Sendable (OrderState) async -> Void)?
+
+    public init(
+        store: any EventStore,
+        settings: GatewaySettings,
+        key: MerchantKey,
+        publicURL: String,
+        formLimits: FormLimits = .default,
+        clock: any LedgerClock = SystemLedgerClock(),
+        orderIds: any OrderIdSource = SystemOrderIdSource(),
+        metrics: LedgerMetrics = LedgerMetrics(),
+        logger: Logger
+    ) {
+        self.store = store
+        self.settings = settings
+        self.key = key
+        self.clock = clock
+        self.orderIds = orderIds
+        self.publicURL = publicURL
+        self.formLimits = formLimits
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Sets the observer told of every order state an append produced.
+    public func observeOrders(_ observer: @escaping @Sendable (OrderState) async -> Void) {
+        self.orderObserver = observer
+    }
+
+    private func notifyObserver(_ appended: Appended) async {
+        guard let observer = self.orderObserver else { return }
+        for state in appended.orders.values { await observer(state) }
+    }
+
+    // MARK: Orders
+
+    /// Creates an order: validates it, signs it and records it durably, then returns the signed request.
+    /// Creating the same order id again with the same fields returns the same result; with different fields it is
+    /// a conflict.
+    public func createOrder(_ request: CreateOrderRequest) async throws -> CreatedOrder {
+        let now = self.clock.now()
+        let orderId = request.orderId ?? self.generateOrderId(at: now)
+        let orderRequest = OrderRequest(
+            orderId: orderId,
+            amount: request.amount,
+            bankCode: request.bankCode,
+            productName: request.productName,
+            attach: request.attach,
+            productNum: request.productNum,
+            productDesc: request.productDesc,
+            productURL: request.productURL
+        )
+        if let existing = try await self.orderCreated(orderId) {
+            return try self.sameOrConflict(existing, orderRequest)
+        }
+        let pay: PayRequest
+        switch PayRequest.build(orderRequest, settings: self.settings, key: self.key, appliedAt: now) {
+        case .success(let built): pay = built
+        case .failure(let rejection): throw LedgerError(.invalidOrder, rejection.description)
+        }
+        let event = PendingEvent(
+            recordedAt: now,
+            orderId: orderId,
+            payload: .orderCreated(OrderCreated(request: pay, gatewayURL: self.settings.payURL, dialect: self.settings.dialect))
+        )
+        let started = ContinuousClock.now
+        let outcome = try await self.store.append(AppendRequest([event], precondition: .orderAbsent(orderId)))
+        self.metrics.recordAppend(events: 1, since: started)
+        switch outcome {
+        case .appended(let appended):
+            await self.notifyObserver(appended)
+            self.logger.info("order created", metadata: ["order.id": "\(orderId)", "order.amount": "\(pay.amount.text)"])
+            return self.created(pay, created: true)
+        case .preconditionFailed:
+            // Another request created it between our check and our append: answer as for a repeat.
+            guard let existing = try await self.orderCreated(orderId) else {
+                throw LedgerError(.orderConflict, "Order \(orderId) exists but has no order-created event.")
+            }
+            return try self.sameOrConflict(existing, orderRequest)
+        }
+    }
+
+    private func created(_ pay: PayRequest, created: Bool) -> CreatedOrder {
+        CreatedOrder(
+            orderId: pay.orderId,
+            gatewayURL: self.settings.payURL,
+            fields: pay.fields,
+            payURL: self.publicURL + "/pay/" + pay.orderId,
+            created: created,
+            request: pay
+        )
+    }
+
+    private func sameOrConflict(_ existing: OrderCreated, _ request: OrderRequest) throws -> CreatedOrder {
+        let pay = existing.request
+        let same =
+            pay.amount.text == request.amount && pay.bankCode == request.bankCode
+            && pay.productName == request.productName && pay.attach == request.attach
+            && pay.productNum == request.productNum && pay.productDesc == request.productDesc
+            && pay.productURL == request.productURL
+        guard same else {
+            throw LedgerError(
+                .orderConflict,
+                "Order \(request.orderId) already exists with other fields (amount \(pay.amount.text), bank code \(pay.bankCode)); an order id is used once."
+            )
+        }
+        return self.created(pay, created: false)
+    }
+
+    /// The order-created event of an order, if it was created.
+    public func orderCreated(_ orderId: String) async throws -> OrderCreated? {
+        guard let state = try await self.store.order(orderId), state.order != nil else { return nil }
+        for event in try await self.store.events(forOrder: orderId) {
+            if case .orderCreated(let created) = event.payload { return created }
+        }
+        return nil
+    }
+
+    /// `L`, the gateway-time date and time to the second, and five random characters: 20 characters that sort
+    /// by creation time and do not collide in practice.
+    private func generateOrderId(at now: Instant) -> String {
+        let stamp = self.settings.timeZone.applyDate(for: now).filter(\.isNumber)
+        return "L" + stamp + self.orderIds.randomCharacters(20 - 1 - stamp.count)
+    }
+
+    // MARK: Notifications
+
+    /// Parses, verifies and records a notification body; the receipt says whether to answer `OK`.
+    public func recordNotification(body: [UInt8], remoteAddress: String) async throws -> NotificationReceipt {
+        let notification: PaymentNotification
+        do {
+            notification = try PaymentNotification.parse(body, limits: self.formLimits)
+        } catch {
+            self.metrics.notificationRejected()
+            return .rejected(error)
+        }
+        let verdict = notification.verify(key: self.key, dialect: self.settings.dialect)
+        let event = PendingEvent(
+            recordedAt: self.clock.now(),
+            orderId: notification.orderId,
+            payload: .callbackReceived(
+                CallbackReceived(notification, remoteAddress: remoteAddress, verdict: verdict, dialect: self.settings.dialect)
+            )
+        )
+        let started = ContinuousClock.now
+        let outcome = try await self.store.append(AppendRequest([event]))
+        self.metrics.recordAppend(events: 1, since: started)
+        guard case .appended(let appended) = outcome, case .callback(let classification) = appended.effects.first,
+            let sequence = appended.events.first?.sequence
+        else {
+            throw LedgerError(.orderConflict, "The store did not record the notification as a callback.")
+        }
+        self.metrics.callbackRecorded(classification)
+        await self.notifyObserver(appended)
+        self.logger.debug(
+            "notification recorded",
+            metadata: ["order.id": "\(notification.orderId)", "callback.classification": "\(classification.rawValue)", "event.seq": "\(sequence)"]
+        )
+        return .recorded(classification, sequence: sequence)
+    }
+
+    // MARK: Query results
+
+    /// Records one query attempt and returns what the projection made of it.
+    public func recordQueryResult(orderId: String, _ result: QueryResult) async throws -> (QueryClassification, OrderState) {
+        let event = PendingEvent(recordedAt: self.clock.now(), orderId: orderId, payload: .queryResult(result))
+        let started = ContinuousClock.now
+        let outcome = try await self.store.append(AppendRequest([event]))
+        self.metrics.recordAppend(events: 1, since: started)
+        guard case .appended(let appended) = outcome, case .query(let classification) = appended.effects.first,
+            let state = appended.orders[orderId]
+        else {
+            throw LedgerError(.orderConflict, "The store did not record the query result.")
+        }
+        return (classification, state)
+    }
+
+    // MARK: Reading
+
+    /// Every event of one order with what the projection made of it and the state after it.
+    public nonisolated func history(_ orderId: String) async throws -> [HistoryEntry] {
+        var state = OrderState(orderId: orderId)
+        return try await self.store.events(forOrder: orderId).map { event in
+            let effect = state.apply(event)
+            return HistoryEntry(event: event, effect: effect, state: state)
+        }
+    }
+
+    public nonisolated func order(_ orderId: String) async throws -> OrderState? {
+        try await self.store.order(orderId)
+    }
+}

@@ -1,0 +1,197 @@
+import HeapModule
+public import LedgerCore
+import LedgerStore
+public import Logging
+public import ServiceLifecycle
+
+/// Queries the gateway for every order still waiting for its payment: on a schedule derived from the log, with a
+/// concurrency limit, recording every attempt as a query-result event.
+public actor QueryPoller: Service {
+    private struct Due: Comparable {
+        var at: Instant
+        var orderId: String
+        var generation: UInt64
+
+        static func < (lhs: Due, rhs: Due) -> Bool {
+            lhs.at != rhs.at ? lhs.at < rhs.at : lhs.generation < rhs.generation
+        }
+    }
+
+    private let ledger: Ledger
+    private let gateway: any GatewayQuerying
+    private let schedule: PollSchedule
+    private let clock: any LedgerClock
+    private let metrics: LedgerMetrics
+    private let health: HealthState
+    private let logger: Logger
+    private var random: SeededRandom
+    private var heap = Heap<Due>()
+    /// The live entry of each scheduled order; heap entries of older generations are stale and skipped.
+    private var scheduled: [String: (next: PollSchedule.Next, generation: UInt64)] = [:]
+    private var inFlight: Set<String> = []
+    private var generation: UInt64 = 0
+    private var wake: CheckedContinuation<Void, Never>?
+
+    public init(
+        ledger: Ledger,
+        gateway: any GatewayQuerying,
+        settings: PollSettings,
+        clock: any LedgerClock,
+        seed: UInt64,
+        metrics: LedgerMetrics,
+        health: HealthState,
+        logger: Logger
+    ) {
+        self.ledger = ledger
+        self.gateway = gateway
+        self.schedule = PollSchedule(settings: settings)
+        self.clock = clock
+        self.random = SeededRandom(seed: seed)
+        self.metrics = metrics
+        self.health = health
+        self.logger = logger
+    }
+
+    /// Orders scheduled, for `ledger.stats` and the pending-orders gauge.
+    public var pendingCount: Int { self.scheduled.count }
+
+    /// Schedules (or reschedules) an order from its state; called for new orders and after every attempt.
+    public func track(_ state: OrderState) {
+        guard let next = self.schedule.next(for: state, random: &self.random) else {
+            self.scheduled[state.orderId] = nil
+            return
+        }
+        self.generation += 1
+        self.scheduled[state.orderId] = (next, self.generation)
+        self.heap.insert(Due(at: next.at, orderId: state.orderId, generation: self.generation))
+        self.wake?.resume()
+        self.wake = nil
+    }
+
+    /// Queries one order now, outside the schedule (`order.queryNow`), and records the attempt.
+    public func queryNow(_ orderId: String) async throws -> (QueryResult, QueryClassification, OrderState) {
+        guard let state = try await self.ledger.order(orderId), state.order != nil else {
+            throw LedgerError(.orderNotFound, "No order \(orderId).")
+        }
+        let result = await self.gateway.query(orderId: orderId, attempt: state.queryAttempts + 1, final: false)
+        let (classification, after) = try await self.ledger.recordQueryResult(orderId: orderId, result)
+        self.metrics.pollAttempt(classification)
+        self.track(after)
+        return (result, classification, after)
+    }
+
+    public func run() async throws {
+        try await self.loadPending()
+        try await withGracefulShutdownHandler {
+            try await self.loop()
+        } onGracefulShutdown: {
+            Task { await self.stopWaiting() }
+        }
+    }
+
+    private var stopping = false
+
+    private func stopWaiting() {
+        self.stopping = true
+        self.wake?.resume()
+        self.wake = nil
+    }
+
+    /// Schedules every order still `created`, paging through the status index.
+    private func loadPending() async throws {
+        var after: String?
+        var count = 0
+        while true {
+            let page = try await self.ledger.store.orders(status: .created, after: after, limit: 1000)
+            for state in page { self.track(state) }
+            count += page.count
+            guard let last = page.last, page.count == 1000 else { break }
+            after = last.orderId
+        }
+        self.logger.info("poller resumed", metadata: ["poll.pending": "\(count)"])
+    }
+
+    private func loop() async throws {
+        // A discarding group: finished queries leave nothing behind, however long the daemon runs.
+        try await withThrowingDiscardingTaskGroup { group in
+            while !Task.isCancelled && !self.stopping {
+                self.health.pollerAlive()
+                self.metrics.pendingOrders(self.scheduled.count + self.inFlight.count)
+                let now = self.clock.now()
+                // Start every due query the concurrency limit allows.
+                while self.inFlight.count < self.schedule.settings.concurrency, let due = self.popDue(now: now) {
+                    group.addTask { await self.attempt(due) }
+                }
+                // Sleep until the next due time or the next heartbeat; a new order or a finished query wakes
+                // the loop early.
+                await self.sleep(until: self.nextWake(now: now))
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// The earliest of the next due time and one second from now (the heartbeat).
+    private func nextWake(now: Instant) -> Instant {
+        let heartbeat = now.adding(milliseconds: 1000)
+        guard self.inFlight.count < self.schedule.settings.concurrency, let first = self.peekDue() else { return heartbeat }
+        return min(first.at, heartbeat)
+    }
+
+    private func sleep(until deadline: Instant) async {
+        if deadline <= self.clock.now() || self.stopping { return }
+        let timer = Task { [clock = self.clock] in
+            try await clock.sleep(until: deadline)
+            await self.wakeUp()
+        }
+        // The continuation is stored before this actor can run `wakeUp`, so no wake-up is lost.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.wake = continuation
+        }
+        timer.cancel()
+    }
+
+    private func wakeUp() {
+        self.wake?.resume()
+        self.wake = nil
+    }
+
+    private func peekDue() -> Due? {
+        while let top = self.heap.min {
+            if let live = self.scheduled[top.orderId], live.generation == top.generation { return top }
+            _ = self.heap.removeMin()
+        }
+        return nil
+    }
+
+    private func popDue(now: Instant) -> (orderId: String, next: PollSchedule.Next)? {
+        guard let top = self.peekDue(), top.at <= now, let live = self.scheduled[top.orderId] else { return nil }
+        _ = self.heap.removeMin()
+        self.scheduled[top.orderId] = nil
+        self.inFlight.insert(top.orderId)
+        return (top.orderId, live.next)
+    }
+
+    private func attempt(_ due: (orderId: String, next: PollSchedule.Next)) async {
+        let result = await self.gateway.query(orderId: due.orderId, attempt: due.next.attempt, final: due.next.final)
+        do {
+            let (classification, state) = try await self.ledger.recordQueryResult(orderId: due.orderId, result)
+            self.metrics.pollAttempt(classification)
+            self.finish(due.orderId, state: state)
+        } catch {
+            // Not recorded (store full, shutting down): try again later from the stored state.
+            self.logger.error("query result not recorded", metadata: ["order.id": "\(due.orderId)", "error": "\(error)"])
+            if let state = try? await self.ledger.order(due.orderId) {
+                self.finish(due.orderId, state: state)
+            } else {
+                self.inFlight.remove(due.orderId)
+                self.wakeUp()
+            }
+        }
+    }
+
+    private func finish(_ orderId: String, state: OrderState) {
+        self.inFlight.remove(orderId)
+        self.track(state)
+        self.wakeUp()
+    }
+}

@@ -1,0 +1,136 @@
+import AsyncHTTPClient
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import LedgerStore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A fresh temporary directory that removes itself.
+final class TestDirectory: @unchecked Sendable {
+    let path: String
+
+    init() {
+        self.path = FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: self.path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: self.path) }
+}
+
+enum TestKeys {
+    static let text = "daemon-test-key-0123"
+    static let key = try! MerchantKey(text)
+    static let memberId = "10001"
+}
+
+/// A configuration for tests: loopback, a free port, a fresh data directory, the test key.
+func testConfiguration(directory: TestDirectory, gatewayURL: String = "http://127.0.0.1:9") throws -> DaemonConfiguration {
+    var gateway = GatewaySettings(
+        memberId: TestKeys.memberId,
+        baseURL: gatewayURL,
+        notifyURL: "http://127.0.0.1:8080/notify",
+        callbackURL: "http://127.0.0.1:8080/return"
+    )
+    gateway.bankCodes = GatewaySettings.defaultBankCodes
+    var configuration = DaemonConfiguration(gateway: gateway, key: TestKeys.key)
+    configuration.dataDirectory = directory.path + "/ledger"
+    configuration.socketPath = directory.path + "/ledgerd.sock"
+    configuration.httpPort = 0
+    configuration.publicURL = "http://127.0.0.1:8080"
+    return configuration
+}
+
+var testLogger: Logger {
+    var logger = Logger(label: "ledgerd-test")
+    logger.logLevel = .warning
+    return logger
+}
+
+/// A daemon running in this process on a free port, stopped when the closure returns.
+struct RunningDaemon: Sendable {
+    let daemon: LedgerDaemon
+    let baseURL: String
+}
+
+func withRunningDaemon<T: Sendable>(
+    _ configuration: DaemonConfiguration,
+    clock: any LedgerClock = SystemLedgerClock(),
+    _ body: @Sendable (RunningDaemon) async throws -> T
+) async throws -> T {
+    let daemon = try LedgerDaemon(configuration: configuration, clock: clock, seed: 7, logger: testLogger)
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    let task = Task {
+        try await daemon.run(onHTTPRunning: { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        })
+    }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else {
+        task.cancel()
+        _ = try? await task.value
+        throw TestFailure("the daemon did not start")
+    }
+    do {
+        let result = try await body(RunningDaemon(daemon: daemon, baseURL: "http://127.0.0.1:\(port)"))
+        task.cancel()
+        _ = try? await task.value
+        return result
+    } catch {
+        task.cancel()
+        _ = try? await task.value
+        throw error
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Signed notification bodies as the gateway sends them: unencoded concatenation.
+enum Notifications {
+    static func fields(
+        orderId: String,
+        amount: String = "12.5000",
+        transactionId: String = "T1",
+        returnCode: String = "00",
+        memberId: String = TestKeys.memberId
+    ) -> [FormField] {
+        var fields = [
+            FormField("memberid", memberId), FormField("orderid", orderId), FormField("amount", amount),
+            FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"),
+            FormField("returncode", returnCode),
+        ]
+        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: TestKeys.key)))
+        return fields
+    }
+
+    static func body(_ fields: [FormField]) -> String {
+        fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
+    }
+}
+
+/// POSTs a body and returns status and body text.
+func post(_ client: HTTPClient, _ url: String, body: String, contentType: String = "application/x-www-form-urlencoded") async throws -> (Int, String, HTTPHeaders) {
+    var request = HTTPClientRequest(url: url)
+    request.method = .POST
+    request.headers.add(name: "Content-Type", value: contentType)
+    request.body = .bytes(ByteBuffer(string: body))
+    let response = try await client.execute(request, timeout: .seconds(30))
+    let bytes = try await response.body.collect(upTo: 1 << 20)
+    return (Int(response.status.code), String(buffer: bytes), response.headers)
+}
+
+func get(_ client: HTTPClient, _ url: String) async throws -> (Int, String) {
+    let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+    let bytes = try await response.body.collect(upTo: 1 << 20)
+    return (Int(response.status.code), String(buffer: bytes))
+}
+
+/// Shuts a client down without blocking the test's async context.
+func shutdownLater(_ client: HTTPClient) {
+    Task { try? await client.shutdown() }
+}

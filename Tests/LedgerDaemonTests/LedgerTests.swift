@@ -1,0 +1,173 @@
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import LedgerStore
+import Testing
+
+/// The Ledger actor over the in-memory store: order creation rules, callbacks, history.
+struct LedgerTests {
+    struct FixedIds: OrderIdSource {
+        func randomCharacters(_ count: Int) -> String { String(repeating: "X", count: count) }
+    }
+
+    func makeLedger(clock: ManualLedgerClock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))) -> Ledger {
+        let settings = GatewaySettings(
+            memberId: TestKeys.memberId,
+            baseURL: "http://127.0.0.1:9090",
+            notifyURL: "http://127.0.0.1:8080/notify",
+            callbackURL: "http://127.0.0.1:8080/return"
+        )
+        return Ledger(
+            store: InMemoryEventStore(),
+            settings: settings,
+            key: TestKeys.key,
+            publicURL: "http://127.0.0.1:8080",
+            clock: clock,
+            orderIds: FixedIds(),
+            logger: testLogger
+        )
+    }
+
+    /// An order is signed, recorded, and returned with the gateway URL, the signed fields and the pay page.
+    @Test func createsOrder() async throws {
+        let ledger = self.makeLedger()
+        let created = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "手机壳"))
+        #expect(created.created)
+        #expect(created.gatewayURL == "http://127.0.0.1:9090/Pay_Index.html")
+        #expect(created.payURL == "http://127.0.0.1:8080/pay/A1")
+        #expect(Signer.verify(created.fields, kind: .pay, key: TestKeys.key) == .valid)
+        #expect(created.request.applyDate == "2026-11-27 09:02:03")
+        #expect(try await ledger.order("A1")?.status == .created)
+    }
+
+    /// Without an order id, a 20-character id is generated from the gateway time and the injected randomness.
+    @Test func generatesOrderId() async throws {
+        let ledger = self.makeLedger()
+        let created = try await ledger.createOrder(CreateOrderRequest(amount: "1.00", bankCode: "940", productName: "p"))
+        #expect(created.orderId == "L20261127090203XXXXX")
+        #expect(created.orderId.count == 20)
+    }
+
+    /// The same order id with the same fields returns the first result; with different fields it is a conflict.
+    @Test func idempotentCreate() async throws {
+        let clock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))
+        let ledger = self.makeLedger(clock: clock)
+        let request = CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+        let first = try await ledger.createOrder(request)
+        clock.advance(by: 5000)
+        let again = try await ledger.createOrder(request)
+        #expect(!again.created)
+        #expect(again.fields == first.fields)
+        var other = request
+        other.amount = "12.51"
+        await #expect {
+            _ = try await ledger.createOrder(other)
+        } throws: { error in
+            (error as? LedgerError)?.code == .orderConflict
+        }
+        #expect(try await ledger.store.head().sequence == 1)
+    }
+
+    /// Concurrent creates of one order id store one order and all get the same fields.
+    @Test func concurrentCreates() async throws {
+        let ledger = self.makeLedger()
+        let request = CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+        let results = try await withThrowingTaskGroup(of: CreatedOrder.self) { group in
+            for _ in 0..<20 { group.addTask { try await ledger.createOrder(request) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter(\.created).count == 1)
+        #expect(Set(results.map(\.fields)).count == 1)
+        #expect(try await ledger.store.head().sequence == 1)
+    }
+
+    /// An invalid order is refused with the core's reason and nothing is stored.
+    @Test func invalidOrder() async throws {
+        let ledger = self.makeLedger()
+        await #expect {
+            _ = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "1e3", bankCode: "940", productName: "p"))
+        } throws: { error in
+            (error as? LedgerError)?.code == .invalidOrder && "\(error)".contains("exponent")
+        }
+        #expect(try await ledger.store.head().sequence == 0)
+    }
+
+    /// Notifications are classified and acknowledged by the rules; bodies that are not notifications are not stored.
+    @Test func notificationReceipts() async throws {
+        let ledger = self.makeLedger()
+        _ = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
+        let valid = Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8)
+        let first = try await ledger.recordNotification(body: valid, remoteAddress: "127.0.0.1:1")
+        #expect(first == .recorded(.accepted, sequence: 2))
+        #expect(first.acknowledges)
+        let duplicate = try await ledger.recordNotification(body: valid, remoteAddress: "127.0.0.1:1")
+        #expect(duplicate == .recorded(.duplicate, sequence: 3))
+        #expect(duplicate.acknowledges)
+        var forged = Notifications.fields(orderId: "A1", transactionId: "T2")
+        forged[forged.count - 1].value = String(repeating: "A", count: 32)
+        let bad = try await ledger.recordNotification(body: Array(Notifications.body(forged).utf8), remoteAddress: "x")
+        #expect(bad == .recorded(.badSignature, sequence: 4))
+        #expect(!bad.acknowledges)
+        let unknown = try await ledger.recordNotification(body: Array(Notifications.body(Notifications.fields(orderId: "NOPE")).utf8), remoteAddress: "x")
+        #expect(unknown == .recorded(.unknownOrder, sequence: 5))
+        #expect(!unknown.acknowledges)
+        let garbage = try await ledger.recordNotification(body: Array("hello=world".utf8), remoteAddress: "x")
+        #expect(garbage == .rejected(.missingField("memberid")))
+        #expect(try await ledger.store.head().sequence == 5)
+        let history = try await ledger.history("A1")
+        #expect(history.map(\.effect) == [.created, .callback(.accepted), .callback(.duplicate), .callback(.badSignature)])
+        #expect(history.last?.state.status == .paid)
+    }
+}
+
+/// Configuration: flags over environment over file over defaults, and errors that name the key.
+struct ConfigurationTests {
+    /// Flags override the environment, which overrides the file.
+    @Test func precedence() async throws {
+        let directory = TestDirectory()
+        let keyFile = directory.path + "/merchant.key"
+        try "file-key-123\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let file = directory.path + "/ledgerd.json"
+        try """
+        {"dataDir": "/from/file", "http": "127.0.0.1:7000", "gateway": {"memberId": "20002", "keyFile": "\(keyFile)", "url": "http://gw.example:1"}, "poll": {"deadlineMs": 60000}}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try await DaemonConfiguration.load(
+            flags: ["dataDir": "/from/flag"],
+            environment: ["LEDGERD_DATA_DIR": "/from/env", "LEDGERD_GATEWAY_MEMBER_ID": "30003", "LEDGERD_HTTP": "127.0.0.1:7001"],
+            file: file
+        )
+        #expect(configuration.dataDirectory == "/from/flag")
+        #expect(configuration.gateway.memberId == "30003")
+        #expect(configuration.httpPort == 7001)
+        #expect(configuration.gateway.baseURL == "http://gw.example:1")
+        #expect(configuration.poll.deadline == .seconds(60))
+        #expect(configuration.key == (try MerchantKey("file-key-123")))
+    }
+
+    /// The defaults make a local daemon: data dir, socket, HTTP address, gateway simulator URL.
+    @Test func defaults() async throws {
+        let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)
+        #expect(configuration.dataDirectory == "./ledger-data")
+        #expect(configuration.socketPath == "./ledgerd.sock")
+        #expect(configuration.httpHost == "127.0.0.1" && configuration.httpPort == 8080)
+        #expect(configuration.gateway.baseURL == "http://127.0.0.1:9090")
+        #expect(configuration.gateway.notifyURL == "http://127.0.0.1:8080/notify")
+    }
+
+    /// Invalid values fail at start with a message naming the key.
+    @Test(arguments: [
+        (["LEDGERD_HTTP": "nowhere"], "http"), (["LEDGERD_POLL_DEADLINE_MS": "abc"], "poll.deadlineMs"),
+        (["LEDGERD_GATEWAY_MEMBER_ID": "abc"], "gateway.memberId"), (["LEDGERD_SIGNING_EMPTY_VALUE_RULE": "maybe"], "signing.emptyValueRule"),
+        (["LEDGERD_GATEWAY_TIME_ZONE": "Mars/Base"], "gateway.timeZone"), (["LEDGERD_PUBLIC_URL": "ftp://x"], "publicUrl"),
+        (["LEDGERD_GATEWAY_KEY_FILE": "/nonexistent/key"], "gateway.keyFile"),
+    ])
+    func invalidValuesNamed(_ environment: [String: String], _ key: String) async throws {
+        var environment = environment
+        if environment["LEDGERD_GATEWAY_KEY_FILE"] == nil { environment["LEDGERD_GATEWAY_KEY"] = "k-1" }
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import LedgerCore
+import LedgerDaemon
+import LedgerStore
+import Testing
+
+/// `POST /notify` and the other HTTP endpoints, over a real socket against the real daemon.
+struct NotifyEndpointTests {
+    static func createOrder(_ running: RunningDaemon, _ orderId: String = "A1") async throws {
+        _ = try await running.daemon.ledger.createOrder(
+            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
+        )
+    }
+
+    /// A valid notification is answered with exactly the two bytes OK, and only after it is in the log.
+    @Test func acknowledgesValidNotification() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            try await Self.createOrder(running)
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            let (status, body, headers) = try await post(client, running.baseURL + "/notify", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            #expect(status == 200)
+            #expect(body == "OK")
+            #expect(headers["content-length"].first == "2")
+            #expect(try await running.daemon.ledger.order("A1")?.status == .paid)
+            let history = try await running.daemon.ledger.history("A1")
+            guard case .callbackReceived(let callback) = history.last?.event.payload else {
+                Issue.record("the callback must be recorded")
+                return
+            }
+            #expect(callback.remoteAddress.hasPrefix("127.0.0.1:"))
+            #expect(String(decoding: callback.rawBody, as: UTF8.self).hasPrefix("memberid=10001&orderid=A1"))
+        }
+    }
+
+    /// Bad signatures, foreign member ids, unknown orders and malformed bodies get 4xx bodies without "ok".
+    @Test func refusals() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            try await Self.createOrder(running)
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            var forged = Notifications.fields(orderId: "A1")
+            forged[forged.count - 1].value = forged[forged.count - 1].value.lowercased()
+            let foreign = Notifications.fields(orderId: "A1", memberId: "99999")
+            let cases: [(String, Int)] = [
+                (Notifications.body(forged), 403),
+                (Notifications.body(foreign), 403),
+                (Notifications.body(Notifications.fields(orderId: "ZZ9")), 404),
+                ("memberid=1&orderid=A1", 400),
+                ("amount=1&amount=2", 400),
+                ("a=%ZZ", 400),
+                (String(repeating: "a", count: 9000), 413),
+            ]
+            for (body, expected) in cases {
+                let (status, text, _) = try await post(client, running.baseURL + "/notify", body: body)
+                #expect(status == expected, "\(body.prefix(40))")
+                #expect(!text.lowercased().contains("ok"), "\(text)")
+            }
+            // Only the three parseable notifications were recorded; nothing paid the order.
+            #expect(try await running.daemon.store.head().sequence == 4)
+            #expect(try await running.daemon.ledger.order("A1")?.status == .created)
+        }
+    }
+
+    /// 100 concurrent copies of one notification: one state change, 99 duplicates, every copy answered OK.
+    @Test func duplicateStorm() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            try await Self.createOrder(running)
+            let client = HTTPClient(configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)))
+            defer { shutdownLater(client) }
+            let body = Notifications.body(Notifications.fields(orderId: "A1"))
+            let url = running.baseURL + "/notify"
+            let answers = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<100 { group.addTask { try await post(client, url, body: body).1 } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(answers.count == 100)
+            #expect(answers.allSatisfy { $0 == "OK" })
+            let state = try #require(try await running.daemon.ledger.order("A1"))
+            #expect(state.status == .paid)
+            #expect(state.callbacks.accepted == 1)
+            #expect(state.callbacks.duplicate == 99)
+        }
+    }
+
+    /// The pay page auto-submits the signed fields, HTML-escaped; the return page shows state and changes nothing.
+    @Test func payAndReturnPages() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            _ = try await running.daemon.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "<b>\"壳\"</b>")
+            )
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            let (status, page) = try await get(client, running.baseURL + "/pay/A1")
+            #expect(status == 200)
+            #expect(page.contains("action=\"http://127.0.0.1:9/Pay_Index.html\""))
+            #expect(page.contains("name=\"pay_md5sign\""))
+            #expect(page.contains("&lt;b&gt;&quot;壳&quot;&lt;/b&gt;"))
+            #expect(!page.contains("<b>"))
+            #expect(page.contains("document.forms[0].submit()"))
+            #expect(try await get(client, running.baseURL + "/pay/NOPE").0 == 404)
+            // The browser copy of a notification, POSTed to /return, never changes state.
+            let (returnStatus, returnPage, _) = try await post(client, running.baseURL + "/return", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            #expect(returnStatus == 200)
+            #expect(returnPage.contains("waiting"))
+            #expect(try await running.daemon.ledger.order("A1")?.status == .created)
+            #expect(try await get(client, running.baseURL + "/return?orderid=A1").1.contains("waiting"))
+        }
+    }
+
+    /// Health and metrics answer; metrics count callbacks by verdict.
+    @Test func healthAndMetrics() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            try await Self.createOrder(running)
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            _ = try await post(client, running.baseURL + "/notify", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            // The poller beats within a second of starting.
+            try await Task.sleep(for: .milliseconds(1200))
+            let (healthStatus, health) = try await get(client, running.baseURL + "/healthz")
+            #expect(healthStatus == 200, "\(health)")
+            let (metricsStatus, metrics) = try await get(client, running.baseURL + "/metrics")
+            #expect(metricsStatus == 200)
+            #expect(metrics.contains("ledger_callbacks_total{verdict=\"accepted\"} 1"))
+            #expect(metrics.contains("ledger_events_appended_total"))
+        }
+    }
+}
