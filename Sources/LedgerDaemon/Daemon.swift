@@ -36,6 +36,8 @@ public struct LedgerDaemon: Sendable {
     public let poller: QueryPoller
     public let metrics: LedgerMetrics
     public let health: HealthState
+    /// The control socket's bounds (`control.*`), from `LEDGERD_CONTROL_*`; tests set them directly.
+    public var control: ControlSettings
     let httpClient: HTTPClient
     let logger: Logger
 
@@ -49,6 +51,8 @@ public struct LedgerDaemon: Sendable {
     ) throws {
         self.configuration = configuration
         self.logger = logger
+        // Before the store opens, so a bad setting does not leave it open.
+        self.control = try ControlSettings.load(environment: ProcessInfo.processInfo.environment)
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
         self.health = HealthState(pollerExpected: true)
@@ -116,7 +120,15 @@ public struct LedgerDaemon: Sendable {
     ) async throws {
         let poller = self.poller
         await self.ledger.observeOrders { state in await poller.track(state) }
-        let services: [any Service] = [StoreService(store: self.store), self.poller] + extraServices
+        let control = ControlServer(
+            path: self.configuration.socketPath,
+            mode: self.configuration.socketMode,
+            settings: self.control,
+            ledger: self.ledger,
+            poller: self.poller,
+            logger: self.logger
+        )
+        let services: [any Service] = [StoreService(store: self.store), self.poller, control] + extraServices
             + [self.makeApplication(onServerRunning: onHTTPRunning)]
         let group = ServiceGroup(
             configuration: .init(

@@ -127,6 +127,8 @@ public actor Ledger {
     let formLimits: FormLimits
     let logger: Logger
     let metrics: LedgerMetrics
+    /// Every committed event, for `events.subscribe`.
+    public nonisolated let feed = EventFeed()
     /// Told of every order whose state an append changed: the poller schedules or forgets it.
     private var orderObserver: (@Sendable (OrderState) async -> Void)?
 
@@ -158,6 +160,7 @@ public actor Ledger {
     }
 
     private func notifyObserver(_ appended: Appended) async {
+        self.feed.publish(appended.events)
         guard let observer = self.orderObserver else { return }
         for state in appended.orders.values { await observer(state) }
     }
@@ -302,6 +305,7 @@ public actor Ledger {
         else {
             throw LedgerError(.orderConflict, "The store did not record the query result.")
         }
+        self.feed.publish(appended.events)
         return (classification, state)
     }
 

@@ -7,8 +7,27 @@ struct LedgerCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledgerctl",
         abstract: "Operate an OrderLedger daemon, and sign or verify gateway messages offline.",
-        subcommands: [Sign.self]
+        subcommands: [
+            Create.self, Get.self, History.self, List.self, QueryNow.self, Audit.self, Rebuild.self,
+            VerifyProjection.self, Verify.self, Stats.self, Backup.self, Events.self, Tail.self, Sign.self,
+        ]
     )
+
+    /// ArgumentParser's own exit code for a usage error is 64 (EX_USAGE); ledgerctl documents 2, as most Unix
+    /// tools use, so scripts can tell a usage error from a negative answer (1) and an unreachable daemon (3).
+    static func main() {
+        do {
+            var command = try Self.parseAsRoot()
+            try command.run()
+        } catch {
+            let code = Self.exitCode(for: error)
+            if code.rawValue == ExitCode.validationFailure.rawValue {
+                FileHandle.standardError.write(Data((Self.fullMessage(for: error) + "\n").utf8))
+                Self.exit(withError: ExitCode(2))
+            }
+            Self.exit(withError: error)
+        }
+    }
 }
 
 extension GatewayMessageKind: ExpressibleByArgument {}

@@ -1,0 +1,209 @@
+import LedgerCore
+import Logging
+import NIOCore
+
+/// One control connection: parses each line as a JSON-RPC 2.0 request, runs it in its own task and writes the
+/// answer back with the request's id. Everything here runs on the channel's event loop; the tasks only touch the
+/// (thread-safe) channel and hop back to the loop to say they are done.
+final class ControlConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ControlFrame
+    typealias OutboundOut = ByteBuffer
+
+    let methods: ControlMethods
+    let settings: ControlSettings
+    let logger: Logger
+    private var tasks: [UInt64: Task<Void, Never>] = [:]
+    private var nextTask: UInt64 = 0
+    private var closed = false
+
+    init(methods: ControlMethods, settings: ControlSettings, logger: Logger) {
+        self.methods = methods
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .tooLong:
+            let line = Self.encode(Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(Self.wrapOutboundOut(line)).whenComplete { _ in bound.value.close(promise: nil) }
+        case .line(let buffer):
+            // An empty line (or a lone `\r` from a `\r\n` client) is not a request; skipping it keeps
+            // hand-typed sessions (socat) friendly.
+            if buffer.readableBytes == 0 || buffer.readableBytesView.elementsEqual([UInt8(ascii: "\r")]) { return }
+            self.handle(Array(buffer.readableBytesView), context: context)
+        }
+    }
+
+    private func handle(_ bytes: [UInt8], context: ChannelHandlerContext) {
+        let limits = JSONLimits(
+            bytesMax: self.settings.lineBytesMax,
+            depthMax: self.settings.jsonDepthMax,
+            stringBytesMax: self.settings.lineBytesMax,
+            membersMax: 10_000
+        )
+        let request: JSONValue
+        do {
+            request = try JSONParser.parse(bytes, limits: limits)
+        } catch {
+            self.write(Self.response(id: .null, error: .parseError("The request is not valid JSON: \(error.description)")), context: context)
+            return
+        }
+        let parsed: (id: JSONValue?, method: String, params: JSONValue?)
+        switch Self.validate(request) {
+        case .success(let valid): parsed = valid
+        case .failure(let failure):
+            self.write(Self.response(id: failure.id, error: failure.error), context: context)
+            return
+        }
+        guard self.tasks.count < self.settings.requestsInFlightMax else {
+            self.write(Self.response(id: parsed.id ?? .null, error: .tooManyRequests(self.settings.requestsInFlightMax)), context: context)
+            return
+        }
+        let channel = context.channel
+        let methods = self.methods
+        let taskId = self.nextTask
+        self.nextTask += 1
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let notify: ControlNotify = { method, params in
+            let message: JSONValue = .object(["jsonrpc": "2.0", "method": .string(method), "params": params])
+            channel.writeAndFlush(Self.encode(message), promise: nil)
+        }
+        let id = parsed.id
+        let method = parsed.method
+        let params = parsed.params
+        let done: @Sendable () -> Void = { channel.eventLoop.execute { bound.value.finished(taskId) } }
+        let task = Self.start(id: id, method: method, params: params, methods: methods, channel: channel, notify: notify, done: done)
+        self.tasks[taskId] = task
+    }
+
+    private static func start(
+        id: JSONValue?,
+        method: String,
+        params: JSONValue?,
+        methods: ControlMethods,
+        channel: any Channel,
+        notify: @escaping ControlNotify,
+        done: @escaping @Sendable () -> Void
+    ) -> Task<Void, Never> {
+        Task {
+            await Self.serve(id: id, method: method, params: params, methods: methods, channel: channel, notify: notify)
+            done()
+        }
+    }
+
+    /// Runs one request and writes its answer; a notification (no id) gets no answer, not even an error
+    /// (JSON-RPC 2.0 §4.1).
+    private static func serve(
+        id: JSONValue?,
+        method: String,
+        params: JSONValue?,
+        methods: ControlMethods,
+        channel: any Channel,
+        notify: @escaping ControlNotify
+    ) async {
+        let answer: ControlAnswer
+        do {
+            answer = try await methods.call(method, params, notify: notify)
+        } catch {
+            if let id { channel.writeAndFlush(Self.encode(Self.response(id: id, error: ControlError.from(error))), promise: nil) }
+            return
+        }
+        if let id {
+            channel.writeAndFlush(Self.encode(.object(["jsonrpc": "2.0", "id": id, "result": answer.result])), promise: nil)
+        }
+        await answer.after?()
+    }
+
+    private func finished(_ taskId: UInt64) {
+        self.tasks[taskId] = nil
+    }
+
+    /// Checks the envelope (JSON-RPC 2.0 §4): `jsonrpc` "2.0", a string `method`, an id that is a string, a number
+    /// or null when present, params an object or array when present.
+    static func validate(_ request: JSONValue) -> Result<(id: JSONValue?, method: String, params: JSONValue?), Invalid> {
+        guard case .object(let object) = request else {
+            if case .array = request {
+                return .failure(Invalid(id: .null, error: .invalidRequest("Batch requests are not supported; send one request per line.")))
+            }
+            return .failure(Invalid(id: .null, error: .invalidRequest("A request is a JSON object.")))
+        }
+        var id: JSONValue?
+        switch object["id"] {
+        case nil: id = nil
+        case .string?, .number?, .null?: id = object["id"]
+        case .bool?, .array?, .object?:
+            return .failure(Invalid(id: .null, error: .invalidRequest("The id must be a string, a number or null.")))
+        }
+        guard object["jsonrpc"] == .string("2.0") else {
+            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("The request must have \"jsonrpc\": \"2.0\".")))
+        }
+        guard case .string(let method)? = object["method"] else {
+            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("The request must name its method as a string.")))
+        }
+        for key in object.keys where !["jsonrpc", "id", "method", "params"].contains(key) {
+            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("A request has no member \(key).")))
+        }
+        switch object["params"] {
+        case nil, .object?, .array?: break
+        case .null?, .bool?, .number?, .string?:
+            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("params must be an object.")))
+        }
+        return .success((id, method, object["params"]))
+    }
+
+    struct Invalid: Error {
+        var id: JSONValue
+        var error: ControlError
+    }
+
+    static func response(id: JSONValue, error: ControlError) -> JSONValue {
+        .object(["jsonrpc": "2.0", "id": id, "error": error.json])
+    }
+
+    static func encode(_ message: JSONValue) -> ByteBuffer {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        JSONWriter.write(message, into: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        return ByteBuffer(bytes: bytes)
+    }
+
+    private func write(_ message: JSONValue, context: ChannelHandlerContext) {
+        context.writeAndFlush(Self.wrapOutboundOut(Self.encode(message)), promise: nil)
+    }
+
+    /// A client that stops reading lets our output pile up: once it passes `control.writeBufferBytesMax` the
+    /// connection is dropped, so one stuck client cannot grow the daemon's memory.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable {
+            self.logger.warning(
+                "control client dropped: it does not read its answers",
+                metadata: ["control.writeBufferBytesMax": "\(self.settings.writeBufferBytesMax)"]
+            )
+            context.close(promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            // A subscriber or a long rebuild is legitimately quiet; only a connection with nothing running idles.
+            if self.tasks.isEmpty { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for task in self.tasks.values { task.cancel() }
+        self.tasks.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.logger.debug("control connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

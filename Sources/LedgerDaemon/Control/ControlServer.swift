@@ -1,0 +1,222 @@
+public import LedgerCore
+public import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control socket: JSON-RPC 2.0, one object per line, over a Unix stream socket (issue 5).
+///
+/// A handler pipeline rather than `NIOAsyncChannel`: per connection a line framer bounded by
+/// `control.lineBytesMax`, an idle timer, and a handler that parses, dispatches each request to its own task
+/// (so requests pipeline and answers carry their ids) and writes answers back. The accept side counts
+/// connections and checks the peer's uid before any byte is read.
+public struct ControlServer: Service {
+    let path: String
+    let mode: UInt32
+    let settings: ControlSettings
+    let methods: ControlMethods
+    let logger: Logger
+    let onBound: @Sendable () -> Void
+
+    public init(
+        path: String,
+        mode: UInt32,
+        settings: ControlSettings,
+        ledger: Ledger,
+        poller: QueryPoller,
+        logger: Logger,
+        onBound: @escaping @Sendable () -> Void = {}
+    ) {
+        self.path = path
+        self.mode = mode
+        self.settings = settings
+        self.methods = ControlMethods(ledger: ledger, poller: poller, settings: settings)
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    public func run() async throws {
+        switch try ControlSocketFile.probe(self.path) {
+        case .absent: break
+        case .stale: self.logger.notice("replacing a stale control socket", metadata: ["socket.path": "\(self.path)"])
+        case .live: throw ControlServerError.alreadyRunning(self.path)
+        }
+        let directory = try ControlSocketFile.privateDirectory(near: self.path)
+        let bound = directory + "/s"
+        let connections = ControlConnections()
+        let channel: any Channel
+        do {
+            channel = try await self.bootstrap(connections: connections).bind(unixDomainSocketPath: bound).get()
+        } catch {
+            rmdir(directory)
+            throw ControlServerError.socketPath(self.path, "cannot be bound: \(error)")
+        }
+        let inode: UInt64
+        do {
+            inode = try ControlSocketFile.install(bound: bound, directory: directory, at: self.path, mode: self.mode)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        self.logger.info("control socket listening", metadata: ["socket.path": "\(self.path)"])
+        self.onBound()
+        // Serve until the group shuts down (or this task is cancelled), then stop accepting, close every
+        // connection (which cancels their requests and subscriptions) and remove the socket file.
+        try? await gracefulShutdown()
+        try? await channel.close()
+        connections.closeAll()
+        ControlSocketFile.remove(self.path, inode: inode)
+    }
+
+    private func bootstrap(connections: ControlConnections) -> ServerBootstrap {
+        let settings = self.settings
+        let methods = self.methods
+        let logger = self.logger
+        let allowed = settings.allowedUids.union([0, getuid()])
+        let waterMark = ChannelOptions.Types.WriteBufferWaterMark(
+            low: settings.writeBufferBytesMax / 2,
+            high: settings.writeBufferBytesMax
+        )
+        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: waterMark)
+            .childChannelInitializer { channel in
+                let open = methods.connections.wrappingAdd(1, ordering: .relaxed).newValue
+                connections.add(channel)
+                channel.closeFuture.whenComplete { _ in
+                    methods.connections.wrappingSubtract(1, ordering: .relaxed)
+                    connections.remove(channel)
+                }
+                guard open <= settings.connectionsMax else {
+                    logger.warning("control connection refused: too many", metadata: ["control.connections": "\(open - 1)"])
+                    return Self.refuse(channel, .tooManyConnections(settings.connectionsMax))
+                }
+                guard let provider = channel as? any SocketOptionProvider else {
+                    return Self.refuse(channel, .internalError("The daemon cannot read the peer's credentials on this platform."))
+                }
+                let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+                    level: SocketOptionLevel(SOL_SOCKET),
+                    name: SocketOptionName(peerCredentialsOption)
+                )
+                return credentials.flatMap { peer in
+                    guard allowed.contains(peer.uid) else {
+                        logger.warning("control connection refused: uid not allowed", metadata: ["peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
+                        return Self.refuse(channel, .permissionDenied(peer.uid))
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(ByteToMessageHandler(ControlLineDecoder(lineBytesMax: settings.lineBytesMax)))
+                        try sync.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1)))))
+                        try sync.addHandler(ControlConnectionHandler(methods: methods, settings: settings, logger: logger))
+                    }
+                }.flatMapErrorThrowing { error in
+                    logger.warning("control connection failed to start", metadata: ["error": "\(error)"])
+                    throw error
+                }
+            }
+    }
+}
+
+extension ControlServer {
+    /// Refusals are written as one error line once the channel is active, then the channel closes: the client
+    /// learns why instead of seeing a bare reset.
+    static func refuse(_ channel: any Channel, _ error: ControlError) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ControlRefusalHandler(error)) }
+    }
+}
+
+/// Open connections, so shutdown can close them.
+final class ControlConnections: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) { self.channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { _ = self.channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+
+    func closeAll() {
+        for channel in self.channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}
+
+/// One framed input line, or the news that the line outgrew the limit.
+enum ControlFrame {
+    case line(ByteBuffer)
+    case tooLong
+}
+
+/// Splits input at `\n`, never holding more than `lineBytesMax` bytes of one line: past that the line cannot be
+/// answered and the rest of the stream cannot be framed, so it reports `.tooLong` once and discards the rest.
+struct ControlLineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ControlFrame
+
+    let lineBytesMax: Int
+    private var overflowed = false
+    /// How far the buffer was already searched for a newline, so a long line arriving in pieces is scanned once.
+    private var scanned = 0
+
+    init(lineBytesMax: Int) {
+        self.lineBytesMax = lineBytesMax
+    }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard !self.overflowed else {
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            return .needMoreData
+        }
+        let view = buffer.readableBytesView
+        let start = view.startIndex + self.scanned
+        if let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            self.scanned = 0
+            let length = newline - view.startIndex
+            guard length <= self.lineBytesMax else { return self.overflow(context: context, buffer: &buffer) }
+            let line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            context.fireChannelRead(Self.wrapInboundOut(.line(line)))
+            return .continue
+        }
+        self.scanned = view.count
+        guard view.count <= self.lineBytesMax else { return self.overflow(context: context, buffer: &buffer) }
+        return .needMoreData
+    }
+
+    private mutating func overflow(context: ChannelHandlerContext, buffer: inout ByteBuffer) -> DecodingState {
+        self.overflowed = true
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        context.fireChannelRead(Self.wrapInboundOut(.tooLong))
+        return .needMoreData
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // A last line without its newline (the client half-closed after writing) is still a request.
+        while try self.decode(context: context, buffer: &buffer) == .continue {}
+        if !self.overflowed, buffer.readableBytes > 0 {
+            let line = buffer.readSlice(length: buffer.readableBytes)!
+            context.fireChannelRead(Self.wrapInboundOut(.line(line)))
+        }
+        return .needMoreData
+    }
+}
+
+/// Writes one error line when the channel becomes active, then closes it.
+final class ControlRefusalHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let error: ControlError
+
+    init(_ error: ControlError) {
+        self.error = error
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let line = ControlConnectionHandler.encode(ControlConnectionHandler.response(id: .null, error: self.error))
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(line)).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}

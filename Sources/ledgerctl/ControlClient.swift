@@ -1,0 +1,151 @@
+import Foundation
+import LedgerCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a call did not give a result, with the exit code `ledgerctl` uses for it.
+enum ClientError: Error, CustomStringConvertible {
+    /// The daemon cannot be reached: exit 3.
+    case cannotConnect(String)
+    /// The daemon answered with an error: exit 1.
+    case daemon(code: Int, name: String, message: String)
+    /// The connection broke or the answer was not JSON-RPC: exit 3.
+    case protocolFailure(String)
+
+    var description: String {
+        switch self {
+        case .cannotConnect(let message), .protocolFailure(let message): return message
+        case .daemon(_, let name, let message): return "\(message) (\(name))"
+        }
+    }
+
+    var exitCode: Int32 {
+        switch self {
+        case .daemon: return 1
+        case .cannotConnect, .protocolFailure: return 3
+        }
+    }
+}
+
+/// A blocking JSON-RPC client over the control socket: one request at a time, notifications handed to a callback
+/// while the answer is awaited. Blocking is right for a command-line tool that does one thing and exits.
+final class ControlClient {
+    private let fd: Int32
+    private let path: String
+    private var buffer: [UInt8] = []
+    private var nextId = 1
+
+    /// Connects, with a message that says whether the socket is missing, refusing or forbidden.
+    init(path: String) throws(ClientError) {
+        self.path = path
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .cannotConnect("Cannot create a socket: \(String(cString: strerror(errno))).") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw .cannotConnect("The socket path \(path) is too long for a Unix socket (at most 107 bytes).")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            switch code {
+            case ENOENT:
+                throw .cannotConnect("Cannot reach ledgerd: no socket at \(path). Is ledgerd running? (--socket or LEDGERD_SOCKET chooses the path.)")
+            case ECONNREFUSED:
+                throw .cannotConnect("Cannot reach ledgerd: the socket at \(path) refuses connections; ledgerd is not running there (the socket is stale).")
+            case EACCES, EPERM:
+                throw .cannotConnect("Cannot reach ledgerd: permission denied on \(path); run as the daemon's user or a member of its group.")
+            default:
+                throw .cannotConnect("Cannot reach ledgerd at \(path): \(String(cString: strerror(code))).")
+            }
+        }
+        self.fd = fd
+    }
+
+    deinit { close(self.fd) }
+
+    /// Sends one request and waits for its answer; `onNotification` sees every notification that arrives first.
+    func call(
+        _ method: String,
+        _ params: JSONObject = [:],
+        onNotification: (String, JSONValue) -> Bool = { _, _ in true }
+    ) throws(ClientError) -> JSONValue {
+        let id = self.nextId
+        self.nextId += 1
+        var bytes: [UInt8] = []
+        JSONWriter.write(.object(["jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params)]), into: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        try self.sendAll(bytes)
+        while true {
+            let message = try self.readMessage()
+            if message["id"] == .number(String(id)) || (message["id"] == .null && message["error"] != nil) {
+                if let error = message["error"] {
+                    throw .daemon(
+                        code: Int(error["code"]?.int64Value ?? 0),
+                        name: error["data"]?["name"]?.stringValue ?? "error",
+                        message: error["message"]?.stringValue ?? "The daemon answered with an error."
+                    )
+                }
+                return message["result"] ?? .null
+            }
+            if let name = message["method"]?.stringValue {
+                guard onNotification(name, message["params"] ?? .null) else { return .null }
+            }
+        }
+    }
+
+    /// Reads notifications after a call (a subscription) until `onNotification` returns false or the daemon
+    /// closes the connection.
+    func listen(_ onNotification: (String, JSONValue) -> Bool) throws(ClientError) {
+        while true {
+            let message = try self.readMessage()
+            if let name = message["method"]?.stringValue, !onNotification(name, message["params"] ?? .null) { return }
+        }
+    }
+
+    private func sendAll(_ bytes: [UInt8]) throws(ClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else {
+                if errno == EINTR { continue }
+                throw .protocolFailure("The daemon closed the connection while the request was sent: \(String(cString: strerror(errno))).")
+            }
+            offset += written
+        }
+    }
+
+    private func readMessage() throws(ClientError) -> JSONValue {
+        while true {
+            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(self.buffer[..<newline])
+                self.buffer.removeSubrange(...newline)
+                do {
+                    return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24))
+                } catch {
+                    throw .protocolFailure("The daemon sent something that is not JSON: \(error.description)")
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                throw .protocolFailure("ledgerd closed the connection at \(self.path) before answering.")
+            }
+            self.buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+}

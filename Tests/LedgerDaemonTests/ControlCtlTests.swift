@@ -1,0 +1,109 @@
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import Testing
+
+/// `ledgerctl` as a real process against a real daemon: output, `--json` and exit codes.
+@Suite(.serialized) struct ControlCtlTests {
+    static func executable() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [selfDirectory.appendingPathComponent("ledgerctl"), root.appendingPathComponent(".build/debug/ledgerctl")]
+        let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+        return try #require(found, "ledgerctl must be built next to the tests (swift build --build-tests)").path
+    }
+
+    static func ctl(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, out: String, err: String) {
+        let path = try Self.executable()
+        let (status, out, err) = try await blocking { try runProcessSplit(path, arguments, environment: environment) }
+        return (status, out, err)
+    }
+
+    /// Every subcommand prints a table, `--json` prints the raw result, and exit codes follow the contract.
+    @Test func subcommandsEndToEnd() async throws {
+        try await withControlDaemon { harness in
+            let socket = ["--socket", harness.socketPath]
+            let created = try await Self.ctl(["create", "--order-id", "K1", "--amount", "12.50", "--bank", "942", "--product", "年卡", "--json"] + socket)
+            #expect(created.status == 0, "\(created.err)")
+            let result = try JSONParser.parse(created.out)
+            #expect(result["orderId"] == "K1")
+            #expect(result["fields"]?["pay_amount"] == "12.50")
+
+            let human = try await Self.ctl(["create", "--order-id", "K2", "--amount", "1.00", "--bank", "942", "--product", "x"] + socket)
+            #expect(human.status == 0)
+            #expect(human.out.contains("order K2 created"))
+            #expect(human.out.contains("pay_md5sign"))
+
+            let get = try await Self.ctl(["get", "K1"] + socket)
+            #expect(get.status == 0)
+            #expect(get.out.contains("state"))
+            #expect(get.out.contains("created"))
+            let getJSON = try await Self.ctl(["get", "K1", "--json"] + socket)
+            #expect(try JSONParser.parse(getJSON.out)["state"] == "created")
+
+            let history = try await Self.ctl(["history", "K1"] + socket)
+            #expect(history.status == 0)
+            #expect(history.out.contains("order.created.v1"))
+            let list = try await Self.ctl(["list", "--status", "created"] + socket)
+            #expect(list.out.contains("K1") && list.out.contains("K2"))
+            let audit = try await Self.ctl(["audit"] + socket)
+            #expect(audit.status == 0)
+            #expect(audit.out.contains("total"))
+            let stats = try await Self.ctl(["stats"] + socket)
+            #expect(stats.out.contains("head sequence"))
+            let verify = try await Self.ctl(["verify"] + socket)
+            #expect(verify.status == 0)
+            #expect(verify.out.contains("chain intact: 2 events"))
+            let projection = try await Self.ctl(["verify-projection"] + socket)
+            #expect(projection.status == 0, "\(projection.err)")
+            let rebuild = try await Self.ctl(["rebuild"] + socket)
+            #expect(rebuild.status == 0)
+            #expect(rebuild.out.contains("rebuilt: 2 events"))
+            let events = try await Self.ctl(["events", "--from", "1"] + socket)
+            #expect(events.out.contains("K2"))
+            let tail = try await Self.ctl(["tail", "--from", "1", "--count", "2", "--json"] + socket)
+            #expect(tail.status == 0)
+            #expect(tail.out.split(separator: "\n").count == 2)
+            let backup = try await Self.ctl(["backup", harness.directory.path + "/ctl-backup"] + socket)
+            #expect(backup.status == 0, "\(backup.err)")
+
+            // The environment chooses the socket when --socket is absent.
+            let byEnvironment = try await Self.ctl(["stats", "--json"], environment: ["LEDGERD_SOCKET": harness.socketPath])
+            #expect(byEnvironment.status == 0)
+
+            // 1: the daemon said no.
+            let missing = try await Self.ctl(["get", "NOPE"] + socket)
+            #expect(missing.status == 1)
+            #expect(missing.err.contains("order-not-found"))
+            // 2: usage.
+            let usage = try await Self.ctl(["get"] + socket)
+            #expect(usage.status == 2)
+            let badOption = try await Self.ctl(["list", "--limit", "many"] + socket)
+            #expect(badOption.status == 2)
+        }
+    }
+
+    /// Exit 3 with a message that says whether the socket is missing or refusing.
+    @Test func cannotConnectSaysWhy() async throws {
+        let directory = TestDirectory()
+        let missing = try await Self.ctl(["stats", "--socket", directory.path + "/none.sock"])
+        #expect(missing.status == 3)
+        #expect(missing.err.contains("no socket at"))
+        #expect(missing.err.contains("Is ledgerd running?"))
+        // A socket file nobody listens on.
+        let path = directory.path + "/dead.sock"
+        let script = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()"
+        _ = try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path]) }
+        let refused = try await Self.ctl(["stats", "--socket", path])
+        #expect(refused.status == 3)
+        #expect(refused.err.contains("refuses connections"))
+    }
+
+    /// `sign` still works offline.
+    @Test func signStillWorks() async throws {
+        let signed = try await Self.ctl(["sign", "--for", "query", "pay_memberid=10001", "pay_orderid=A1"], environment: ["LEDGER_KEY": "secret"])
+        #expect(signed.status == 0)
+        #expect(signed.out.contains("sign:"))
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs blocking work on its own thread, so a test waiting on a socket never holds one of the few cooperative
+/// threads the daemon's own tasks need (two on this machine).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+}
+
+/// A blocking Unix-socket client for tests: raw bytes in, JSON lines out, with a receive timeout.
+final class TestSocket: @unchecked Sendable {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects, or throws with errno's name.
+    init(_ path: String, timeoutSeconds: Int = 20) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw TestFailure("connect \(path): \(String(cString: strerror(code)))")
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        self.fd = fd
+    }
+
+    deinit { close(self.fd) }
+
+    /// Writes all bytes; false when the peer has closed.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
+    }
+
+    @discardableResult
+    func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
+
+    /// The next line, or nil at end of stream (or a reset, or the timeout).
+    func readLineBytes() -> [UInt8]? {
+        while true {
+            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(self.buffer[..<newline])
+                self.buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            self.buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    func readMessage() throws -> JSONValue? {
+        guard let line = self.readLineBytes() else { return nil }
+        return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28))
+    }
+
+    /// Whether the daemon has closed the connection (after any lines still buffered).
+    func isClosedByPeer() -> Bool {
+        while self.readLineBytes() != nil {}
+        return true
+    }
+}
+
+/// One recorded exchange, to validate against the schemas.
+struct SchemaRecord: Sendable {
+    var schema: String
+    var instance: JSONValue
+
+    var line: String {
+        JSONWriter.write(.object(["schema": .string(self.schema), "instance": self.instance]))
+    }
+}
+
+/// A JSON-RPC session over a test socket that records every params, result, error and notification it sees.
+final class RPCSession: @unchecked Sendable {
+    let socket: TestSocket
+    private(set) var records: [SchemaRecord] = []
+    private(set) var notifications: [(String, JSONValue)] = []
+    private var nextId = 1
+
+    init(_ path: String) throws {
+        self.socket = try TestSocket(path)
+    }
+
+    /// The whole response to one request (result or error), recording it and any notifications before it.
+    func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+        let id = self.nextId
+        self.nextId += 1
+        let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params)]
+        self.records.append(SchemaRecord(schema: "control/\(method).params.json", instance: .object(params)))
+        self.socket.send(JSONWriter.write(request) + "\n")
+        while true {
+            guard let message = try self.socket.readMessage() else { throw TestFailure("the daemon closed the connection during \(method)") }
+            self.record(message, method: method)
+            if message["id"] == .number(String(id)) { return message }
+        }
+    }
+
+    /// Reads messages until one satisfies `done`, recording them.
+    func readUntil(_ done: (JSONValue) -> Bool) throws -> JSONValue {
+        while true {
+            guard let message = try self.socket.readMessage() else { throw TestFailure("the daemon closed the connection") }
+            self.record(message, method: nil)
+            if done(message) { return message }
+        }
+    }
+
+    private func record(_ message: JSONValue, method: String?) {
+        self.records.append(SchemaRecord(schema: "control/response.json", instance: message))
+        if let name = message["method"]?.stringValue {
+            self.notifications.append((name, message["params"] ?? .null))
+            self.records.append(SchemaRecord(schema: "control/\(name).notification.json", instance: message["params"] ?? .null))
+        } else if let error = message["error"] {
+            self.records.append(SchemaRecord(schema: "control/error.json", instance: error))
+        } else if let method, let result = message["result"] {
+            self.records.append(SchemaRecord(schema: "control/\(method).result.json", instance: result))
+        }
+    }
+}
+
+/// A daemon with its control socket up, in a temporary directory.
+struct ControlHarness: Sendable {
+    let daemon: LedgerDaemon
+    let directory: TestDirectory
+    var socketPath: String { self.daemon.configuration.socketPath }
+
+    func session() async throws -> RPCSession {
+        let path = self.socketPath
+        return try await blocking { try RPCSession(path) }
+    }
+
+    /// One call on a fresh connection: the whole response.
+    func call(_ method: String, _ params: JSONObject = [:]) async throws -> JSONValue {
+        let path = self.socketPath
+        return try await blocking { try RPCSession(path).call(method, params) }
+    }
+}
+
+/// Runs a daemon whose control settings `configure` adjusts, waits until its socket answers, and stops it after.
+func withControlDaemon<T: Sendable>(
+    socketMode: UInt32 = 0o600,
+    configure: @Sendable (inout ControlSettings) -> Void = { _ in },
+    _ body: @Sendable (ControlHarness) async throws -> T
+) async throws -> T {
+    let directory = TestDirectory()
+    var configuration = try testConfiguration(directory: directory)
+    configuration.socketMode = socketMode
+    var daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+    configure(&daemon.control)
+    let running = daemon
+    let task = Task { try await running.run() }
+    let harness = ControlHarness(daemon: daemon, directory: directory)
+    do {
+        try await waitForSocket(configuration.socketPath, task: task)
+        let result = try await body(harness)
+        task.cancel()
+        _ = try? await task.value
+        return result
+    } catch {
+        task.cancel()
+        _ = try? await task.value
+        throw error
+    }
+}
+
+/// Waits until something accepts connections at `path`, failing early when the daemon stopped.
+func waitForSocket(_ path: String, task: Task<Void, any Error>? = nil) async throws {
+    for _ in 0..<400 {
+        if (try? TestSocket(path)) != nil { return }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    throw TestFailure("the control socket \(path) never accepted a connection")
+}
+
+/// Runs the schema checker on recorded traffic.
+func checkSchemas(_ records: [SchemaRecord]) throws -> (status: Int32, output: String) {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("control-\(UUID().uuidString).jsonl")
+    defer { try? FileManager.default.removeItem(at: file) }
+    try (records.map(\.line).joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+    return try runProcess("/usr/bin/env", ["python3", root.appendingPathComponent("tools/check-schemas").path, file.path])
+}
+
+/// Runs a program to completion and returns its status and combined output.
+func runProcess(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    let (status, out, err) = try runProcessSplit(path, arguments, environment: environment)
+    return (status, out + err)
+}
+
+func runProcessSplit(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes concurrently with the child, so a full pipe never blocks it.
+    let errData = Mutex2<Data>(Data())
+    let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while !errData.isSet { usleep(1000) }
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(), as: UTF8.self))
+}
+
+/// A tiny lock-protected box for test threads.
+final class Mutex2<T>: @unchecked Sendable {
+    private var value: T
+    private var done = false
+    private let lock = NSLock()
+    init(_ value: T) { self.value = value }
+    func set(_ value: T) { self.lock.withLock { self.value = value; self.done = true } }
+    func get() -> T { self.lock.withLock { self.value } }
+    var isSet: Bool { self.lock.withLock { self.done } }
+}
