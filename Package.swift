@@ -97,6 +97,10 @@ let package = Package(
                 "LedgerDaemon",
                 "GatewaySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -141,8 +145,6 @@ let package = Package(
             name: "ledgerctl",
             dependencies: [
                 "LedgerCore",
-                // Only for TextTable, so ledgerctl and ledgerd demo print the same tables.
-                "LedgerDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -57,6 +57,12 @@ public actor QueryPoller: Service {
 
     /// Schedules (or reschedules) an order from its state; called for new orders and after every attempt.
     public func track(_ state: OrderState) {
+        guard state.status == .created else {
+            self.scheduled[state.orderId] = nil
+            return
+        }
+        // A callback that changed nothing (a bad signature, say) must not move an attempt already planned.
+        if let existing = self.scheduled[state.orderId], existing.next.attempt == state.queryAttempts + 1 { return }
         guard let next = self.schedule.next(for: state, random: &self.random) else {
             self.scheduled[state.orderId] = nil
             return

@@ -1,0 +1,205 @@
+import AsyncHTTPClient
+import Foundation
+import GatewaySimulator
+import LedgerCore
+import LedgerDaemon
+import LedgerStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The real daemon against the gateway simulator over real sockets.
+struct EndToEndTests {
+    /// A simulator and a daemon wired to each other, both running for the length of `body`.
+    static func withGatewayAndDaemon<T: Sendable>(
+        directory: TestDirectory,
+        configure: @Sendable (inout DaemonConfiguration) -> Void = { _ in },
+        _ body: @Sendable (RunningDaemon, GatewaySimulator) async throws -> T
+    ) async throws -> T {
+        var simulatorConfiguration = SimulatorConfiguration(memberId: TestKeys.memberId, key: TestKeys.key)
+        simulatorConfiguration.notifyRetryDelay = .milliseconds(100)
+        simulatorConfiguration.notifyTimeout = .seconds(2)
+        simulatorConfiguration.queryTimeoutHold = .seconds(2)
+        let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: testLogger)
+        let simulatorTask = Task { try await simulator.run() }
+        defer { simulatorTask.cancel() }
+        let gatewayURL = try await simulator.waitUntilListening()
+        var configuration = try testConfiguration(directory: directory, gatewayURL: gatewayURL)
+        // The notify URL must be known before the daemon's port is: take a free port up front.
+        let port = try freeTCPPort()
+        configuration.httpPort = port
+        configuration.publicURL = "http://127.0.0.1:\(port)"
+        configuration.gateway.notifyURL = configuration.publicURL + "/notify"
+        configuration.gateway.callbackURL = configuration.publicURL + "/return"
+        configuration.poll.firstDelay = .milliseconds(300)
+        configuration.poll.backoffBase = .milliseconds(100)
+        configuration.poll.backoffCap = .milliseconds(300)
+        configuration.poll.deadline = .seconds(6)
+        configuration.poll.attemptTimeout = .milliseconds(800)
+        configure(&configuration)
+        return try await withRunningDaemon(configuration) { running in try await body(running, simulator) }
+    }
+
+    /// Creates an order in the ledger and submits it to the gateway as the buyer's browser would.
+    static func createAndSubmit(_ running: RunningDaemon, _ orderId: String, amount: String = "12.50") async throws {
+        let created = try await running.daemon.ledger.createOrder(
+            CreateOrderRequest(orderId: orderId, amount: amount, bankCode: "940", productName: "p")
+        )
+        let client = HTTPClient()
+        defer { shutdownLater(client) }
+        let (status, body, _) = try await post(client, created.gatewayURL, body: FormCoding.encode(created.fields))
+        guard status == 200 else { throw TestFailure("the gateway refused \(orderId): \(status) \(body)") }
+    }
+
+    /// Waits (real time, bounded) until `condition` holds.
+    static func eventually(seconds: Double = 15, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// The happy path: created, paid by the gateway's notification, acknowledged once.
+    @Test func happyPath() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
+            try await Self.createAndSubmit(running, "E1")
+            let transaction = try await simulator.pay("E1")
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E1")?.status == .paid })
+            let state = try #require(try await running.daemon.ledger.order("E1"))
+            #expect(state.payment?.source == .callback)
+            #expect(state.payment?.transactionId == transaction)
+            #expect(try await Self.eventually { await simulator.order("E1")?.notificationsAcknowledged == 1 })
+        }
+    }
+
+    /// A dropped notification is recovered by the poller from the gateway's query.
+    @Test func droppedNotificationRecoveredByPoller() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
+            try await Self.createAndSubmit(running, "E2")
+            _ = try await simulator.pay("E2", faults: NotifyFaults(drop: true))
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E2")?.status == .paid })
+            let state = try #require(try await running.daemon.ledger.order("E2"))
+            #expect(state.payment?.source == .query)
+            #expect(state.callbacks.received == 0)
+        }
+    }
+
+    /// A forged and a tampered notification change nothing but the audit; the truth arrives by query.
+    @Test func forgedAndTamperedChangeOnlyTheAudit() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(3) }) { running, simulator in
+            try await Self.createAndSubmit(running, "E3")
+            try await Self.createAndSubmit(running, "E4")
+            _ = try await simulator.pay("E3", faults: NotifyFaults(breakSignature: true))
+            _ = try await simulator.pay("E4", faults: NotifyFaults(tamperAmount: true))
+            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E3")?.callbacks.badSignature ?? 0) >= 2 })
+            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E4")?.callbacks.badSignature ?? 0) >= 2 })
+            // Before the poller's first query, the refused callbacks changed no state.
+            #expect(try await running.daemon.ledger.order("E3")?.status == .created)
+            #expect(try await running.daemon.ledger.order("E4")?.status == .created)
+            #expect(await simulator.order("E3")?.notificationsAcknowledged == 0)
+            // Then the poller finds both paid, with the right amount.
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E3")?.status == .paid })
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E4")?.status == .paid })
+            #expect(try await running.daemon.ledger.order("E4")?.flags.isEmpty == true)
+        }
+    }
+
+    /// 100 concurrent copies of one notification: exactly one state change and 99 duplicates in the audit.
+    @Test func hundredCopies() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
+            try await Self.createAndSubmit(running, "E5")
+            _ = try await simulator.pay("E5", faults: NotifyFaults(copies: 100))
+            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == 100 })
+            let audit = try await CallbackAudit.build(store: running.daemon.store, orderId: "E5")
+            #expect(audit.total.accepted == 1)
+            #expect(audit.total.duplicate == 99)
+            let paidEvents = try await running.daemon.ledger.history("E5").filter { $0.effect == .callback(.accepted) }
+            #expect(paidEvents.count == 1)
+            #expect(try await Self.eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
+        }
+    }
+
+    /// Query faults (5xx, HTML, timeout, bad signature) are retried and recorded; the order is paid in the end.
+    @Test func queryFaultsRetriedAndRecorded() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
+            try await Self.createAndSubmit(running, "E6")
+            _ = try await simulator.pay("E6", faults: NotifyFaults(drop: true))
+            for fault in [QueryFault.serverError, .html, .timeout, .badSignature] {
+                await simulator.setQueryFault("E6", fault, count: 1)
+                let before = try await running.daemon.ledger.order("E6")?.queryAttempts ?? 0
+                #expect(try await Self.eventually { (try await running.daemon.ledger.order("E6")?.queryAttempts ?? 0) > before })
+            }
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E6")?.status == .paid })
+            let outcomes = try await running.daemon.ledger.history("E6").compactMap { entry -> String? in
+                guard case .queryResult(let result) = entry.event.payload else { return nil }
+                switch result.outcome {
+                case .reply(_, _, let verdict, _): return verdict == .valid ? "reply" : "bad-signature"
+                case .unreadable(let reason): return reason.hasPrefix("HTTP status") ? "5xx" : "unreadable"
+                case .gatewayError: return "gateway-error"
+                case .transportError: return "transport"
+                }
+            }
+            #expect(outcomes.prefix(4) == ["5xx", "unreadable", "transport", "bad-signature"])
+            #expect(outcomes.last == "reply")
+        }
+    }
+
+    /// An order never paid expires at the deadline.
+    @Test func unpaidOrderExpires() async throws {
+        let directory = TestDirectory()
+        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.deadline = .seconds(2) }) { running, _ in
+            try await Self.createAndSubmit(running, "E7")
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E7")?.status == .expired })
+        }
+    }
+
+    /// A restart in the middle of polling resumes without loss: the order is still found paid.
+    @Test func restartMidPollingResumes() async throws {
+        let directory = TestDirectory()
+        var simulatorConfiguration = SimulatorConfiguration(memberId: TestKeys.memberId, key: TestKeys.key)
+        simulatorConfiguration.notifyRetryDelay = .milliseconds(100)
+        let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: testLogger)
+        let simulatorTask = Task { try await simulator.run() }
+        defer { simulatorTask.cancel() }
+        let gatewayURL = try await simulator.waitUntilListening()
+        var configuration = try testConfiguration(directory: directory, gatewayURL: gatewayURL)
+        configuration.poll.firstDelay = .milliseconds(200)
+        configuration.poll.backoffBase = .milliseconds(200)
+        configuration.poll.backoffCap = .milliseconds(400)
+        configuration.poll.deadline = .seconds(30)
+        let first = configuration
+        try await withRunningDaemon(first) { running in
+            try await Self.createAndSubmit(running, "E8")
+            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E8")?.queryAttempts ?? 0) >= 2 })
+        }
+        _ = try await simulator.pay("E8", faults: NotifyFaults(drop: true))
+        try await withRunningDaemon(configuration) { running in
+            #expect(try await Self.eventually { try await running.daemon.ledger.order("E8")?.status == .paid })
+            let attempts = try await running.daemon.ledger.history("E8").compactMap { entry -> UInt32? in
+                if case .queryResult(let result) = entry.event.payload { return result.attempt }
+                return nil
+            }
+            #expect(attempts == Array(1...UInt32(attempts.count)), "attempt numbers continue without gaps across the restart")
+        }
+    }
+}
+
+func freeTCPPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
