@@ -145,6 +145,8 @@ let package = Package(
             name: "ledgerctl",
             dependencies: [
                 "LedgerCore",
+                // Only for TextTable, so ledgerctl and ledgerd demo print the same tables.
+                "LedgerDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
