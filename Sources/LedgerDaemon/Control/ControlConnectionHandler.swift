@@ -25,9 +25,7 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch Self.unwrapInboundIn(data) {
         case .tooLong:
-            let line = Self.encode(Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(Self.wrapOutboundOut(line)).whenComplete { _ in bound.value.close(promise: nil) }
+            ControlRefusalHandler.answerAndClose(context: context, Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
         case .line(let buffer):
             // An empty line (or a lone `\r` from a `\r\n` client) is not a request; skipping it keeps
             // hand-typed sessions (socat) friendly.

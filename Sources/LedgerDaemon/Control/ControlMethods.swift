@@ -49,6 +49,8 @@ public final class ControlMethods: Sendable {
     func call(_ method: String, _ params: JSONValue?, notify: @escaping ControlNotify) async throws(ControlError)
         -> ControlAnswer
     {
+        // An unknown method is -32601 whatever its params look like.
+        guard Self.names.contains(method) else { throw .methodNotFound(method) }
         let params = try ControlParams(params, method: method)
         do {
             switch method {

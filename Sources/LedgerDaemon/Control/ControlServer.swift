@@ -213,9 +213,19 @@ final class ControlRefusalHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let line = ControlConnectionHandler.encode(ControlConnectionHandler.response(id: .null, error: self.error))
+        Self.answerAndClose(context: context, ControlConnectionHandler.response(id: .null, error: self.error))
+    }
+
+    /// Writes a last message, then closes our side for writing and the whole channel once the client has read
+    /// it and closed (or after a grace period). Closing at once would make the kernel reset the connection if
+    /// the client's request is still unread, and a reset can destroy our message before the client reads it.
+    static func answerAndClose(context: ChannelHandlerContext, _ message: JSONValue) {
+        let line = ControlConnectionHandler.encode(message)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(Self.wrapOutboundOut(line)).whenComplete { _ in bound.value.close(promise: nil) }
+        context.writeAndFlush(NIOAny(line)).whenComplete { _ in
+            bound.value.close(mode: .output, promise: nil)
+            bound.value.eventLoop.scheduleTask(in: .seconds(2)) { bound.value.close(promise: nil) }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
