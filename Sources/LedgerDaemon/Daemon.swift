@@ -8,7 +8,33 @@ public import Logging
 import NIOCore
 import NIOPosix
 public import ServiceLifecycle
+import Synchronization
 import UnixSignals
+
+/// Lets whoever started the daemon stop it gracefully (as SIGTERM does) instead of cancelling it: the demo and the
+/// tests, which run it in-process. Cancelling cuts connections off mid-request; this drains them.
+public final class ShutdownHandle: Sendable {
+    private let state = Mutex<(group: ServiceGroup?, requested: Bool)>((nil, false))
+
+    public init() {}
+
+    func attach(_ group: ServiceGroup) async {
+        let requested = self.state.withLock { state -> Bool in
+            state.group = group
+            return state.requested
+        }
+        if requested { await group.triggerGracefulShutdown() }
+    }
+
+    /// Starts a graceful shutdown now, or as soon as the daemon is running.
+    public func shutdown() async {
+        let group = self.state.withLock { state -> ServiceGroup? in
+            state.requested = true
+            return state.group
+        }
+        await group?.triggerGracefulShutdown()
+    }
+}
 
 /// Closes the store when the service group shuts down; it is first in the group, so it closes last, after the
 /// HTTP server has drained its in-flight callbacks and every queued commit has finished.
@@ -40,6 +66,8 @@ public struct LedgerDaemon: Sendable {
     public var control: ControlSettings
     let httpClient: HTTPClient
     let logger: Logger
+    /// Stops a running daemon gracefully.
+    public let shutdownHandle = ShutdownHandle()
 
     /// Opens the store and builds the pieces. `clock` and `seed` are injected for tests.
     public init(
@@ -137,6 +165,7 @@ public struct LedgerDaemon: Sendable {
                 logger: self.logger
             )
         )
+        await self.shutdownHandle.attach(group)
         do {
             try await group.run()
         } catch {

@@ -89,6 +89,9 @@ struct Demo: AsyncParsableCommand {
                     break
                 }
             }
+            // Stop the daemon as SIGTERM would (draining), then the simulator.
+            await daemon.shutdownHandle.shutdown()
+            try await Task.sleep(for: .milliseconds(300))
             group.cancelAll()
             return result
         }

@@ -73,13 +73,14 @@ func withRunningDaemon<T: Sendable>(
         _ = try? await task.value
         throw TestFailure("the daemon did not start")
     }
+    // Stopped gracefully, as SIGTERM would: cancelling a server mid-connection trips NIO's checks.
     do {
         let result = try await body(RunningDaemon(daemon: daemon, baseURL: "http://127.0.0.1:\(port)"))
-        task.cancel()
+        await daemon.shutdownHandle.shutdown()
         _ = try? await task.value
         return result
     } catch {
-        task.cancel()
+        await daemon.shutdownHandle.shutdown()
         _ = try? await task.value
         throw error
     }
