@@ -40,13 +40,13 @@ public final class ShutdownHandle: Sendable {
 /// HTTP server has drained its in-flight callbacks and every queued commit has finished.
 struct StoreService: Service {
     let store: any EventStore
-    let stalereaderInterval: Duration = .seconds(60)
+    let staleReaderInterval: Duration = .seconds(60)
 
     func run() async throws {
         // Clear stale LMDB reader slots periodically (lmdb.h, mdb_reader_check), until shutdown.
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: self.stalereaderInterval)
+                try await Task.sleep(for: self.staleReaderInterval)
                 if let lmdb = self.store as? LMDBEventStore { _ = try? lmdb.clearStaleReaders() }
             }
         }
