@@ -65,6 +65,10 @@ import Testing
             let tail = try await Self.ctl(["tail", "--from", "1", "--count", "2", "--json"] + socket)
             #expect(tail.status == 0)
             #expect(tail.out.split(separator: "\n").count == 2)
+            // The test gateway is unreachable: the attempt is recorded as failed.
+            let query = try await Self.ctl(["query-now", "K1"] + socket)
+            #expect(query.status == 0, "\(query.err)")
+            #expect(query.out.contains("failed"))
             let backup = try await Self.ctl(["backup", harness.directory.path + "/ctl-backup"] + socket)
             #expect(backup.status == 0, "\(backup.err)")
 
