@@ -1,5 +1,5 @@
-public import LedgerCore
-public import LedgerStore
+import LedgerCore
+import LedgerStore
 
 /// The JSON forms of the ledger's values in control results, as `schemas/control/*.json` describe them.
 enum ControlJSON {

@@ -1,6 +1,6 @@
 import Foundation
-public import LedgerCore
-public import LedgerStore
+import LedgerCore
+import LedgerStore
 import Synchronization
 
 /// What a method answers: its result, and work to run once the result is written (a subscription's stream), so

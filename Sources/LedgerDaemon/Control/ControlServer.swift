@@ -1,4 +1,4 @@
-public import LedgerCore
+import LedgerCore
 public import Logging
 import NIOCore
 import NIOPosix
