@@ -62,7 +62,7 @@ public struct LedgerDaemon: Sendable {
     public let poller: QueryPoller
     public let metrics: LedgerMetrics
     public let health: HealthState
-    /// The control socket's bounds (`control.*`), from `LEDGERD_CONTROL_*`; tests set them directly.
+    /// The control socket's bounds (`control.*`), from the configuration; tests may set them directly.
     public var control: ControlSettings
     let httpClient: HTTPClient
     let logger: Logger
@@ -80,7 +80,7 @@ public struct LedgerDaemon: Sendable {
         self.configuration = configuration
         self.logger = logger
         // Before the store opens, so a bad setting does not leave it open.
-        self.control = try ControlSettings.load(environment: ProcessInfo.processInfo.environment)
+        self.control = configuration.control
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
         self.health = HealthState(pollerExpected: true)

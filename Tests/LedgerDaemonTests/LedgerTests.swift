@@ -144,6 +144,25 @@ struct ConfigurationTests {
         #expect(configuration.key == (try MerchantKey("file-key-123")))
     }
 
+    /// The control socket's bounds come from the same sources, and a bad one names its key.
+    @Test func controlSettings() async throws {
+        let directory = TestDirectory()
+        let file = directory.path + "/ledgerd.json"
+        try #"{"control": {"connectionsMax": 7, "lineBytesMax": 4096}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_CONTROL_LINE_BYTES_MAX": "8192"],
+            file: file
+        )
+        #expect(configuration.control.connectionsMax == 7)
+        #expect(configuration.control.lineBytesMax == 8192)
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_CONTROL_CONNECTIONS_MAX": "none"], file: nil)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "control.connectionsMax"
+        }
+    }
+
     /// The defaults make a local daemon: data dir, socket, HTTP address, gateway simulator URL.
     @Test func defaults() async throws {
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)

@@ -38,6 +38,8 @@ public struct DaemonConfiguration: Sendable {
     public var poll: PollSettings = PollSettings()
     public var limits: HTTPLimits = HTTPLimits()
     public var store: LMDBEventStore.Options = LMDBEventStore.Options()
+    /// The control socket's bounds (`control.*`).
+    public var control: ControlSettings = ControlSettings()
 
     public init(gateway: GatewaySettings, key: MerchantKey) {
         self.gateway = gateway
@@ -236,6 +238,11 @@ extension DaemonConfiguration {
         store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
         store.mapSize = min(store.mapSize, store.mapSizeMax)
         configuration.store = store
+
+        // The control socket's keys go through the same providers (file, environment, flags).
+        var control: [String: String] = [:]
+        for key in ControlSettings.keys { control[key] = values.text(key) }
+        configuration.control = try ControlSettings.load(control)
         return configuration
     }
 }
