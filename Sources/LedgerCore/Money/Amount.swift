@@ -60,50 +60,64 @@ enum DecimalParser {
         bytesMax: Int = 24
     ) -> Result<Parsed, AmountRejection> {
         precondition(decimalsMax <= scale, "a parser cannot keep more decimals than its scale")
-        let utf8 = Array(text.utf8)
+        // One pass over the UTF-8 view, no allocation: this runs for every callback a rebuild replays.
+        let utf8 = text.utf8
         if utf8.isEmpty { return .failure(.empty) }
         if utf8.count > bytesMax { return .failure(.tooLong(bytesMax: bytesMax)) }
-        // Classify the most telling fault first: sign, space, exponent, then general shape.
-        if utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }) { return .failure(.hasSign) }
-        if utf8.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 >= 0x80 }) {
-            // Bytes at or above 0x80 include non-breaking and full-width spaces; none can be part of an amount.
-            return .failure(utf8.contains(where: { $0 >= 0x80 }) ? .notADecimal : .hasSpace)
-        }
-        if utf8.contains(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
-            return .failure(.hasExponent)
-        }
-        var integerDigits: [UInt8] = []
-        var fractionDigits: [UInt8] = []
+        var integerCount = 0
+        var significantIntegers = 0
+        var fractionCount = 0
         var seenPoint = false
+        var leadingZero = false
+        var integerValue: Int64 = 0
+        var fractionValue: Int64 = 0
+        var shape: AmountRejection?
+        // Classify the most telling fault first: sign, space, exponent, then general shape.
+        var sign = false, space = false, exponent = false, nonASCII = false
         for byte in utf8 {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                if seenPoint { fractionDigits.append(byte) } else { integerDigits.append(byte) }
+                let digit = Int64(byte - UInt8(ascii: "0"))
+                if seenPoint {
+                    fractionCount += 1
+                    if fractionCount <= scale { fractionValue = fractionValue * 10 + digit }
+                } else {
+                    if integerCount == 0 && digit == 0 { leadingZero = true }
+                    integerCount += 1
+                    if significantIntegers > 0 || digit != 0 {
+                        significantIntegers += 1
+                        if significantIntegers <= 18 { integerValue = integerValue * 10 + digit }
+                    }
+                }
             case UInt8(ascii: "."):
-                if seenPoint { return .failure(.notADecimal) }
+                if seenPoint { shape = .notADecimal }
                 seenPoint = true
+            case UInt8(ascii: "+"), UInt8(ascii: "-"): sign = true
+            case 0x20, 0x09, 0x0A, 0x0D: space = true
+            case UInt8(ascii: "e"), UInt8(ascii: "E"): exponent = true
             default:
-                return .failure(.notADecimal)
+                if byte >= 0x80 { nonASCII = true }
+                shape = .notADecimal
             }
         }
-        if integerDigits.isEmpty || (seenPoint && fractionDigits.isEmpty) { return .failure(.notADecimal) }
-        if !allowLeadingZeros && integerDigits.count > 1 && integerDigits[0] == UInt8(ascii: "0") {
-            return .failure(.leadingZero)
-        }
-        if fractionDigits.count > decimalsMax { return .failure(.tooManyDecimals(decimalsMax: decimalsMax)) }
-        // Leading zeros (allowed for gateway amounts) do not count towards magnitude.
-        while integerDigits.count > 1 && integerDigits[0] == UInt8(ascii: "0") { integerDigits.removeFirst() }
+        if sign { return .failure(.hasSign) }
+        // Bytes at or above 0x80 include non-breaking and full-width spaces; none can be part of an amount.
+        if nonASCII { return .failure(.notADecimal) }
+        if space { return .failure(.hasSpace) }
+        if exponent { return .failure(.hasExponent) }
+        if let shape { return .failure(shape) }
+        if integerCount == 0 || (seenPoint && fractionCount == 0) { return .failure(.notADecimal) }
+        if !allowLeadingZeros && integerCount > 1 && leadingZero { return .failure(.leadingZero) }
+        if fractionCount > decimalsMax { return .failure(.tooManyDecimals(decimalsMax: decimalsMax)) }
         // More than 18 digits in all could overflow Int64; no real amount comes near, so refuse before computing.
-        if integerDigits.count + scale > 18 {
+        if max(significantIntegers, 1) + scale > 18 {
             return .failure(.exceedsMaximum(maximum: String(repeating: "9", count: 18 - scale)))
         }
-        var value: Int64 = 0
-        for digit in integerDigits { value = value * 10 + Int64(digit - UInt8(ascii: "0")) }
-        for index in 0..<scale {
-            let digit = index < fractionDigits.count ? Int64(fractionDigits[index] - UInt8(ascii: "0")) : 0
-            value = value * 10 + digit
-        }
-        return .success(Parsed(scaled: value))
+        var value = integerValue
+        for _ in 0..<scale { value *= 10 }
+        var fraction = fractionValue
+        for _ in fractionCount..<max(fractionCount, scale) { fraction *= 10 }
+        return .success(Parsed(scaled: value + fraction))
     }
 
     /// Formats `scaled` (an integer count of 10^-scale units) with exactly `decimals` decimals.
