@@ -89,16 +89,7 @@ public enum EventCodec {
     ) throws(EventDecodingError) -> Event {
         var reader = ByteReader(buffer)
         reader.skipBodies = !bodies
-        let version = try reader.u8()
-        guard version == Self.formatVersion else {
-            throw EventDecodingError(reason: .unknownFormatVersion(version), offset: 0)
-        }
-        let tag = try reader.u8()
-        guard let type = EventType(tag: tag) else { throw EventDecodingError(reason: .unknownEventType(tag), offset: 1) }
-        let sequence = try reader.u64()
-        let recordedAt = Instant(millisecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
-        let previousHash = try reader.digest()
-        let orderId = try reader.text()
+        let (type, sequence, recordedAt, previousHash, orderId) = try Self.readHeader(&reader)
         let payload: EventPayload
         switch type {
         case .orderCreated: payload = .orderCreated(try Self.readOrderCreated(&reader, orderId: orderId))
@@ -126,16 +117,7 @@ public enum EventCodec {
     /// and an index rebuild need.
     public static func decodeEnvelope(_ buffer: UnsafeRawBufferPointer) throws(EventDecodingError) -> EventEnvelope {
         var reader = ByteReader(buffer)
-        let version = try reader.u8()
-        guard version == Self.formatVersion else {
-            throw EventDecodingError(reason: .unknownFormatVersion(version), offset: 0)
-        }
-        let tag = try reader.u8()
-        guard let type = EventType(tag: tag) else { throw EventDecodingError(reason: .unknownEventType(tag), offset: 1) }
-        let sequence = try reader.u64()
-        let recordedAt = Instant(millisecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
-        let previousHash = try reader.digest()
-        let orderId = try reader.text()
+        let (type, sequence, recordedAt, previousHash, orderId) = try Self.readHeader(&reader)
         guard buffer.count >= reader.offset + 32 else { throw EventDecodingError(reason: .truncated, offset: reader.offset) }
         var tail = ByteReader(UnsafeRawBufferPointer(rebasing: buffer[(buffer.count - 32)...]))
         let hash = try tail.digest()
@@ -147,6 +129,23 @@ public enum EventCodec {
             previousHash: previousHash,
             hash: hash
         )
+    }
+
+    /// The header every event starts with: version, type, sequence, time, previous hash, order id.
+    private static func readHeader(_ reader: inout ByteReader) throws(EventDecodingError) -> (
+        EventType, UInt64, Instant, Digest32, String
+    ) {
+        let version = try reader.u8()
+        guard version == Self.formatVersion else {
+            throw EventDecodingError(reason: .unknownFormatVersion(version), offset: 0)
+        }
+        let tag = try reader.u8()
+        guard let type = EventType(tag: tag) else { throw EventDecodingError(reason: .unknownEventType(tag), offset: 1) }
+        let sequence = try reader.u64()
+        let recordedAt = Instant(millisecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
+        let previousHash = try reader.digest()
+        let orderId = try reader.text()
+        return (type, sequence, recordedAt, previousHash, orderId)
     }
 
     // MARK: Writing
