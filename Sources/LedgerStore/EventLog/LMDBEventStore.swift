@@ -289,8 +289,11 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func close() async {
-        self.writer.stop()
-        self.environment.close()
+        // Waiting for the writer to drain blocks; do it on a thread of its own, not the cooperative pool.
+        _ = try? await DedicatedThread.run("ledger-close") { [writer = self.writer, environment = self.environment] in
+            writer.stop()
+            environment.close()
+        }
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
