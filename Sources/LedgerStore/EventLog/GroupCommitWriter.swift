@@ -208,6 +208,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                     }
                     outcomes.append(.appended(appended))
                 }
+                try Self.countEvents(outcomes, layout: layout, in: txn)
                 try live.flush(in: txn)
                 try txn.put(layout.meta, key: LMDBLayout.checkpointKey(context.liveGeneration), value: LMDBUInt64Key(head.sequence))
                 if let generation = context.dualGeneration {
@@ -227,6 +228,20 @@ final class GroupCommitWriter: @unchecked Sendable {
         if self.batchSizes.count < 4096 { self.batchSizes.append(batch.count) }
         self.condition.unlock()
         for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
+    }
+
+    /// Adds the batch's events to the per-type counts in `meta`, in the same transaction, so `ledger.stats` reads
+    /// three keys instead of scanning the log.
+    static func countEvents(_ outcomes: [AppendOutcome], layout: LMDBLayout, in txn: borrowing LMDBWriteTransaction) throws {
+        var added: [EventType: UInt64] = [:]
+        for case .appended(let appended) in outcomes {
+            for event in appended.events { added[event.type, default: 0] += 1 }
+        }
+        for (type, count) in added {
+            let key = LMDBLayout.countKey(type)
+            let current = LMDBLayout.u64(try txn.get(layout.meta, key: key)) ?? 0
+            try txn.put(layout.meta, key: key, value: LMDBUInt64Key(current + count))
+        }
     }
 
     /// Stores one event and its log indexes (not the projection).

@@ -223,8 +223,12 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func statistics() async throws -> StoreStatistics {
-        let (head, byStatus) = try self.environment.read { txn in
+        let (head, byType, byStatus) = try self.environment.read { txn in
             let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+            var byType: [EventType: UInt64] = [:]
+            for type in EventType.allCases {
+                byType[type] = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.countKey(type))) ?? 0
+            }
             let generation = try self.liveGeneration(txn)
             var byStatus: [OrderStatus: UInt64] = [:]
             try txn.withCursor(self.layout.byStatus[generation]) { cursor in
@@ -232,9 +236,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
                     byStatus[status] = try cursor.seekExactly([status.code]) != nil ? UInt64(try cursor.duplicateCount()) : 0
                 }
             }
-            return (head, byStatus)
+            return (head, byType, byStatus)
         }
-        let byType = try await self.eventCountsByType()
         let info = try self.environment.info()
         return StoreStatistics(
             head: head,
@@ -243,25 +246,6 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             storeBytes: UInt64(try self.environment.usedBytes),
             mapBytes: UInt64(info.mapSize)
         )
-    }
-
-    /// Counts events by type with a scan of envelopes, on a dedicated thread.
-    private func eventCountsByType() async throws -> [EventType: UInt64] {
-        try await DedicatedThread.run("ledger-stats") { [self] in
-            try self.environment.read { txn in
-                var counts: [EventType: UInt64] = [:]
-                try txn.forEach(self.layout.events) { key, value in
-                    let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-                    let encoded = try LMDBLayout.checkedEvent(value, sequence: sequence)
-                    guard encoded.count > 1, let type = EventType.allCases.first(where: { $0.tag == encoded[1] }) else {
-                        throw StoreError(.corrupted, "Event \(sequence) has an unknown type.")
-                    }
-                    counts[type, default: 0] += 1
-                    return .continue
-                }
-                return counts
-            }
-        }
     }
 
     // MARK: Maintenance

@@ -11,7 +11,8 @@ import LedgerCore
 /// - `orders.0`, `orders.1`: order id → encoded `OrderState`; two generations, one live, one scratch for rebuilds.
 /// - `by-status.0`, `by-status.1` (DUPSORT): status code byte → order id.
 /// - `meta`: `format` → u8; `head` → u64 sequence + 32-byte hash; `generation` → u8 (the live one);
-///   `checkpoint.0`, `checkpoint.1` → u64, the last sequence applied to each generation.
+///   `checkpoint.0`, `checkpoint.1` → u64, the last sequence applied to each generation; `count.<type>` → u64,
+///   the events of each type.
 struct LMDBLayout: Sendable {
     static let formatVersion: UInt8 = 1
 
@@ -40,6 +41,7 @@ struct LMDBLayout: Sendable {
     static let headKey = Array("head".utf8)
     static let generationKey = Array("generation".utf8)
     static func checkpointKey(_ generation: Int) -> [UInt8] { Array("checkpoint.\(generation)".utf8) }
+    static func countKey(_ type: EventType) -> [UInt8] { Array("count.\(type.rawValue)".utf8) }
 
     static func dedupKey(orderId: String, signedContentKey: String) -> [UInt8] {
         Array(orderId.utf8) + [0] + Array(signedContentKey.utf8)
