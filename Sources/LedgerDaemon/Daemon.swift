@@ -83,7 +83,7 @@ public struct LedgerDaemon: Sendable {
         self.control = configuration.control
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
-        self.health = HealthState(pollerExpected: true)
+        self.health = HealthState()
         self.ledger = Ledger(
             store: self.store,
             settings: configuration.gateway,

@@ -149,7 +149,4 @@ public actor InMemoryEventStore: EventStore {
     }
 
     public func close() async { self.closed = true }
-
-    /// Replaces the projection of one order, to test that verification finds a difference.
-    public func corruptProjectionForTesting(_ state: OrderState) { self.projection[state.orderId] = state }
 }

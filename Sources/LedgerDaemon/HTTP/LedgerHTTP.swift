@@ -29,17 +29,12 @@ public struct LedgerRequestContext: RequestContext {
 /// Liveness of the parts `GET /healthz` reports on.
 public final class HealthState: Sendable {
     private let pollerHeartbeat = Mutex<ContinuousClock.Instant?>(nil)
-    public let pollerExpected: Bool
-
-    public init(pollerExpected: Bool) {
-        self.pollerExpected = pollerExpected
-    }
+    public init() {}
 
     func pollerAlive() { self.pollerHeartbeat.withLock { $0 = .now } }
 
     /// The poller beats at least once a second; three seconds of silence means it is stuck or gone.
     var pollerHealthy: Bool {
-        guard self.pollerExpected else { return true }
         guard let last = self.pollerHeartbeat.withLock({ $0 }) else { return false }
         return ContinuousClock.now - last < .seconds(3)
     }

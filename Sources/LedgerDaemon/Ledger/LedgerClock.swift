@@ -78,7 +78,4 @@ public final class ManualLedgerClock: LedgerClock {
         }
         for continuation in woken { continuation.resume() }
     }
-
-    /// The number of tasks sleeping on this clock.
-    public var sleeperCount: Int { self.state.withLock { $0.sleepers.count } }
 }

@@ -82,13 +82,13 @@ struct LMDBLayout: Sendable {
     static func decodeStored(
         _ value: UnsafeRawBufferPointer,
         sequence: UInt64,
-        verifyHash: Bool = false,
         bodies: Bool = true
     ) throws -> Event {
         let encoded = try Self.checkedEvent(value, sequence: sequence)
         let event: Event
         do {
-            event = try EventCodec.decode(encoded, verifyHash: verifyHash, bodies: bodies)
+            // The CRC has just been checked; the hash is the chain walk's job (`verifyChain`).
+            event = try EventCodec.decode(encoded, verifyHash: false, bodies: bodies)
         } catch {
             throw StoreError(.corrupted, "Event \(sequence) does not decode: \(error.description)")
         }
