@@ -217,7 +217,9 @@ public protocol EventStore: AnyObject, Sendable {
     func events(forOrder orderId: String) async throws -> [Event]
     /// The projected state of one order, or nil when no event names it.
     func order(_ orderId: String) async throws -> OrderState?
-    /// Orders with a status, in order id order, after `afterOrderId` (exclusive), at most `limit`.
+    /// Orders with a status, oldest first (in the order the ledger first recorded an event naming each), after the
+    /// order `afterOrderId` (exclusive), at most `limit`. An `afterOrderId` the ledger does not hold is an
+    /// `invalidArgument` error, not an empty page.
     func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState]
     /// The first event that recorded a validly signed callback with this signed content, if any.
     func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64?

@@ -62,17 +62,22 @@ public actor InMemoryEventStore: EventStore {
 
     public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {
         let limit = min(max(limit, 0), self.readPageMax)
-        // Order ids compare by their UTF-8 bytes, as LMDB's keys do.
-        let after = afterOrderId.map { Array($0.utf8) }
-        return self.projection.values
-            .filter { state in
-                guard state.status == status else { return false }
-                guard let after else { return true }
-                return after.lexicographicallyPrecedes(state.orderId.utf8)
+        // An order's place is the sequence of the first event naming it, as in the LMDB store.
+        var after: UInt64 = 0
+        if let afterOrderId {
+            guard let first = self.orderIndex[afterOrderId]?.first else {
+                throw StoreError(.invalidArgument, "The ledger holds no order \(afterOrderId); page with an order id from a previous page.")
             }
-            .sorted { $0.orderId.utf8.lexicographicallyPrecedes($1.orderId.utf8) }
+            after = first
+        }
+        return self.projection.values
+            .compactMap { state -> (UInt64, OrderState)? in
+                guard state.status == status, let first = self.orderIndex[state.orderId]?.first, first > after else { return nil }
+                return (first, state)
+            }
+            .sorted { $0.0 < $1.0 }
             .prefix(limit)
-            .map { $0 }
+            .map(\.1)
     }
 
     public func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64? {

@@ -137,6 +137,25 @@ struct EventStoreContractTests {
         await store.close()
     }
 
+    /// Orders list oldest first, by the first event naming each, not by id; a cursor the ledger does not hold is
+    /// an error, not an empty page.
+    @Test(arguments: StoreKind.allCases)
+    func listingIsOldestFirst(_ kind: StoreKind) async throws {
+        let (store, _) = try kind.make()
+        for id in ["Z9", "A1", "M5", "B2"] { _ = try await store.append(AppendRequest([self.fixture.created(id)])) }
+        _ = try await store.append(AppendRequest([self.fixture.callback("A1")]))
+        #expect(try await store.orders(status: .created, after: nil, limit: 10).map(\.orderId) == ["Z9", "M5", "B2"])
+        #expect(try await store.orders(status: .created, after: "Z9", limit: 10).map(\.orderId) == ["M5", "B2"])
+        // The cursor may have changed status since the previous page: the listing still continues after it.
+        #expect(try await store.orders(status: .created, after: "A1", limit: 10).map(\.orderId) == ["M5", "B2"])
+        await #expect {
+            _ = try await store.orders(status: .created, after: "NOT-AN-ORDER", limit: 10)
+        } throws: { error in
+            (error as? StoreError)?.code == .invalidArgument
+        }
+        await store.close()
+    }
+
     /// Concurrent appends all land, with gap-free sequences and an intact chain.
     @Test(arguments: StoreKind.allCases)
     func concurrentAppends(_ kind: StoreKind) async throws {

@@ -162,7 +162,8 @@ struct LMDBEventStoreTests {
         wrong.status = .paid
         try store.environment.write { txn in
             let generation = Int(try txn.get(store.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
-            try txn.put(store.layout.orders[generation], key: Array("V2".utf8), value: OrderStateCodec.encode(wrong))
+            let handle = try #require(try LMDBLayout.u64(txn.get(store.layout.orderIds, key: Array("V2".utf8))))
+            try txn.put(store.layout.orders[generation], key: LMDBUInt64Key(handle), value: OrderStateCodec.encode(wrong))
         }
         let verify = try await store.verifyProjection(differencesMax: 5, progress: nil)
         #expect(verify.differenceCount == 1)

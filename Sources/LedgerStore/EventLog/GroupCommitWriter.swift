@@ -182,25 +182,30 @@ final class GroupCommitWriter: @unchecked Sendable {
                 // This closure may run again after the map grows: it derives everything from the context.
                 outcomes = []
                 var head = context.head
+                var handles = OrderHandles(layout: layout)
                 var live = ProjectionTable(layout: layout, generation: context.liveGeneration)
                 var dual = ProjectionTable(layout: layout, generation: context.dualGeneration ?? 0)
                 let maintainsDual = context.dualGeneration != nil
                 for (request, _) in batch {
                     if case .orderAbsent(let orderId) = request.precondition,
-                        let existing = try live.state(of: orderId, in: txn), existing.order != nil
+                        let handle = try handles.existing(orderId, in: txn),
+                        let existing = try live.state(handle: handle, in: txn), existing.order != nil
                     {
                         outcomes.append(.preconditionFailed(existing))
                         continue
                     }
                     var appended = Appended(events: [], effects: [], orders: [:])
+                    appended.events.reserveCapacity(request.events.count)
+                    appended.effects.reserveCapacity(request.events.count)
                     for pending in request.events {
                         let (event, encoded) = pending.sealedAndEncoded(
                             sequence: head.sequence + 1,
                             previousHash: head.hash
                         )
-                        try Self.index(event, encoded: encoded, layout: layout, in: txn)
-                        let (effect, state) = try live.apply(event, in: txn)
-                        if maintainsDual { _ = try dual.apply(event, in: txn) }
+                        let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
+                        try Self.index(event, encoded: encoded, handle: handle, layout: layout, in: txn)
+                        let (effect, state) = try live.apply(event, handle: handle, in: txn)
+                        if maintainsDual { _ = try dual.apply(event, handle: handle, in: txn) }
                         head = LogHead(sequence: event.sequence, hash: event.hash)
                         appended.events.append(event)
                         appended.effects.append(effect)
@@ -248,6 +253,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     static func index(
         _ event: Event,
         encoded: [UInt8],
+        handle: UInt64,
         layout: LMDBLayout,
         in txn: borrowing LMDBWriteTransaction
     ) throws {
@@ -259,14 +265,41 @@ final class GroupCommitWriter: @unchecked Sendable {
             withUnsafeBytes(of: checksum) { page.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 4) }
             encoded.withUnsafeBytes { page.baseAddress!.advanced(by: 4).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
-        try txn.put(layout.orderEvents, key: Array(event.orderId.utf8), value: LMDBUInt64Key(event.sequence))
+        try txn.put(layout.orderEvents, key: LMDBUInt64Key(handle), value: LMDBUInt64Key(event.sequence))
         if case .callbackReceived(let callback) = event.payload, let contentKey = callback.signedContentKey {
             try txn.put(
                 layout.callbackDedup,
-                key: LMDBLayout.dedupKey(orderId: event.orderId, signedContentKey: contentKey),
+                key: LMDBLayout.dedupKey(handle: handle, signedContentKey: contentKey),
                 value: LMDBUInt64Key(event.sequence),
                 flags: .noOverwrite
             )
+        }
+    }
+
+    /// Resolves order ids to handles inside one write transaction, and gives an order its handle (the sequence of
+    /// the first event naming it) the first time an event names it.
+    struct OrderHandles {
+        let layout: LMDBLayout
+        private var known: [String: UInt64] = [:]
+
+        init(layout: LMDBLayout) {
+            self.layout = layout
+        }
+
+        /// The order's handle, or nil when no stored event names it yet.
+        mutating func existing(_ orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> UInt64? {
+            if let handle = self.known[orderId] { return handle }
+            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
+            self.known[orderId] = handle
+            return handle
+        }
+
+        /// The order's handle, assigned now if event `sequence` is the first to name it.
+        mutating func assign(_ orderId: String, sequence: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> UInt64 {
+            if let handle = try self.existing(orderId, in: txn) { return handle }
+            try txn.put(self.layout.orderIds, key: Array(orderId.utf8), value: LMDBUInt64Key(sequence), flags: .noOverwrite)
+            self.known[orderId] = sequence
+            return sequence
         }
     }
 

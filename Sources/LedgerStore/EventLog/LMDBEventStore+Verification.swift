@@ -138,14 +138,14 @@ extension LMDBEventStore {
         var pending = try await self.decodeChunk(from: 1, count: chunkSize)
         while pending.count == chunkSize {
             let events = pending
-            let next = events.last!.sequence + 1
+            let next = events.last!.0.sequence + 1
             async let decoded = self.decodeChunk(from: next, count: chunkSize)
             try await self.writer.exclusive { context in
                 try context.environment.writeGrowing { txn in
                     var table = ProjectionTable(layout: context.layout, generation: scratch)
-                    for event in events { _ = try table.apply(event, in: txn) }
+                    for (event, handle) in events { _ = try table.apply(event, handle: handle, in: txn) }
                     try table.flush(in: txn)
-                    try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.sequence))
+                    try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
                 }
             }
             replayed += UInt64(events.count)
@@ -157,20 +157,37 @@ extension LMDBEventStore {
         return scratch
     }
 
-    /// Decodes up to `count` events from `sequence` on a dedicated thread, without their bodies.
-    private func decodeChunk(from sequence: UInt64, count: Int) async throws -> [Event] {
+    /// Decodes up to `count` events from `sequence` on a dedicated thread, without their bodies, each with its
+    /// order's handle (looked up here, in parallel with the writer applying the previous chunk).
+    private func decodeChunk(from sequence: UInt64, count: Int) async throws -> [(Event, UInt64)] {
         try await DedicatedThread.run("ledger-replay") { [self] in
             try self.environment.read { txn in
-                var events: [Event] = []
+                var events: [(Event, UInt64)] = []
                 events.reserveCapacity(count)
+                var handles: [String: UInt64] = [:]
                 try txn.forEach(self.layout.events, from: LMDBUInt64Key(sequence)) { key, value in
                     let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-                    events.append(try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false))
+                    let event = try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false)
+                    let handle: UInt64
+                    if let known = handles[event.orderId] {
+                        handle = known
+                    } else {
+                        guard let stored = try self.layout.handle(of: event.orderId, in: txn) else {
+                            throw Self.missingHandle(event)
+                        }
+                        handle = stored
+                        handles[event.orderId] = stored
+                    }
+                    events.append((event, handle))
                     return events.count < count ? .continue : .stop
                 }
                 return events
             }
         }
+    }
+
+    static func missingHandle(_ event: Event) -> StoreError {
+        StoreError(.corrupted, "Event \(event.sequence) names order \(event.orderId), which the order index does not hold.")
     }
 
     /// Applies the events after the scratch checkpoint up to the writer's head; runs inside the writer.
@@ -182,13 +199,17 @@ extension LMDBEventStore {
         let layout = context.layout
         let checkpoint = LMDBLayout.u64(try txn.get(layout.meta, key: LMDBLayout.checkpointKey(scratch))) ?? 0
         var table = ProjectionTable(layout: layout, generation: scratch)
+        var handles = GroupCommitWriter.OrderHandles(layout: layout)
         var events: [Event] = []
         try txn.forEach(layout.events, from: LMDBUInt64Key(checkpoint + 1)) { key, value in
             let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
             events.append(try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false))
             return .continue
         }
-        for event in events { _ = try table.apply(event, in: txn) }
+        for event in events {
+            guard let handle = try handles.existing(event.orderId, in: txn) else { throw Self.missingHandle(event) }
+            _ = try table.apply(event, handle: handle, in: txn)
+        }
         try table.flush(in: txn)
         try txn.put(layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(context.head.sequence))
     }
@@ -200,7 +221,7 @@ extension LMDBEventStore {
         var head: LogHead
     }
 
-    /// Merges the two generations' order tables in key order; equal encodings mean equal states, because the
+    /// Merges the two generations' order tables in handle order; equal encodings mean equal states, because the
     /// encoding is deterministic.
     private func compareGenerations(scratch: Int, differencesMax: Int) throws -> Comparison {
         try self.environment.read { txn in
@@ -211,41 +232,39 @@ extension LMDBEventStore {
             guard liveCheckpoint == scratchCheckpoint else {
                 throw StoreError(.busy, "The live and rebuilt projections are not at the same position; try again.")
             }
-            var live: [String: [UInt8]] = [:]
             var comparison = Comparison(compared: 0, differences: [], count: 0, head: head)
-            // Two cursors in step would avoid this dictionary; the live table is read in chunks to bound memory.
-            var liveEntries: [(String, [UInt8])] = []
-            try txn.forEach(self.layout.orders[generation]) { key, value in
-                liveEntries.append((String(decoding: key, as: UTF8.self), Array(value)))
-                return .continue
+            // Both generations are keyed by handle, so two cursors walk them in step: no table is held in memory.
+            func note(live: [UInt8]?, rebuilt: [UInt8]?) {
+                comparison.count += 1
+                guard comparison.differences.count < differencesMax else { return }
+                let liveState = live.flatMap { try? OrderStateCodec.decode($0) }
+                let rebuiltState = rebuilt.flatMap { try? OrderStateCodec.decode($0) }
+                let orderId = liveState?.orderId ?? rebuiltState?.orderId ?? "(undecodable)"
+                comparison.differences.append(ProjectionDifference(orderId: orderId, live: liveState, rebuilt: rebuiltState))
             }
-            live = Dictionary(liveEntries, uniquingKeysWith: { first, _ in first })
-            liveEntries.removeAll()
-            try txn.forEach(self.layout.orders[scratch]) { key, value in
-                let id = String(decoding: key, as: UTF8.self)
-                comparison.compared += 1
-                let rebuilt = Array(value)
-                if let existing = live.removeValue(forKey: id) {
-                    if existing != rebuilt {
-                        comparison.count += 1
-                        if comparison.differences.count < differencesMax {
-                            comparison.differences.append(
-                                ProjectionDifference(orderId: id, live: try? OrderStateCodec.decode(existing), rebuilt: try? OrderStateCodec.decode(rebuilt))
-                            )
+            try txn.withCursor(self.layout.orders[generation]) { liveCursor in
+                try txn.withCursor(self.layout.orders[scratch]) { scratchCursor in
+                    var liveEntry = try liveCursor.first()
+                    var scratchEntry = try scratchCursor.first()
+                    while liveEntry != nil || scratchEntry != nil {
+                        let liveKey = liveEntry.flatMap { LMDBUInt64Key(bytes: $0.key)?.value } ?? .max
+                        let scratchKey = scratchEntry.flatMap { LMDBUInt64Key(bytes: $0.key)?.value } ?? .max
+                        if liveEntry != nil && scratchEntry != nil && liveKey == scratchKey {
+                            comparison.compared += 1
+                            if !liveEntry!.value.elementsEqual(scratchEntry!.value) {
+                                note(live: Array(liveEntry!.value), rebuilt: Array(scratchEntry!.value))
+                            }
+                            liveEntry = try liveCursor.next()
+                            scratchEntry = try scratchCursor.next()
+                        } else if scratchEntry == nil || (liveEntry != nil && liveKey < scratchKey) {
+                            note(live: Array(liveEntry!.value), rebuilt: nil)
+                            liveEntry = try liveCursor.next()
+                        } else {
+                            comparison.compared += 1
+                            note(live: nil, rebuilt: Array(scratchEntry!.value))
+                            scratchEntry = try scratchCursor.next()
                         }
                     }
-                } else {
-                    comparison.count += 1
-                    if comparison.differences.count < differencesMax {
-                        comparison.differences.append(ProjectionDifference(orderId: id, live: nil, rebuilt: try? OrderStateCodec.decode(rebuilt)))
-                    }
-                }
-                return .continue
-            }
-            for (id, existing) in live.sorted(by: { $0.key < $1.key }) {
-                comparison.count += 1
-                if comparison.differences.count < differencesMax {
-                    comparison.differences.append(ProjectionDifference(orderId: id, live: try? OrderStateCodec.decode(existing), rebuilt: nil))
                 }
             }
             return comparison

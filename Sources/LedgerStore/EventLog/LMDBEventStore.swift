@@ -153,9 +153,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
 
     public func events(forOrder orderId: String) async throws -> [Event] {
         try self.environment.read { txn in
+            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return [] }
             var sequences: [UInt64] = []
             try txn.withCursor(self.layout.orderEvents) { cursor in
-                try cursor.forEachDuplicate(of: Array(orderId.utf8)) { value in
+                try cursor.forEachDuplicate(of: LMDBUInt64Key(handle)) { value in
                     if let sequence = LMDBUInt64Key(bytes: value)?.value { sequences.append(sequence) }
                     return .continue
                 }
@@ -171,8 +172,9 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
 
     public func order(_ orderId: String) async throws -> OrderState? {
         try self.environment.read { txn in
+            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             let generation = try self.liveGeneration(txn)
-            guard let value = try txn.get(self.layout.orders[generation], key: Array(orderId.utf8)) else { return nil }
+            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else { return nil }
             return try Self.decodeOrder(value, orderId: orderId)
         }
     }
@@ -190,34 +192,50 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         if limit == 0 { return [] }
         return try self.environment.read { txn in
             let generation = try self.liveGeneration(txn)
-            var ids: [String] = []
+            var handles: [UInt64] = []
+            handles.reserveCapacity(min(limit, 1024))
+            var after: UInt64?
+            if let afterOrderId {
+                guard let handle = try self.layout.handle(of: afterOrderId, in: txn) else {
+                    throw StoreError(.invalidArgument, Self.unknownCursorMessage(afterOrderId))
+                }
+                after = handle
+            }
             try txn.withCursor(self.layout.byStatus[generation]) { cursor in
                 var entry: LMDBCursor.Entry?
-                if let afterOrderId {
-                    let after = Array(afterOrderId.utf8)
-                    entry = try cursor.seek([status.code], valueAtOrAfter: after)
-                    if let (_, value) = entry, Array(value) == after { entry = try cursor.nextDuplicate() }
+                if let after {
+                    entry = try cursor.seek([status.code], valueAtOrAfter: LMDBUInt64Key(after))
+                    if let (_, value) = entry, LMDBUInt64Key(bytes: value)?.value == after { entry = try cursor.nextDuplicate() }
                 } else {
                     entry = try cursor.seekExactly([status.code])
                 }
-                while let (_, value) = entry, ids.count < limit {
-                    ids.append(String(decoding: value, as: UTF8.self))
+                while let (_, value) = entry, handles.count < limit {
+                    guard let handle = LMDBUInt64Key(bytes: value)?.value else {
+                        throw StoreError(.corrupted, "The status index holds an entry that is not an order handle.")
+                    }
+                    handles.append(handle)
                     entry = try cursor.nextDuplicate()
                 }
             }
-            return try ids.map { id in
-                guard let value = try txn.get(self.layout.orders[generation], key: Array(id.utf8)) else {
-                    throw StoreError(.corrupted, "The status index names order \(id), which has no projection.")
+            return try handles.map { handle in
+                guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else {
+                    throw StoreError(.corrupted, "The status index names order handle \(handle), which has no projection.")
                 }
-                return try Self.decodeOrder(value, orderId: id)
+                return try Self.decodeOrder(value, orderId: "with handle \(handle)")
             }
         }
     }
 
+    /// The error for a page cursor naming an order the ledger does not hold.
+    static func unknownCursorMessage(_ orderId: String) -> String {
+        "The ledger holds no order \(orderId); page with an order id from a previous page."
+    }
+
     public func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64? {
         try self.environment.read { txn in
-            LMDBLayout.u64(
-                try txn.get(self.layout.callbackDedup, key: LMDBLayout.dedupKey(orderId: orderId, signedContentKey: signedContentKey))
+            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
+            return LMDBLayout.u64(
+                try txn.get(self.layout.callbackDedup, key: LMDBLayout.dedupKey(handle: handle, signedContentKey: signedContentKey))
             )
         }
     }

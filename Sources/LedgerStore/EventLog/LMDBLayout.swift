@@ -3,20 +3,30 @@ import LedgerCore
 
 /// The named databases of the ledger's LMDB environment and how their keys and values are laid out.
 ///
+/// Every per-order table is keyed by the order's *handle*, not by the merchant's order id: the handle is the
+/// sequence number of the first event that named the order, so orders created close together in time sit close
+/// together in every B-tree. A commit of concurrent callbacks then dirties a few adjacent leaf pages per table
+/// instead of one random page per order per table, and the pages written (and synced) per commit fall with them.
+/// Only `order-ids`, written once per order, is keyed by the merchant's id.
+///
 /// - `events`: big-endian u64 sequence → CRC-32C (4 bytes, big-endian) + encoded event. Appended with
 ///   `MDB_APPEND`, so the log is append-only by construction.
-/// - `order-events` (DUPSORT): order id → big-endian u64 sequence of each of its events.
-/// - `callback-dedup`: order id, 0x00, signed content key → sequence of the first validly signed callback with
-///   that content (`MDB_NOOVERWRITE`: the first one stays).
-/// - `orders.0`, `orders.1`: order id → encoded `OrderState`; two generations, one live, one scratch for rebuilds.
-/// - `by-status.0`, `by-status.1` (DUPSORT): status code byte → order id.
+/// - `order-ids`: order id → big-endian u64 handle (`MDB_NOOVERWRITE`: a handle never changes).
+/// - `order-events` (DUPSORT): handle → big-endian u64 sequence of each of the order's events.
+/// - `callback-dedup`: handle, signed content key → sequence of the first validly signed callback with that
+///   content (`MDB_NOOVERWRITE`: the first one stays).
+/// - `orders.0`, `orders.1`: handle → encoded `OrderState`; two generations, one live, one scratch for rebuilds.
+/// - `by-status.0`, `by-status.1` (DUPSORT): status code byte → handle, so each status lists its orders in the
+///   order the ledger first recorded them.
 /// - `meta`: `format` → u8; `head` → u64 sequence + 32-byte hash; `generation` → u8 (the live one);
 ///   `checkpoint.0`, `checkpoint.1` → u64, the last sequence applied to each generation; `count.<type>` → u64,
 ///   the events of each type.
 struct LMDBLayout: Sendable {
-    static let formatVersion: UInt8 = 1
+    /// 2: per-order tables keyed by handle (1 keyed them by order id).
+    static let formatVersion: UInt8 = 2
 
     let events: LMDBDatabase
+    let orderIds: LMDBDatabase
     let orderEvents: LMDBDatabase
     let callbackDedup: LMDBDatabase
     let orders: [LMDBDatabase]
@@ -25,16 +35,28 @@ struct LMDBLayout: Sendable {
 
     init(environment: LMDBEnvironment) throws {
         self.events = try environment.openDatabase(name: "events")
-        self.orderEvents = try environment.openDatabase(name: "order-events", flags: [.create, .dupSort])
+        self.orderIds = try environment.openDatabase(name: "order-ids")
+        // lmdb.h, MDB_DUPFIXED: all duplicates of a key have the same size (8 bytes here), stored packed.
+        self.orderEvents = try environment.openDatabase(name: "order-events", flags: [.create, .dupSort, .dupFixed])
         self.callbackDedup = try environment.openDatabase(name: "callback-dedup")
         self.orders = [
             try environment.openDatabase(name: "orders.0"), try environment.openDatabase(name: "orders.1"),
         ]
         self.byStatus = [
-            try environment.openDatabase(name: "by-status.0", flags: [.create, .dupSort]),
-            try environment.openDatabase(name: "by-status.1", flags: [.create, .dupSort]),
+            try environment.openDatabase(name: "by-status.0", flags: [.create, .dupSort, .dupFixed]),
+            try environment.openDatabase(name: "by-status.1", flags: [.create, .dupSort, .dupFixed]),
         ]
         self.meta = try environment.openDatabase(name: "meta")
+    }
+
+    /// The handle of an order, or nil when no event names it.
+    func handle(of orderId: String, in txn: borrowing LMDBReadTransaction) throws -> UInt64? {
+        try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
+    }
+
+    /// The same inside a write transaction.
+    func handle(of orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> UInt64? {
+        try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
     }
 
     static let formatKey = Array("format".utf8)
@@ -43,8 +65,10 @@ struct LMDBLayout: Sendable {
     static func checkpointKey(_ generation: Int) -> [UInt8] { Array("checkpoint.\(generation)".utf8) }
     static func countKey(_ type: EventType) -> [UInt8] { Array("count.\(type.rawValue)".utf8) }
 
-    static func dedupKey(orderId: String, signedContentKey: String) -> [UInt8] {
-        Array(orderId.utf8) + [0] + Array(signedContentKey.utf8)
+    static func dedupKey(handle: UInt64, signedContentKey: String) -> [UInt8] {
+        var key = withUnsafeBytes(of: handle.bigEndian) { Array($0) }
+        key.append(contentsOf: signedContentKey.utf8)
+        return key
     }
 
     static func encodeHead(_ head: LogHead) -> [UInt8] {
