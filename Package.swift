@@ -107,6 +107,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // A blocking JSON-RPC client of the control socket, shared by `ledgerctl` and the system benchmark.
+        .target(
+            name: "LedgerControlClient",
+            dependencies: ["LedgerCore"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "gateway-sim",
             dependencies: [
@@ -129,8 +135,10 @@ let package = Package(
             dependencies: [
                 "LedgerCore",
                 "LedgerStore",
+                "LedgerControlClient",
                 "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSettings
         ),
@@ -148,6 +156,7 @@ let package = Package(
             name: "ledgerctl",
             dependencies: [
                 "LedgerCore",
+                "LedgerControlClient",
                 // Only for TextTable, so ledgerctl and ledgerd demo print the same tables.
                 "LedgerDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

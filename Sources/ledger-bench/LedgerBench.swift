@@ -8,7 +8,7 @@ struct LedgerBench: AsyncParsableCommand {
         commandName: "ledger-bench",
         abstract: "Measures OrderLedger's event store against the engines a user would otherwise pick.",
         discussion: "Build it in release mode (tools/bench does); a debug build measures the compiler, not the store.",
-        subcommands: [StoreCommand.self]
+        subcommands: [StoreCommand.self, SystemCommand.self, BareOKCommand.self]
     )
 }
 

@@ -9,6 +9,8 @@ struct Figure {
         case ratioAtLeast(Double)
         /// The value itself must be at least this.
         case valueAtLeast(Double)
+        /// The value itself must be at most this (latencies, durations, memory).
+        case valueAtMost(Double)
     }
 
     var key: String
@@ -31,6 +33,7 @@ struct Figure {
         switch self.target {
         case .ratioAtLeast(let minimum): return self.ratio.map { $0 / minimum }
         case .valueAtLeast(let minimum): return self.value / minimum
+        case .valueAtMost(let maximum): return self.value > 0 ? maximum / self.value : .infinity
         case nil: return nil
         }
     }
@@ -41,6 +44,7 @@ struct Figure {
         switch self.target {
         case .ratioAtLeast(let minimum): return "≥ \(Format.ratio(minimum)) \(self.baselineLabel ?? "baseline")"
         case .valueAtLeast(let minimum): return "≥ \(Format.grouped(minimum)) \(self.unit)"
+        case .valueAtMost(let maximum): return "≤ \(Format.value(maximum)) \(self.unit)"
         case nil: return "—"
         }
     }
@@ -51,6 +55,7 @@ struct Figure {
         switch self.target {
         case .ratioAtLeast: achieved = Format.ratio(self.ratio ?? 0)
         case .valueAtLeast: achieved = Format.grouped(self.value)
+        case .valueAtMost: achieved = Format.value(self.value)
         case nil: achieved = ""
         }
         return met
@@ -231,6 +236,11 @@ enum Format {
         return value >= 10 ? String(format: "%.1f×", value) : String(format: "%.2f×", value)
     }
 
+    /// Grouped digits for large values, two decimals for small ones (latencies in ms, durations in s).
+    static func value(_ value: Double) -> String {
+        abs(value) >= 100 ? Self.grouped(value) : String(format: "%.2f", value)
+    }
+
     static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
 
     /// JSON number text: finite values only, three decimals at most, trailing zeros trimmed.
@@ -286,20 +296,8 @@ func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: S
             + "and for one-fsync-per-append; \(config.contendedEvents) for group commit with \(config.appenders) "
             + "appenders; \(config.rebuildEvents) for the rebuild and scans",
         "",
-        "| figure | value | unit | baseline | ratio | target | result |",
-        "| --- | ---: | --- | --- | ---: | --- | --- |",
     ]
-    for row in rows {
-        let baseline = row.baselineValue.map { "\(row.baselineLabel ?? "") \(Format.grouped($0))" } ?? "—"
-        lines.append(
-            "| \(row.label) | \(Format.grouped(row.value)) | \(row.unit) | \(baseline) | "
-                + "\(row.ratio.map(Format.ratio) ?? "—") | \(row.targetText) | \(row.resultText) |"
-        )
-    }
-    let notes = rows.compactMap { row in row.note.map { "- \(row.label): \($0)" } }
-    if !notes.isEmpty {
-        lines += ["", "Notes:", ""] + notes
-    }
+    lines += markdownTable(rows)
     return lines.joined(separator: "\n") + "\n"
 }
 
@@ -312,24 +310,6 @@ func jsonReport(
     date: String,
     config: StoreBenchConfig
 ) -> String {
-    var figures: [(String, JSONValue)] = []
-    for row in rows {
-        var members: [(String, JSONValue)] = [
-            ("label", .string(row.label)), ("value", Format.json(row.value)), ("unit", .string(row.unit)),
-        ]
-        if let baselineValue = row.baselineValue {
-            members.append(("baseline", .string(row.baselineLabel ?? "")))
-            members.append(("baselineValue", Format.json(baselineValue)))
-            members.append(("ratio", Format.json(row.ratio)))
-        }
-        if row.target != nil {
-            members.append(("target", .string(row.targetText)))
-            members.append(("met", row.met.map(JSONValue.bool) ?? .null))
-            members.append(("factorOfTarget", Format.json(row.factorOfTarget)))
-        }
-        if let note = row.note { members.append(("note", .string(note))) }
-        figures.append((row.key, .object(JSONObject(members))))
-    }
     func timing(_ timing: Timing?) -> JSONValue {
         guard let timing else { return .null }
         return .object(
@@ -364,39 +344,12 @@ func jsonReport(
     runs.append(("scan.readEvents", timing(results.scan)))
     runs.append(("scan.raw", timing(results.rawScan)))
     runs.append(("fold.memory", timing(results.fold)))
-    let targets: [JSONValue] = rows.filter { $0.target != nil }.map { row in
-        .object(
-            JSONObject([
-                ("figure", .string(row.key)), ("target", .string(row.targetText)), ("met", row.met.map(JSONValue.bool) ?? .null),
-                ("factorOfTarget", Format.json(row.factorOfTarget)),
-            ])
-        )
-    }
     let root: JSONValue = .object(
         JSONObject([
             ("benchmark", .string("store")),
             ("date", .string(date)),
             ("command", .string(command)),
-            (
-                "machine",
-                .object(
-                    JSONObject([
-                        ("nproc", Format.json(Double(machine.cores))), ("cpuModel", .string(machine.cpuModel)),
-                        ("kernel", .string(machine.kernel)), ("memoryBytes", Format.json(Double(machine.memoryBytes))),
-                        ("tempDirectory", .string(machine.tempDirectory)),
-                        ("tempFileSystem", .string(machine.tempFileSystem)),
-                        ("sqliteVersion", .string(machine.sqliteVersion)),
-                        ("loadAverageAtStart", .string(machine.loadAverage)),
-                        (
-                            "loadAverageAtEnd",
-                            .string(
-                                ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown")
-                                    .trimmingCharacters(in: .whitespacesAndNewlines)
-                            )
-                        ),
-                    ])
-                )
-            ),
+            ("machine", machine.json),
             (
                 "config",
                 .object(
@@ -421,13 +374,70 @@ func jsonReport(
                     ])
                 )
             ),
-            ("figures", .object(JSONObject(figures))),
+            ("figures", figuresJSON(rows)),
             ("runs", .object(JSONObject(runs))),
-            ("targets", .array(targets)),
+            ("targets", targetsJSON(rows)),
             ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
         ])
     )
     return JSONWriter.write(root, options: [.sortedKeys, .prettyPrinted])
+}
+
+/// The figures as a Markdown table, then their notes.
+func markdownTable(_ rows: [Figure]) -> [String] {
+    var lines = [
+        "| figure | value | unit | baseline | ratio | target | result |",
+        "| --- | ---: | --- | --- | ---: | --- | --- |",
+    ]
+    for row in rows {
+        let baseline = row.baselineValue.map { "\(row.baselineLabel ?? "") \(Format.grouped($0))" } ?? "—"
+        lines.append(
+            "| \(row.label) | \(Format.grouped(row.value)) | \(row.unit) | \(baseline) | "
+                + "\(row.ratio.map(Format.ratio) ?? "—") | \(row.targetText) | \(row.resultText) |"
+        )
+    }
+    let notes = rows.compactMap { row in row.note.map { "- \(row.label): \($0)" } }
+    if !notes.isEmpty {
+        lines += ["", "Notes:", ""] + notes
+    }
+    return lines
+}
+
+/// Each figure as a JSON member keyed by its key.
+func figuresJSON(_ rows: [Figure]) -> JSONValue {
+    var figures: [(String, JSONValue)] = []
+    for row in rows {
+        var members: [(String, JSONValue)] = [
+            ("label", .string(row.label)), ("value", Format.json(row.value)), ("unit", .string(row.unit)),
+        ]
+        if let baselineValue = row.baselineValue {
+            members.append(("baseline", .string(row.baselineLabel ?? "")))
+            members.append(("baselineValue", Format.json(baselineValue)))
+            members.append(("ratio", Format.json(row.ratio)))
+        }
+        if row.target != nil {
+            members.append(("target", .string(row.targetText)))
+            members.append(("met", row.met.map(JSONValue.bool) ?? .null))
+            members.append(("factorOfTarget", Format.json(row.factorOfTarget)))
+        }
+        if let note = row.note { members.append(("note", .string(note))) }
+        figures.append((row.key, .object(JSONObject(members))))
+    }
+    return .object(JSONObject(figures))
+}
+
+/// The figures with a target, and whether each was met.
+func targetsJSON(_ rows: [Figure]) -> JSONValue {
+    .array(
+        rows.filter { $0.target != nil }.map { row in
+            .object(
+                JSONObject([
+                    ("figure", .string(row.key)), ("target", .string(row.targetText)),
+                    ("met", row.met.map(JSONValue.bool) ?? .null), ("factorOfTarget", Format.json(row.factorOfTarget)),
+                ])
+            )
+        }
+    )
 }
 
 /// The machine the run measured.
@@ -461,6 +471,22 @@ struct Machine {
             loadAverage: ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         )
+    }
+
+    var json: JSONValue {
+        .object(
+            JSONObject([
+                ("nproc", Format.json(Double(self.cores))), ("cpuModel", .string(self.cpuModel)),
+                ("kernel", .string(self.kernel)), ("memoryBytes", Format.json(Double(self.memoryBytes))),
+                ("tempDirectory", .string(self.tempDirectory)), ("tempFileSystem", .string(self.tempFileSystem)),
+                ("sqliteVersion", .string(self.sqliteVersion)), ("loadAverageAtStart", .string(self.loadAverage)),
+                ("loadAverageAtEnd", .string(Self.loadAverageNow())),
+            ])
+        )
+    }
+
+    static func loadAverageNow() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The type of the file system holding `path`: the mount in /proc/self/mounts with the longest matching prefix.

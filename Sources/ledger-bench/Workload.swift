@@ -9,11 +9,14 @@ import LedgerCore
 struct Workload: Sendable {
     let key: MerchantKey
     let settings: GatewaySettings
-    let start = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
+    /// When the workload's orders were created: a fixed instant for the store benchmark, now for the system
+    /// benchmark (so the daemon's poller sees fresh orders, not overdue ones).
+    let start: Instant
     /// Distinguishes the order ids of one workload from another's, so two sets never name the same order.
     let prefix: String
 
-    init(prefix: String) throws {
+    init(prefix: String, start: Instant = Instant(millisecondsSinceEpoch: 1_795_741_323_000)) throws {
+        self.start = start
         self.key = try MerchantKey("ledger-bench-merchant-key")
         self.settings = GatewaySettings(
             memberId: "10001",
@@ -70,7 +73,7 @@ struct Workload: Sendable {
         return ("\(whole).\(two)", "\(whole).\(two)00")
     }
 
-    private func created(_ order: Int) throws -> PendingEvent {
+    func created(_ order: Int) throws -> PendingEvent {
         let orderId = self.orderId(order)
         let request = OrderRequest(
             orderId: orderId,
@@ -86,7 +89,8 @@ struct Workload: Sendable {
         )
     }
 
-    private func callback(_ order: Int) throws -> PendingEvent {
+    /// The gateway's signed notification that order `order` was paid, as the form body it posts.
+    func notificationBody(_ order: Int) -> [UInt8] {
         let orderId = self.orderId(order)
         var fields = [
             FormField("memberid", "10001"), FormField("orderid", orderId),
@@ -94,7 +98,12 @@ struct Workload: Sendable {
             FormField("datetime", "20261127093000"), FormField("returncode", "00"),
         ]
         fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: self.key)))
-        let body = Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+        return Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+    }
+
+    func callback(_ order: Int) throws -> PendingEvent {
+        let orderId = self.orderId(order)
+        let body = self.notificationBody(order)
         let notification = try PaymentNotification.parse(body)
         let verdict = notification.verify(key: self.key)
         guard verdict == .valid else { throw BenchError("The benchmark's own callback for \(orderId) is \(verdict).") }

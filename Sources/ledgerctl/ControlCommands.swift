@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LedgerCore
+import LedgerControlClient
 import LedgerDaemon
 
 /// Options every daemon command shares.

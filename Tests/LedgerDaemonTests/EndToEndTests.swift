@@ -117,13 +117,17 @@ struct EndToEndTests {
         try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(20); $0.poll.deadline = .seconds(60) }) { running, simulator in
             try await Self.createAndSubmit(running, "E5")
             _ = try await simulator.pay("E5", faults: NotifyFaults(copies: 100))
-            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == 100 })
+            #expect(try await Self.eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
+            // On a loaded machine a copy can outlive the simulator's notify timeout and be sent again; the ledger
+            // records every POST it received, so it must hold exactly as many as the simulator sent.
+            let sent = await simulator.order("E5")?.notificationsSent ?? 0
+            #expect(sent >= 100)
+            #expect(try await Self.eventually { Int(try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == sent })
             let audit = try await CallbackAudit.build(store: running.daemon.store, orderId: "E5")
             #expect(audit.total.accepted == 1)
-            #expect(audit.total.duplicate == 99)
+            #expect(Int(audit.total.duplicate) == sent - 1)
             let paidEvents = try await running.daemon.ledger.history("E5").filter { $0.effect == .callback(.accepted) }
             #expect(paidEvents.count == 1)
-            #expect(try await Self.eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
         }
     }
 

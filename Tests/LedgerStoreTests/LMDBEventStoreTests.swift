@@ -39,6 +39,23 @@ struct LMDBEventStoreTests {
         await store.close()
     }
 
+    /// A ledger written in another format is refused at open with a message naming both formats, and is left as
+    /// it was.
+    @Test func otherFormatRefused() async throws {
+        let directory = TemporaryDirectory()
+        let store = try LMDBEventStore(path: directory.path + "/ledger")
+        _ = try await store.append(AppendRequest([self.fixture.created("F1")]))
+        try store.environment.write { txn in try txn.put(store.layout.meta, key: LMDBLayout.formatKey, value: [1]) }
+        await store.close()
+        #expect {
+            _ = try LMDBEventStore(path: directory.path + "/ledger")
+        } throws: { error in
+            let message = "\(error)"
+            return (error as? StoreError)?.code == .corrupted && message.contains("format 1")
+                && message.contains("reads format \(LMDBLayout.formatVersion)")
+        }
+    }
+
     /// A byte flipped on disk is caught by the checksum on read and reported by chain verification, never served.
     @Test func corruptedRecordDetected() async throws {
         let directory = TemporaryDirectory()

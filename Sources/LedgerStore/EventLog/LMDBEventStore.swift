@@ -80,7 +80,12 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         try environment.writeGrowing { txn in
             if let format = try txn.get(layout.meta, key: LMDBLayout.formatKey) {
                 guard format.count == 1, format[0] == LMDBLayout.formatVersion else {
-                    throw StoreError(.corrupted, "The ledger at \(environment.path) has an unknown format; this build reads format \(LMDBLayout.formatVersion).")
+                    let found = format.count == 1 ? "format \(format[0])" : "an unknown format"
+                    throw StoreError(
+                        .corrupted,
+                        "The ledger at \(environment.path) is in \(found); this build reads format \(LMDBLayout.formatVersion). "
+                            + "Open it with the build that wrote it, or replay its events into a new ledger."
+                    )
                 }
             } else {
                 try txn.put(layout.meta, key: LMDBLayout.formatKey, value: [LMDBLayout.formatVersion])

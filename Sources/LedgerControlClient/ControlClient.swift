@@ -1,12 +1,12 @@
 import Foundation
-import LedgerCore
+public import LedgerCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Why a call did not give a result, with the exit code `ledgerctl` uses for it.
-enum ClientError: Error, CustomStringConvertible {
+public enum ClientError: Error, CustomStringConvertible {
     /// The daemon cannot be reached: exit 3.
     case cannotConnect(String)
     /// The daemon answered with an error: exit 1.
@@ -14,14 +14,14 @@ enum ClientError: Error, CustomStringConvertible {
     /// The connection broke or the answer was not JSON-RPC: exit 3.
     case protocolFailure(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .cannotConnect(let message), .protocolFailure(let message): return message
         case .daemon(_, let name, let message): return "\(message) (\(name))"
         }
     }
 
-    var exitCode: Int32 {
+    public var exitCode: Int32 {
         switch self {
         case .daemon: return 1
         case .cannotConnect, .protocolFailure: return 3
@@ -31,14 +31,14 @@ enum ClientError: Error, CustomStringConvertible {
 
 /// A blocking JSON-RPC client over the control socket: one request at a time, notifications handed to a callback
 /// while the answer is awaited. Blocking is right for a command-line tool that does one thing and exits.
-final class ControlClient {
+public final class ControlClient {
     private let fd: Int32
     private let path: String
     private var buffer: [UInt8] = []
     private var nextId = 1
 
     /// Connects, with a message that says whether the socket is missing, refusing or forbidden.
-    init(path: String) throws(ClientError) {
+    public init(path: String) throws(ClientError) {
         self.path = path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .cannotConnect("Cannot create a socket: \(String(cString: strerror(errno))).") }
@@ -78,7 +78,7 @@ final class ControlClient {
     deinit { close(self.fd) }
 
     /// Sends one request and waits for its answer; `onNotification` sees every notification that arrives first.
-    func call(
+    public func call(
         _ method: String,
         _ params: JSONObject = [:],
         onNotification: (String, JSONValue) -> Bool = { _, _ in true }
@@ -109,7 +109,7 @@ final class ControlClient {
 
     /// Reads notifications after a call (a subscription) until `onNotification` returns false or the daemon
     /// closes the connection.
-    func listen(_ onNotification: (String, JSONValue) -> Bool) throws(ClientError) {
+    public func listen(_ onNotification: (String, JSONValue) -> Bool) throws(ClientError) {
         while true {
             let message = try self.readMessage()
             if let name = message["method"]?.stringValue, !onNotification(name, message["params"] ?? .null) { return }

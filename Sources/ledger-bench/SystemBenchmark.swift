@@ -1,0 +1,461 @@
+import Foundation
+import LedgerControlClient
+import LedgerCore
+import LedgerStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `ledger-bench system` runs and how big.
+struct SystemBenchConfig: Sendable {
+    enum Part: String, CaseIterable, Sendable {
+        case callbacks, control, rebuild, memory
+    }
+
+    /// Orders in the ledger: the control socket, rebuild and memory figures are taken at this size.
+    var orders: Int
+    /// Unpaid orders set aside for each callback run, so every notification sent is a first, valid one.
+    var callbackOrders: Int
+    /// Seconds of load per callback run.
+    var seconds: Int
+    var connections: [Int]
+    /// Seconds per control-socket run.
+    var controlSeconds: Int
+    var parts: Set<Part> = Set(Part.allCases)
+
+    static let full = SystemBenchConfig(orders: 1_000_000, callbackOrders: 150_000, seconds: 8, connections: [1, 16, 64], controlSeconds: 5)
+    static let quick = SystemBenchConfig(orders: 20_000, callbackOrders: 3_000, seconds: 1, connections: [1, 16, 64], controlSeconds: 1)
+
+    /// One callback run per connection count, one with group commit off, one against the bare server.
+    var callbackRuns: Int { self.connections.count + 1 }
+}
+
+/// The figures of one HTTP load run, as the load script reports them.
+struct LoadResult: Sendable {
+    var requests: Int
+    var seconds: Double
+    /// Responses other than 2xx, and socket errors.
+    var statusErrors: Int
+    var socketErrors: Int
+    var p50: Double
+    var p99: Double
+    var p999: Double
+    /// Requests sent after the script ran out of distinct notifications (must be 0 for a valid run).
+    var repeated: Int
+
+    var perSecond: Double { self.seconds > 0 ? Double(self.requests - self.statusErrors) / self.seconds : 0 }
+}
+
+/// Runs the real daemon (release build) and measures it from outside: HTTP load from a load generator, the
+/// control socket from client threads, a rebuild through `projection.rebuild`, and the daemon's resident memory.
+struct SystemBenchmark {
+    let config: SystemBenchConfig
+    let ledgerd: String
+    let benchExecutable: String
+    let loadScript: String
+    let key = "ledger-bench-merchant-key"
+
+    struct Results {
+        var callbacks: [Int: LoadResult] = [:]
+        var callbacksOneFsync: LoadResult?
+        var bareOK: LoadResult?
+        var control: [Int: (perSecond: Double, latency: Percentiles, calls: Int)] = [:]
+        var rebuild: (seconds: Double, events: UInt64, orders: UInt64)?
+        var rssAnonBytes: UInt64?
+        var rssAnonIdleBytes: UInt64?
+        var orders = 0
+        var events: UInt64 = 0
+    }
+
+    func run() async throws -> Results {
+        var results = Results()
+        let directory = try ScratchDirectory("system")
+        defer { directory.remove() }
+        let dataDir = directory.path + "/ledger"
+        try Array(self.key.utf8).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: directory.path + "/merchant.key")) }
+        let now = Instant(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
+        let workload = try Workload(prefix: "S", start: now)
+
+        // Orders [0, reserved) stay unpaid for the callback runs; the rest are seeded paid.
+        let runs = self.config.parts.contains(.callbacks) ? self.config.callbackRuns : 0
+        let reserved = runs * self.config.callbackOrders
+        let total = max(self.config.orders, reserved)
+        try await self.seed(workload, orders: total, unpaid: reserved, into: dataDir)
+        results.orders = total
+
+        var bodyFiles: [String] = []
+        for run in 0..<runs {
+            let path = directory.path + "/bodies-\(run).txt"
+            try self.writeBodies(workload, orders: (run * self.config.callbackOrders)..<((run + 1) * self.config.callbackOrders), to: path)
+            bodyFiles.append(path)
+        }
+
+        var daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: nil)
+        results.rssAnonIdleBytes = daemon.rssAnon()
+        Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
+
+        if self.config.parts.contains(.callbacks) {
+            for (index, connections) in self.config.connections.enumerated() {
+                results.callbacks[connections] = try self.callbackRun(
+                    daemon, connections: connections, bodies: bodyFiles[index], label: "ledgerd, \(connections) connections"
+                )
+            }
+        }
+        if self.config.parts.contains(.control) {
+            for clients in [1, 8] {
+                // Paid orders (three events' history) when there are any, else the unpaid ones.
+                let historyOrders = reserved < total ? reserved..<total : 0..<total
+                results.control[clients] = try self.controlRun(daemon, clients: clients, orders: historyOrders)
+            }
+        }
+        if self.config.parts.contains(.memory) || self.config.parts.contains(.control) {
+            results.rssAnonBytes = daemon.rssAnon()
+        }
+        if self.config.parts.contains(.rebuild) {
+            results.rebuild = try self.rebuildRun(daemon)
+        }
+        let stats = try ControlClient(path: daemon.socket).call("ledger.stats")
+        results.events = UInt64(stats["head"]?["sequence"]?.int64Value ?? 0)
+        daemon.stop()
+
+        if self.config.parts.contains(.callbacks), let connections = self.config.connections.last {
+            // The same daemon with group commit off: one transaction and one fsync per callback.
+            daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: 1)
+            results.callbacksOneFsync = try self.callbackRun(
+                daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
+                label: "ledgerd with store.batchCountMax=1, \(connections) connections"
+            )
+            daemon.stop()
+            // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
+            let bare = try BareServerProcess.start(self.benchExecutable)
+            results.bareOK = try self.load(
+                port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
+                distinct: false
+            )
+            bare.stop()
+        }
+        return results
+    }
+
+    // MARK: Setup
+
+    /// Appends `orders` order-created events, and a paid callback for every order from `unpaid` on, straight into
+    /// the store in large batches (setup, not measured).
+    private func seed(_ workload: Workload, orders: Int, unpaid: Int, into dataDir: String) async throws {
+        Progress.say("seeding \(orders) orders (\(orders - unpaid) paid) into a fresh ledger")
+        let store = try LMDBEventStore(path: dataDir)
+        let chunk = 20_000
+        var low = 0
+        while low < orders {
+            let high = min(orders, low + chunk)
+            let base = low
+            let events = try Self.build(count: high - low) { offset in
+                let order = base + offset
+                return order < unpaid ? [try workload.created(order)] : [try workload.created(order), try workload.callback(order)]
+            }
+            for batch in batches(events, size: 10_000) { _ = try await store.append(AppendRequest(batch)) }
+            low = high
+            if low % 200_000 == 0 || low == orders { Progress.say("  \(low) orders seeded") }
+        }
+        await store.close()
+    }
+
+    /// Builds the events of `count` orders on every core, in order.
+    private static func build(count: Int, _ events: @Sendable @escaping (Int) throws -> [PendingEvent]) throws -> [PendingEvent] {
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        let slice = (count + workers - 1) / workers
+        let parts = PartBox<[PendingEvent]>(count: workers)
+        let failure = PartBox<any Error>(count: 1)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            do {
+                var built: [PendingEvent] = []
+                for offset in min(count, worker * slice)..<min(count, (worker + 1) * slice) { built += try events(offset) }
+                parts.set(worker, built)
+            } catch {
+                failure.set(0, error)
+            }
+        }
+        if let error = failure.get(0) { throw error }
+        return (0..<workers).flatMap { parts.get($0) ?? [] }
+    }
+
+    /// One signed notification body per line, for the load script.
+    private func writeBodies(_ workload: Workload, orders: Range<Int>, to path: String) throws {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(orders.count * 200)
+        for order in orders {
+            bytes += workload.notificationBody(order)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    // MARK: Runs
+
+    /// A load run against the daemon, checked against the ledger: every answered `OK` must be a paid order.
+    private func callbackRun(_ daemon: DaemonProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
+        let before = try Self.paidOrders(daemon)
+        let result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
+        let after = try Self.paidOrders(daemon)
+        let ok = result.requests - result.statusErrors
+        // Requests in flight when the load stopped may have been stored without their answer being counted.
+        guard after - before >= ok, after - before <= ok + connections else {
+            throw BenchError("\(label): \(ok) notifications were answered OK but the ledger paid \(after - before) orders.")
+        }
+        guard result.statusErrors == 0, result.socketErrors == 0 else {
+            throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
+        }
+        return result
+    }
+
+    private static func paidOrders(_ daemon: DaemonProcess) throws -> Int {
+        let stats = try ControlClient(path: daemon.socket).call("ledger.stats")
+        return Int(stats["ordersByState"]?["paid"]?.int64Value ?? -1)
+    }
+
+    /// Runs the load generator for the configured time and parses the line its script prints.
+    /// With `distinct`, running out of distinct notifications fails the run (the bare server stores nothing, so
+    /// repeats cost it nothing and are allowed).
+    private func load(port: Int, connections: Int, bodies: String, label: String, distinct: Bool = true) throws -> LoadResult {
+        let threads = min(2, connections)
+        Progress.say("load: \(label) for \(self.config.seconds) s")
+        let output = try runProcess(
+            "/usr/bin/env",
+            [
+                "wrk", "-t", "\(threads)", "-c", "\(connections)", "-d", "\(self.config.seconds)s", "--timeout", "10s",
+                "-s", self.loadScript, "http://127.0.0.1:\(port)/notify", "--", bodies, "\(threads)",
+            ]
+        )
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
+            throw BenchError("The load generator printed no result:\n\(output)")
+        }
+        var fields: [String: Double] = [:]
+        for pair in line.dropFirst(7).split(separator: " ") {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2, let value = Double(parts[1]) { fields[String(parts[0])] = value }
+        }
+        let result = LoadResult(
+            requests: Int(fields["requests"] ?? 0),
+            seconds: (fields["duration_us"] ?? 0) / 1e6,
+            statusErrors: Int(fields["status"] ?? 0),
+            socketErrors: Int((fields["connect"] ?? 0) + (fields["read"] ?? 0) + (fields["write"] ?? 0) + (fields["timeout"] ?? 0)),
+            p50: (fields["p50_us"] ?? 0) / 1e6,
+            p99: (fields["p99_us"] ?? 0) / 1e6,
+            p999: (fields["p999_us"] ?? 0) / 1e6,
+            repeated: Int(fields["repeated"] ?? 0)
+        )
+        guard result.repeated == 0 || !distinct else {
+            throw BenchError("\(label): the run needed more than \(self.config.callbackOrders) distinct notifications; raise --callback-orders.")
+        }
+        Progress.say(
+            String(format: "  %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", result.perSecond, result.p50 * 1e3, result.p99 * 1e3, result.p999 * 1e3)
+        )
+        return result
+    }
+
+    /// `clients` threads, each a control-socket connection calling `order.history` for random orders.
+    private func controlRun(_ daemon: DaemonProcess, clients: Int, orders: Range<Int>) throws -> (perSecond: Double, latency: Percentiles, calls: Int) {
+        Progress.say("control socket: order.history from \(clients) client(s) for \(self.config.controlSeconds) s")
+        let workload = try Workload(prefix: "S")
+        let samples = PartBox<[Double]>(count: clients)
+        let failure = PartBox<String>(count: 1)
+        let seconds = Double(self.config.controlSeconds)
+        let done = DispatchGroup()
+        let start = DispatchSemaphore(value: 0)
+        let socket = daemon.socket
+        for client in 0..<clients {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                var generator = SystemRandomNumberGenerator()
+                var latencies: [Double] = []
+                do {
+                    let connection = try ControlClient(path: socket)
+                    start.wait()
+                    let clock = ContinuousClock()
+                    let end = clock.now + .milliseconds(Int(seconds * 1000))
+                    while clock.now < end {
+                        let orderId = workload.orderId(Int.random(in: orders, using: &generator))
+                        let sent = clock.now
+                        let result = try connection.call("order.history", ["orderId": .string(orderId)])
+                        latencies.append((clock.now - sent).seconds)
+                        guard result["orderId"]?.stringValue == orderId else {
+                            failure.set(0, "order.history answered for another order than \(orderId)")
+                            return
+                        }
+                    }
+                } catch {
+                    failure.set(0, "client \(client): \(error)")
+                }
+                samples.set(client, latencies)
+            }
+            thread.start()
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        for _ in 0..<clients { start.signal() }
+        done.wait()
+        let elapsed = (clock.now - started).seconds
+        if let message = failure.get(0) { throw BenchError("The control benchmark failed: \(message)") }
+        let all = (0..<clients).flatMap { samples.get($0) ?? [] }
+        let latency = Percentiles(all)
+        let perSecond = Double(all.count) / elapsed
+        Progress.say(String(format: "  %.0f round trips/s, p50 %.3f ms, p99 %.3f ms", perSecond, latency.p50 * 1e3, latency.p99 * 1e3))
+        return (perSecond, latency, all.count)
+    }
+
+    /// `projection.rebuild` through the control socket, timed from the client.
+    private func rebuildRun(_ daemon: DaemonProcess) throws -> (seconds: Double, events: UInt64, orders: UInt64) {
+        Progress.say("projection.rebuild through the control socket")
+        let client = try ControlClient(path: daemon.socket)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = try client.call("projection.rebuild")
+        let seconds = (clock.now - started).seconds
+        let events = UInt64(result["eventsReplayed"]?.int64Value ?? 0)
+        let orders = UInt64(result["orders"]?.int64Value ?? 0)
+        Progress.say(String(format: "  %.2f s for %llu events of %llu orders", seconds, events, orders))
+        return (seconds, events, orders)
+    }
+
+    static func megabytes(_ bytes: UInt64?) -> String {
+        bytes.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "unknown"
+    }
+}
+
+// MARK: Processes
+
+/// Runs a command to its end and returns what it printed (stdout and stderr); a failure is an error.
+func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw BenchError("\(arguments.first ?? executable) exited with status \(process.terminationStatus):\n\(output)")
+    }
+    return output
+}
+
+/// A free TCP port on the loopback interface, as the kernel picks it.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("Cannot create a socket.") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+        }
+    }
+    guard bound else { throw BenchError("Cannot bind a loopback port.") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether something accepts TCP connections on the loopback port.
+func portAccepts(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Waits until `ready` holds or `process` ends, for at most `seconds`.
+func waitUntil(_ seconds: Double, process: Process, what: String, logFile: String?, _ ready: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !ready() {
+        let log = logFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+        guard process.isRunning else { throw BenchError("\(what) exited during start-up:\n\(log)") }
+        guard Date() < deadline else { throw BenchError("\(what) did not start within \(Int(seconds)) s:\n\(log)") }
+        usleep(50_000)
+    }
+}
+
+/// A `ledgerd run` child process on a data directory, with its HTTP port and control socket.
+struct DaemonProcess {
+    let process: Process
+    let port: Int
+    let socket: String
+
+    static func start(_ executable: String, directory: String, dataDir: String, batchCountMax: Int?) throws -> DaemonProcess {
+        let port = try freePort()
+        let socket = directory + "/ledgerd.sock"
+        let log = directory + "/ledgerd-\(port).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "run", "--data-dir", dataDir, "--socket", socket, "--http", "127.0.0.1:\(port)",
+            "--key-file", directory + "/merchant.key", "--member-id", "10001", "--log-level", "warning",
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        // The seeded orders are fresh; with these delays the poller queries none of them during the run.
+        environment["LEDGERD_POLL_FIRST_DELAY_MS"] = "3600000"
+        environment["LEDGERD_POLL_DEADLINE_MS"] = "7200000"
+        environment["LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX"] = "4096"
+        if let batchCountMax { environment["LEDGERD_STORE_BATCH_COUNT_MAX"] = String(batchCountMax) }
+        process.environment = environment
+        let handle = FileHandle(forWritingAtPath: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        try waitUntil(120, process: process, what: "ledgerd", logFile: log) {
+            FileManager.default.fileExists(atPath: socket) && portAccepts(port)
+        }
+        return DaemonProcess(process: process, port: port, socket: socket)
+    }
+
+    /// Anonymous resident memory (/proc/PID/status, RssAnon) in bytes.
+    func rssAnon() -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") })
+        else { return nil }
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 2, let kilobytes = UInt64(fields[1]) else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// SIGTERM, then waits for the graceful drain.
+    func stop() {
+        self.process.terminate()
+        self.process.waitUntilExit()
+    }
+}
+
+/// `ledger-bench bare-ok` as a child process.
+struct BareServerProcess {
+    let process: Process
+    let port: Int
+
+    static func start(_ executable: String) throws -> BareServerProcess {
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["bare-ok", "--port", String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        try waitUntil(30, process: process, what: "the bare OK server", logFile: nil) { portAccepts(port) }
+        return BareServerProcess(process: process, port: port)
+    }
+
+    func stop() {
+        self.process.terminate()
+        self.process.waitUntilExit()
+    }
+}

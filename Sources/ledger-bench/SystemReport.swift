@@ -1,0 +1,158 @@
+import Foundation
+import LedgerCore
+
+/// The system benchmark's figures, in the order the issue lists them.
+func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig) -> [Figure] {
+    var rows: [Figure] = []
+    let widest = config.connections.max() ?? 64
+    for connections in config.connections {
+        guard let run = results.callbacks[connections] else { continue }
+        let top = connections == widest
+        rows.append(
+            Figure(
+                key: "callbacks.c\(connections)", label: "durable callbacks, \(connections) connections", value: run.perSecond,
+                unit: "callbacks/s", target: top ? .valueAtLeast(15_000) : nil,
+                note: "\(run.requests) notifications in \(Format.seconds(run.seconds)), every one answered OK and found paid in the ledger"
+            )
+        )
+        rows.append(Figure(key: "callbacks.c\(connections).p50", label: "  p50 latency, \(connections) connections", value: run.p50 * 1e3, unit: "ms"))
+        rows.append(
+            Figure(
+                key: "callbacks.c\(connections).p99", label: "  p99 latency, \(connections) connections", value: run.p99 * 1e3, unit: "ms",
+                target: top ? .valueAtMost(20) : nil
+            )
+        )
+        rows.append(Figure(key: "callbacks.c\(connections).p999", label: "  p99.9 latency, \(connections) connections", value: run.p999 * 1e3, unit: "ms"))
+    }
+    if let run = results.callbacks[widest], let bare = results.bareOK {
+        rows.append(
+            Figure(
+                key: "callbacks.vsBareOK", label: "callbacks vs bare OK, \(widest) connections", value: run.perSecond, unit: "callbacks/s",
+                baselineLabel: "bare OK", baselineValue: bare.perSecond, target: .ratioAtLeast(0.5)
+            )
+        )
+    }
+    if let run = results.callbacks[widest], let single = results.callbacksOneFsync {
+        rows.append(
+            Figure(
+                key: "callbacks.vsOneFsync", label: "callbacks vs one fsync each, \(widest) connections", value: run.perSecond,
+                unit: "callbacks/s", baselineLabel: "one fsync per callback", baselineValue: single.perSecond, target: .ratioAtLeast(5)
+            )
+        )
+    }
+    if let bare = results.bareOK {
+        rows.append(
+            Figure(
+                key: "bareOK", label: "bare OK (same HTTP stack, no work), \(widest) connections", value: bare.perSecond, unit: "requests/s",
+                note: String(format: "p50 %.2f ms, p99 %.2f ms", bare.p50 * 1e3, bare.p99 * 1e3)
+            )
+        )
+    }
+    if let single = results.callbacksOneFsync {
+        rows.append(
+            Figure(
+                key: "callbacks.oneFsync", label: "one fsync per callback (store.batchCountMax=1), \(widest) connections",
+                value: single.perSecond, unit: "callbacks/s",
+                note: String(format: "p50 %.2f ms, p99 %.2f ms", single.p50 * 1e3, single.p99 * 1e3)
+            )
+        )
+    }
+    for clients in [1, 8] {
+        guard let run = results.control[clients] else { continue }
+        rows.append(
+            Figure(
+                key: "control.history.c\(clients)", label: "order.history, \(clients) client(s)", value: run.perSecond, unit: "round trips/s",
+                target: clients == 8 ? .valueAtLeast(30_000) : nil,
+                note: "\(run.calls) calls on a ledger of \(results.orders) orders, random orders"
+            )
+        )
+        rows.append(
+            Figure(
+                key: "control.history.c\(clients).p99", label: "  p99 latency, \(clients) client(s)", value: run.latency.p99 * 1e3, unit: "ms",
+                target: clients == 8 ? .valueAtMost(2) : nil
+            )
+        )
+    }
+    if let rebuild = results.rebuild {
+        rows.append(
+            Figure(
+                key: "rebuild.seconds", label: "projection.rebuild of \(rebuild.orders) orders", value: rebuild.seconds, unit: "s",
+                target: .valueAtMost(3), note: "\(rebuild.events) events replayed, timed from the control client"
+            )
+        )
+        rows.append(
+            Figure(
+                key: "rebuild.eventsPerSecond", label: "  rebuild rate", value: rebuild.seconds > 0 ? Double(rebuild.events) / rebuild.seconds : 0,
+                unit: "events/s"
+            )
+        )
+    }
+    if let rss = results.rssAnonBytes {
+        rows.append(
+            Figure(
+                key: "memory.rssAnon", label: "daemon RssAnon with \(results.orders) orders", value: Double(rss) / 1e6, unit: "MB",
+                target: .valueAtMost(200), note: "after the control runs; \(SystemBenchmark.megabytes(results.rssAnonIdleBytes)) right after start"
+            )
+        )
+    }
+    return rows
+}
+
+func systemJSON(
+    _ rows: [Figure],
+    results: SystemBenchmark.Results,
+    machine: Machine,
+    command: String,
+    date: String,
+    config: SystemBenchConfig
+) -> String {
+    let root: JSONValue = .object(
+        JSONObject([
+            ("benchmark", .string("system")),
+            ("date", .string(date)),
+            ("command", .string(command)),
+            ("machine", machine.json),
+            (
+                "config",
+                .object(
+                    JSONObject([
+                        ("orders", Format.json(Double(results.orders))), ("events", Format.json(Double(results.events))),
+                        ("callbackOrdersPerRun", Format.json(Double(config.callbackOrders))),
+                        ("secondsPerCallbackRun", Format.json(Double(config.seconds))),
+                        ("connections", .array(config.connections.map { Format.json(Double($0)) })),
+                        ("controlSeconds", Format.json(Double(config.controlSeconds))),
+                    ])
+                )
+            ),
+            ("figures", figuresJSON(rows)),
+            ("targets", targetsJSON(rows)),
+            ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
+        ])
+    )
+    return JSONWriter.write(root, options: [.sortedKeys, .prettyPrinted])
+}
+
+func systemMarkdown(
+    _ rows: [Figure],
+    results: SystemBenchmark.Results,
+    machine: Machine,
+    command: String,
+    date: String,
+    config: SystemBenchConfig
+) -> String {
+    var lines = [
+        "# `ledger-bench system`",
+        "",
+        "- date: \(date)",
+        "- command: `\(command)`",
+        "- machine: \(machine.cores) cores, \(machine.cpuModel), Linux \(machine.kernel), "
+            + "\(machine.memoryBytes >> 30) GiB, temp file system \(machine.tempFileSystem) (\(machine.tempDirectory))",
+        "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: \(Machine.loadAverageNow())",
+        "- ledger: \(results.orders) orders, \(results.events) events at the end; the release `ledgerd` with its defaults, "
+            + "the load generator (wrk) and the daemon on the same \(machine.cores) cores",
+        "- callback runs: \(config.seconds) s each, \(config.callbackOrders) distinct unpaid orders set aside per run",
+        "",
+    ]
+    lines += markdownTable(rows)
+    return lines.joined(separator: "\n") + "\n"
+}
