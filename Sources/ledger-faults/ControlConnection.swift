@@ -130,8 +130,17 @@ final class ControlConnection: @unchecked Sendable {
         try Self.unwrap(try self.call(method, params))
     }
 
-    /// Sends every request at once (the protocol pipelines) and returns the responses in request order.
-    func pipeline(_ requests: [(String, JSONObject)]) throws -> [JSONValue] {
+    /// Sends the requests pipelined, at most `control.requestsInFlightMax` (32 by default) at once, and returns the
+    /// responses in request order.
+    func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 32) throws -> [JSONValue] {
+        var answers: [JSONValue] = []
+        for start in stride(from: 0, to: requests.count, by: inFlightMax) {
+            answers += try self.pipelineOnce(Array(requests[start..<min(start + inFlightMax, requests.count)]))
+        }
+        return answers
+    }
+
+    private func pipelineOnce(_ requests: [(String, JSONObject)]) throws -> [JSONValue] {
         let first = self.nextId
         var bytes: [UInt8] = []
         for (offset, (method, params)) in requests.enumerated() {
