@@ -122,8 +122,17 @@ struct BadInputScenario {
                 return try Self.rpcAnswer(connection)
             case .controlConnectionFlood:
                 let limit = daemon.configuration["control"]?.int("connectionsMax") ?? 16
-                var held: [ControlConnection] = []
-                for _ in 0..<limit { held.append(try ControlConnection(daemon.socketPath, timeoutSeconds: 15)) }
+                // Connections of earlier cases count until the daemon sees them close: wait until the first of ours
+                // is the only one open. Each held connection is used once, so it is surely accepted and counted
+                // before the next is opened (accepts run on several event loops).
+                let first = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
+                for _ in 0..<200 where try first.result("ledger.stats").int("connections") != 1 { usleep(20_000) }
+                var held = [first]
+                for _ in 1..<limit {
+                    let connection = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
+                    _ = try connection.result("ledger.stats")
+                    held.append(connection)
+                }
                 let extra = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
                 let answer = try Self.rpcAnswer(extra)
                 held.removeAll()

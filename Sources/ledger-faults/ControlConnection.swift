@@ -130,30 +130,33 @@ final class ControlConnection: @unchecked Sendable {
         try Self.unwrap(try self.call(method, params))
     }
 
-    /// Sends the requests pipelined, at most `control.requestsInFlightMax` (32 by default) at once, and returns the
-    /// responses in request order.
-    func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 32) throws -> [JSONValue] {
-        var answers: [JSONValue] = []
-        for start in stride(from: 0, to: requests.count, by: inFlightMax) {
-            answers += try self.pipelineOnce(Array(requests[start..<min(start + inFlightMax, requests.count)]))
-        }
-        return answers
-    }
-
-    private func pipelineOnce(_ requests: [(String, JSONObject)]) throws -> [JSONValue] {
+    /// Sends the requests pipelined, keeping at most `inFlightMax` unanswered, and returns the responses in request
+    /// order. The window stays well under `control.requestsInFlightMax` (32 by default): the daemon counts a
+    /// request until its task has finished, a moment after the answer is written.
+    func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
         let first = self.nextId
-        var bytes: [UInt8] = []
-        for (offset, (method, params)) in requests.enumerated() {
-            let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method), "params": .object(params)]
-            JSONWriter.write(request, into: &bytes)
-            bytes.append(UInt8(ascii: "\n"))
-        }
         self.nextId += requests.count
-        guard self.send(bytes) else { throw HarnessError("the control socket closed") }
         var answers: [Int: JSONValue] = [:]
+        var sent = 0
+        func send(_ offset: Int) throws {
+            let (method, params) = requests[offset]
+            let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method), "params": .object(params)]
+            guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else { throw HarnessError("the control socket closed") }
+        }
+        while sent < min(inFlightMax, requests.count) {
+            try send(sent)
+            sent += 1
+        }
         while answers.count < requests.count {
-            guard let message = try self.readMessage() else { throw HarnessError("the control socket closed with \(requests.count - answers.count) answers missing") }
-            if let id = message["id"]?.int64Value { answers[Int(id)] = message }
+            guard let message = try self.readMessage() else {
+                throw HarnessError("the control socket closed with \(requests.count - answers.count) answers missing")
+            }
+            guard let id = message["id"]?.int64Value else { continue }
+            answers[Int(id)] = message
+            if sent < requests.count {
+                try send(sent)
+                sent += 1
+            }
         }
         return (0..<requests.count).map { answers[first + $0]! }
     }

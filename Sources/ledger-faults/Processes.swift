@@ -241,12 +241,13 @@ struct HTTPAnswer: Sendable, Equatable {
 struct HTTP: Sendable {
     let client: HTTPClient
 
-    init(connections: Int = 64) {
+    /// `connectTimeout` bounds the wait for a connection from the pool as well as the connect itself.
+    init(connections: Int = 64, connectTimeout: Duration = .seconds(2)) {
         self.client = HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: .init(
                 redirectConfiguration: .disallow,
-                timeout: .init(connect: .seconds(10), read: .seconds(60)),
+                timeout: .init(connect: .nanoseconds(connectTimeout.components.seconds * 1_000_000_000), read: .seconds(60)),
                 connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
             )
         )
