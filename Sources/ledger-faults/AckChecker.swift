@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One callback answered `OK`: the order and the transaction id its notification carried.
@@ -64,14 +64,22 @@ final class AckChecker: @unchecked Sendable {
     func check(_ connection: ControlConnection, acks: [Acknowledgement], touched: [String: Int]) throws -> [String] {
         var failures: [String] = []
         if let anchor = self.anchor {
-            let page = try connection.result("events.read", ["fromSequence": .number(String(anchor.sequence)), "limit": 1])
+            let page = try connection.result(
+                "events.read",
+                ["fromSequence": .number(String(anchor.sequence)), "limit": 1]
+            )
             let hash = page["events"]?.arrayValue?.first?.string("hash")
             if hash != anchor.hash {
-                failures.append("event \(anchor.sequence), checked before the restart, now has hash \(hash ?? "none") instead of \(anchor.hash)")
+                failures.append(
+                    "event \(anchor.sequence), checked before the restart, now has hash \(hash ?? "none") instead of \(anchor.hash)"
+                )
             }
         }
         while true {
-            let page = try connection.result("events.read", ["fromSequence": .number(String(self.nextSequence)), "limit": 1000])
+            let page = try connection.result(
+                "events.read",
+                ["fromSequence": .number(String(self.nextSequence)), "limit": 1000]
+            )
             let events = page["events"]?.arrayValue ?? []
             for event in events {
                 self.eventsRead += 1
@@ -81,7 +89,10 @@ final class AckChecker: @unchecked Sendable {
                 case "order.created.v1": self.created.insert(orderId)
                 case "callback.received.v1":
                     guard event["data"]?.string("verdict") == "valid" else { continue }
-                    let transaction = event["data"]?["fields"]?.arrayValue?.first { $0.string("name") == "transaction_id" }?.string("value") ?? ""
+                    let transaction =
+                        event["data"]?["fields"]?.arrayValue?.first { $0.string("name") == "transaction_id" }?.string(
+                            "value"
+                        ) ?? ""
                     self.callbacks[orderId, default: []].append(transaction)
                 default: break
                 }
@@ -91,7 +102,9 @@ final class AckChecker: @unchecked Sendable {
         }
         // Every acknowledged callback is in the log.
         for ack in acks where !(self.callbacks[ack.orderId] ?? []).contains(ack.transactionId) {
-            failures.append("the acknowledged callback for order \(ack.orderId) (transaction \(ack.transactionId)) is not in the log")
+            failures.append(
+                "the acknowledged callback for order \(ack.orderId) (transaction \(ack.transactionId)) is not in the log"
+            )
         }
         // No callback applied twice: each order's first callback pays it, every later copy is a duplicate, and the
         // log holds no more callbacks than were sent.
@@ -108,17 +121,29 @@ final class AckChecker: @unchecked Sendable {
                 }
                 let counts = state["callbacks"]
                 if recorded > 0 {
-                    if state.string("state") != "paid" { failures.append("order \(orderId) has \(recorded) valid callbacks but is \(state.string("state") ?? "?")") }
-                    if counts?.int("accepted") != 1 { failures.append("order \(orderId) accepted \(counts?.int("accepted") ?? -1) callbacks; exactly one may change its state") }
+                    if state.string("state") != "paid" {
+                        failures.append(
+                            "order \(orderId) has \(recorded) valid callbacks but is \(state.string("state") ?? "?")"
+                        )
+                    }
+                    if counts?.int("accepted") != 1 {
+                        failures.append(
+                            "order \(orderId) accepted \(counts?.int("accepted") ?? -1) callbacks; exactly one may change its state"
+                        )
+                    }
                     if counts?.int("duplicate") != recorded - 1 {
-                        failures.append("order \(orderId): \(recorded) callbacks in the log but \(counts?.int("duplicate") ?? -1) duplicates in the projection")
+                        failures.append(
+                            "order \(orderId): \(recorded) callbacks in the log but \(counts?.int("duplicate") ?? -1) duplicates in the projection"
+                        )
                     }
                 }
                 if let sends = touched[orderId], recorded > sends {
                     failures.append("order \(orderId) has \(recorded) callbacks in the log but only \(sends) were sent")
                 }
                 if let transaction = acked[orderId], state["payment"]?.string("transactionId") != transaction {
-                    failures.append("order \(orderId) was acknowledged with transaction \(transaction) but the projection has \(state["payment"]?.string("transactionId") ?? "no payment")")
+                    failures.append(
+                        "order \(orderId) was acknowledged with transaction \(transaction) but the projection has \(state["payment"]?.string("transactionId") ?? "no payment")"
+                    )
                 }
             }
         }
@@ -133,7 +158,9 @@ final class AckChecker: @unchecked Sendable {
         if chain["intact"] != .bool(true) { failures.append("the hash chain breaks: \(chain["firstBreak"] ?? .null)") }
         let projection = try connection.result("projection.verify")
         if projection["matches"] != .bool(true) {
-            failures.append("the projection differs from a rebuild for \(projection.int("differenceCount") ?? -1) orders")
+            failures.append(
+                "the projection differs from a rebuild for \(projection.int("differenceCount") ?? -1) orders"
+            )
         }
         return failures
     }

@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the corpus against a real daemon: each case gets its specified answer, appends exactly the events it
@@ -23,8 +23,12 @@ struct BadInputScenario {
             let before = try await Self.head(daemon)
             let observed = try await blocking { [daemon] in Self.observe(corpusCase.probe, daemon: daemon) }
             var problems: [String] = []
-            if observed != corpusCase.expected { problems.append("answered \(observed), specified \(corpusCase.expected)") }
-            if case .http(let status, let body) = observed, !(status == 200 && body == "OK"), body.lowercased().contains("ok") {
+            if observed != corpusCase.expected {
+                problems.append("answered \(observed), specified \(corpusCase.expected)")
+            }
+            if case .http(let status, let body) = observed, !(status == 200 && body == "OK"),
+                body.lowercased().contains("ok")
+            {
                 problems.append("the refusal body \"\(body)\" contains \"ok\"")
             }
             if case .http(200, "OK") = observed { acknowledged += 1 }
@@ -35,7 +39,10 @@ struct BadInputScenario {
             }
             let after = try await Self.head(daemon)
             let health = try? await blocking { [port = daemon.port] in
-                try RawHTTP.exchange(port: port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+                try RawHTTP.exchange(
+                    port: port,
+                    Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+                )
             }
             if health?.status == nil { problems.append("GET /healthz got no answer afterwards") }
             if let appends = corpusCase.appends, after - before != appends {
@@ -55,7 +62,10 @@ struct BadInputScenario {
             lost += try await Self.check(aftermath, daemon: daemon)
         }
         let verification = try await blocking { [daemon] in try AckChecker.verify(try daemon.control()) }
-        report.check(lost.isEmpty && verification.isEmpty, "after kill -9 and restart: " + (lost + verification).joined(separator: "; "))
+        report.check(
+            lost.isEmpty && verification.isEmpty,
+            "after kill -9 and restart: " + (lost + verification).joined(separator: "; ")
+        )
         // And it still takes a valid notification.
         let http = HTTP()
         let last = try await http.post(daemon.baseURL + "/notify", Notification.body(orderId: "C40"))
@@ -64,7 +74,8 @@ struct BadInputScenario {
         await daemon.stop()
         let notify = BadInputCorpus.notifyCases.count
         report.figures = [
-            "\(notify) /notify inputs", "\(BadInputCorpus.controlCases.count) control inputs", "\(acknowledged) acknowledged, all kept across kill -9",
+            "\(notify) /notify inputs", "\(BadInputCorpus.controlCases.count) control inputs",
+            "\(acknowledged) acknowledged, all kept across kill -9",
         ]
         return report
     }
@@ -77,13 +88,17 @@ struct BadInputScenario {
         let state = try await daemon.call("order.get", ["orderId": .string(aftermath.orderId)])
         var problems: [String] = []
         if state.string("state") != aftermath.state {
-            problems.append("order \(aftermath.orderId) is \(state.string("state") ?? "?"), specified \(aftermath.state)")
+            problems.append(
+                "order \(aftermath.orderId) is \(state.string("state") ?? "?"), specified \(aftermath.state)"
+            )
         }
         if let flag = aftermath.flag, !(state["flags"]?.arrayValue ?? []).contains(.string(flag)) {
             problems.append("order \(aftermath.orderId) lacks the flag \(flag): \(state["flags"] ?? .null)")
         }
         if let received = aftermath.callbacksReceived, state["callbacks"]?.int("received") != received {
-            problems.append("order \(aftermath.orderId) received \(state["callbacks"]?.int("received") ?? -1) callbacks, specified \(received)")
+            problems.append(
+                "order \(aftermath.orderId) received \(state["callbacks"]?.int("received") ?? -1) callbacks, specified \(received)"
+            )
         }
         return problems
     }
@@ -104,13 +119,19 @@ struct BadInputScenario {
                 let fd = try RawHTTP.connect(port: daemon.port, timeoutSeconds: 30)
                 defer { close(fd) }
                 let body = BadInputCorpus.body("C17")
-                _ = RawHTTP.send(fd, Array("POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body.prefix(body.count / 2))
+                _ = RawHTTP.send(
+                    fd,
+                    Array("POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+                        + body.prefix(body.count / 2)
+                )
                 return Self.answer(RawHTTP.readResponse(fd))
             case .manyConnections(let count, let orderId):
                 var idle: [Int32] = []
                 defer { for fd in idle { close(fd) } }
                 for _ in 0..<count { idle.append(try RawHTTP.connect(port: daemon.port, timeoutSeconds: 30)) }
-                return Self.answer(try RawHTTP.exchange(port: daemon.port, RawHTTP.notify(BadInputCorpus.body(orderId))))
+                return Self.answer(
+                    try RawHTTP.exchange(port: daemon.port, RawHTTP.notify(BadInputCorpus.body(orderId)))
+                )
             case .control(let bytes):
                 let connection = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
                 connection.send(bytes)
@@ -138,7 +159,9 @@ struct BadInputScenario {
                 held.removeAll()
                 // The slots free up as the daemon notices the closes; wait for a connection to be served again.
                 for _ in 0..<100 {
-                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result("ledger.stats")) != nil { break }
+                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result("ledger.stats")) != nil {
+                        break
+                    }
                     usleep(50_000)
                 }
                 return answer
@@ -149,7 +172,9 @@ struct BadInputScenario {
     }
 
     static func answer(_ answer: HTTPAnswer) -> Expected {
-        guard let status = answer.status else { return answer.body.isEmpty ? .closedWithoutAnswer : .http(-1, "unparsed: " + answer.body) }
+        guard let status = answer.status else {
+            return answer.body.isEmpty ? .closedWithoutAnswer : .http(-1, "unparsed: " + answer.body)
+        }
         return .http(status, answer.body)
     }
 
@@ -185,7 +210,12 @@ struct BadInputScenario {
             var chunk = [UInt8](repeating: 0, count: 4096)
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count == 0 || (count < 0 && errno == ECONNRESET) { return .closedWithoutAnswer }
-            if count > 0 { return .http(-1, "answered a request whose head never ended: " + String(decoding: chunk[..<count], as: UTF8.self)) }
+            if count > 0 {
+                return .http(
+                    -1,
+                    "answered a request whose head never ended: " + String(decoding: chunk[..<count], as: UTF8.self)
+                )
+            }
             if !RawHTTP.send(fd, Array("X-Slow-\(index): 1\r\n".utf8)) { return .closedWithoutAnswer }
         }
         return .http(-1, "still open after 30 s of dribbled headers")

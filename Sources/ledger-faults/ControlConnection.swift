@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A JSON-RPC error answer, with the code and the stable name the daemon sent.
@@ -52,7 +52,9 @@ final class ControlConnection: @unchecked Sendable {
             raw[bytes.count] = 0
         }
         let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else {
             let code = errno
@@ -71,7 +73,9 @@ final class ControlConnection: @unchecked Sendable {
     func send(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written <= 0 { return false }
             offset += written
         }
@@ -97,9 +101,14 @@ final class ControlConnection: @unchecked Sendable {
     func readMessage() throws -> JSONValue? {
         guard let line = self.readLine() else { return nil }
         do {
-            return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28, membersMax: 1 << 20))
+            return try JSONParser.parse(
+                line,
+                limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28, membersMax: 1 << 20)
+            )
         } catch {
-            throw HarnessError("the daemon wrote a line that is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            throw HarnessError(
+                "the daemon wrote a line that is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"
+            )
         }
     }
 
@@ -117,10 +126,16 @@ final class ControlConnection: @unchecked Sendable {
     func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         let id = self.nextId
         self.nextId += 1
-        let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params)]
-        guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else { throw HarnessError("the control socket closed") }
+        let request: JSONValue = [
+            "jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params),
+        ]
+        guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
+            throw HarnessError("the control socket closed")
+        }
         while true {
-            guard let message = try self.readMessage() else { throw HarnessError("the control socket closed before answering \(method)") }
+            guard let message = try self.readMessage() else {
+                throw HarnessError("the control socket closed before answering \(method)")
+            }
             if message["id"] == .number(String(id)) { return message }
         }
     }
@@ -140,8 +155,13 @@ final class ControlConnection: @unchecked Sendable {
         var sent = 0
         func send(_ offset: Int) throws {
             let (method, params) = requests[offset]
-            let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method), "params": .object(params)]
-            guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else { throw HarnessError("the control socket closed") }
+            let request: JSONValue = [
+                "jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method),
+                "params": .object(params),
+            ]
+            guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
+                throw HarnessError("the control socket closed")
+            }
         }
         while sent < min(inFlightMax, requests.count) {
             try send(sent)
@@ -169,7 +189,9 @@ final class ControlConnection: @unchecked Sendable {
                 message: error["message"]?.stringValue ?? ""
             )
         }
-        guard let result = response["result"] else { throw HarnessError("a response without result or error: \(response)") }
+        guard let result = response["result"] else {
+            throw HarnessError("a response without result or error: \(response)")
+        }
         return result
     }
 }

@@ -12,7 +12,11 @@ struct DuplicateStormScenario {
         var report = ScenarioReport("duplicate storm")
         // The default idle timeout: with a thousand connections opened at once on two cores, a connection may wait
         // longer than the suite's short one-second timeout before its request is read.
-        let daemon = try DaemonProcess(binaries: self.binaries, directory: self.directory, extra: ["limits": ["http": ["idleTimeoutMs": 10000]]])
+        let daemon = try DaemonProcess(
+            binaries: self.binaries,
+            directory: self.directory,
+            extra: ["limits": ["http": ["idleTimeoutMs": 10000]]]
+        )
         try await daemon.start()
         defer { Task { [daemon] in await daemon.stop() } }
         _ = try await daemon.createOrders(["STORM1"])
@@ -34,7 +38,10 @@ struct DuplicateStormScenario {
         }
         await http.shutdown()
         let okCount = answers.filter { $0 == HTTPAnswer(status: 200, body: "OK") }.count
-        report.check(okCount == self.copies, "\(self.copies - okCount) copies were not answered OK: \(Array(Set(answers.map { "\($0.status ?? 0) \($0.body)" })).prefix(5))")
+        report.check(
+            okCount == self.copies,
+            "\(self.copies - okCount) copies were not answered OK: \(Array(Set(answers.map { "\($0.status ?? 0) \($0.body)" })).prefix(5))"
+        )
         let connection = try await blocking { [daemon] in try daemon.control() }
         let (state, history, audit) = try await blocking {
             (
@@ -55,11 +62,18 @@ struct DuplicateStormScenario {
             previous = after
         }
         report.check(state.string("state") == "paid", "the order is \(state.string("state") ?? "?"), not paid")
-        report.check(accepted == 1 && changes == 1, "\(accepted) callbacks accepted and \(changes) state changes; exactly one of each")
-        report.check(duplicates == self.copies - 1, "\(duplicates) duplicates in the history, \(self.copies - 1) expected")
+        report.check(
+            accepted == 1 && changes == 1,
+            "\(accepted) callbacks accepted and \(changes) state changes; exactly one of each"
+        )
+        report.check(
+            duplicates == self.copies - 1,
+            "\(duplicates) duplicates in the history, \(self.copies - 1) expected"
+        )
         let total = audit["total"]
         report.check(
-            total?.int("received") == self.copies && total?.int("accepted") == 1 && total?.int("duplicate") == self.copies - 1,
+            total?.int("received") == self.copies && total?.int("accepted") == 1
+                && total?.int("duplicate") == self.copies - 1,
             "the audit counts \(total ?? .null)"
         )
         let failures = try await blocking { try AckChecker.verify(connection) }

@@ -61,7 +61,9 @@ struct KillNineScenario {
                                     continue
                                 }
                                 // A valid notification for a created order may only be refused as unavailable.
-                                if answer.status != 503 { wrongAnswers.with { $0.append("\(orderId): \(answer.status ?? 0) \(answer.body)") } }
+                                if answer.status != 503 {
+                                    wrongAnswers.with { $0.append("\(orderId): \(answer.status ?? 0) \(answer.body)") }
+                                }
                             } catch {
                                 // The connection died with the daemon: not acknowledged, sent again next cycle.
                             }
@@ -89,11 +91,15 @@ struct KillNineScenario {
             for wrong in wrongAnswers.value { report.fail("cycle \(cycle): a valid notification got \(wrong)") }
 
             try await daemon.start()
-            let failures = try await blocking { [daemon] in try checker.check(try daemon.control(timeoutSeconds: 300), acks: acks, touched: touched) }
+            let failures = try await blocking { [daemon] in
+                try checker.check(try daemon.control(timeoutSeconds: 300), acks: acks, touched: touched)
+            }
             report.check(failures.isEmpty, "cycle \(cycle): " + failures.prefix(10).joined(separator: "; "))
             say(
                 "kill-9: cycle \(cycle)/\(self.cycles): killed after \(runFor) ms, \(acks.count) acknowledged this cycle (\(acknowledged) in all), "
-                    + (failures.isEmpty ? "all in the log, none applied twice, projection equals rebuild, chain intact" : "\(failures.count) violations")
+                    + (failures.isEmpty
+                        ? "all in the log, none applied twice, projection equals rebuild, chain intact"
+                        : "\(failures.count) violations")
             )
         }
         // The end: every acknowledgement of every cycle, once more against the projection that a rebuild matched.
@@ -102,7 +108,10 @@ struct KillNineScenario {
             try AckChecker().check(try daemon.control(timeoutSeconds: 600), acks: all, touched: [:])
         }
         report.check(final.isEmpty, "final check: " + final.prefix(10).joined(separator: "; "))
-        report.check(all.count == acknowledged, "the acknowledgement file holds \(all.count) lines, the senders counted \(acknowledged)")
+        report.check(
+            all.count == acknowledged,
+            "the acknowledgement file holds \(all.count) lines, the senders counted \(acknowledged)"
+        )
         await daemon.stop()
         report.figures = [
             "\(kills) SIGKILLs", "\(acknowledged) acknowledged callbacks checked", "\(checker.eventsRead) events read",

@@ -52,15 +52,20 @@ struct Run: AsyncParsableCommand {
 
     mutating func run() async throws {
         let cycles = self.cycles ?? (self.long ? 200 : 20)
-        guard cycles >= 1, self.workers >= 1, self.maxRunMilliseconds >= 20, (2...10_000).contains(self.stormCopies) else {
-            throw ValidationError("--cycles and --workers must be at least 1, --max-run-milliseconds at least 20, --storm-copies 2 to 10000.")
+        guard cycles >= 1, self.workers >= 1, self.maxRunMilliseconds >= 20, (2...10_000).contains(self.stormCopies)
+        else {
+            throw ValidationError(
+                "--cycles and --workers must be at least 1, --max-run-milliseconds at least 20, --storm-copies 2 to 10000."
+            )
         }
         let binaries = try Binaries(override: self.binDir)
         // Short: Unix socket paths must fit in 108 bytes.
         let base = "/tmp/lf-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         let scenarios = self.only.isEmpty ? Scenario.allCases : Scenario.allCases.filter(self.only.contains)
-        say("fault-suite: \(self.long ? "long" : "short") run, scenarios \(scenarios.map(\.rawValue).joined(separator: ", ")), \(cycles) kill cycles, seed \(self.seed), data \(base)")
+        say(
+            "fault-suite: \(self.long ? "long" : "short") run, scenarios \(scenarios.map(\.rawValue).joined(separator: ", ")), \(cycles) kill cycles, seed \(self.seed), data \(base)"
+        )
         let started = ContinuousClock.now
         var reports: [ScenarioReport] = []
         for scenario in scenarios {
@@ -71,11 +76,19 @@ struct Run: AsyncParsableCommand {
                 switch scenario {
                 case .kill:
                     report = try await KillNineScenario(
-                        binaries: binaries, directory: directory, cycles: cycles, workers: self.workers,
-                        maxRunMilliseconds: self.maxRunMilliseconds, seed: self.seed
+                        binaries: binaries,
+                        directory: directory,
+                        cycles: cycles,
+                        workers: self.workers,
+                        maxRunMilliseconds: self.maxRunMilliseconds,
+                        seed: self.seed
                     ).run()
                 case .storm:
-                    report = try await DuplicateStormScenario(binaries: binaries, directory: directory, copies: self.stormCopies).run()
+                    report = try await DuplicateStormScenario(
+                        binaries: binaries,
+                        directory: directory,
+                        copies: self.stormCopies
+                    ).run()
                 case .corpus:
                     report = try await BadInputScenario(binaries: binaries, directory: directory).run()
                 case .storage:
@@ -106,10 +119,14 @@ struct Run: AsyncParsableCommand {
         )
         let failed = reports.filter { !$0.ok }
         if failed.isEmpty {
-            say("fault-suite: all \(reports.map(\.cases).reduce(0, +)) cases passed in \(Int(seconds)) s (seed \(self.seed))")
+            say(
+                "fault-suite: all \(reports.map(\.cases).reduce(0, +)) cases passed in \(Int(seconds)) s (seed \(self.seed))"
+            )
             if !self.keep { try? FileManager.default.removeItem(atPath: base) }
         } else {
-            say("fault-suite: FAILED: \(failed.map(\.name).joined(separator: ", ")) (seed \(self.seed), data kept in \(base))")
+            say(
+                "fault-suite: FAILED: \(failed.map(\.name).joined(separator: ", ")) (seed \(self.seed), data kept in \(base))"
+            )
             throw ExitCode.failure
         }
     }
@@ -139,7 +156,9 @@ struct Check: AsyncParsableCommand {
         let acks = try AckFile.read(self.ackFile)
         let failures: [String]
         do {
-            failures = try await blocking { [daemon] in try AckChecker().check(try daemon.control(), acks: acks, touched: [:]) }
+            failures = try await blocking { [daemon] in
+                try AckChecker().check(try daemon.control(), acks: acks, touched: [:])
+            }
         } catch {
             await daemon.stop()
             throw error
@@ -147,6 +166,8 @@ struct Check: AsyncParsableCommand {
         await daemon.stop()
         for failure in failures.prefix(20) { say("fault-suite: FAILED: \(failure)") }
         if !failures.isEmpty { throw ExitCode.failure }
-        say("fault-suite: \(acks.count) acknowledged callbacks all in the log, none applied twice, chain intact, projection equals rebuild")
+        say(
+            "fault-suite: \(acks.count) acknowledged callbacks all in the log, none applied twice, chain intact, projection equals rebuild"
+        )
     }
 }

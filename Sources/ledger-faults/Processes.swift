@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the binaries under test are: next to this executable (SwiftPM builds every product into one directory).
@@ -13,8 +13,11 @@ struct Binaries: Sendable {
     let directory: String
 
     init(override: String?) throws {
-        let directory = override ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-        for name in ["ledgerd", "gateway-sim"] where !FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
+        let directory =
+            override
+            ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        for name in ["ledgerd", "gateway-sim"]
+        where !FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
             throw HarnessError("\(name) is not built in \(directory); run swift build first (or pass --bin-dir)")
         }
         self.directory = directory
@@ -40,8 +43,12 @@ func freeTCPPort() -> Int {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
@@ -61,7 +68,9 @@ final class DaemonProcess: @unchecked Sendable {
     var logPath: String { self.directory + "/ledgerd.log" }
 
     /// `extra` is merged into the configuration file (nested keys as in the README).
-    init(binaries: Binaries, directory: String, gatewayURL: String = "http://127.0.0.1:9", extra: JSONObject = [:]) throws {
+    init(binaries: Binaries, directory: String, gatewayURL: String = "http://127.0.0.1:9", extra: JSONObject = [:])
+        throws
+    {
         self.binaries = binaries
         self.directory = directory
         self.port = freeTCPPort()
@@ -71,7 +80,10 @@ final class DaemonProcess: @unchecked Sendable {
         var configuration: JSONObject = [
             "http": .string("127.0.0.1:\(self.port)"),
             "publicUrl": .string("http://127.0.0.1:\(self.port)"),
-            "gateway": ["url": .string(gatewayURL), "memberId": .string(Merchant.memberId), "keyFile": .string(directory + "/merchant.key")],
+            "gateway": [
+                "url": .string(gatewayURL), "memberId": .string(Merchant.memberId),
+                "keyFile": .string(directory + "/merchant.key"),
+            ],
             // The poller stays quiet unless a scenario wants it: its queries would only add noise to the log.
             "poll": ["firstDelayMs": 3_600_000, "deadlineMs": 7_200_000],
             // A slow client is cut off after a second, so the slowloris probe ends quickly.
@@ -90,11 +102,17 @@ final class DaemonProcess: @unchecked Sendable {
         var configuration = self.configuration
         configuration["dataDir"] = .string(self.dataDir)
         configuration["socket"] = .string(self.socketPath)
-        try JSONWriter.write(.object(configuration)).write(toFile: self.directory + "/ledgerd.json", atomically: true, encoding: .utf8)
+        try JSONWriter.write(.object(configuration)).write(
+            toFile: self.directory + "/ledgerd.json",
+            atomically: true,
+            encoding: .utf8
+        )
         let process = Process()
         process.executableURL = URL(fileURLWithPath: self.binaries.ledgerd)
         process.arguments = ["run", "--config", self.directory + "/ledgerd.json", "--log-level", "warning"]
-        if !FileManager.default.fileExists(atPath: self.logPath) { FileManager.default.createFile(atPath: self.logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: self.logPath) {
+            FileManager.default.createFile(atPath: self.logPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -112,9 +130,17 @@ final class DaemonProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             guard self.isRunning else { throw HarnessError("ledgerd exited while starting: \(self.logTail())") }
-            if let response = try? await blocking({ [port = self.port] in try RawHTTP.exchange(port: port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), timeoutSeconds: 2) }),
+            if let response = try? await blocking({ [port = self.port] in
+                try RawHTTP.exchange(
+                    port: port,
+                    Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8),
+                    timeoutSeconds: 2
+                )
+            }),
                 response.status != nil,
-                (try? await blocking({ [path = self.socketPath] in try ControlConnection(path, timeoutSeconds: 5).result("ledger.stats") })) != nil
+                (try? await blocking({ [path = self.socketPath] in
+                    try ControlConnection(path, timeoutSeconds: 5).result("ledger.stats")
+                })) != nil
             {
                 return
             }
@@ -152,7 +178,9 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// One control call on a fresh connection, off the cooperative pool.
     func call(_ method: String, _ params: JSONObject = [:]) async throws -> JSONValue {
-        try await blocking { [path = self.socketPath] in try ControlConnection(path, timeoutSeconds: 120).result(method, params) }
+        try await blocking { [path = self.socketPath] in
+            try ControlConnection(path, timeoutSeconds: 120).result(method, params)
+        }
     }
 
     /// The last lines of the daemon's log, for failure messages.
@@ -167,7 +195,9 @@ final class DaemonProcess: @unchecked Sendable {
             let connection = try ControlConnection(path, timeoutSeconds: 120)
             var requests: [(String, JSONObject)] = []
             for id in ids {
-                var params: JSONObject = ["orderId": .string(id), "amount": .string(amount), "bankCode": "940", "productName": "fault suite"]
+                var params: JSONObject = [
+                    "orderId": .string(id), "amount": .string(amount), "bankCode": "940", "productName": "fault suite",
+                ]
                 if let attach { params["attach"] = .string(attach) }
                 requests.append(("order.create", params))
             }
@@ -193,10 +223,12 @@ final class SimulatorProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Merchant.keyText.write(toFile: directory + "/sim.key", atomically: true, encoding: .utf8)
         self.process.executableURL = URL(fileURLWithPath: binaries.gatewaySim)
-        self.process.arguments = [
-            "--listen", "127.0.0.1:\(self.port)", "--member-id", Merchant.memberId, "--key-file", directory + "/sim.key",
-            "--notify-retry-delay-ms", "200", "--notify-timeout-ms", "3000", "--log-level", "warning",
-        ] + extraArguments
+        self.process.arguments =
+            [
+                "--listen", "127.0.0.1:\(self.port)", "--member-id", Merchant.memberId, "--key-file",
+                directory + "/sim.key",
+                "--notify-retry-delay-ms", "200", "--notify-timeout-ms", "3000", "--log-level", "warning",
+            ] + extraArguments
         FileManager.default.createFile(atPath: directory + "/gateway-sim.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/gateway-sim.log"))
         self.process.standardOutput = log
@@ -209,7 +241,13 @@ final class SimulatorProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             guard self.process.isRunning else { throw HarnessError("gateway-sim exited while starting") }
-            if let response = try? await blocking({ [port = self.port] in try RawHTTP.exchange(port: port, Array("GET /sim/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), timeoutSeconds: 2) }),
+            if let response = try? await blocking({ [port = self.port] in
+                try RawHTTP.exchange(
+                    port: port,
+                    Array("GET /sim/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8),
+                    timeoutSeconds: 2
+                )
+            }),
                 response.status == 200
             {
                 return
@@ -247,15 +285,23 @@ struct HTTP: Sendable {
             eventLoopGroupProvider: .singleton,
             configuration: .init(
                 redirectConfiguration: .disallow,
-                timeout: .init(connect: .nanoseconds(connectTimeout.components.seconds * 1_000_000_000), read: .seconds(60)),
-                connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+                timeout: .init(
+                    connect: .nanoseconds(connectTimeout.components.seconds * 1_000_000_000),
+                    read: .seconds(60)
+                ),
+                connectionPool: .init(
+                    idleTimeout: .seconds(30),
+                    concurrentHTTP1ConnectionsPerHostSoftLimit: connections
+                )
             )
         )
     }
 
     func shutdown() async { try? await self.client.shutdown() }
 
-    func post(_ url: String, _ body: [UInt8], contentType: String? = "application/x-www-form-urlencoded") async throws -> HTTPAnswer {
+    func post(_ url: String, _ body: [UInt8], contentType: String? = "application/x-www-form-urlencoded") async throws
+        -> HTTPAnswer
+    {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
@@ -284,7 +330,9 @@ enum RawHTTP {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard result == 0 else {
             let code = errno
@@ -299,7 +347,9 @@ enum RawHTTP {
     static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written <= 0 { return false }
             offset += written
         }
@@ -354,7 +404,9 @@ enum RawHTTP {
     }
 
     /// A POST /notify request with the given body bytes and headers.
-    static func notify(_ body: [UInt8], headers: [String] = ["Content-Type: application/x-www-form-urlencoded"]) -> [UInt8] {
+    static func notify(_ body: [UInt8], headers: [String] = ["Content-Type: application/x-www-form-urlencoded"])
+        -> [UInt8]
+    {
         var head = "POST /notify HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         for header in headers { head += header + "\r\n" }
         return Array((head + "\r\n").utf8) + body

@@ -2,7 +2,7 @@ import Foundation
 import LedgerCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Storage faults: a map full from a tiny initial map grows and the daemon continues; a full disk (a small tmpfs as
@@ -22,7 +22,9 @@ struct StorageFaultsScenario {
     }
 
     /// Sends a valid notification for every order, `concurrency` at a time; returns each order's answer.
-    static func notifyAll(_ orders: [String], daemon: DaemonProcess, concurrency: Int = 16) async -> [String: HTTPAnswer] {
+    static func notifyAll(_ orders: [String], daemon: DaemonProcess, concurrency: Int = 16) async -> [String:
+        HTTPAnswer]
+    {
         let http = HTTP(connections: concurrency)
         let queue = Shared(orders)
         let answers = Shared<[String: HTTPAnswer]>([:])
@@ -31,7 +33,9 @@ struct StorageFaultsScenario {
             for _ in 0..<concurrency {
                 group.addTask {
                     while let orderId = queue.with({ $0.isEmpty ? nil : $0.removeFirst() }) {
-                        let answer = (try? await http.post(url, Notification.body(orderId: orderId))) ?? HTTPAnswer(status: nil, body: "no answer")
+                        let answer =
+                            (try? await http.post(url, Notification.body(orderId: orderId)))
+                            ?? HTTPAnswer(status: nil, body: "no answer")
                         answers.with { $0[orderId] = answer }
                     }
                 }
@@ -47,7 +51,11 @@ struct StorageFaultsScenario {
 
     func mapFull(_ report: inout ScenarioReport) async throws {
         let initial = 256 << 10
-        let daemon = try DaemonProcess(binaries: self.binaries, directory: self.directory + "/map", extra: ["store": ["mapSize": .number(String(initial))]])
+        let daemon = try DaemonProcess(
+            binaries: self.binaries,
+            directory: self.directory + "/map",
+            extra: ["store": ["mapSize": .number(String(initial))]]
+        )
         try await daemon.start()
         let orders = (0..<1500).map { "M\($0)" }
         var createErrors: [String] = []
@@ -62,16 +70,28 @@ struct StorageFaultsScenario {
         let refused = answers.filter { $0.value != Self.acknowledgement }
         let stats = try await daemon.call("ledger.stats")
         let mapBytes = stats.int("mapBytes") ?? 0
-        report.check(createErrors.isEmpty, "map full: order.create failed while the map grew: \(createErrors.prefix(3))")
-        report.check(refused.isEmpty, "map full: \(refused.count) notifications not acknowledged while the map grew, e.g. \(refused.first.map { "\($0.key): \($0.value)" } ?? "")")
+        report.check(
+            createErrors.isEmpty,
+            "map full: order.create failed while the map grew: \(createErrors.prefix(3))"
+        )
+        report.check(
+            refused.isEmpty,
+            "map full: \(refused.count) notifications not acknowledged while the map grew, e.g. \(refused.first.map { "\($0.key): \($0.value)" } ?? "")"
+        )
         report.check(mapBytes > initial, "map full: the map is \(mapBytes) bytes, not grown from \(initial)")
         // Every acknowledged callback survives a restart of the grown store.
         await daemon.kill9()
         try await daemon.start()
-        let acks = answers.filter { $0.value == Self.acknowledgement }.map { Acknowledgement(orderId: $0.key, transactionId: "T" + $0.key) }
-        let failures = try await blocking { [daemon] in try AckChecker().check(try daemon.control(), acks: acks, touched: [:]) }
+        let acks = answers.filter { $0.value == Self.acknowledgement }.map {
+            Acknowledgement(orderId: $0.key, transactionId: "T" + $0.key)
+        }
+        let failures = try await blocking { [daemon] in
+            try AckChecker().check(try daemon.control(), acks: acks, touched: [:])
+        }
         report.check(failures.isEmpty, "map full: after restart: " + failures.prefix(5).joined(separator: "; "))
-        report.figures.append("map grew \(initial >> 10) KiB → \(mapBytes >> 10) KiB under \(acks.count) acknowledged callbacks")
+        report.figures.append(
+            "map grew \(initial >> 10) KiB → \(mapBytes >> 10) KiB under \(acks.count) acknowledged callbacks"
+        )
         await daemon.stop()
     }
 
@@ -82,7 +102,8 @@ struct StorageFaultsScenario {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let mount = Self.shell("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint])
         guard mount.status == 0 else {
-            let message = "disk full: cannot mount a tmpfs (\(mount.output.trimmingCharacters(in: .whitespacesAndNewlines))); the disk-full case needs root"
+            let message =
+                "disk full: cannot mount a tmpfs (\(mount.output.trimmingCharacters(in: .whitespacesAndNewlines))); the disk-full case needs root"
             say("  SKIPPED: " + message)
             report.skipped = message
             return
@@ -95,7 +116,10 @@ struct StorageFaultsScenario {
         let during = (0..<300).map { "DB\($0)" }
         _ = try await daemon.createOrders(before + during)
         let first = await Self.notifyAll(before, daemon: daemon)
-        report.check(first.values.allSatisfy { $0 == Self.acknowledgement }, "disk full: notifications before the disk filled were refused")
+        report.check(
+            first.values.allSatisfy { $0 == Self.acknowledgement },
+            "disk full: notifications before the disk filled were refused"
+        )
 
         // Fill the file system to the last byte.
         let filler = mountPoint + "/filler"
@@ -103,16 +127,28 @@ struct StorageFaultsScenario {
         let during1 = await Self.notifyAll(during, daemon: daemon, concurrency: 8)
         var createAnswer: String
         do {
-            _ = try await daemon.call("order.create", ["orderId": "DFULL", "amount": "1.00", "bankCode": "940", "productName": "p"])
+            _ = try await daemon.call(
+                "order.create",
+                ["orderId": "DFULL", "amount": "1.00", "bankCode": "940", "productName": "p"]
+            )
             createAnswer = "created"
         } catch let error as RPCError {
             createAnswer = "\(error.code)"
         }
         let refused = during1.filter { $0.value != Self.acknowledgement }
         let wrong = refused.filter { $0.value != HTTPAnswer(status: 503, body: "ledger unavailable, retry later") }
-        report.check(!refused.isEmpty, "disk full: every notification was acknowledged on a full disk (\(filled) bytes of filler)")
-        report.check(wrong.isEmpty, "disk full: refusals other than 503: \(wrong.prefix(3).map { "\($0.key): \($0.value)" })")
-        report.check(createAnswer == "created" || createAnswer == "-32005", "disk full: order.create answered \(createAnswer), specified store-full (-32005)")
+        report.check(
+            !refused.isEmpty,
+            "disk full: every notification was acknowledged on a full disk (\(filled) bytes of filler)"
+        )
+        report.check(
+            wrong.isEmpty,
+            "disk full: refusals other than 503: \(wrong.prefix(3).map { "\($0.key): \($0.value)" })"
+        )
+        report.check(
+            createAnswer == "created" || createAnswer == "-32005",
+            "disk full: order.create answered \(createAnswer), specified store-full (-32005)"
+        )
         report.check(daemon.isRunning, "disk full: the daemon died: \(daemon.logTail())")
         // What was refused was not stored; what was acknowledged was.
         var leaked: [String] = []
@@ -126,16 +162,30 @@ struct StorageFaultsScenario {
         try? FileManager.default.removeItem(atPath: filler)
         let retried = await Self.notifyAll(refused.keys.sorted(), daemon: daemon, concurrency: 8)
         let stillRefused = retried.filter { $0.value != Self.acknowledgement }
-        report.check(stillRefused.isEmpty, "disk full: after space came back \(stillRefused.count) retries were refused, e.g. \(stillRefused.first.map { "\($0.key): \($0.value)" } ?? "")")
-        let acks = (before + during).filter { (first[$0] ?? during1[$0]) == Self.acknowledgement || retried[$0] == Self.acknowledgement }
-            .map { Acknowledgement(orderId: $0, transactionId: "T" + $0) }
-        let live = try await blocking { [daemon] in try AckChecker().check(try daemon.control(), acks: acks, touched: [:]) }
+        report.check(
+            stillRefused.isEmpty,
+            "disk full: after space came back \(stillRefused.count) retries were refused, e.g. \(stillRefused.first.map { "\($0.key): \($0.value)" } ?? "")"
+        )
+        let acks = (before + during).filter {
+            (first[$0] ?? during1[$0]) == Self.acknowledgement || retried[$0] == Self.acknowledgement
+        }
+        .map { Acknowledgement(orderId: $0, transactionId: "T" + $0) }
+        let live = try await blocking { [daemon] in
+            try AckChecker().check(try daemon.control(), acks: acks, touched: [:])
+        }
         report.check(live.isEmpty, "disk full: after recovery: " + live.prefix(5).joined(separator: "; "))
         await daemon.kill9()
         try await daemon.start()
-        let restarted = try await blocking { [daemon] in try AckChecker().check(try daemon.control(), acks: acks, touched: [:]) }
-        report.check(restarted.isEmpty, "disk full: after kill -9 and restart: " + restarted.prefix(5).joined(separator: "; "))
-        report.figures.append("disk full: \(refused.count) refused with 503 on a full 24 MiB tmpfs, all stored once space came back")
+        let restarted = try await blocking { [daemon] in
+            try AckChecker().check(try daemon.control(), acks: acks, touched: [:])
+        }
+        report.check(
+            restarted.isEmpty,
+            "disk full: after kill -9 and restart: " + restarted.prefix(5).joined(separator: "; ")
+        )
+        report.figures.append(
+            "disk full: \(refused.count) refused with 503 on a full 24 MiB tmpfs, all stored once space came back"
+        )
         await daemon.stop()
     }
 
@@ -165,7 +215,10 @@ struct StorageFaultsScenario {
         _ = try await daemon.createOrders(["R2"], attach: marker)
         _ = try await daemon.createOrders(["R3", "R4", "R5"])
         let answers = await Self.notifyAll(["R1", "R3", "R4"], daemon: daemon)
-        report.check(answers.values.allSatisfy { $0 == Self.acknowledgement }, "corruption: setup notifications refused")
+        report.check(
+            answers.values.allSatisfy { $0 == Self.acknowledgement },
+            "corruption: setup notifications refused"
+        )
         let history = try await daemon.call("order.history", ["orderId": "R2"])
         let damagedSequence = history["entries"]?.arrayValue?.first?["event"]?.int("sequence") ?? -1
         await daemon.stop()
@@ -193,26 +246,46 @@ struct StorageFaultsScenario {
             "corruption: ledger.verify reported \(chain)"
         )
         // Never served as a fact: reading the damaged event fails with store-corrupted, whatever the path.
-        for (method, params) in [("order.history", ["orderId": JSONValue.string("R2")]), ("events.read", ["fromSequence": .number(String(damagedSequence)), "limit": 10])] as [(String, JSONObject)] {
+        for (method, params) in [
+            ("order.history", ["orderId": JSONValue.string("R2")]),
+            ("events.read", ["fromSequence": .number(String(damagedSequence)), "limit": 10]),
+        ] as [(String, JSONObject)] {
             do {
                 let result = try await daemon.call(method, params)
-                report.check(false, "corruption: \(method) served the damaged record: \(String(describing: result).prefix(300))")
+                report.check(
+                    false,
+                    "corruption: \(method) served the damaged record: \(String(describing: result).prefix(300))"
+                )
             } catch let error as RPCError {
-                report.check(error.code == -32006 && error.name == "store-corrupted", "corruption: \(method) answered \(error), specified store-corrupted (-32006)")
+                report.check(
+                    error.code == -32006 && error.name == "store-corrupted",
+                    "corruption: \(method) answered \(error), specified store-corrupted (-32006)"
+                )
             }
         }
         do {
             let result = try await daemon.call("projection.verify")
-            report.check(false, "corruption: projection.verify replayed the damaged record: \(String(describing: result).prefix(300))")
+            report.check(
+                false,
+                "corruption: projection.verify replayed the damaged record: \(String(describing: result).prefix(300))"
+            )
         } catch let error as RPCError {
-            report.check(error.code == -32006, "corruption: projection.verify answered \(error), specified store-corrupted (-32006)")
+            report.check(
+                error.code == -32006,
+                "corruption: projection.verify answered \(error), specified store-corrupted (-32006)"
+            )
         }
         // The rest of the ledger keeps serving: other orders are read and paid.
         let others = try await daemon.call("order.history", ["orderId": "R3"])
         report.check((others["entries"]?.arrayValue?.count ?? 0) == 2, "corruption: order R3's history is \(others)")
         let later = await Self.notifyAll(["R5"], daemon: daemon)
-        report.check(later["R5"] == Self.acknowledgement, "corruption: a new notification got \(later["R5"] ?? HTTPAnswer(status: nil, body: ""))")
-        report.figures.append("1 damaged record (\(flipped) copies in the file) found by checksum at event \(damagedSequence)")
+        report.check(
+            later["R5"] == Self.acknowledgement,
+            "corruption: a new notification got \(later["R5"] ?? HTTPAnswer(status: nil, body: ""))"
+        )
+        report.figures.append(
+            "1 damaged record (\(flipped) copies in the file) found by checksum at event \(damagedSequence)"
+        )
         await daemon.stop()
     }
 

@@ -3,7 +3,7 @@ import LedgerCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Signed notification bodies as the gateway sends them: the fields concatenated without URL encoding.
@@ -110,5 +110,7 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
             index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }.joined(separator: "  ")
     }
-    return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n")
+    return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(
+        separator: "\n"
+    )
 }

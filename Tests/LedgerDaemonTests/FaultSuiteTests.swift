@@ -14,7 +14,8 @@ import Testing
             .deletingLastPathComponent()
         let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         let candidates = [
-            selfDirectory.appendingPathComponent("ledger-faults"), root.appendingPathComponent(".build/debug/ledger-faults"),
+            selfDirectory.appendingPathComponent("ledger-faults"),
+            root.appendingPathComponent(".build/debug/ledger-faults"),
         ]
         return try #require(
             candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
@@ -47,19 +48,34 @@ import Testing
     /// A ledger with orders L1 (paid by one callback), L2 (no callback) and L3 (two different valid callbacks).
     static func prepareLedger(_ path: String) async throws {
         let store = try LMDBEventStore(path: path)
-        let settings = GatewaySettings(memberId: "10001", baseURL: "http://127.0.0.1:9", notifyURL: "http://127.0.0.1:1/notify", callbackURL: "http://127.0.0.1:1/return")
+        let settings = GatewaySettings(
+            memberId: "10001",
+            baseURL: "http://127.0.0.1:9",
+            notifyURL: "http://127.0.0.1:1/notify",
+            callbackURL: "http://127.0.0.1:1/return"
+        )
         let now = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
         func callback(_ orderId: String, _ transactionId: String) throws -> PendingEvent {
             var fields = [
                 FormField("memberid", "10001"), FormField("orderid", orderId), FormField("amount", "12.5000"),
-                FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"), FormField("returncode", "00"),
+                FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"),
+                FormField("returncode", "00"),
             ]
             fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: Self.key)))
-            let notification = try PaymentNotification.parse(Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8))
+            let notification = try PaymentNotification.parse(
+                Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+            )
             return PendingEvent(
                 recordedAt: now,
                 orderId: orderId,
-                payload: .callbackReceived(CallbackReceived(notification, remoteAddress: "127.0.0.1:1", verdict: notification.verify(key: Self.key), dialect: .document))
+                payload: .callbackReceived(
+                    CallbackReceived(
+                        notification,
+                        remoteAddress: "127.0.0.1:1",
+                        verdict: notification.verify(key: Self.key),
+                        dialect: .document
+                    )
+                )
             )
         }
         for orderId in ["L1", "L2", "L3"] {
@@ -70,7 +86,15 @@ import Testing
                 appliedAt: now
             ).get()
             _ = try await store.append(
-                AppendRequest([PendingEvent(recordedAt: now, orderId: orderId, payload: .orderCreated(OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: .document)))])
+                AppendRequest([
+                    PendingEvent(
+                        recordedAt: now,
+                        orderId: orderId,
+                        payload: .orderCreated(
+                            OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: .document)
+                        )
+                    )
+                ])
             )
         }
         _ = try await store.append(AppendRequest([try callback("L1", "TL1")]))
@@ -90,7 +114,10 @@ import Testing
         try "L1 TL1\nL2 TL2\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
         let (lostStatus, lostOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
         #expect(lostStatus != 0)
-        #expect(lostOutput.contains("the acknowledged callback for order L2 (transaction TL2) is not in the log"), "\(lostOutput)")
+        #expect(
+            lostOutput.contains("the acknowledged callback for order L2 (transaction TL2) is not in the log"),
+            "\(lostOutput)"
+        )
 
         try "L3 TL3\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
         let (twiceStatus, twiceOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
