@@ -94,6 +94,11 @@ final class DaemonProcess: @unchecked Sendable {
         self.configuration = configuration
     }
 
+    /// A scenario that stops with an error leaves no daemon behind.
+    deinit {
+        if let process = self.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var isRunning: Bool { self.process?.isRunning ?? false }
     var pid: Int32 { self.process?.processIdentifier ?? 0 }
 
@@ -234,6 +239,10 @@ final class SimulatorProcess: @unchecked Sendable {
         self.process.standardOutput = log
         self.process.standardError = log
         self.process.standardInput = FileHandle.nullDevice
+    }
+
+    deinit {
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
     }
 
     func start() async throws {
