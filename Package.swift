@@ -152,6 +152,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // `tools/fault-suite`: the real daemon and gateway simulator under kill -9, duplicate storms, hostile input,
+        // storage and gateway faults.
+        .executableTarget(
+            name: "ledger-faults",
+            dependencies: [
+                "LedgerCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ledgerctl",
             dependencies: [

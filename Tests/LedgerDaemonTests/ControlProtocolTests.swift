@@ -3,6 +3,10 @@ import LedgerCore
 import LedgerDaemon
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The error name of a response, or nil for a result.
 func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["name"]?.stringValue }
 
@@ -162,6 +166,24 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 #expect(nested["error"]?["code"] == .number("-32700"))
                 #expect(nested["error"]?["message"]?.stringValue?.isEmpty == false)
                 #expect(try rpc.call("ledger.stats")["result"] != nil)
+            }
+        }
+    }
+
+    /// A client that shuts down its write side after its requests (as `socat` does at the end of its input) still
+    /// gets every answer, a last line without its newline included, and then the connection closes.
+    @Test func halfClosedClientGetsItsAnswers() async throws {
+        try await withControlDaemon { harness in
+            try await blocking {
+                let socket = try TestSocket(harness.socketPath)
+                socket.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\"}")
+                shutdown(socket.fd, Int32(SHUT_WR))
+                var ids: Set<JSONValue> = []
+                while let message = try socket.readMessage() {
+                    #expect(message["result"] != nil, "\(message)")
+                    if let id = message["id"] { ids.insert(id) }
+                }
+                #expect(ids == [.number("1"), .number("2")])
             }
         }
     }

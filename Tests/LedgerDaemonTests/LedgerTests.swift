@@ -163,6 +163,25 @@ struct ConfigurationTests {
         }
     }
 
+    /// The initial map size has a key; it may not exceed the most the map may grow to.
+    @Test func storeMapSize() async throws {
+        let configuration = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_MAP_SIZE": "1048576"],
+            file: nil
+        )
+        #expect(configuration.store.mapSize == 1 << 20)
+        await #expect {
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_MAP_SIZE": "4194304", "LEDGERD_STORE_MAP_SIZE_MAX": "2097152"],
+                file: nil
+            )
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "store.mapSize"
+        }
+    }
+
     /// The defaults make a local daemon: data dir, socket, HTTP address, gateway simulator URL.
     @Test func defaults() async throws {
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)

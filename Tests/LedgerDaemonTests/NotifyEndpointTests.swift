@@ -7,6 +7,10 @@ import LedgerDaemon
 import LedgerStore
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `POST /notify` and the other HTTP endpoints, over a real socket against the real daemon.
 struct NotifyEndpointTests {
     static func createOrder(_ running: RunningDaemon, _ orderId: String = "A1") async throws {
@@ -64,6 +68,21 @@ struct NotifyEndpointTests {
             // Only the three parseable notifications were recorded; nothing paid the order.
             #expect(try await running.daemon.store.head().sequence == 4)
             #expect(try await running.daemon.ledger.order("A1")?.status == .created)
+        }
+    }
+
+    /// A body announced larger than limits.notify.bodyBytesMax is refused with 413 before it is sent, and nothing is
+    /// recorded.
+    @Test func announcedOversizedBodyIsRefusedAtOnce() async throws {
+        let directory = TestDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            let port = try #require(URL(string: running.baseURL)?.port)
+            let answer = try await blocking {
+                try rawExchange(port: port, "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nmemberid=1")
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer)")
+            #expect(answer.hasSuffix("body too large"), "\(answer)")
+            #expect(try await running.daemon.store.head().sequence == 0)
         }
     }
 
@@ -133,4 +152,39 @@ struct NotifyEndpointTests {
             #expect(metrics.contains("ledger_events_appended_total"))
         }
     }
+}
+
+/// Sends raw bytes to a loopback port and reads one response (head and a Content-Length body), or what arrived
+/// before the peer closed or 20 seconds passed.
+func rawExchange(port: Int, _ request: String) throws -> String {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("cannot connect to port \(port)") }
+    var timeout = timeval(tv_sec: 20, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let bytes = Array(request.utf8)
+    _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var received: [UInt8] = []
+    while true {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { break }
+        received += chunk[..<count]
+        let text = String(decoding: received, as: UTF8.self)
+        if let end = text.range(of: "\r\n\r\n"),
+            let lengthLine = text[..<end.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+            let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+            text.utf8.count - text[..<end.upperBound].utf8.count >= length
+        {
+            break
+        }
+    }
+    return String(decoding: received, as: UTF8.self)
 }

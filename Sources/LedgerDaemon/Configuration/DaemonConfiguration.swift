@@ -236,7 +236,15 @@ extension DaemonConfiguration {
         store.mapSizeMax = try values.int("store.mapSizeMax", range: (1 << 20)...(1 << 44)) ?? store.mapSizeMax
         store.batchCountMax = try values.int("store.batchCountMax", range: 1...100_000) ?? store.batchCountMax
         store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
-        store.mapSize = min(store.mapSize, store.mapSizeMax)
+        // The initial map: small maps grow by doubling (MDB_MAP_FULL), so a tiny one only costs a few growths.
+        if let mapSize = try values.int("store.mapSize", range: (1 << 16)...(1 << 44)) {
+            guard mapSize <= store.mapSizeMax else {
+                throw ConfigurationError(key: "store.mapSize", message: "must not exceed store.mapSizeMax (\(store.mapSizeMax))")
+            }
+            store.mapSize = mapSize
+        } else {
+            store.mapSize = min(store.mapSize, store.mapSizeMax)
+        }
         configuration.store = store
 
         // The control socket's keys go through the same providers (file, environment, flags).

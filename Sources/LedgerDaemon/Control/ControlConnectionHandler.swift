@@ -15,6 +15,8 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     private var tasks: [UInt64: Task<Void, Never>] = [:]
     private var nextTask: UInt64 = 0
     private var closed = false
+    /// Set when the client shut down its write side: the connection closes once the requests in flight answered.
+    private var inputClosed: ChannelHandlerContext?
 
     init(methods: ControlMethods, settings: ControlSettings, logger: Logger) {
         self.methods = methods
@@ -116,6 +118,7 @@ final class ControlConnectionHandler: ChannelInboundHandler {
 
     private func finished(_ taskId: UInt64) {
         self.tasks[taskId] = nil
+        if self.tasks.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
     }
 
     /// Checks the envelope (JSON-RPC 2.0 §4): `jsonrpc` "2.0", a string `method`, an id that is a string, a number
@@ -188,6 +191,13 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             // A subscriber or a long rebuild is legitimately quiet; only a connection with nothing running idles.
+            if self.tasks.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if case ChannelEvent.inputClosed = event {
+            // The line framer has already passed on a last line without its newline; answer what is running,
+            // then close.
+            self.inputClosed = context
             if self.tasks.isEmpty { context.close(promise: nil) }
             return
         }

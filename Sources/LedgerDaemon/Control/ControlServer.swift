@@ -85,6 +85,9 @@ public struct ControlServer: Service {
         return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
+            // A client that writes its requests and then shuts down its write side (`socat`, `nc -N`, a script
+            // piping a file) still reads the answers: the connection closes once they are written, not at EOF.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 let open = methods.connections.wrappingAdd(1, ordering: .relaxed).newValue
                 connections.add(channel)

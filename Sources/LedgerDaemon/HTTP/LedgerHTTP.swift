@@ -123,6 +123,12 @@ public func buildLedgerRouter(
     let rejectLog = RateLimitedLog(perMinute: limits.rejectLogPerMinute)
 
     router.post("/notify") { request, context -> Response in
+        // A body announced larger than the bound is refused before any of it is read, so the client hears 413 at
+        // once instead of sending (or pretending to send) the whole body first.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.form.bodyBytesMax {
+            metrics.notificationRejected()
+            return NotifyReply.tooLarge.response
+        }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: limits.form.bodyBytesMax)

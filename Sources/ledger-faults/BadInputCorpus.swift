@@ -1,0 +1,585 @@
+import LedgerCore
+
+/// What a corpus case sends.
+enum Probe: Sendable {
+    /// `POST /notify` with exactly these body bytes (form content type).
+    case notify([UInt8])
+    /// `POST /notify` with these body bytes and these headers instead of the form content type.
+    case notifyWithHeaders([UInt8], [String])
+    /// A whole raw HTTP request.
+    case http([UInt8])
+    /// Request headers dribbled a few bytes at a time and never finished.
+    case slowHeaders
+    /// A request whose body stops halfway and never resumes.
+    case stalledBody
+    /// `count` idle connections held open while a valid notification for `orderId` is sent on one more.
+    case manyConnections(count: Int, orderId: String)
+    /// Raw bytes on a fresh control connection (with their own newlines).
+    case control([UInt8])
+    /// Raw bytes on a fresh control connection, then the connection's write side is closed.
+    case controlHalfClose([UInt8])
+    /// `control.connectionsMax` connections held open, and one more.
+    case controlConnectionFlood
+}
+
+/// The answer a case must get: the daemon's specified one, read from its code (`NotifyReply`, `ControlError`).
+enum Expected: Sendable, Equatable {
+    /// This HTTP status and exactly this body.
+    case http(Int, String)
+    /// The connection is closed by the daemon without any answer.
+    case closedWithoutAnswer
+    /// A JSON-RPC error with this code.
+    case rpcError(Int)
+    /// A JSON-RPC error with this code, and then the daemon closes the connection.
+    case rpcErrorThenClose(Int)
+    /// A JSON-RPC result for the request with id 1 (and nothing answered for anything else sent).
+    case rpcResult
+}
+
+/// What the ledger must hold after a case: the order's state and a review flag it must carry.
+struct Aftermath: Sendable {
+    var orderId: String
+    var state: String
+    var flag: String? = nil
+    var callbacksReceived: Int? = nil
+}
+
+/// One hostile, malformed or odd input with its specified answer.
+struct CorpusCase: Sendable {
+    var name: String
+    var probe: Probe
+    var expected: Expected
+    /// Events the case must append to the log: 0 for bodies refused unrecorded, 1 for a recorded notification.
+    var appends: Int?
+    var after: Aftermath?
+
+    init(_ name: String, _ probe: Probe, _ expected: Expected, appends: Int? = nil, after: Aftermath? = nil) {
+        self.name = name
+        self.probe = probe
+        self.expected = expected
+        self.appends = appends
+        self.after = after
+    }
+}
+
+/// The corpus. Orders `C01`…`C40` exist (12.50 each) when it runs; answers are the daemon's exact bodies.
+enum BadInputCorpus {
+    static let ok = Expected.http(200, "OK")
+    static let malformed = Expected.http(400, "malformed notification")
+    static let tooLarge = Expected.http(413, "body too large")
+    static let badSignature = Expected.http(403, "bad signature")
+    static let foreignMember = Expected.http(403, "foreign member id")
+    static let unknownOrder = Expected.http(404, "unknown order")
+
+    static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+    static func fields(
+        _ orderId: String,
+        amount: String = "12.5000",
+        transactionId: String? = nil,
+        returnCode: String = "00",
+        memberId: String = Merchant.memberId,
+        key: MerchantKey = Merchant.key
+    ) -> [FormField] {
+        Notification.fields(
+            orderId: orderId,
+            amount: amount,
+            transactionId: transactionId,
+            returnCode: returnCode,
+            memberId: memberId,
+            key: key
+        )
+    }
+    static func body(_ fields: [FormField]) -> [UInt8] { Self.bytes(Notification.body(fields)) }
+    static func body(_ orderId: String) -> [UInt8] { Self.body(Self.fields(orderId)) }
+
+    /// The fields of a valid notification with `name` removed.
+    static func without(_ orderId: String, _ name: String) -> [UInt8] {
+        Self.body(Self.fields(orderId).filter { $0.name != name })
+    }
+
+    /// A valid notification with its signature replaced.
+    static func signed(_ orderId: String, _ transform: (String) -> String) -> [UInt8] {
+        var fields = Self.fields(orderId)
+        fields[fields.count - 1].value = transform(fields[fields.count - 1].value)
+        return Self.body(fields)
+    }
+
+    /// A valid notification with `attach` placed before the signature: the gateway concatenates it raw.
+    static func attached(_ orderId: String, _ attach: String) -> [UInt8] {
+        var fields = Self.fields(orderId)
+        fields.insert(FormField("attach", attach), at: fields.count - 1)
+        return Self.body(fields)
+    }
+
+    static func control(_ text: String) -> Probe { .control(Self.bytes(text + "\n")) }
+    static func request(_ method: String, _ params: String) -> Probe {
+        Self.control(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#)
+    }
+
+    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases
+
+    static let notifyCases: [CorpusCase] = [
+        CorpusCase(
+            "valid notification",
+            .notify(Self.body("C01")),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C01", state: "paid")
+        ),
+        CorpusCase("empty body", .notify([]), Self.malformed, appends: 0),
+        CorpusCase("only memberid", .notify(Self.bytes("memberid=10001")), Self.malformed, appends: 0),
+        CorpusCase("missing sign", .notify(Self.without("C02", "sign")), Self.malformed, appends: 0),
+        CorpusCase("missing orderid", .notify(Self.without("C02", "orderid")), Self.malformed, appends: 0),
+        CorpusCase("missing returncode", .notify(Self.without("C02", "returncode")), Self.malformed, appends: 0),
+        CorpusCase(
+            "empty sign",
+            .notify(Self.signed("C02") { _ in "" }),
+            Self.badSignature,
+            appends: 1,
+            after: Aftermath(orderId: "C02", state: "created")
+        ),
+        CorpusCase(
+            "lower-case signature",
+            .notify(Self.signed("C02") { $0.lowercased() }),
+            Self.badSignature,
+            appends: 1,
+            after: Aftermath(orderId: "C02", state: "created")
+        ),
+        CorpusCase(
+            "forged signature",
+            .notify(Self.signed("C02") { _ in String(repeating: "0", count: 32) }),
+            Self.badSignature,
+            appends: 1
+        ),
+        CorpusCase(
+            "signature with a trailing space",
+            .notify(Self.signed("C02") { $0 + "%20" }),
+            Self.badSignature,
+            appends: 1
+        ),
+        CorpusCase(
+            "signed with another key",
+            .notify(Self.body(Self.fields("C02", key: Merchant.otherKey))),
+            Self.badSignature,
+            appends: 1,
+            after: Aftermath(orderId: "C02", state: "created", callbacksReceived: 5)
+        ),
+        CorpusCase(
+            "repeated orderid",
+            .notify(Self.body("C03") + Self.bytes("&orderid=C04")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase("repeated sign", .notify(Self.body("C03") + Self.bytes("&sign=00")), Self.malformed, appends: 0),
+        CorpusCase(
+            "invalid percent escape",
+            .notify(Self.body("C03") + Self.bytes("&x=%ZZ")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "truncated percent escape",
+            .notify(Self.body("C03") + Self.bytes("&x=%4")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "raw non-UTF-8 byte",
+            .notify(Self.body("C03") + Self.bytes("&x=") + [0xFF, 0xFE]),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "escaped non-UTF-8 byte",
+            .notify(Self.body("C03") + Self.bytes("&x=%FF")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "overlong UTF-8 '/'",
+            .notify(Self.body("C03") + Self.bytes("&x=%C0%AF")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "body of 8193 bytes",
+            .notify(Self.body("C03") + Self.bytes("&x=" + String(repeating: "a", count: 8193))),
+            Self.tooLarge,
+            appends: 0
+        ),
+        CorpusCase(
+            "body of 1 MiB",
+            .notify(Self.bytes(String(repeating: "a", count: 1 << 20))),
+            Self.tooLarge,
+            appends: 0
+        ),
+        CorpusCase(
+            "33 fields",
+            .notify(Self.body("C03") + Self.bytes((0..<26).map { "&f\($0)=1" }.joined())),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "value of 2049 bytes",
+            .notify(Self.body("C03") + Self.bytes("&x=" + String(repeating: "b", count: 2049))),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase("empty field name", .notify(Self.body("C03") + Self.bytes("&=x")), Self.malformed, appends: 0),
+        CorpusCase("orderid with a path", .notify(Self.body("../../etc/passwd")), Self.malformed, appends: 0),
+        CorpusCase(
+            "orderid of 21 characters",
+            .notify(Self.body(String(repeating: "C", count: 21))),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase("NUL in orderid", .notify(Self.body("C03%00")), Self.malformed, appends: 0),
+        CorpusCase(
+            "byte-order mark before the body",
+            .notify([0xEF, 0xBB, 0xBF] + Self.body("C03")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "upper-case field names",
+            .notify(Self.bytes(Notification.body(Self.fields("C03")).uppercased())),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "JSON instead of a form",
+            .notifyWithHeaders(
+                Self.bytes(#"{"memberid":"10001","orderid":"C03"}"#),
+                ["Content-Type: application/json"]
+            ),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase("unknown order, validly signed", .notify(Self.body("NOSUCHORDER")), Self.unknownOrder, appends: 1),
+        CorpusCase(
+            "foreign member id, validly signed",
+            .notify(Self.body(Self.fields("C04", memberId: "99999"))),
+            Self.foreignMember,
+            appends: 1,
+            after: Aftermath(orderId: "C04", state: "created", flag: "member-mismatch")
+        ),
+        CorpusCase(
+            "amount 1e3",
+            .notify(Self.body(Self.fields("C05", amount: "1e3"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C05", state: "created", flag: "amount-mismatch")
+        ),
+        CorpusCase(
+            "amount -1",
+            .notify(Self.body(Self.fields("C06", amount: "-1"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C06", state: "created", flag: "amount-mismatch")
+        ),
+        CorpusCase(
+            "amount 0.001",
+            .notify(Self.body(Self.fields("C07", amount: "0.001"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C07", state: "created", flag: "amount-mismatch")
+        ),
+        CorpusCase(
+            "amount 12.50001 (five decimals)",
+            .notify(Self.body(Self.fields("C08", amount: "12.50001"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C08", state: "created", flag: "amount-mismatch")
+        ),
+        CorpusCase(
+            "amount 12.5 equals 12.50",
+            .notify(Self.body(Self.fields("C09", amount: "12.5"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C09", state: "paid")
+        ),
+        CorpusCase(
+            "returncode 01",
+            .notify(Self.body(Self.fields("C10", returnCode: "01"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C10", state: "created")
+        ),
+        CorpusCase(
+            "attach reframed into a second amount",
+            .notify(Self.attached("C11", "x&amount=0.01")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "attach reframed into a second orderid",
+            .notify(Self.attached("C11", "x&orderid=C12")),
+            Self.malformed,
+            appends: 0
+        ),
+        CorpusCase(
+            "attach reframed into an extra field",
+            .notify(Self.attached("C11", "x&note=1")),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C11", state: "paid")
+        ),
+        CorpusCase(
+            "attach with '=' in it",
+            .notify(Self.attached("C12", "a=b=c")),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C12", state: "paid")
+        ),
+        CorpusCase(
+            "'+' in a signed value arrives as a space",
+            .notify(Self.body(Self.fields("C13", transactionId: "T+13"))),
+            Self.badSignature,
+            appends: 1,
+            after: Aftermath(orderId: "C13", state: "created")
+        ),
+        CorpusCase(
+            "text/plain content type",
+            .notifyWithHeaders(Self.body("C14"), ["Content-Type: text/plain"]),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C14", state: "paid")
+        ),
+        CorpusCase(
+            "chunked body",
+            .http(
+                Self.bytes(
+                    "POST /notify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+                )
+                    + Self.chunked(Self.body("C15"))
+            ),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C15", state: "paid")
+        ),
+        CorpusCase(
+            "conflicting transaction after paid",
+            .notify(Self.body(Self.fields("C01", transactionId: "OTHER1"))),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C01", state: "paid", flag: "conflicting-transaction")
+        ),
+        CorpusCase(
+            "duplicate after paid",
+            .notify(Self.body("C01")),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C01", state: "paid", callbacksReceived: 3)
+        ),
+        CorpusCase(
+            "Content-Length over the limit, body not sent",
+            .http(
+                Self.bytes(
+                    "POST /notify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100000000\r\n\r\nmemberid=1"
+                )
+            ),
+            Self.tooLarge,
+            appends: 0
+        ),
+        CorpusCase("slowloris: headers never finished", .slowHeaders, .closedWithoutAnswer, appends: 0),
+        CorpusCase("body stalls halfway", .stalledBody, .closedWithoutAnswer, appends: 0),
+        CorpusCase(
+            "300 idle connections, then a valid notification",
+            .manyConnections(count: 300, orderId: "C16"),
+            Self.ok,
+            appends: 1,
+            after: Aftermath(orderId: "C16", state: "paid")
+        ),
+    ]
+
+    static let controlCases: [CorpusCase] = [
+        CorpusCase("control: not JSON", Self.control("hello"), .rpcError(-32700)),
+        CorpusCase(
+            "control: truncated JSON",
+            Self.control(#"{"jsonrpc":"2.0","id":1,"method":"order.get""#),
+            .rpcError(-32700)
+        ),
+        CorpusCase(
+            "control: non-UTF-8 in a string",
+            .control(
+                Self.bytes(#"{"jsonrpc":"2.0","id":1,"method":"order.get","params":{"orderId":""#) + [0xC3, 0x28]
+                    + Self.bytes("\"}}\n")
+            ),
+            .rpcError(-32700)
+        ),
+        CorpusCase(
+            "control: nesting 100 deep",
+            Self.request("order.get", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)),
+            .rpcError(-32700)
+        ),
+        CorpusCase(
+            "control: byte-order mark",
+            .control([0xEF, 0xBB, 0xBF] + Self.bytes(#"{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}"# + "\n")),
+            .rpcError(-32700)
+        ),
+        CorpusCase(
+            "control: repeated member",
+            Self.control(#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ledger.stats"}"#),
+            .rpcError(-32700)
+        ),
+        CorpusCase("control: empty batch", Self.control("[]"), .rpcError(-32600)),
+        CorpusCase(
+            "control: batch",
+            Self.control(#"[{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}]"#),
+            .rpcError(-32600)
+        ),
+        CorpusCase("control: a number", Self.control("42"), .rpcError(-32600)),
+        CorpusCase("control: null", Self.control("null"), .rpcError(-32600)),
+        CorpusCase("control: no jsonrpc member", Self.control(#"{"id":1,"method":"ledger.stats"}"#), .rpcError(-32600)),
+        CorpusCase(
+            "control: jsonrpc 1.0",
+            Self.control(#"{"jsonrpc":"1.0","id":1,"method":"ledger.stats"}"#),
+            .rpcError(-32600)
+        ),
+        CorpusCase(
+            "control: method is a number",
+            Self.control(#"{"jsonrpc":"2.0","id":1,"method":7}"#),
+            .rpcError(-32600)
+        ),
+        CorpusCase(
+            "control: id is an object",
+            Self.control(#"{"jsonrpc":"2.0","id":{},"method":"ledger.stats"}"#),
+            .rpcError(-32600)
+        ),
+        CorpusCase(
+            "control: unknown member",
+            Self.control(#"{"jsonrpc":"2.0","id":1,"method":"ledger.stats","extra":1}"#),
+            .rpcError(-32600)
+        ),
+        CorpusCase("control: params is a string", Self.request("ledger.stats", #""x""#), .rpcError(-32600)),
+        CorpusCase("control: params is an array", Self.request("order.get", #"["C01"]"#), .rpcError(-32602)),
+        CorpusCase("control: unknown method", Self.request("order.delete", "{}"), .rpcError(-32601)),
+        CorpusCase("control: case-altered method", Self.request("Order.Get", #"{"orderId":"C01"}"#), .rpcError(-32601)),
+        CorpusCase("control: missing orderId", Self.request("order.get", "{}"), .rpcError(-32602)),
+        CorpusCase("control: orderId is a number", Self.request("order.get", #"{"orderId":1}"#), .rpcError(-32602)),
+        CorpusCase(
+            "control: unknown parameter",
+            Self.request("order.get", #"{"orderId":"C01","verbose":true}"#),
+            .rpcError(-32602)
+        ),
+        CorpusCase("control: unknown order", Self.request("order.get", #"{"orderId":"NOPE"}"#), .rpcError(-32001)),
+        CorpusCase(
+            "control: amount 1e3",
+            Self.request("order.create", #"{"orderId":"X1","amount":"1e3","bankCode":"940","productName":"p"}"#),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: amount -1",
+            Self.request("order.create", #"{"orderId":"X1","amount":"-1","bankCode":"940","productName":"p"}"#),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: amount 0.001",
+            Self.request("order.create", #"{"orderId":"X1","amount":"0.001","bankCode":"940","productName":"p"}"#),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: amount 0",
+            Self.request("order.create", #"{"orderId":"X1","amount":"0","bankCode":"940","productName":"p"}"#),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: amount as a JSON number",
+            Self.request("order.create", #"{"orderId":"X1","amount":12.5,"bankCode":"940","productName":"p"}"#),
+            .rpcError(-32602),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: '&' and '=' in attach",
+            Self.request(
+                "order.create",
+                #"{"orderId":"X1","amount":"1.00","bankCode":"940","productName":"p","attach":"a&amount=0.01"}"#
+            ),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: orderId of 21 characters",
+            Self.request(
+                "order.create",
+                #"{"orderId":"XXXXXXXXXXXXXXXXXXXXX","amount":"1.00","bankCode":"940","productName":"p"}"#
+            ),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: unknown bank code",
+            Self.request("order.create", #"{"orderId":"X1","amount":"1.00","bankCode":"999","productName":"p"}"#),
+            .rpcError(-32003),
+            appends: 0
+        ),
+        CorpusCase(
+            "control: existing order, other amount",
+            Self.request(
+                "order.create",
+                #"{"orderId":"C01","amount":"99.00","bankCode":"940","productName":"fault suite"}"#
+            ),
+            .rpcError(-32002),
+            appends: 0
+        ),
+        CorpusCase("control: events.read limit 0", Self.request("events.read", #"{"limit":0}"#), .rpcError(-32602)),
+        CorpusCase(
+            "control: order.list unknown state",
+            Self.request("order.list", #"{"status":"refunded"}"#),
+            .rpcError(-32602)
+        ),
+        CorpusCase(
+            "control: line over control.lineBytesMax",
+            .control(
+                Self.bytes(
+                    #"{"jsonrpc":"2.0","id":1,"method":"ledger.stats","params":{"x":""#
+                        + String(repeating: "x", count: 70_000) + "\"}}\n"
+                )
+            ),
+            .rpcErrorThenClose(-32010)
+        ),
+        CorpusCase(
+            "control: notification then request",
+            .control(
+                Self.bytes(
+                    #"{"jsonrpc":"2.0","method":"order.get","params":{}}"# + "\n"
+                        + #"{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}"# + "\n"
+                )
+            ),
+            .rpcResult
+        ),
+        CorpusCase(
+            "control: empty lines then request",
+            .control(Self.bytes("\n\r\n\n" + #"{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}"# + "\n")),
+            .rpcResult
+        ),
+        CorpusCase(
+            "control: CRLF line end",
+            .control(Self.bytes(#"{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}"# + "\r\n")),
+            .rpcResult
+        ),
+        CorpusCase(
+            "control: last line without newline",
+            .controlHalfClose(Self.bytes(#"{"jsonrpc":"2.0","id":1,"method":"ledger.stats"}"#)),
+            .rpcResult
+        ),
+        CorpusCase(
+            "control: one connection over control.connectionsMax",
+            .controlConnectionFlood,
+            .rpcErrorThenClose(-32011)
+        ),
+    ]
+
+    static func chunked(_ body: [UInt8]) -> [UInt8] {
+        let half = body.count / 2
+        var out: [UInt8] = []
+        for part in [Array(body[..<half]), Array(body[half...])] {
+            out += Self.bytes(String(part.count, radix: 16) + "\r\n") + part + Self.bytes("\r\n")
+        }
+        return out + Self.bytes("0\r\n\r\n")
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import LedgerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A JSON-RPC error answer, with the code and the stable name the daemon sent.
+struct RPCError: Error, CustomStringConvertible {
+    var code: Int
+    var name: String
+    var message: String
+
+    var description: String { "\(self.code) \(self.name): \(self.message)" }
+}
+
+/// Why talking to a process failed: it is gone, it closed the connection, or it answered nonsense.
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs blocking work (socket reads, process waits) on its own thread, so it never holds one of the two
+/// cooperative threads the HTTP senders need.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+}
+
+/// A blocking connection to a Unix stream socket: raw bytes out, lines in, with a receive timeout. The control
+/// socket's client for the suite, and its tool for hostile input (raw lines, half lines, floods).
+final class ControlConnection: @unchecked Sendable {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    private var nextId = 1
+
+    init(_ path: String, timeoutSeconds: Int = 30) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket(): \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw HarnessError("the socket path \(path) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw HarnessError("connect \(path): \(String(cString: strerror(code)))")
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        self.fd = fd
+    }
+
+    deinit { close(self.fd) }
+
+    /// Writes every byte; false once the peer has closed.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
+    }
+
+    /// The next line without its newline, or nil at the end of the stream, a reset or the receive timeout.
+    func readLine() -> [UInt8]? {
+        while true {
+            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(self.buffer[..<newline])
+                self.buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            self.buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// The next message (a response or a notification), or nil when the stream ended.
+    func readMessage() throws -> JSONValue? {
+        guard let line = self.readLine() else { return nil }
+        do {
+            return try JSONParser.parse(
+                line,
+                limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28, membersMax: 1 << 20)
+            )
+        } catch {
+            throw HarnessError(
+                "the daemon wrote a line that is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"
+            )
+        }
+    }
+
+    /// Whether the peer closed the connection (after any lines it still had buffered), within the receive timeout.
+    func closedByPeer() -> Bool {
+        while true {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    /// Sends one request and returns the whole response (`result` or `error`), skipping notifications.
+    func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+        let id = self.nextId
+        self.nextId += 1
+        let request: JSONValue = [
+            "jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params),
+        ]
+        guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
+            throw HarnessError("the control socket closed")
+        }
+        while true {
+            guard let message = try self.readMessage() else {
+                throw HarnessError("the control socket closed before answering \(method)")
+            }
+            if message["id"] == .number(String(id)) { return message }
+        }
+    }
+
+    /// The result of one request, or its error thrown as `RPCError`.
+    func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+        try Self.unwrap(try self.call(method, params))
+    }
+
+    /// Sends the requests pipelined, keeping at most `inFlightMax` unanswered, and returns the responses in request
+    /// order. The window stays well under `control.requestsInFlightMax` (32 by default): the daemon counts a
+    /// request until its task has finished, a moment after the answer is written.
+    func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
+        let first = self.nextId
+        self.nextId += requests.count
+        var answers: [Int: JSONValue] = [:]
+        var sent = 0
+        func send(_ offset: Int) throws {
+            let (method, params) = requests[offset]
+            let request: JSONValue = [
+                "jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method),
+                "params": .object(params),
+            ]
+            guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
+                throw HarnessError("the control socket closed")
+            }
+        }
+        while sent < min(inFlightMax, requests.count) {
+            try send(sent)
+            sent += 1
+        }
+        while answers.count < requests.count {
+            guard let message = try self.readMessage() else {
+                throw HarnessError("the control socket closed with \(requests.count - answers.count) answers missing")
+            }
+            guard let id = message["id"]?.int64Value else { continue }
+            answers[Int(id)] = message
+            if sent < requests.count {
+                try send(sent)
+                sent += 1
+            }
+        }
+        return (0..<requests.count).map { answers[first + $0]! }
+    }
+
+    static func unwrap(_ response: JSONValue) throws -> JSONValue {
+        if let error = response["error"] {
+            throw RPCError(
+                code: Int(error["code"]?.int64Value ?? 0),
+                name: error["data"]?["name"]?.stringValue ?? "",
+                message: error["message"]?.stringValue ?? ""
+            )
+        }
+        guard let result = response["result"] else {
+            throw HarnessError("a response without result or error: \(response)")
+        }
+        return result
+    }
+}
+
+extension JSONValue {
+    /// A whole number member, or nil.
+    func int(_ key: String) -> Int? { self[key]?.int64Value.map { Int($0) } }
+    func string(_ key: String) -> String? { self[key]?.stringValue }
+}

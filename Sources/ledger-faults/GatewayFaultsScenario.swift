@@ -1,0 +1,282 @@
+import Foundation
+import LedgerCore
+
+/// Gateway faults through the simulator, both as real processes: dropped, duplicated, delayed, tampered and
+/// badly signed notifications; 5xx, HTML, timed-out, error-envelope and badly signed query replies; SUCCESS then
+/// NOTPAY; an order never paid. The ledger converges to the simulator's truth and no paid order ever goes back.
+///
+/// The same faults run in-process in `EndToEndTests`; here they cross real process boundaries, the daemon reads its
+/// configuration file, and the simulator is driven through its `/sim` routes.
+struct GatewayFaultsScenario {
+    let binaries: Binaries
+    let directory: String
+
+    /// An order, what the simulator does to it, and what the ledger must end with.
+    struct Case {
+        var orderId: String
+        var name: String
+        var payFields: String?
+        var queryFault: String?
+        var state: String
+        var source: String?
+        var firstQueryOutcome: String?
+    }
+
+    static let cases: [Case] = [
+        Case(orderId: "G01", name: "notification delivered", payFields: "", state: "paid", source: "callback"),
+        Case(orderId: "G02", name: "notification dropped", payFields: "&drop=1", state: "paid", source: "query"),
+        Case(
+            orderId: "G03",
+            name: "notification sent 5 times at once",
+            payFields: "&copies=5",
+            state: "paid",
+            source: "callback"
+        ),
+        Case(
+            orderId: "G04",
+            name: "notification delayed past the first query",
+            payFields: "&delayms=6000",
+            state: "paid",
+            source: "query"
+        ),
+        Case(
+            orderId: "G05",
+            name: "notification amount tampered",
+            payFields: "&tamper=1",
+            state: "paid",
+            source: "query"
+        ),
+        Case(
+            orderId: "G06",
+            name: "notification signature broken",
+            payFields: "&breaksign=1",
+            state: "paid",
+            source: "query"
+        ),
+        Case(
+            orderId: "G07",
+            name: "query answered 502",
+            payFields: "&drop=1",
+            queryFault: "server-error",
+            state: "paid",
+            source: "query",
+            firstQueryOutcome: "unreadable"
+        ),
+        Case(
+            orderId: "G08",
+            name: "query answered with HTML",
+            payFields: "&drop=1",
+            queryFault: "html",
+            state: "paid",
+            source: "query",
+            firstQueryOutcome: "unreadable"
+        ),
+        Case(
+            orderId: "G09",
+            name: "query times out",
+            payFields: "&drop=1",
+            queryFault: "timeout",
+            state: "paid",
+            source: "query",
+            firstQueryOutcome: "transport-error"
+        ),
+        Case(
+            orderId: "G10",
+            name: "query reply badly signed",
+            payFields: "&drop=1",
+            queryFault: "bad-signature",
+            state: "paid",
+            source: "query",
+            firstQueryOutcome: "bad-signature"
+        ),
+        Case(
+            orderId: "G11",
+            name: "query answered with an error envelope",
+            payFields: "&drop=1",
+            queryFault: "error-envelope",
+            state: "paid",
+            source: "query",
+            firstQueryOutcome: "gateway-error"
+        ),
+        Case(
+            orderId: "G12",
+            name: "SUCCESS, then the gateway says NOTPAY",
+            payFields: "",
+            state: "paid",
+            source: "callback"
+        ),
+        Case(orderId: "G13", name: "never paid", payFields: nil, state: "expired"),
+    ]
+
+    func run() async throws -> ScenarioReport {
+        var report = ScenarioReport("gateway faults")
+        let simulator = try SimulatorProcess(binaries: self.binaries, directory: self.directory)
+        try await simulator.start()
+        defer { Task { [simulator] in await simulator.stop() } }
+        let daemon = try DaemonProcess(
+            binaries: self.binaries,
+            directory: self.directory,
+            gatewayURL: simulator.url,
+            extra: [
+                "poll": [
+                    "firstDelayMs": 2000, "backoffBaseMs": 200, "backoffCapMs": 600, "deadlineMs": 15000,
+                    "attemptTimeoutMs": 1000,
+                ]
+            ]
+        )
+        try await daemon.start()
+        let http = HTTP()
+        defer { Task { await http.shutdown() } }
+        for gatewayCase in Self.cases {
+            let created = try await daemon.call(
+                "order.create",
+                [
+                    "orderId": .string(gatewayCase.orderId), "amount": "12.50", "bankCode": "940",
+                    "productName": "fault suite",
+                ]
+            )
+            // The buyer's browser submits the signed form to the gateway.
+            let fields = (created["fields"]?.objectValue.map { Array($0) } ?? []).map {
+                FormField($0.0, $0.1.stringValue ?? "")
+            }
+            let submitted = try await http.post(created.string("gatewayUrl") ?? "", FormCoding.encode(fields))
+            guard submitted.status == 200 else {
+                report.fail("\(gatewayCase.orderId): the gateway refused the order: \(submitted)")
+                continue
+            }
+            if let fault = gatewayCase.queryFault {
+                _ = try await http.post(
+                    simulator.url + "/sim/query-fault",
+                    "orderid=\(gatewayCase.orderId)&fault=\(fault)&count=1"
+                )
+            }
+            if let pay = gatewayCase.payFields {
+                let paid = try await http.post(simulator.url + "/sim/pay", "orderid=\(gatewayCase.orderId)" + pay)
+                if paid.status != 200 { report.fail("\(gatewayCase.orderId): the simulator did not pay: \(paid)") }
+            }
+        }
+        // SUCCESS then NOTPAY: once G12 is paid, the gateway's queries say NOTPAY; the ledger asks at once.
+        let g12Paid = try await eventually {
+            try await daemon.call("order.get", ["orderId": "G12"]).string("state") == "paid"
+        }
+        _ = try await http.post(simulator.url + "/sim/query-fault", "orderid=G12&fault=unpaid")
+        let requery = try? await daemon.call("order.queryNow", ["orderId": "G12"])
+        report.check(
+            g12Paid && requery?.string("classification") != nil,
+            "G12: paid \(g12Paid), queryNow answered \(requery ?? .null)"
+        )
+
+        for gatewayCase in Self.cases {
+            let converged = try await eventually(seconds: 60) {
+                try await daemon.call("order.get", ["orderId": .string(gatewayCase.orderId)]).string("state")
+                    == gatewayCase.state
+            }
+            let state = try await daemon.call("order.get", ["orderId": .string(gatewayCase.orderId)])
+            let history =
+                try await daemon.call("order.history", ["orderId": .string(gatewayCase.orderId)])["entries"]?.arrayValue
+                ?? []
+            var problems: [String] = []
+            if !converged { problems.append("is \(state.string("state") ?? "?"), the truth is \(gatewayCase.state)") }
+            if let source = gatewayCase.source, state["payment"]?.string("source") != source {
+                problems.append("paid by \(state["payment"]?.string("source") ?? "nothing"), expected by \(source)")
+            }
+            if state["payment"]?.string("amount").map({ $0 == "12.5000" || $0 == "12.50" }) == false {
+                problems.append("paid amount \(state["payment"]?.string("amount") ?? "")")
+            }
+            // No paid order ever goes back.
+            var wasPaid = false
+            for entry in history {
+                let after = entry.string("stateAfter")
+                if wasPaid && after != "paid" { problems.append("went back from paid to \(after ?? "?")") }
+                if after == "paid" { wasPaid = true }
+            }
+            if let expected = gatewayCase.firstQueryOutcome {
+                let first = history.compactMap { entry -> String? in
+                    guard entry["event"]?.string("type") == "query.result.v1",
+                        let outcome = entry["event"]?["data"]?["outcome"]
+                    else { return nil }
+                    if outcome.string("kind") == "reply" {
+                        return outcome.string("verdict") == "valid" ? "reply" : "bad-signature"
+                    }
+                    return outcome.string("kind")
+                }.first
+                if first != expected {
+                    problems.append("first query recorded as \(first ?? "none"), expected \(expected)")
+                }
+            }
+            problems += try await self.specifics(gatewayCase, state: state, simulator: simulator, http: http)
+            report.check(
+                problems.isEmpty,
+                "\(gatewayCase.orderId) (\(gatewayCase.name)): " + problems.joined(separator: "; ")
+            )
+        }
+        // The ledger agrees with the gateway about every order.
+        let truth = try await http.get(simulator.url + "/sim/orders")
+        let simOrders =
+            (try? JSONParser.parse(truth.body))?["orders"]?.arrayValue ?? (try? JSONParser.parse(truth.body))?
+            .arrayValue ?? []
+        var disagreements: [String] = []
+        for order in simOrders {
+            guard let orderId = order.string("orderid") ?? order.string("orderId") else { continue }
+            let paidAtGateway = order["paid"] == .bool(true)
+            let ledgerState = try await daemon.call("order.get", ["orderId": .string(orderId)]).string("state")
+            if paidAtGateway != (ledgerState == "paid") {
+                disagreements.append("\(orderId): gateway paid \(paidAtGateway), ledger \(ledgerState ?? "?")")
+            }
+        }
+        report.check(
+            simOrders.count == Self.cases.count && disagreements.isEmpty,
+            "the ledger disagrees with the gateway (\(simOrders.count) orders): \(disagreements)"
+        )
+        let verification = try await blocking { [daemon] in try AckChecker.verify(try daemon.control()) }
+        report.check(verification.isEmpty, verification.joined(separator: "; "))
+        await daemon.stop()
+        await simulator.stop()
+        report.figures = ["\(Self.cases.count) orders", "\(simOrders.count) gateway orders agree with the ledger"]
+        return report
+    }
+
+    /// Checks particular to one case.
+    func specifics(_ gatewayCase: Case, state: JSONValue, simulator: SimulatorProcess, http: HTTP) async throws
+        -> [String]
+    {
+        var problems: [String] = []
+        let flags = state["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let callbacks = state["callbacks"]
+        switch gatewayCase.orderId {
+        case "G03":
+            let done = try await eventually {
+                try await self.callbackCount(gatewayCase.orderId, simulator: simulator, http: http) == 5
+            }
+            if !done { problems.append("the gateway's 5 copies were not all acknowledged") }
+            if callbacks?.int("accepted") != 1 {
+                problems.append(
+                    "accepted \(callbacks?.int("accepted") ?? -1) callbacks, exactly one may change the state"
+                )
+            }
+        case "G04":
+            // The delayed notification arrives after the query paid the order: a duplicate, acknowledged.
+            let done = try await eventually(seconds: 60) {
+                try await self.callbackCount(gatewayCase.orderId, simulator: simulator, http: http) >= 1
+            }
+            if !done { problems.append("the delayed notification was never acknowledged") }
+        case "G05", "G06":
+            if (callbacks?.int("badSignature") ?? 0) < 1 { problems.append("no bad-signature callback in the audit") }
+            if !flags.isEmpty { problems.append("flags \(flags)") }
+        case "G12":
+            if !flags.contains("notpay-after-paid") { problems.append("no notpay-after-paid flag: \(flags)") }
+        default:
+            break
+        }
+        return problems
+    }
+
+    /// Notifications of one order the simulator saw acknowledged with `OK`.
+    func callbackCount(_ orderId: String, simulator: SimulatorProcess, http: HTTP) async throws -> Int {
+        let answer = try await http.get(simulator.url + "/sim/orders")
+        let parsed = try JSONParser.parse(answer.body)
+        let orders = parsed["orders"]?.arrayValue ?? parsed.arrayValue ?? []
+        let order = orders.first { ($0.string("orderid") ?? $0.string("orderId")) == orderId }
+        return order?.int("notificationsAcknowledged") ?? order?.int("notifications_acknowledged") ?? 0
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import LedgerCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Signed notification bodies as the gateway sends them: the fields concatenated without URL encoding.
+enum Notification {
+    static func fields(
+        orderId: String,
+        amount: String = "12.5000",
+        transactionId: String? = nil,
+        returnCode: String = "00",
+        memberId: String = Merchant.memberId,
+        key: MerchantKey = Merchant.key
+    ) -> [FormField] {
+        var fields = [
+            FormField("memberid", memberId), FormField("orderid", orderId), FormField("amount", amount),
+            FormField("transaction_id", transactionId ?? "T" + orderId), FormField("datetime", "20261127093000"),
+            FormField("returncode", returnCode),
+        ]
+        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: key)))
+        return fields
+    }
+
+    static func body(_ fields: [FormField]) -> String {
+        fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
+    }
+
+    static func body(orderId: String) -> String { Self.body(Self.fields(orderId: orderId)) }
+}
+
+/// One scenario's outcome for the summary table.
+struct ScenarioReport: Sendable {
+    var name: String
+    var cases = 0
+    var passed = 0
+    var figures: [String] = []
+    var failures: [String] = []
+    var skipped: String?
+
+    init(_ name: String) { self.name = name }
+
+    /// Counts one case, recording why it failed when it did.
+    mutating func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+        self.cases += 1
+        if condition {
+            self.passed += 1
+        } else {
+            self.fail(message())
+        }
+    }
+
+    mutating func fail(_ message: String) {
+        self.failures.append(message)
+        print("  FAILED [\(self.name)]: \(message)")
+        fflush(nil)
+    }
+
+    var ok: Bool { self.failures.isEmpty && self.passed == self.cases }
+}
+
+/// A seeded generator, so the kill schedule and the storm's timing choices of a failing run can be repeated.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { self.state = seed }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A value shared by concurrent tasks.
+final class Shared<Value: Sendable>: Sendable {
+    private let state: Mutex<Value>
+    init(_ value: Value) { self.state = Mutex(value) }
+    func with<T: Sendable>(_ body: (inout Value) -> T) -> T { self.state.withLock { body(&$0) } }
+    var value: Value { self.state.withLock { $0 } }
+}
+
+/// Waits (real time, bounded) until `condition` holds; the answer says whether it did.
+func eventually(seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+/// Prints a progress line at once (the suite runs for minutes; its output is read while it runs).
+func say(_ text: String) {
+    print(text)
+    fflush(nil)
+}
+
+/// Left-aligned table cells, the way `ledgerctl` prints tables.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    var widths = header.map(\.count)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { index, cell in
+            index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }
+    return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(
+        separator: "\n"
+    )
+}

@@ -1,0 +1,131 @@
+import Foundation
+import LedgerCore
+import LedgerStore
+import Testing
+
+/// The fault suite (`tools/fault-suite`), run as real processes: its short version passes, and its checker is not
+/// a rubber stamp.
+@Suite(.serialized) struct FaultSuiteTests {
+    /// The key `ledger-faults` gives every daemon it starts.
+    static let key = try! MerchantKey("fault-suite-key-2026")
+
+    static func executable() throws -> URL {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [
+            selfDirectory.appendingPathComponent("ledger-faults"),
+            root.appendingPathComponent(".build/debug/ledger-faults"),
+        ]
+        return try #require(
+            candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
+            "ledger-faults must be built next to the tests (swift build --build-tests)"
+        )
+    }
+
+    static func run(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = try Self.executable()
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// The short suite passes: 20 kill -9 cycles under load, a storm of 1,000 copies, the bad-input corpus,
+    /// storage faults and gateway faults, all against the real daemon and simulator.
+    @Test func shortSuitePasses() throws {
+        let (status, output) = try Self.run(["run", "--seed", "2026"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("cases passed"), "\(output)")
+        #expect(output.contains("20/20"), "\(output)")
+    }
+
+    /// A ledger with orders L1 (paid by one callback), L2 (no callback) and L3 (two different valid callbacks).
+    static func prepareLedger(_ path: String) async throws {
+        let store = try LMDBEventStore(path: path)
+        let settings = GatewaySettings(
+            memberId: "10001",
+            baseURL: "http://127.0.0.1:9",
+            notifyURL: "http://127.0.0.1:1/notify",
+            callbackURL: "http://127.0.0.1:1/return"
+        )
+        let now = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
+        func callback(_ orderId: String, _ transactionId: String) throws -> PendingEvent {
+            var fields = [
+                FormField("memberid", "10001"), FormField("orderid", orderId), FormField("amount", "12.5000"),
+                FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"),
+                FormField("returncode", "00"),
+            ]
+            fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: Self.key)))
+            let notification = try PaymentNotification.parse(
+                Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+            )
+            return PendingEvent(
+                recordedAt: now,
+                orderId: orderId,
+                payload: .callbackReceived(
+                    CallbackReceived(
+                        notification,
+                        remoteAddress: "127.0.0.1:1",
+                        verdict: notification.verify(key: Self.key),
+                        dialect: .document
+                    )
+                )
+            )
+        }
+        for orderId in ["L1", "L2", "L3"] {
+            let pay = try PayRequest.build(
+                OrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p"),
+                settings: settings,
+                key: Self.key,
+                appliedAt: now
+            ).get()
+            _ = try await store.append(
+                AppendRequest([
+                    PendingEvent(
+                        recordedAt: now,
+                        orderId: orderId,
+                        payload: .orderCreated(
+                            OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: .document)
+                        )
+                    )
+                ])
+            )
+        }
+        _ = try await store.append(AppendRequest([try callback("L1", "TL1")]))
+        _ = try await store.append(AppendRequest([try callback("L3", "TL3")]))
+        _ = try await store.append(AppendRequest([try callback("L3", "TL3-OTHER")]))
+        await store.close()
+    }
+
+    /// The checker is not a rubber stamp: an acknowledged callback the log does not hold, and an order whose
+    /// second, different callback was applied, both fail the check; a truthful file passes.
+    @Test func checkerCatchesViolations() async throws {
+        let directory = TestDirectory()
+        let dataDir = directory.path + "/ledger"
+        try await Self.prepareLedger(dataDir)
+        let ackFile = directory.path + "/acks"
+
+        try "L1 TL1\nL2 TL2\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
+        let (lostStatus, lostOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        #expect(lostStatus != 0)
+        #expect(
+            lostOutput.contains("the acknowledged callback for order L2 (transaction TL2) is not in the log"),
+            "\(lostOutput)"
+        )
+
+        try "L3 TL3\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
+        let (twiceStatus, twiceOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        #expect(twiceStatus != 0)
+        #expect(twiceOutput.contains("order L3: 2 callbacks in the log but 0 duplicates"), "\(twiceOutput)")
+
+        try "L1 TL1\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
+        let (okStatus, okOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        #expect(okStatus == 0, "\(okOutput)")
+    }
+}
