@@ -116,7 +116,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: self.binaries.ledgerd)
         process.arguments = ["run", "--config", self.directory + "/ledgerd.json", "--log-level", "warning"]
         if !FileManager.default.fileExists(atPath: self.logPath) {
-            FileManager.default.createFile(atPath: self.logPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: self.logPath, contents: nil)
         }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logPath))
         log.seekToEndOfFile()
@@ -234,7 +234,7 @@ final class SimulatorProcess: @unchecked Sendable {
                 directory + "/sim.key",
                 "--notify-retry-delay-ms", "200", "--notify-timeout-ms", "3000", "--log-level", "warning",
             ] + extraArguments
-        FileManager.default.createFile(atPath: directory + "/gateway-sim.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/gateway-sim.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/gateway-sim.log"))
         self.process.standardOutput = log
         self.process.standardError = log

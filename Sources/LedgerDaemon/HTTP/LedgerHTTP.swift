@@ -3,7 +3,7 @@ public import Hummingbird
 import LedgerCore
 import LedgerStore
 public import Logging
-public import NIOCore
+import NIOCore
 import Synchronization
 
 /// The request context of the daemon's HTTP endpoints: Hummingbird's, plus the peer's address, which every
