@@ -77,6 +77,7 @@ let package = Package(
             dependencies: [
                 "LedgerCore",
                 "LedgerStore",
+                "LedgerPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -194,6 +195,7 @@ let package = Package(
                 "LedgerDaemon",
                 "GatewaySimulator",
                 "LedgerStore",
+                "LedgerPostgres",
                 "LedgerCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -21,7 +21,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         public var schema: String
         /// Connections this daemon opens at most (`store.postgresConnectionsMax`).
         public var connectionsMax: Int
-        /// How long to wait for a new connection (`store.postgresConnectTimeout`).
+        /// How long to wait for a new connection, and for the open as a whole (`store.postgresConnectTimeoutMs`).
         public var connectTimeout: Duration
         /// Appends per transaction (`store.batchCountMax`); 1 disables group commit.
         public var batchCountMax: Int
@@ -211,11 +211,15 @@ public final class PostgresEventStore: EventStore, Sendable {
                 return try result.get()
             case .deadline:
                 // The cancelled body usually fails with the pool's last connection error, the useful part.
-                var cause = "no answer"
-                if case .finished(.failure(let error)) = try await group.next() { cause = Self.describe(error) }
+                var cause = "no connection was made (the log shows each attempt's error)"
+                if case .finished(.failure(let error)) = try await group.next(), let failure = error as? PSQLError,
+                    failure.code != .poolClosed
+                {
+                    cause = Self.describe(failure)
+                }
                 throw StoreError(
                     .io,
-                    "PostgreSQL at \(settings) did not answer within \(deadline) (store.postgresConnectTimeout): \(cause)."
+                    "PostgreSQL at \(settings) did not answer within \(deadline) (store.postgresConnectTimeoutMs): \(cause)."
                 )
             }
         }
