@@ -3,6 +3,7 @@ import LedgerStore
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The row of `ledger_meta`.
 struct StoreMeta: Sendable, Hashable {
@@ -13,6 +14,71 @@ struct StoreMeta: Sendable, Hashable {
 }
 
 extension PostgresEventStore {
+    private enum LeaseRace<T: Sendable>: Sendable {
+        case done(T)
+        case deadline
+    }
+
+    /// Leases a connection for `body`, waiting at most `store.postgresConnectTimeoutMs` for one: the pool waits
+    /// without end while the server is unreachable or every connection is busy, and an append or a read should
+    /// fail with a reason instead. Once `body` has its connection it runs to its end; if the deadline and the
+    /// lease cross, a committed transaction is still reported as committed.
+    func withConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let leased = LeaseFlag()
+        let deadline = self.options.connectTimeout
+        return try await withThrowingTaskGroup(of: LeaseRace<T>.self) { group in
+            group.addTask {
+                .done(
+                    try await self.client.withConnection { connection in
+                        leased.set()
+                        return try await body(connection)
+                    }
+                )
+            }
+            group.addTask {
+                try? await Task.sleep(for: deadline)
+                return .deadline
+            }
+            while true {
+                let next: LeaseRace<T>?
+                do {
+                    next = try await group.next()
+                } catch {
+                    group.cancelAll()
+                    throw error
+                }
+                switch next {
+                case .done(let value):
+                    group.cancelAll()
+                    return value
+                case .deadline:
+                    guard !leased.isSet else { continue }
+                    group.cancelAll()
+                    do {
+                        if case .done(let value) = try await group.next() { return value }
+                    } catch {
+                        if leased.isSet { throw error }
+                    }
+                    throw StoreError(
+                        .io,
+                        "No connection to PostgreSQL at \(self.settings) within \(deadline) (store.postgresConnectTimeoutMs): the server is unreachable or all \(self.options.connectionsMax) connections (store.postgresConnectionsMax) are busy. Nothing was done."
+                    )
+                case nil:
+                    preconditionFailure("the lease race ended without a result")
+                }
+            }
+        }
+    }
+
+    /// Runs a query on a leased connection and reads all of its rows (every caller reads a bounded page).
+    func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        try await self.withConnection { connection in
+            try await connection.query(query, logger: logger).collect()
+        }
+    }
+
     /// Runs one statement and reads its result to the end, so an error the server sends after the first message
     /// still surfaces here.
     static func execute(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws {
@@ -289,4 +355,12 @@ struct ProjectionBatch {
             logger: logger
         )
     }
+}
+
+/// Whether a lease was granted, shared between the leasing task and its deadline.
+final class LeaseFlag: Sendable {
+    private let value = Mutex(false)
+
+    func set() { self.value.withLock { $0 = true } }
+    var isSet: Bool { self.value.withLock { $0 } }
 }

@@ -14,7 +14,7 @@ extension PostgresEventStore {
         try self.checkOpen()
         let started = ContinuousClock.now
         return try await self.reading("verifying the chain") {
-            try await self.client.withConnection { connection in
+            try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) { connection in
                     let recorded = try await Self.readMeta(connection, schema: self.schema, logger: self.logger).head
                     var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
@@ -88,7 +88,7 @@ extension PostgresEventStore {
         let started = ContinuousClock.now
         return try await self.withLongOperation("the rebuild") {
             let scratch = try await self.replayIntoScratch(phase: "rebuild", progress: progress)
-            let (head, orders) = try await self.client.withConnection { connection in
+            let (head, orders) = try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "READ COMMITTED", logger: self.logger) { connection in
                     try await self.lockAppends(connection)
                     let meta = try await Self.readMeta(connection, schema: self.schema, logger: self.logger)
@@ -122,7 +122,7 @@ extension PostgresEventStore {
         let differencesMax = max(differencesMax, 0)
         return try await self.withLongOperation("the verification") {
             let scratch = try await self.replayIntoScratch(phase: "verify", progress: progress)
-            return try await self.client.withConnection { connection in
+            return try await self.withConnection { connection in
                 try await Self.execute(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ", logger: self.logger)
                 do {
                     let report = try await self.compare(
@@ -207,7 +207,7 @@ extension PostgresEventStore {
     /// Empties the scratch generation and replays the log into it, one transaction per chunk, until the rest is
     /// shorter than a chunk; the caller applies that tail. Returns the scratch generation.
     private func replayIntoScratch(phase: String, progress: ProgressHandler?) async throws -> Int16 {
-        let (scratch, total) = try await self.client.withConnection { connection in
+        let (scratch, total) = try await self.withConnection { connection in
             try await Self.transaction(connection, isolation: "READ COMMITTED", logger: self.logger) { connection in
                 let meta = try await Self.readMeta(connection, schema: self.schema, logger: self.logger)
                 let scratch = meta.scratchGeneration
@@ -228,13 +228,14 @@ extension PostgresEventStore {
         let chunkSize = self.options.rebuildChunkEvents
         var next: UInt64 = 1
         while true {
-            let events = try await self.client.withConnection { connection in
-                try await self.readEventsForReplay(from: next, limit: chunkSize, on: connection)
+            let from = next
+            let events = try await self.withConnection { connection in
+                try await self.readEventsForReplay(from: from, limit: chunkSize, on: connection)
             }
             // The short tail is applied by the caller, inside its transaction.
             guard events.count == chunkSize else { break }
             let last = events.last!.sequence
-            try await self.client.withConnection { connection in
+            try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "READ COMMITTED", logger: self.logger) { connection in
                     try await self.applyToScratch(events, scratch: scratch, checkpoint: last, on: connection)
                 }

@@ -434,7 +434,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         let requests = batch.map(\.request)
         let outcomes: [AppendOutcome]
         do {
-            outcomes = try await self.client.withConnection { connection in
+            outcomes = try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "READ COMMITTED", logger: self.logger) { connection in
                     try await self.appendBatch(requests, on: connection)
                 }
@@ -539,7 +539,7 @@ public final class PostgresEventStore: EventStore, Sendable {
     public func head() async throws -> LogHead {
         try self.checkOpen()
         return try await self.reading("reading the head") {
-            try await self.client.withConnection { connection in
+            try await self.withConnection { connection in
                 try await Self.readMeta(connection, schema: self.schema, logger: self.logger).head
             }
         }
@@ -550,7 +550,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         let limit = min(max(limit, 0), self.options.readPageMax)
         guard limit > 0, sequence <= UInt64(Int64.max) else { return [] }
         return try await self.reading("reading the log") {
-            let rows = try await self.client.query(
+            let rows = try await self.rows(
                 """
                 SELECT sequence, event FROM \(unescaped: self.schema.events)
                 WHERE sequence >= \(Int64(max(sequence, 1))) ORDER BY sequence LIMIT \(limit)
@@ -558,7 +558,8 @@ public final class PostgresEventStore: EventStore, Sendable {
                 logger: self.logger
             )
             var events: [Event] = []
-            for try await (sequence, bytes) in rows.decode((Int64, ByteBuffer).self) {
+            for row in rows {
+                let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
                 events.append(try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true))
             }
             return events
@@ -570,12 +571,13 @@ public final class PostgresEventStore: EventStore, Sendable {
         // PostgreSQL text cannot hold NUL, so no stored order id has one.
         guard !orderId.utf8.contains(0) else { return [] }
         return try await self.reading("reading an order's events") {
-            let rows = try await self.client.query(
+            let rows = try await self.rows(
                 "SELECT sequence, event FROM \(unescaped: self.schema.events) WHERE order_id = \(orderId) ORDER BY sequence",
                 logger: self.logger
             )
             var events: [Event] = []
-            for try await (sequence, bytes) in rows.decode((Int64, ByteBuffer).self) {
+            for row in rows {
+                let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
                 let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
                 guard event.orderId == orderId else {
                     throw StoreError(.corrupted, "The order index lists event \(sequence) under \(orderId), but it is for \(event.orderId).")
@@ -590,7 +592,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         try self.checkOpen()
         guard !orderId.utf8.contains(0) else { return nil }
         return try await self.reading("reading an order") {
-            let rows = try await self.client.query(
+            let rows = try await self.rows(
                 """
                 SELECT o.state FROM \(unescaped: self.schema.orders) AS o
                 JOIN \(unescaped: self.schema.meta) AS m ON o.generation = m.live_generation
@@ -598,8 +600,7 @@ public final class PostgresEventStore: EventStore, Sendable {
                 """,
                 logger: self.logger
             )
-            // Read to the end (one row at most), so the connection goes back to the pool.
-            guard let row = try await rows.collect().first else { return nil }
+            guard let row = rows.first else { return nil }
             return try Self.decodeOrder(try row.decode(ByteBuffer.self), orderId: orderId)
         }
     }
@@ -610,12 +611,12 @@ public final class PostgresEventStore: EventStore, Sendable {
         guard limit > 0 else { return [] }
         let code = Int16(status.code)
         return try await self.reading("listing orders") {
-            let rows: PostgresRowSequence
+            let rows: [PostgresRow]
             if let afterOrderId {
                 // A NUL cannot be stored; every stored id sorts after the part before it or is equal to it.
                 let after = String(decoding: afterOrderId.utf8.prefix { $0 != 0 }, as: UTF8.self)
                 let inclusive = after.utf8.count != afterOrderId.utf8.count
-                rows = try await self.client.query(
+                rows = try await self.rows(
                     """
                     SELECT o.order_id, o.state FROM \(unescaped: self.schema.orders) AS o
                     JOIN \(unescaped: self.schema.meta) AS m ON o.generation = m.live_generation
@@ -625,7 +626,7 @@ public final class PostgresEventStore: EventStore, Sendable {
                     logger: self.logger
                 )
             } else {
-                rows = try await self.client.query(
+                rows = try await self.rows(
                     """
                     SELECT o.order_id, o.state FROM \(unescaped: self.schema.orders) AS o
                     JOIN \(unescaped: self.schema.meta) AS m ON o.generation = m.live_generation
@@ -635,7 +636,8 @@ public final class PostgresEventStore: EventStore, Sendable {
                 )
             }
             var states: [OrderState] = []
-            for try await (orderId, state) in rows.decode((String, ByteBuffer).self) {
+            for row in rows {
+                let (orderId, state) = try row.decode((String, ByteBuffer).self)
                 states.append(try Self.decodeOrder(state, orderId: orderId))
             }
             return states
@@ -646,14 +648,14 @@ public final class PostgresEventStore: EventStore, Sendable {
         try self.checkOpen()
         guard !orderId.utf8.contains(0), !signedContentKey.utf8.contains(0) else { return nil }
         return try await self.reading("reading the de-duplication index") {
-            let rows = try await self.client.query(
+            let rows = try await self.rows(
                 """
                 SELECT sequence FROM \(unescaped: self.schema.dedup)
                 WHERE order_id = \(orderId) AND signed_content_key = \(signedContentKey)
                 """,
                 logger: self.logger
             )
-            guard let row = try await rows.collect().first else { return nil }
+            guard let row = rows.first else { return nil }
             return UInt64(try row.decode(Int64.self))
         }
     }
@@ -661,7 +663,7 @@ public final class PostgresEventStore: EventStore, Sendable {
     public func statistics() async throws -> StoreStatistics {
         try self.checkOpen()
         return try await self.reading("reading statistics") {
-            try await self.client.withConnection { connection in
+            try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) { connection in
                     let meta = try await Self.readMeta(connection, schema: self.schema, logger: self.logger)
                     var byType: [EventType: UInt64] = [:]
@@ -761,7 +763,7 @@ public final class PostgresEventStore: EventStore, Sendable {
 
     /// Claims the right to run a rebuild or a verification: one at a time in this process, and across daemons
     /// through a session-level advisory lock held on a connection of its own for the whole operation.
-    func withLongOperation<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T {
+    func withLongOperation<T: Sendable>(_ name: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let claimed = self.longOperationRunning.withLock { running in
             if running { return false }
             running = true
@@ -772,7 +774,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         }
         defer { self.longOperationRunning.withLock { $0 = false } }
         do {
-            return try await self.client.withConnection { lockConnection in
+            return try await self.withConnection { lockConnection in
                 let locked = try await lockConnection.query(
                     "SELECT pg_try_advisory_lock(\(Self.longOperationLockClass), \(self.lockKey))",
                     logger: self.logger

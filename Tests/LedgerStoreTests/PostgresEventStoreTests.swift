@@ -6,8 +6,9 @@ import PostgresNIO
 import Testing
 
 /// What only the PostgreSQL store has to show: several daemons on one ledger, schema versions, SQL-level guards.
-/// The shared behaviour is in `EventStoreContractTests`.
-struct PostgresEventStoreTests {
+/// The shared behaviour is in `EventStoreContractTests`. Serialized: run at once, these tests' fsyncs and schema
+/// creations crowd out the end-to-end tests' timing on a two-core machine.
+@Suite(.serialized) struct PostgresEventStoreTests {
     let fixture = StoreFixture()
 
     /// Two stores on one schema, as two daemons, append at once: one gap-free sequence, one intact chain, and each
@@ -177,6 +178,47 @@ struct PostgresEventStoreTests {
         #expect(try await other.verifyProjection(differencesMax: 1, progress: nil).differenceCount == 0)
         await store.close()
         await other.close()
+    }
+
+    /// With every connection busy, a read fails after the connect timeout with the reason, instead of waiting
+    /// without end; once a connection is free again it works.
+    @Test(.timeLimit(.minutes(1))) func leaseDeadline() async throws {
+        var options = PostgresEventStore.Options()
+        // Long enough for the open on a loaded machine; the read below must fail within it, not hang.
+        options.connectTimeout = .seconds(5)
+        let store = try await PostgresTestDatabase.freshStore(options: options)
+        let held = AsyncStream<Void>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        let holders = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<store.options.connectionsMax {
+                    group.addTask {
+                        try await store.client.withConnection { _ in
+                            held.continuation.yield()
+                            for await _ in release.stream { break }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        var count = 0
+        for await _ in held.stream {
+            count += 1
+            if count == store.options.connectionsMax { break }
+        }
+        let started = ContinuousClock.now
+        await #expect {
+            try await store.head()
+        } throws: { error in
+            guard let error = error as? StoreError else { return false }
+            return error.code == .io && error.message.contains("store.postgresConnectTimeoutMs")
+        }
+        #expect(ContinuousClock.now - started < .seconds(15))
+        release.continuation.finish()
+        try await holders.value
+        #expect(try await store.head() == .empty)
+        await store.close()
     }
 
     /// An unreachable server fails the open with an error that names it.
