@@ -224,8 +224,8 @@ struct CommitOutcomeUnknown: Error {
     var underlying: any Error
 }
 
-/// The events of one transaction, written with one statement per table (arrays bound as parameters and unnested
-/// by the server), so a batch of a thousand appends is still a handful of round trips.
+/// The events of one transaction, written with one statement (arrays bound as parameters and unnested by the
+/// server), so a batch of a thousand appends costs the same round trips as one.
 struct EventWrites {
     var sequences: [Int64] = []
     var orderIds: [String] = []
@@ -253,39 +253,40 @@ struct EventWrites {
         }
     }
 
-    func write(schema: PostgresSchema, on connection: PostgresConnection, logger: Logger) async throws {
-        guard !self.sequences.isEmpty else { return }
-        // The primary key on sequence is the last line of defence: were two writers ever to compute the same
-        // sequence, the second transaction would fail instead of forking the chain.
-        try await PostgresEventStore.execute(
-            connection,
-            """
-            INSERT INTO \(unescaped: schema.events) (sequence, order_id, type, event)
-            SELECT * FROM unnest(\(self.sequences)::bigint[], \(self.orderIds)::text[], \(self.types)::text[], \(self.encoded)::bytea[])
-            """,
-            logger: logger
-        )
-        if !self.dedupKeys.isEmpty {
-            try await PostgresEventStore.execute(
-                connection,
-                """
+    /// Everything an append transaction writes, as one statement of data-modifying CTEs (one round trip instead
+    /// of five): the events, the de-duplication entries (`ON CONFLICT DO NOTHING` keeps the first), the live
+    /// projection, the counts, the head and the live checkpoint. The CTEs touch different tables, so none needs
+    /// to see another's rows; a failure in any of them fails the statement and the transaction.
+    func appendStatement(
+        schema: PostgresSchema,
+        projection: ProjectionBatch,
+        generation: Int16,
+        head: LogHead
+    ) -> PostgresQuery {
+        let (orderIds, statuses, states) = projection.rows()
+        let types = self.typeCounts.keys.map(\.rawValue)
+        let added = self.typeCounts.values.map { $0 }
+        let headSequence = Int64(head.sequence)
+        return """
+            WITH events AS (
+                INSERT INTO \(unescaped: schema.events) (sequence, order_id, type, event)
+                SELECT * FROM unnest(\(self.sequences)::bigint[], \(self.orderIds)::text[], \(self.types)::text[], \(self.encoded)::bytea[])
+            ), dedup AS (
                 INSERT INTO \(unescaped: schema.dedup) (order_id, signed_content_key, sequence)
                 SELECT * FROM unnest(\(self.dedupOrderIds)::text[], \(self.dedupKeys)::text[], \(self.dedupSequences)::bigint[])
                 ON CONFLICT DO NOTHING
-                """,
-                logger: logger
+            ), orders AS (
+                INSERT INTO \(unescaped: schema.orders) (generation, order_id, status, state)
+                SELECT \(generation), * FROM unnest(\(orderIds)::text[], \(statuses)::smallint[], \(states)::bytea[])
+                ON CONFLICT (generation, order_id) DO UPDATE SET status = excluded.status, state = excluded.state
+            ), counts AS (
+                UPDATE \(unescaped: schema.counts) AS c SET count = c.count + a.added
+                FROM unnest(\(types)::text[], \(added)::bigint[]) AS a(type, added) WHERE c.type = a.type
+            ), head AS (
+                UPDATE \(unescaped: schema.meta) SET head_sequence = \(headSequence), head_hash = \(ByteBuffer(bytes: head.hash.bytes))
             )
-        }
-        let types = self.typeCounts.keys.map(\.rawValue)
-        let added = self.typeCounts.values.map { $0 }
-        try await PostgresEventStore.execute(
-            connection,
+            UPDATE \(unescaped: schema.checkpoints) SET sequence = \(headSequence) WHERE generation = \(generation)
             """
-            UPDATE \(unescaped: schema.counts) AS c SET count = c.count + a.added
-            FROM unnest(\(types)::text[], \(added)::bigint[]) AS a(type, added) WHERE c.type = a.type
-            """,
-            logger: logger
-        )
     }
 }
 
@@ -329,13 +330,8 @@ struct ProjectionBatch {
 
     var touchedCount: Int { self.touched.count }
 
-    func write(
-        generation: Int16,
-        schema: PostgresSchema,
-        on connection: PostgresConnection,
-        logger: Logger
-    ) async throws {
-        guard !self.touched.isEmpty else { return }
+    /// The touched orders as columns: ids, status codes, encoded states.
+    func rows() -> (orderIds: [String], statuses: [Int16], states: [ByteBuffer]) {
         var orderIds: [String] = []
         var statuses: [Int16] = []
         var encoded: [ByteBuffer] = []
@@ -345,6 +341,17 @@ struct ProjectionBatch {
             statuses.append(Int16(state.status.code))
             encoded.append(ByteBuffer(bytes: OrderStateCodec.encode(state)))
         }
+        return (orderIds, statuses, encoded)
+    }
+
+    func write(
+        generation: Int16,
+        schema: PostgresSchema,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        guard !self.touched.isEmpty else { return }
+        let (orderIds, statuses, encoded) = self.rows()
         try await PostgresEventStore.execute(
             connection,
             """

@@ -519,16 +519,11 @@ public final class PostgresEventStore: EventStore, Sendable {
             outcomes.append(.appended(appended))
         }
         guard head != meta.head else { return outcomes }
-        try await writes.write(schema: self.schema, on: connection, logger: self.logger)
-        try await projection.write(generation: meta.liveGeneration, schema: self.schema, on: connection, logger: self.logger)
+        // The primary key on sequence is the last line of defence: were two writers ever to compute the same
+        // sequence, the second transaction would fail instead of forking the chain.
         try await Self.execute(
             connection,
-            """
-            WITH head AS (
-                UPDATE \(unescaped: self.schema.meta) SET head_sequence = \(Int64(head.sequence)), head_hash = \(ByteBuffer(bytes: head.hash.bytes))
-            )
-            UPDATE \(unescaped: self.schema.checkpoints) SET sequence = \(Int64(head.sequence)) WHERE generation = \(meta.liveGeneration)
-            """,
+            writes.appendStatement(schema: self.schema, projection: projection, generation: meta.liveGeneration, head: head),
             logger: self.logger
         )
         return outcomes
