@@ -328,8 +328,6 @@ struct ProjectionBatch {
         return (effect, state)
     }
 
-    var touchedCount: Int { self.touched.count }
-
     /// The touched orders as columns: ids, status codes, encoded states.
     func rows() -> (orderIds: [String], statuses: [Int16], states: [ByteBuffer]) {
         var orderIds: [String] = []
