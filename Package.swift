@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "ledgerctl", targets: ["ledgerctl"]),
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerStore", targets: ["LedgerStore"]),
+        .library(name: "LedgerPostgres", targets: ["LedgerPostgres"]),
         .library(name: "LedgerDaemon", targets: ["LedgerDaemon"]),
         .library(name: "GatewaySimulator", targets: ["GatewaySimulator"]),
         .executable(name: "gateway-sim", targets: ["gateway-sim"]),
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Debian's liblmdb-dev, found through pkg-config (lmdb.pc).
@@ -56,12 +58,26 @@ let package = Package(
             dependencies: ["CLMDB", "LedgerCore"],
             swiftSettings: strictSettings
         ),
+        // The PostgreSQL event store, for several daemons on one ledger. A target of its own so the embedded LMDB
+        // path builds without PostgresNIO and LedgerStore stays the only importer of CLMDB.
+        .target(
+            name: "LedgerPostgres",
+            dependencies: [
+                "LedgerCore",
+                "LedgerStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The daemon: the Ledger actor, HTTP endpoints, the query poller, the control socket, configuration.
         .target(
             name: "LedgerDaemon",
             dependencies: [
                 "LedgerCore",
                 "LedgerStore",
+                "LedgerPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -186,7 +202,13 @@ let package = Package(
         ),
         .testTarget(
             name: "LedgerStoreTests",
-            dependencies: ["LedgerStore", "LedgerCore"],
+            dependencies: [
+                "LedgerStore",
+                "LedgerCore",
+                "LedgerPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -195,6 +217,7 @@ let package = Package(
                 "LedgerDaemon",
                 "GatewaySimulator",
                 "LedgerStore",
+                "LedgerPostgres",
                 "LedgerCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

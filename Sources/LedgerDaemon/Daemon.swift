@@ -3,6 +3,7 @@ import Foundation
 public import Hummingbird
 import HummingbirdCore
 public import LedgerCore
+import LedgerPostgres
 public import LedgerStore
 public import Logging
 import NIOCore
@@ -69,6 +70,23 @@ public struct LedgerDaemon: Sendable {
     /// Stops a running daemon gracefully.
     public let shutdownHandle = ShutdownHandle()
 
+    /// Opens the configured store: LMDB in `dataDir`, or PostgreSQL (connecting, and creating or migrating its
+    /// schema). Pass the result to `init`; `init` opens LMDB itself when given no store.
+    public static func openStore(configuration: DaemonConfiguration, logger: Logger) async throws -> any EventStore {
+        switch configuration.storeBackend {
+        case .lmdb:
+            return try LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
+        case .postgres(let postgres):
+            var options = PostgresEventStore.Options()
+            options.schema = postgres.schema
+            options.connectionsMax = postgres.connectionsMax
+            options.connectTimeout = postgres.connectTimeout
+            options.batchCountMax = configuration.store.batchCountMax
+            options.queueDepthMax = configuration.store.queueDepthMax
+            return try await PostgresEventStore.open(settings: postgres.connection, options: options, logger: logger)
+        }
+    }
+
     /// Opens the store and builds the pieces. `clock` and `seed` are injected for tests.
     public init(
         configuration: DaemonConfiguration,
@@ -81,6 +99,12 @@ public struct LedgerDaemon: Sendable {
         self.logger = logger
         // Before the store opens, so a bad setting does not leave it open.
         self.control = configuration.control
+        if store == nil, case .postgres = configuration.storeBackend {
+            throw ConfigurationError(
+                key: "store.backend",
+                message: "a PostgreSQL store is opened with LedgerDaemon.openStore and passed in; init opens only LMDB"
+            )
+        }
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
         self.health = HealthState()

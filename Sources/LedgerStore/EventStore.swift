@@ -19,7 +19,7 @@ public struct AppendRequest: Sendable {
     }
 
     /// An estimate of the stored size, used to bound a commit batch by bytes.
-    var estimatedBytes: Int {
+    public var estimatedBytes: Int {
         self.events.reduce(0) { total, event in
             switch event.payload {
             case .orderCreated: return total + 512
@@ -35,6 +35,12 @@ public struct Appended: Sendable, Hashable {
     public var events: [Event]
     public var effects: [EventEffect]
     public var orders: [String: OrderState]
+
+    public init(events: [Event], effects: [EventEffect], orders: [String: OrderState]) {
+        self.events = events
+        self.effects = effects
+        self.orders = orders
+    }
 }
 
 /// What became of an append.
@@ -133,6 +139,13 @@ public struct ChainReport: Sendable, Hashable {
     public var seconds: Double
 
     public var isIntact: Bool { self.firstBreak == nil }
+
+    public init(eventsChecked: UInt64, head: LogHead, firstBreak: Break?, seconds: Double) {
+        self.eventsChecked = eventsChecked
+        self.head = head
+        self.firstBreak = firstBreak
+        self.seconds = seconds
+    }
 }
 
 /// The result of a projection rebuild.
@@ -142,6 +155,13 @@ public struct RebuildReport: Sendable, Hashable {
     /// The head the new projection reflects when it was swapped in.
     public var head: LogHead
     public var seconds: Double
+
+    public init(eventsReplayed: UInt64, orders: UInt64, head: LogHead, seconds: Double) {
+        self.eventsReplayed = eventsReplayed
+        self.orders = orders
+        self.head = head
+        self.seconds = seconds
+    }
 }
 
 /// One order whose live projection differs from a rebuild.
@@ -149,6 +169,12 @@ public struct ProjectionDifference: Sendable, Hashable {
     public var orderId: String
     public var live: OrderState?
     public var rebuilt: OrderState?
+
+    public init(orderId: String, live: OrderState?, rebuilt: OrderState?) {
+        self.orderId = orderId
+        self.live = live
+        self.rebuilt = rebuilt
+    }
 }
 
 /// The result of a projection verification.
@@ -161,6 +187,22 @@ public struct ProjectionVerifyReport: Sendable, Hashable {
     public var differenceCount: UInt64
     public var head: LogHead
     public var seconds: Double
+
+    public init(
+        eventsReplayed: UInt64,
+        ordersCompared: UInt64,
+        differences: [ProjectionDifference],
+        differenceCount: UInt64,
+        head: LogHead,
+        seconds: Double
+    ) {
+        self.eventsReplayed = eventsReplayed
+        self.ordersCompared = ordersCompared
+        self.differences = differences
+        self.differenceCount = differenceCount
+        self.head = head
+        self.seconds = seconds
+    }
 }
 
 /// The result of a backup.
@@ -180,6 +222,20 @@ public struct StoreStatistics: Sendable, Hashable {
     public var storeBytes: UInt64
     /// Bytes the store may grow to without remapping (LMDB's map size), or nil where that means nothing.
     public var mapBytes: UInt64?
+
+    public init(
+        head: LogHead,
+        eventsByType: [EventType: UInt64],
+        ordersByStatus: [OrderStatus: UInt64],
+        storeBytes: UInt64,
+        mapBytes: UInt64?
+    ) {
+        self.head = head
+        self.eventsByType = eventsByType
+        self.ordersByStatus = ordersByStatus
+        self.storeBytes = storeBytes
+        self.mapBytes = mapBytes
+    }
 }
 
 /// Why the store could not do what was asked. Operating errors, with a message that says what to do.

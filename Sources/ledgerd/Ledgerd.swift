@@ -2,6 +2,7 @@ public import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 public import Logging
 
 @main
@@ -40,6 +41,14 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "The URL the gateway and buyers reach this daemon at (publicUrl, LEDGERD_PUBLIC_URL).")
     var publicURL: String?
 
+    @Option(help: "Where the ledger lives: lmdb (in --data-dir) or postgres (store.backend, LEDGERD_STORE_BACKEND). Default lmdb.")
+    var store: String?
+
+    @Option(
+        help: "The PostgreSQL URL with --store postgres, postgres://USER@HOST:PORT/DATABASE (store.postgresUrl, LEDGERD_STORE_POSTGRES_URL; prefer the variable when it carries a password)."
+    )
+    var postgresURL: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -52,6 +61,8 @@ struct DaemonOptions: ParsableArguments {
         flags["gateway.memberId"] = self.memberId
         flags["gateway.keyFile"] = self.keyFile
         flags["publicUrl"] = self.publicURL
+        flags["store.backend"] = self.store
+        flags["store.postgresUrl"] = self.postgresURL
         return flags
     }
 
@@ -84,11 +95,23 @@ struct Run: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        let daemon = try LedgerDaemon(configuration: configuration, logger: logger)
+        let store = try await LedgerDaemon.openStore(configuration: configuration, logger: logger)
+        let daemon: LedgerDaemon
+        do {
+            daemon = try LedgerDaemon(configuration: configuration, store: store, logger: logger)
+        } catch {
+            await store.close()
+            throw error
+        }
+        let storeLocation: String
+        switch configuration.storeBackend {
+        case .lmdb: storeLocation = "lmdb \(configuration.dataDirectory)"
+        case .postgres(let postgres): storeLocation = "postgres \(postgres.connection) schema \(postgres.schema)"
+        }
         logger.info(
             "ledgerd starting",
             metadata: [
-                "data.dir": "\(configuration.dataDirectory)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
+                "store": "\(storeLocation)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
                 "gateway.url": "\(configuration.gateway.baseURL)", "gateway.member": "\(configuration.gateway.memberId)",
             ]
         )

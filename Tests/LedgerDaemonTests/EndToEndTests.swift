@@ -19,7 +19,9 @@ struct EndToEndTests {
     ) async throws -> T {
         var simulatorConfiguration = SimulatorConfiguration(memberId: TestKeys.memberId, key: TestKeys.key)
         simulatorConfiguration.notifyRetryDelay = .milliseconds(100)
-        simulatorConfiguration.notifyTimeout = .seconds(2)
+        // Generous: on two cores, with the PostgreSQL tests running beside these, an answer to one of 100
+        // concurrent copies took over 2 s, and the retry that followed counted as an extra copy.
+        simulatorConfiguration.notifyTimeout = .seconds(10)
         simulatorConfiguration.queryTimeoutHold = .seconds(2)
         let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: testLogger)
         let simulatorTask = Task { try await simulator.run() }

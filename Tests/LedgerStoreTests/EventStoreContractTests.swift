@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerPostgres
 import LedgerStore
 import Testing
 
@@ -7,17 +8,22 @@ import Testing
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case lmdb
     case memory
+    /// A fresh schema in the database at `LEDGER_TEST_POSTGRES_URL`; cancelled (skipped) with a note when it is
+    /// not set outside CI (`PostgresTestDatabase`).
+    case postgres
 
     var testDescription: String { self.rawValue }
 
     /// A fresh store, and the directory that must outlive it.
-    func make() throws -> (any EventStore, TemporaryDirectory) {
+    func make() async throws -> (any EventStore, TemporaryDirectory) {
         let directory = TemporaryDirectory()
         switch self {
         case .lmdb:
             return (try LMDBEventStore(path: directory.path + "/ledger", options: .init(mapSize: 1 << 20, rebuildChunkEvents: 7)), directory)
         case .memory:
             return (InMemoryEventStore(), directory)
+        case .postgres:
+            return (try await PostgresTestDatabase.freshStore(options: .init(rebuildChunkEvents: 7)), directory)
         }
     }
 }
@@ -28,7 +34,7 @@ struct EventStoreContractTests {
     /// A new store is empty.
     @Test(arguments: StoreKind.allCases)
     func emptyStore(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         #expect(try await store.head() == .empty)
         #expect(try await store.readEvents(from: 1, limit: 10).isEmpty)
         #expect(try await store.order("A1") == nil)
@@ -39,7 +45,7 @@ struct EventStoreContractTests {
     /// Appends get consecutive sequence numbers, chained hashes, and update the projection in the same commit.
     @Test(arguments: StoreKind.allCases)
     func appendChainsAndProjects(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         let first = try #require(try await store.append(AppendRequest([self.fixture.created("A1")])).events)
         #expect(first.map(\.sequence) == [1])
         #expect(first[0].previousHash == .zero)
@@ -59,7 +65,7 @@ struct EventStoreContractTests {
     /// The outcome carries what the projection made of each event, for the caller's reply.
     @Test(arguments: StoreKind.allCases)
     func outcomeCarriesEffects(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         _ = try await store.append(AppendRequest([self.fixture.created("A1")]))
         let callbacks: [(PendingEvent, CallbackClassification)] = [
             (self.fixture.callback("A1", forged: true), .badSignature),
@@ -86,7 +92,7 @@ struct EventStoreContractTests {
     /// A create for an existing order fails its precondition and stores nothing.
     @Test(arguments: StoreKind.allCases)
     func preconditionOrderAbsent(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         let request = AppendRequest([self.fixture.created("A1")], precondition: .orderAbsent("A1"))
         #expect(try await store.append(request).events?.count == 1)
         let again = try await store.append(request)
@@ -102,7 +108,7 @@ struct EventStoreContractTests {
     /// The de-duplication index remembers the first validly signed callback of each signed content.
     @Test(arguments: StoreKind.allCases)
     func dedupIndex(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         _ = try await store.append(AppendRequest([self.fixture.created("A1")]))
         let first = try #require(try await store.append(AppendRequest([self.fixture.callback("A1")])).events?.first)
         _ = try await store.append(AppendRequest([self.fixture.callback("A1")]))
@@ -118,7 +124,7 @@ struct EventStoreContractTests {
     /// Reads page through the log and through orders by status.
     @Test(arguments: StoreKind.allCases)
     func paging(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         for index in 0..<10 { _ = try await store.append(AppendRequest([self.fixture.created("P\(index)")])) }
         for index in [1, 3, 5] { _ = try await store.append(AppendRequest([self.fixture.callback("P\(index)")])) }
         #expect(try await store.readEvents(from: 4, limit: 3).map(\.sequence) == [4, 5, 6])
@@ -141,7 +147,7 @@ struct EventStoreContractTests {
     /// an error, not an empty page.
     @Test(arguments: StoreKind.allCases)
     func listingIsOldestFirst(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         for id in ["Z9", "A1", "M5", "B2"] { _ = try await store.append(AppendRequest([self.fixture.created(id)])) }
         _ = try await store.append(AppendRequest([self.fixture.callback("A1")]))
         #expect(try await store.orders(status: .created, after: nil, limit: 10).map(\.orderId) == ["Z9", "M5", "B2"])
@@ -159,7 +165,7 @@ struct EventStoreContractTests {
     /// Concurrent appends all land, with gap-free sequences and an intact chain.
     @Test(arguments: StoreKind.allCases)
     func concurrentAppends(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         let fixture = self.fixture
         let sequences = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for index in 0..<200 {
@@ -183,7 +189,7 @@ struct EventStoreContractTests {
     /// A rebuild reproduces the live projection exactly, and verification finds nothing to change.
     @Test(arguments: StoreKind.allCases)
     func rebuildAndVerify(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         for index in 0..<30 {
             _ = try await store.append(AppendRequest([self.fixture.created("R\(index)")]))
             if index % 2 == 0 { _ = try await store.append(AppendRequest([self.fixture.callback("R\(index)")])) }
@@ -205,7 +211,7 @@ struct EventStoreContractTests {
     /// A closed store refuses appends with a clear error.
     @Test(arguments: StoreKind.allCases)
     func closedStoreRefuses(_ kind: StoreKind) async throws {
-        let (store, _) = try kind.make()
+        let (store, _) = try await kind.make()
         await store.close()
         await #expect(throws: StoreError.self) { try await store.append(AppendRequest([self.fixture.created("A1")])) }
     }

@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 public import LedgerCore
 import SystemPackage
+public import LedgerPostgres
 public import LedgerStore
 
 /// A configuration value that is wrong, named by its key so the operator knows what to fix.
@@ -38,6 +39,8 @@ public struct DaemonConfiguration: Sendable {
     public var poll: PollSettings = PollSettings()
     public var limits: HTTPLimits = HTTPLimits()
     public var store: LMDBEventStore.Options = LMDBEventStore.Options()
+    /// `store.backend`: where the ledger lives, LMDB in `dataDir` (the default) or PostgreSQL.
+    public var storeBackend: StoreBackend = .lmdb
     /// The control socket's bounds (`control.*`).
     public var control: ControlSettings = ControlSettings()
 
@@ -50,6 +53,34 @@ public struct DaemonConfiguration: Sendable {
     public static let defaultGatewayURL = "http://127.0.0.1:9090"
     public static let defaultMemberId = "10001"
     public static let defaultKeyFile = "./merchant.key"
+}
+
+/// Where the ledger lives (`store.backend`).
+public enum StoreBackend: Sendable, Hashable {
+    /// The embedded LMDB store in `dataDir`.
+    case lmdb
+    /// A PostgreSQL database shared by several daemons (`store.postgres*`).
+    case postgres(PostgresStoreSettings)
+}
+
+/// The PostgreSQL store's settings (`store.postgresUrl`, `store.postgresSchema`, `store.postgresConnectionsMax`,
+/// `store.postgresConnectTimeoutMs`). The batch and queue bounds are the shared `store.*` keys.
+public struct PostgresStoreSettings: Sendable, Hashable {
+    /// `store.postgresUrl` (`--postgres-url`, `LEDGERD_STORE_POSTGRES_URL`): may carry a password, so it is read as
+    /// a secret and never logged; `connection` is the parsed form, safe to print.
+    public var url: String
+    public var connection: PostgresConnectionSettings
+    /// `store.postgresSchema`: the schema holding the ledger's tables, created at start when missing.
+    public var schema: String = "ledger"
+    /// `store.postgresConnectionsMax`: connections this daemon opens at most.
+    public var connectionsMax: Int = 8
+    /// `store.postgresConnectTimeoutMs`: how long a connection, and the start, may wait for the server.
+    public var connectTimeout: Duration = .seconds(10)
+
+    public init(url: String, connection: PostgresConnectionSettings) {
+        self.url = url
+        self.connection = connection
+    }
 }
 
 /// The query poller's schedule (`poll.*`), in milliseconds in the configuration.
@@ -107,7 +138,7 @@ extension DaemonConfiguration {
             ),
             EnvironmentVariablesProvider(
                 environmentVariables: environment,
-                secretsSpecifier: .specific(["LEDGERD_GATEWAY_KEY"])
+                secretsSpecifier: .specific(["LEDGERD_GATEWAY_KEY", "LEDGERD_STORE_POSTGRES_URL"])
             ).prefixKeys(with: ["ledgerd"]),
         ]
         if let file {
@@ -246,12 +277,46 @@ extension DaemonConfiguration {
             store.mapSize = min(store.mapSize, store.mapSizeMax)
         }
         configuration.store = store
+        configuration.storeBackend = try Self.storeBackend(from: values)
 
         // The control socket's keys go through the same providers (file, environment, flags).
         var control: [String: String] = [:]
         for key in ControlSettings.keys { control[key] = values.text(key) }
         configuration.control = try ControlSettings.load(control)
         return configuration
+    }
+}
+
+extension DaemonConfiguration {
+    /// `store.backend` and, for PostgreSQL, its keys; the URL is parsed here so a bad one stops the start with
+    /// its key named, before anything is opened.
+    static func storeBackend(from values: ConfigValues) throws -> StoreBackend {
+        let backend = values.text("store.backend") ?? "lmdb"
+        switch backend {
+        case "lmdb":
+            return .lmdb
+        case "postgres":
+            guard let url = values.text("store.postgresUrl", secret: true), !url.isEmpty else {
+                throw ConfigurationError(
+                    key: "store.postgresUrl",
+                    message: "store.backend is postgres but no URL is set; give --postgres-url or LEDGERD_STORE_POSTGRES_URL (postgres://USER@HOST:PORT/DATABASE)"
+                )
+            }
+            let connection: PostgresConnectionSettings
+            do {
+                connection = try PostgresConnectionSettings(url: url)
+            } catch {
+                throw ConfigurationError(key: "store.postgresUrl", message: error.message)
+            }
+            var settings = PostgresStoreSettings(url: url, connection: connection)
+            settings.schema = values.text("store.postgresSchema") ?? settings.schema
+            settings.connectionsMax = try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.connectionsMax
+            settings.connectTimeout =
+                try values.milliseconds("store.postgresConnectTimeoutMs", range: 100...600_000) ?? settings.connectTimeout
+            return .postgres(settings)
+        default:
+            throw ConfigurationError(key: "store.backend", message: "'\(backend)' is not lmdb or postgres")
+        }
     }
 }
 

@@ -272,8 +272,9 @@ extension LMDBEventStore {
     }
 }
 
-/// Reports progress at most a few times a second, with rate and time remaining.
-struct ProgressReporter {
+/// Reports progress at most a few times a second, with rate and time remaining. Public so every store reports its
+/// long operations the same way.
+public struct ProgressReporter {
     let phase: String
     let total: UInt64
     let handler: ProgressHandler?
@@ -281,13 +282,13 @@ struct ProgressReporter {
     var lastReport = ContinuousClock.now
     var done: UInt64 = 0
 
-    init(phase: String, total: UInt64, handler: ProgressHandler?) {
+    public init(phase: String, total: UInt64, handler: ProgressHandler?) {
         self.phase = phase
         self.total = total
         self.handler = handler
     }
 
-    mutating func advance(to done: UInt64) {
+    public mutating func advance(to done: UInt64) {
         self.done = done
         guard let handler = self.handler, done % 1024 == 0 || done == self.total else { return }
         let now = ContinuousClock.now
@@ -296,7 +297,7 @@ struct ProgressReporter {
         handler(self.snapshot(now: now))
     }
 
-    func finish() {
+    public func finish() {
         self.handler?(self.snapshot(now: .now))
     }
 

@@ -1,0 +1,98 @@
+import AsyncHTTPClient
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import LedgerPostgres
+import LedgerStore
+import Testing
+
+/// Selecting the PostgreSQL store: its configuration keys, and the daemon running on it over real sockets.
+struct PostgresDaemonTests {
+    static let base = ["LEDGERD_GATEWAY_KEY": "k-1"]
+
+    /// `store.backend` defaults to LMDB; postgres takes its URL and settings from flags, environment or file.
+    @Test func selectsPostgres() async throws {
+        let lmdb = try await DaemonConfiguration.load(flags: [:], environment: Self.base, file: nil)
+        #expect(lmdb.storeBackend == .lmdb)
+        var environment = Self.base
+        environment["LEDGERD_STORE_POSTGRES_URL"] = "postgres://ledger:pw@db.example:6543/books"
+        environment["LEDGERD_STORE_POSTGRES_SCHEMA"] = "shop"
+        environment["LEDGERD_STORE_POSTGRES_CONNECTIONS_MAX"] = "12"
+        let configuration = try await DaemonConfiguration.load(flags: ["store.backend": "postgres"], environment: environment, file: nil)
+        guard case .postgres(let postgres) = configuration.storeBackend else {
+            Issue.record("--store postgres selects PostgreSQL")
+            return
+        }
+        #expect(postgres.connection.endpoint == .tcp(host: "db.example", port: 6543))
+        #expect(postgres.connection.database == "books")
+        #expect(postgres.schema == "shop")
+        #expect(postgres.connectionsMax == 12)
+        #expect(!"\(postgres.connection)".contains("pw"))
+        let directory = TestDirectory()
+        let file = directory.path + "/ledgerd.json"
+        try #"{"store": {"backend": "postgres", "postgresUrl": "postgres://u@/d?host=/run/postgresql"}}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try await DaemonConfiguration.load(flags: [:], environment: Self.base, file: file)
+        guard case .postgres(let socket) = fromFile.storeBackend else {
+            Issue.record("the file selects PostgreSQL")
+            return
+        }
+        #expect(socket.connection.endpoint == .unixSocket(path: "/run/postgresql/.s.PGSQL.5432"))
+    }
+
+    /// A missing or unusable URL, an unknown backend, or a bad bound stops the start with the key named.
+    @Test(arguments: [
+        (["LEDGERD_STORE_BACKEND": "postgres"], "store.postgresUrl"),
+        (["LEDGERD_STORE_BACKEND": "postgres", "LEDGERD_STORE_POSTGRES_URL": "mysql://u@h/d"], "store.postgresUrl"),
+        (["LEDGERD_STORE_BACKEND": "sqlite"], "store.backend"),
+        (["LEDGERD_STORE_BACKEND": "postgres", "LEDGERD_STORE_POSTGRES_URL": "postgres://u@h/d", "LEDGERD_STORE_POSTGRES_CONNECTIONS_MAX": "1"], "store.postgresConnectionsMax"),
+    ])
+    func invalidNamed(_ environment: [String: String], _ key: String) async throws {
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: environment.merging(Self.base) { a, _ in a }, file: nil)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+
+    /// The daemon on PostgreSQL: an order created, a callback sent twice over HTTP, one state change, one
+    /// duplicate, the history and a refused backup that names pg_dump.
+    @Test func daemonOnPostgres() async throws {
+        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
+            }
+            try Test.cancel("PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.")
+        }
+        let directory = TestDirectory()
+        var configuration = try testConfiguration(directory: directory)
+        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
+        postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        postgres.connectionsMax = 4
+        configuration.storeBackend = .postgres(postgres)
+        #expect(throws: ConfigurationError.self) { try LedgerDaemon(configuration: configuration, logger: testLogger) }
+        let store = try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger)
+        #expect(store is PostgresEventStore)
+        try await withRunningDaemon(configuration, store: store) { running in
+            _ = try await running.daemon.ledger.createOrder(
+                CreateOrderRequest(orderId: "PG1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            let body = Notifications.body(Notifications.fields(orderId: "PG1"))
+            for _ in 0..<2 {
+                let (status, text, _) = try await post(client, running.baseURL + "/notify", body: body)
+                #expect(status == 200 && text == "OK")
+            }
+            let state = try #require(try await running.daemon.ledger.order("PG1"))
+            #expect(state.status == .paid)
+            #expect(state.callbacks.duplicate == 1)
+            #expect(try await running.daemon.ledger.history("PG1").count == 3)
+            await #expect {
+                try await running.daemon.store.backup(to: directory.path + "/backup")
+            } throws: { error in
+                (error as? StoreError)?.message.contains("pg_dump") == true
+            }
+        }
+    }
+}
