@@ -71,14 +71,19 @@ struct ControlFramingTests {
             self.parse(#"{"jsonrpc":"2.0","id":7,"method":"order.get","params":{"orderId":"A"}}"#)
                 == .success(ControlRequest(id: .number("7"), method: "order.get", params: .object(["orderId": "A"])))
         )
-        #expect(self.parse(#"{"jsonrpc":"2.0","method":"m"}"#) == .success(ControlRequest(id: nil, method: "m", params: nil)))
+        #expect(
+            self.parse(#"{"jsonrpc":"2.0","method":"m"}"#)
+                == .success(ControlRequest(id: nil, method: "m", params: nil))
+        )
     }
 
     /// Envelope errors carry the id when there is a usable one, and say what is wrong.
     @Test func refusesBadEnvelopes() {
         #expect(
             self.parse(#"[{"jsonrpc":"2.0","id":1,"method":"m"}]"#)
-                == .failure(.invalid(id: .null, message: "Batch requests are not supported; send one request per line."))
+                == .failure(
+                    .invalid(id: .null, message: "Batch requests are not supported; send one request per line.")
+                )
         )
         #expect(
             self.parse(#"{"jsonrpc":"1.0","id":"x","method":"m"}"#)

@@ -423,7 +423,8 @@ struct EventCodecTests {
         let lengthOffset = headerBytes
         let length = bytes[lengthOffset]
         #expect(length == UInt8(event.orderId.utf8.count) && length < 0x80)
-        let body = Array(bytes[..<lengthOffset]) + [length | 0x80, 0x00] + Array(bytes[(lengthOffset + 1)..<(bytes.count - 32)])
+        let rest = Array(bytes[(lengthOffset + 1)..<(bytes.count - 32)])
+        let body = Array(bytes[..<lengthOffset]) + [length | 0x80, 0x00] + rest
         var writer = ByteWriter()
         writer.bytes = body
         writer.appendDigest(EventCodec.sha256(body))

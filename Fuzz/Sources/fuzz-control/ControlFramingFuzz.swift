@@ -30,7 +30,10 @@ enum ControlFramingOracle {
         let stream = Array(input[2...])
         var random = SplitMix64(seed: UInt64(input[1]))
         let frames = Self.frame(stream, lineBytesMax: lineBytesMax, random: &random)
-        fuzzCheck(frames == Self.referenceFrames(stream, lineBytesMax: lineBytesMax), "framing depends on how the stream arrives")
+        fuzzCheck(
+            frames == Self.referenceFrames(stream, lineBytesMax: lineBytesMax),
+            "framing depends on how the stream arrives"
+        )
         let limits = JSONLimits(bytesMax: lineBytesMax, depthMax: 8, stringBytesMax: lineBytesMax, membersMax: 64)
         for case .line(let line) in frames where !ControlRequest.isBlank(line) {
             Self.checkRequest(line, limits: limits)
@@ -47,7 +50,10 @@ enum ControlFramingOracle {
             switch action {
             case .line(let length, let consumed):
                 fuzzCheck(length <= lineBytesMax, "a line longer than the limit was framed")
-                fuzzCheck(consumed <= buffer.count && consumed >= length, "the framer consumed bytes that are not there")
+                fuzzCheck(
+                    consumed <= buffer.count && consumed >= length,
+                    "the framer consumed bytes that are not there"
+                )
                 frames.append(.line(Array(buffer[..<length])))
                 buffer.removeFirst(consumed)
                 return true
@@ -90,10 +96,17 @@ enum ControlFramingOracle {
 
     static func checkRequest(_ line: [UInt8], limits: JSONLimits) {
         // Whatever parses writes as one line that parses back to the same text.
-        if case .success(let value) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(line, limits: limits) }) {
+        if case .success(let value) = Result(catching: { () throws(JSONParseError) in
+            try JSONParser.parse(line, limits: limits)
+        }) {
             let written = Self.writeLine(value)
-            fuzzCheck(written.firstIndex(of: UInt8(ascii: "\n")) == written.count - 1, "written JSON spans more than one line")
-            switch Result(catching: { () throws(JSONParseError) in try JSONParser.parse(written.dropLast(), limits: .default) }) {
+            fuzzCheck(
+                written.firstIndex(of: UInt8(ascii: "\n")) == written.count - 1,
+                "written JSON spans more than one line"
+            )
+            switch Result(catching: { () throws(JSONParseError) in
+                try JSONParser.parse(written.dropLast(), limits: .default)
+            }) {
             case .success(let again):
                 fuzzCheck(again == value, "parse(write(value)) differs from value")
                 fuzzCheck(Self.writeLine(again) == written, "writing JSON is not a fixed point")
@@ -106,14 +119,20 @@ enum ControlFramingOracle {
             let written = Self.writeLine(.object(Self.envelope(request)))
             switch ControlRequest.parse(written.dropLast(), limits: .default) {
             case .success(let again):
-                fuzzCheck(Self.writeLine(.object(Self.envelope(again))) == written, "a request does not write back to itself")
+                fuzzCheck(
+                    Self.writeLine(.object(Self.envelope(again))) == written,
+                    "a request does not write back to itself"
+                )
             case .failure(let rejection):
                 fuzzCheck(false, "a written request is refused: \(rejection)")
             }
             // The daemon answers unknown methods with the request's id; that answer must be a line of its own.
             Self.checkAnswer(id: request.id ?? .null, message: "There is no method \(request.method).")
         case .failure(.notJSON(let error)):
-            fuzzCheck(error.offset >= 0 && error.offset <= max(line.count, limits.bytesMax), "a parse error offset outside the line")
+            fuzzCheck(
+                error.offset >= 0 && error.offset <= max(line.count, limits.bytesMax),
+                "a parse error offset outside the line"
+            )
             Self.checkAnswer(id: .null, message: "The request is not valid JSON: \(error.description)")
         case .failure(.invalid(let id, let message)):
             Self.checkAnswer(id: id, message: message)
@@ -131,11 +150,15 @@ enum ControlFramingOracle {
     static func checkAnswer(id: JSONValue, message: String) {
         let answer: JSONValue = .object([
             "jsonrpc": "2.0", "id": id,
-            "error": .object(["code": .number("-32600"), "message": .string(message), "data": .object(["name": "invalid-request"])]),
+            "error": .object([
+                "code": .number("-32600"), "message": .string(message), "data": .object(["name": "invalid-request"]),
+            ]),
         ])
         let written = Self.writeLine(answer)
         fuzzCheck(written.firstIndex(of: UInt8(ascii: "\n")) == written.count - 1, "an answer spans more than one line")
-        switch Result(catching: { () throws(JSONParseError) in try JSONParser.parse(written.dropLast(), limits: .default) }) {
+        switch Result(catching: { () throws(JSONParseError) in
+            try JSONParser.parse(written.dropLast(), limits: .default)
+        }) {
         case .success(let parsed):
             fuzzCheck(Self.writeLine(parsed) == written, "an answer does not parse back to itself")
         case .failure(let error):

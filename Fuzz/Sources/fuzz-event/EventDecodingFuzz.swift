@@ -16,7 +16,9 @@ public func fuzzEventDecoding(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
 enum EventDecodingOracle {
     static func decode(_ bytes: [UInt8], verifyHash: Bool, bodies: Bool = true) -> Result<Event, EventDecodingError> {
         bytes.withUnsafeBytes { buffer in
-            Result { () throws(EventDecodingError) in try EventCodec.decode(buffer, verifyHash: verifyHash, bodies: bodies) }
+            Result { () throws(EventDecodingError) in
+                try EventCodec.decode(buffer, verifyHash: verifyHash, bodies: bodies)
+            }
         }
     }
 

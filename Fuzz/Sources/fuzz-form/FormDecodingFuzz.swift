@@ -74,7 +74,10 @@ enum FormDecodingOracle {
         fuzzCheck(!error.description.isEmpty, "an empty refusal message")
         switch error {
         case .invalidPercentEscape(let offset):
-            fuzzCheck(offset >= 0 && offset < body.count && body[offset] == UInt8(ascii: "%"), "the escape offset is not a '%'")
+            fuzzCheck(
+                offset >= 0 && offset < body.count && body[offset] == UInt8(ascii: "%"),
+                "the escape offset is not a '%'"
+            )
         case .fieldTooLong(let index, _), .invalidUTF8(let index), .emptyName(let index):
             fuzzCheck(index >= 0 && index < FormLimits.default.fieldsMax, "a field index out of range")
         case .bodyTooLarge, .tooManyFields, .repeatedField:
@@ -124,7 +127,8 @@ enum ReferenceFormDecoder {
                 out.append(0x20)
                 index += 1
             } else if byte == UInt8(ascii: "%") {
-                guard bytes.endIndex - index >= 3, let high = Self.hex(bytes[index + 1]), let low = Self.hex(bytes[index + 2])
+                guard bytes.endIndex - index >= 3, let high = Self.hex(bytes[index + 1]),
+                    let low = Self.hex(bytes[index + 2])
                 else { return nil }
                 out.append(high * 16 + low)
                 index += 3
@@ -137,8 +141,11 @@ enum ReferenceFormDecoder {
         return out
     }
 
+    static let hexDigits = Array("0123456789abcdef".utf8)
+    static let upperHexDigits = Array("0123456789ABCDEF".utf8)
+
     static func hex(_ byte: UInt8) -> UInt8? {
-        if let digit = Int(String(UnicodeScalar(byte)), radix: 16), byte != UInt8(ascii: "+"), byte != UInt8(ascii: "-") {
+        if let digit = Self.hexDigits.firstIndex(of: byte) ?? Self.upperHexDigits.firstIndex(of: byte) {
             return UInt8(digit)
         }
         return nil

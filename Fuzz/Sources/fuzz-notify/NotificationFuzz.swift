@@ -29,7 +29,9 @@ enum NotificationOracle {
         }
     }
 
-    static func parse(_ body: [UInt8], _ limits: FormLimits = .default) -> Result<PaymentNotification, NotificationRejection> {
+    static func parse(_ body: [UInt8], _ limits: FormLimits = .default) -> Result<
+        PaymentNotification, NotificationRejection
+    > {
         Result { () throws(NotificationRejection) in try PaymentNotification.parse(body, limits: limits) }
     }
 

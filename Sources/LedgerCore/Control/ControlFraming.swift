@@ -107,7 +107,9 @@ public struct ControlRequest: Sendable, Hashable {
     public static func validate(_ request: JSONValue) -> Result<ControlRequest, Rejection> {
         guard case .object(let object) = request else {
             if case .array = request {
-                return .failure(.invalid(id: .null, message: "Batch requests are not supported; send one request per line."))
+                return .failure(
+                    .invalid(id: .null, message: "Batch requests are not supported; send one request per line.")
+                )
             }
             return .failure(.invalid(id: .null, message: "A request is a JSON object."))
         }
