@@ -414,6 +414,27 @@ struct EventCodecTests {
         #expect(decodingError(bytes) == EventDecodingError(reason: .invalidValue("final flag"), offset: finalOffset))
     }
 
+    /// A length spelled with more bytes than it needs is refused, even under a hash that matches those bytes: one
+    /// event has one encoding (the event fuzz target's re-encoding oracle caught the order id's length `11` written
+    /// as `91 00` decoding to the same event, which then re-encoded to other bytes with another hash)
+    @Test func nonMinimalLengthIsRefused() throws {
+        let event = try realisticCallback()
+        let bytes = EventCodec.encode(event)
+        let lengthOffset = headerBytes
+        let length = bytes[lengthOffset]
+        #expect(length == UInt8(event.orderId.utf8.count) && length < 0x80)
+        let rest = Array(bytes[(lengthOffset + 1)..<(bytes.count - 32)])
+        let body = Array(bytes[..<lengthOffset]) + [length | 0x80, 0x00] + rest
+        var writer = ByteWriter()
+        writer.bytes = body
+        writer.appendDigest(EventCodec.sha256(body))
+        let refusal = EventDecodingError(reason: .invalidValue("length"), offset: lengthOffset)
+        #expect(decodingError(writer.bytes) == refusal)
+        #expect(decodingError(writer.bytes, verifyHash: false) == refusal)
+        // The shortest spelling of every length still decodes.
+        #expect(decodingError(bytes) == nil)
+    }
+
     /// A text field that is not valid UTF-8 is reported as such, at the field's offset
     @Test func invalidUTF8IsReported() throws {
         let event = try realisticCallback()

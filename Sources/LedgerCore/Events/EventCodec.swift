@@ -439,7 +439,15 @@ struct ByteReader {
         while true {
             let byte = try self.u8()
             value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { break }
+            if byte & 0x80 == 0 {
+                // One spelling per length: a last byte of zero after the first adds nothing (`80 00` is a second
+                // spelling of 0), and a record with two spellings would be one event with two encodings and two
+                // hashes. The writer always writes the shortest form.
+                guard byte != 0 || shift == 0 else {
+                    throw EventDecodingError(reason: .invalidValue("length"), offset: start)
+                }
+                break
+            }
             shift += 7
             guard shift < 28 else { throw EventDecodingError(reason: .invalidValue("length"), offset: start) }
         }

@@ -29,32 +29,26 @@ final class ControlConnectionHandler: ChannelInboundHandler {
         case .tooLong:
             ControlRefusalHandler.answerAndClose(context: context, Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
         case .line(let buffer):
-            // An empty line (or a lone `\r` from a `\r\n` client) is not a request; skipping it keeps
-            // hand-typed sessions (socat) friendly.
-            if buffer.readableBytes == 0 || buffer.readableBytesView.elementsEqual([UInt8(ascii: "\r")]) { return }
-            self.handle(Array(buffer.readableBytesView), context: context)
+            if ControlRequest.isBlank(buffer.readableBytesView) { return }
+            self.handle(buffer.readableBytesView, context: context)
         }
     }
 
-    private func handle(_ bytes: [UInt8], context: ChannelHandlerContext) {
+    private func handle(_ bytes: ByteBufferView, context: ChannelHandlerContext) {
         let limits = JSONLimits(
             bytesMax: self.settings.lineBytesMax,
             depthMax: self.settings.jsonDepthMax,
             stringBytesMax: self.settings.lineBytesMax,
             membersMax: 10_000
         )
-        let request: JSONValue
-        do {
-            request = try JSONParser.parse(bytes, limits: limits)
-        } catch {
+        let parsed: ControlRequest
+        switch ControlRequest.parse(bytes, limits: limits) {
+        case .success(let request): parsed = request
+        case .failure(.notJSON(let error)):
             self.write(Self.response(id: .null, error: .parseError("The request is not valid JSON: \(error.description)")), context: context)
             return
-        }
-        let parsed: (id: JSONValue?, method: String, params: JSONValue?)
-        switch Self.validate(request) {
-        case .success(let valid): parsed = valid
-        case .failure(let failure):
-            self.write(Self.response(id: failure.id, error: failure.error), context: context)
+        case .failure(.invalid(let id, let message)):
+            self.write(Self.response(id: id, error: .invalidRequest(message)), context: context)
             return
         }
         guard self.tasks.count < self.settings.requestsInFlightMax else {
@@ -119,44 +113,6 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     private func finished(_ taskId: UInt64) {
         self.tasks[taskId] = nil
         if self.tasks.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
-    }
-
-    /// Checks the envelope (JSON-RPC 2.0 §4): `jsonrpc` "2.0", a string `method`, an id that is a string, a number
-    /// or null when present, params an object or array when present.
-    static func validate(_ request: JSONValue) -> Result<(id: JSONValue?, method: String, params: JSONValue?), Invalid> {
-        guard case .object(let object) = request else {
-            if case .array = request {
-                return .failure(Invalid(id: .null, error: .invalidRequest("Batch requests are not supported; send one request per line.")))
-            }
-            return .failure(Invalid(id: .null, error: .invalidRequest("A request is a JSON object.")))
-        }
-        var id: JSONValue?
-        switch object["id"] {
-        case nil: id = nil
-        case .string?, .number?, .null?: id = object["id"]
-        case .bool?, .array?, .object?:
-            return .failure(Invalid(id: .null, error: .invalidRequest("The id must be a string, a number or null.")))
-        }
-        guard object["jsonrpc"] == .string("2.0") else {
-            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("The request must have \"jsonrpc\": \"2.0\".")))
-        }
-        guard case .string(let method)? = object["method"] else {
-            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("The request must name its method as a string.")))
-        }
-        for key in object.keys where !["jsonrpc", "id", "method", "params"].contains(key) {
-            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("A request has no member \(key).")))
-        }
-        switch object["params"] {
-        case nil, .object?, .array?: break
-        case .null?, .bool?, .number?, .string?:
-            return .failure(Invalid(id: id ?? .null, error: .invalidRequest("params must be an object.")))
-        }
-        return .success((id, method, object["params"]))
-    }
-
-    struct Invalid: Error {
-        var id: JSONValue
-        var error: ControlError
     }
 
     static func response(id: JSONValue, error: ControlError) -> JSONValue {

@@ -151,56 +151,49 @@ enum ControlFrame {
     case tooLong
 }
 
-/// Splits input at `\n`, never holding more than `lineBytesMax` bytes of one line: past that the line cannot be
-/// answered and the rest of the stream cannot be framed, so it reports `.tooLong` once and discards the rest.
+/// Frames input into lines with `ControlLineFramer` (LedgerCore), which decides; this decoder only carries its
+/// actions out on the NIO buffer, so what runs here is exactly what the unit tests and the fuzzer exercise.
 struct ControlLineDecoder: ByteToMessageDecoder {
     typealias InboundOut = ControlFrame
 
-    let lineBytesMax: Int
-    private var overflowed = false
-    /// How far the buffer was already searched for a newline, so a long line arriving in pieces is scanned once.
-    private var scanned = 0
+    private var framer: ControlLineFramer
 
     init(lineBytesMax: Int) {
-        self.lineBytesMax = lineBytesMax
+        self.framer = ControlLineFramer(lineBytesMax: lineBytesMax)
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard !self.overflowed else {
-            buffer.moveReaderIndex(to: buffer.writerIndex)
-            return .needMoreData
-        }
-        let view = buffer.readableBytesView
-        let start = view.startIndex + self.scanned
-        if let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            self.scanned = 0
-            let length = newline - view.startIndex
-            guard length <= self.lineBytesMax else { return self.overflow(context: context, buffer: &buffer) }
-            let line = buffer.readSlice(length: length)!
-            buffer.moveReaderIndex(forwardBy: 1)
-            context.fireChannelRead(Self.wrapInboundOut(.line(line)))
-            return .continue
-        }
-        self.scanned = view.count
-        guard view.count <= self.lineBytesMax else { return self.overflow(context: context, buffer: &buffer) }
-        return .needMoreData
-    }
-
-    private mutating func overflow(context: ChannelHandlerContext, buffer: inout ByteBuffer) -> DecodingState {
-        self.overflowed = true
-        buffer.moveReaderIndex(to: buffer.writerIndex)
-        context.fireChannelRead(Self.wrapInboundOut(.tooLong))
-        return .needMoreData
+        let action = buffer.withUnsafeReadableBytes { self.framer.next($0) }
+        return self.carryOut(action, context: context, buffer: &buffer)
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A last line without its newline (the client half-closed after writing) is still a request.
-        while try self.decode(context: context, buffer: &buffer) == .continue {}
-        if !self.overflowed, buffer.readableBytes > 0 {
-            let line = buffer.readSlice(length: buffer.readableBytes)!
+        let action = buffer.withUnsafeReadableBytes { self.framer.last($0) }
+        return self.carryOut(action, context: context, buffer: &buffer)
+    }
+
+    private func carryOut(
+        _ action: ControlLineFramer.Action,
+        context: ChannelHandlerContext,
+        buffer: inout ByteBuffer
+    ) -> DecodingState {
+        switch action {
+        case .line(let length, let consumed):
+            let line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: consumed - length)
             context.fireChannelRead(Self.wrapInboundOut(.line(line)))
+            return .continue
+        case .tooLong:
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            context.fireChannelRead(Self.wrapInboundOut(.tooLong))
+            return .needMoreData
+        case .discard:
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            return .needMoreData
+        case .needMoreData:
+            return .needMoreData
         }
-        return .needMoreData
     }
 }
 
