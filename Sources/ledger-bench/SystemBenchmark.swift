@@ -43,6 +43,10 @@ struct LoadResult: Sendable {
     var p999: Double
     /// Requests sent after the script ran out of distinct notifications (must be 0 for a valid run).
     var repeated: Int
+    /// CPU seconds (user + system) the load generator used.
+    var loadGeneratorCPU: Double = 0
+    /// CPU seconds the server used during the run, where measured.
+    var serverCPU: Double?
 
     var perSecond: Double { self.seconds > 0 ? Double(self.requests - self.statusErrors) / self.seconds : 0 }
 }
@@ -92,6 +96,7 @@ struct SystemBenchmark {
         }
 
         var daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: nil)
+        try Self.waitUntilSettled(daemon)
         results.rssAnonIdleBytes = daemon.rssAnon()
         Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
 
@@ -122,6 +127,7 @@ struct SystemBenchmark {
         if self.config.parts.contains(.callbacks), let connections = self.config.connections.last {
             // The same daemon with group commit off: one transaction and one fsync per callback.
             daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: 1)
+            try Self.waitUntilSettled(daemon)
             results.callbacksOneFsync = try self.callbackRun(
                 daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
                 label: "ledgerd with store.batchCountMax=1, \(connections) connections"
@@ -129,10 +135,14 @@ struct SystemBenchmark {
             daemon.stop()
             // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
             let bare = try BareServerProcess.start(self.benchExecutable)
+            let bareBefore = processCPUSeconds(bare.process.processIdentifier)
             results.bareOK = try self.load(
                 port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
                 distinct: false
             )
+            if let bareBefore, let bareAfter = processCPUSeconds(bare.process.processIdentifier) {
+                results.bareOK?.serverCPU = bareAfter - bareBefore
+            }
             bare.stop()
         }
         return results
@@ -196,7 +206,9 @@ struct SystemBenchmark {
     /// A load run against the daemon, checked against the ledger: every answered `OK` must be a paid order.
     private func callbackRun(_ daemon: DaemonProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
         let before = try Self.paidOrders(daemon)
-        let result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
+        let cpuBefore = daemon.cpuSeconds()
+        var result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
+        if let cpuBefore, let cpuAfter = daemon.cpuSeconds() { result.serverCPU = cpuAfter - cpuBefore }
         let after = try Self.paidOrders(daemon)
         let ok = result.requests - result.statusErrors
         // Requests in flight when the load stopped may have been stored without their answer being counted.
@@ -207,6 +219,24 @@ struct SystemBenchmark {
             throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
         }
         return result
+    }
+
+    /// At start the poller loads every pending order from the ledger; measuring during that load would charge
+    /// its work to the first run. Waits until it tracks every created order.
+    private static func waitUntilSettled(_ daemon: DaemonProcess) throws {
+        let client = try ControlClient(path: daemon.socket)
+        let deadline = Date().addingTimeInterval(600)
+        while true {
+            let stats = try client.call("ledger.stats")
+            let pending = stats["pollerPending"]?.int64Value ?? -1
+            let created = stats["ordersByState"]?["created"]?.int64Value ?? -2
+            if pending == created { break }
+            guard Date() < deadline else {
+                throw BenchError("The daemon's poller tracks \(pending) orders after 10 minutes; the ledger holds \(created) created ones.")
+            }
+            usleep(200_000)
+        }
+        Progress.say("the poller tracks every pending order; measuring")
     }
 
     private static func paidOrders(_ daemon: DaemonProcess) throws -> Int {
@@ -220,6 +250,7 @@ struct SystemBenchmark {
     private func load(port: Int, connections: Int, bodies: String, label: String, distinct: Bool = true) throws -> LoadResult {
         let threads = min(2, connections)
         Progress.say("load: \(label) for \(self.config.seconds) s")
+        let childCPUBefore = childrenCPUSeconds()
         let output = try runProcess(
             "/usr/bin/env",
             [
@@ -243,7 +274,8 @@ struct SystemBenchmark {
             p50: (fields["p50_us"] ?? 0) / 1e6,
             p99: (fields["p99_us"] ?? 0) / 1e6,
             p999: (fields["p999_us"] ?? 0) / 1e6,
-            repeated: Int(fields["repeated"] ?? 0)
+            repeated: Int(fields["repeated"] ?? 0),
+            loadGeneratorCPU: childrenCPUSeconds() - childCPUBefore
         )
         guard result.repeated == 0 || !distinct else {
             throw BenchError("\(label): the run needed more than \(self.config.callbackOrders) distinct notifications; raise --callback-orders.")
@@ -343,6 +375,25 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
     return output
 }
 
+/// CPU seconds (user + system) of this process's terminated and waited-for children.
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_CHILDREN.rawValue, &usage) == 0 else { return 0 }
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU seconds (user + system) a running process has used so far (/proc/PID/stat, fields 14 and 15).
+func processCPUSeconds(_ pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+        return nil
+    }
+    // The fields after the command name (which may hold spaces) start at field 3.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// A free TCP port on the loopback interface, as the kernel picks it.
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -430,6 +481,9 @@ struct DaemonProcess {
         guard fields.count >= 2, let kilobytes = UInt64(fields[1]) else { return nil }
         return kilobytes * 1024
     }
+
+    /// CPU seconds (user + system) the daemon has used so far.
+    func cpuSeconds() -> Double? { processCPUSeconds(self.process.processIdentifier) }
 
     /// SIGTERM, then waits for the graceful drain.
     func stop() {

@@ -23,6 +23,19 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
             )
         )
         rows.append(Figure(key: "callbacks.c\(connections).p999", label: "  p99.9 latency, \(connections) connections", value: run.p999 * 1e3, unit: "ms"))
+        if let cpu = run.serverCPU, run.requests > run.statusErrors, run.seconds > 0 {
+            let ok = Double(run.requests - run.statusErrors)
+            rows.append(
+                Figure(
+                    key: "callbacks.c\(connections).cpu", label: "  ledgerd CPU per callback, \(connections) connections",
+                    value: cpu / ok * 1e6, unit: "µs",
+                    note: String(
+                        format: "ledgerd used %.2f cores, the load generator %.2f cores, of %d",
+                        cpu / run.seconds, run.loadGeneratorCPU / run.seconds, ProcessInfo.processInfo.activeProcessorCount
+                    )
+                )
+            )
+        }
     }
     if let run = results.callbacks[widest], let bare = results.bareOK {
         rows.append(
@@ -45,6 +58,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
             Figure(
                 key: "bareOK", label: "bare OK (same HTTP stack, no work), \(widest) connections", value: bare.perSecond, unit: "requests/s",
                 note: String(format: "p50 %.2f ms, p99 %.2f ms", bare.p50 * 1e3, bare.p99 * 1e3)
+                    + (bare.serverCPU.map { String(format: "; the server used %.2f cores, the load generator %.2f", $0 / bare.seconds, bare.loadGeneratorCPU / bare.seconds) } ?? "")
             )
         )
     }
@@ -91,7 +105,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
         rows.append(
             Figure(
                 key: "memory.rssAnon", label: "daemon RssAnon with \(results.orders) orders", value: Double(rss) / 1e6, unit: "MB",
-                target: .valueAtMost(200), note: "after the control runs; \(SystemBenchmark.megabytes(results.rssAnonIdleBytes)) right after start"
+                target: .valueAtMost(200), note: "after the control runs; \(SystemBenchmark.megabytes(results.rssAnonIdleBytes)) once the poller had loaded every pending order, before any load"
             )
         )
     }
