@@ -19,8 +19,10 @@ function init(args)
         if index % count == id then bodies[#bodies + 1] = line end
         index = index + 1
     end
+    if #bodies == 0 then error("thread " .. id .. " has no notification bodies: raise --callback-orders") end
     position = 1
     repeated = 0
+    wrapped = false
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 end
@@ -28,11 +30,12 @@ end
 function request()
     if position > #bodies then
         position = 1
-        repeated = repeated + 1
+        wrapped = true
     end
     local body = bodies[position]
     position = position + 1
-    if repeated > 0 then repeated = repeated + 1 end
+    -- Every request after the first wrap repeats a notification already sent.
+    if wrapped then repeated = repeated + 1 end
     return wrk.format(nil, nil, nil, body)
 end
 

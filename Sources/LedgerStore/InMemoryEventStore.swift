@@ -62,6 +62,7 @@ public actor InMemoryEventStore: EventStore {
 
     public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {
         let limit = min(max(limit, 0), self.readPageMax)
+        if limit == 0 { return [] }
         // An order's place is the sequence of the first event naming it, as in the LMDB store.
         var after: UInt64 = 0
         if let afterOrderId {

@@ -45,7 +45,9 @@ struct LoadResult: Sendable {
     var repeated: Int
     /// CPU seconds (user + system) the load generator used.
     var loadGeneratorCPU: Double = 0
-    /// CPU seconds the server used during the run, where measured.
+    /// Wall time of the window the CPU figures cover: the load generator's whole life, start-up included.
+    var windowSeconds: Double = 0
+    /// CPU seconds the server used during that window, where measured.
     var serverCPU: Double?
 
     var perSecond: Double { self.seconds > 0 ? Double(self.requests - self.statusErrors) / self.seconds : 0 }
@@ -95,55 +97,55 @@ struct SystemBenchmark {
             bodyFiles.append(path)
         }
 
-        var daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: nil)
-        try Self.waitUntilSettled(daemon)
-        results.rssAnonIdleBytes = daemon.rssAnon()
-        Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
-
-        if self.config.parts.contains(.callbacks) {
-            for (index, connections) in self.config.connections.enumerated() {
-                results.callbacks[connections] = try self.callbackRun(
-                    daemon, connections: connections, bodies: bodyFiles[index], label: "ledgerd, \(connections) connections"
-                )
+        // Every child is stopped on every path out, errors included, before the scratch directory is removed.
+        try whileRunning(DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: nil)) { daemon in
+            try Self.waitUntilSettled(daemon)
+            results.rssAnonIdleBytes = daemon.rssAnon()
+            Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
+            if self.config.parts.contains(.callbacks) {
+                for (index, connections) in self.config.connections.enumerated() {
+                    results.callbacks[connections] = try self.callbackRun(
+                        daemon, connections: connections, bodies: bodyFiles[index], label: "ledgerd, \(connections) connections"
+                    )
+                }
             }
-        }
-        if self.config.parts.contains(.control) {
-            for clients in [1, 8] {
-                // Paid orders (three events' history) when there are any, else the unpaid ones.
-                let historyOrders = reserved < total ? reserved..<total : 0..<total
-                results.control[clients] = try self.controlRun(daemon, clients: clients, orders: historyOrders)
+            if self.config.parts.contains(.control) {
+                for clients in [1, 8] {
+                    // Paid orders (three events' history) when there are any, else the unpaid ones.
+                    let historyOrders = reserved < total ? reserved..<total : 0..<total
+                    results.control[clients] = try self.controlRun(daemon, clients: clients, orders: historyOrders)
+                }
             }
+            if self.config.parts.contains(.memory) || self.config.parts.contains(.control) {
+                results.rssAnonBytes = daemon.rssAnon()
+            }
+            if self.config.parts.contains(.rebuild) {
+                results.rebuild = try self.rebuildRun(daemon)
+            }
+            let stats = try ControlClient(path: daemon.socket).call("ledger.stats")
+            results.events = UInt64(stats["head"]?["sequence"]?.int64Value ?? 0)
         }
-        if self.config.parts.contains(.memory) || self.config.parts.contains(.control) {
-            results.rssAnonBytes = daemon.rssAnon()
-        }
-        if self.config.parts.contains(.rebuild) {
-            results.rebuild = try self.rebuildRun(daemon)
-        }
-        let stats = try ControlClient(path: daemon.socket).call("ledger.stats")
-        results.events = UInt64(stats["head"]?["sequence"]?.int64Value ?? 0)
-        daemon.stop()
 
         if self.config.parts.contains(.callbacks), let connections = self.config.connections.last {
             // The same daemon with group commit off: one transaction and one fsync per callback.
-            daemon = try DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: 1)
-            try Self.waitUntilSettled(daemon)
-            results.callbacksOneFsync = try self.callbackRun(
-                daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
-                label: "ledgerd with store.batchCountMax=1, \(connections) connections"
-            )
-            daemon.stop()
-            // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
-            let bare = try BareServerProcess.start(self.benchExecutable)
-            let bareBefore = processCPUSeconds(bare.process.processIdentifier)
-            results.bareOK = try self.load(
-                port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
-                distinct: false
-            )
-            if let bareBefore, let bareAfter = processCPUSeconds(bare.process.processIdentifier) {
-                results.bareOK?.serverCPU = bareAfter - bareBefore
+            try whileRunning(DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: 1)) { daemon in
+                try Self.waitUntilSettled(daemon)
+                results.callbacksOneFsync = try self.callbackRun(
+                    daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
+                    label: "ledgerd with store.batchCountMax=1, \(connections) connections"
+                )
             }
-            bare.stop()
+            // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
+            try whileRunning(BareServerProcess.start(self.benchExecutable)) { bare in
+                let bareBefore = processCPUSeconds(bare.process.processIdentifier)
+                results.bareOK = try self.load(
+                    port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
+                    distinct: false
+                )
+                if let bareBefore, let bareAfter = processCPUSeconds(bare.process.processIdentifier) {
+                    results.bareOK?.serverCPU = bareAfter - bareBefore
+                }
+            }
         }
         return results
     }
@@ -210,13 +212,13 @@ struct SystemBenchmark {
         var result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
         if let cpuBefore, let cpuAfter = daemon.cpuSeconds() { result.serverCPU = cpuAfter - cpuBefore }
         let after = try Self.paidOrders(daemon)
+        guard result.statusErrors == 0, result.socketErrors == 0 else {
+            throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
+        }
         let ok = result.requests - result.statusErrors
         // Requests in flight when the load stopped may have been stored without their answer being counted.
         guard after - before >= ok, after - before <= ok + connections else {
             throw BenchError("\(label): \(ok) notifications were answered OK but the ledger paid \(after - before) orders.")
-        }
-        guard result.statusErrors == 0, result.socketErrors == 0 else {
-            throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
         }
         return result
     }
@@ -226,11 +228,17 @@ struct SystemBenchmark {
     private static func waitUntilSettled(_ daemon: DaemonProcess) throws {
         let client = try ControlClient(path: daemon.socket)
         let deadline = Date().addingTimeInterval(600)
+        var last: Int64 = -1
+        var unchanged = 0
         while true {
             let stats = try client.call("ledger.stats")
             let pending = stats["pollerPending"]?.int64Value ?? -1
             let created = stats["ordersByState"]?["created"]?.int64Value ?? -2
             if pending == created { break }
+            // The poller may decline an order (one past its deadline, say): a count that stopped moving will do.
+            unchanged = pending == last ? unchanged + 1 : 0
+            last = pending
+            if unchanged >= 10 { break }
             guard Date() < deadline else {
                 throw BenchError("The daemon's poller tracks \(pending) orders after 10 minutes; the ledger holds \(created) created ones.")
             }
@@ -251,6 +259,7 @@ struct SystemBenchmark {
         let threads = min(2, connections)
         Progress.say("load: \(label) for \(self.config.seconds) s")
         let childCPUBefore = childrenCPUSeconds()
+        let window = ContinuousClock.now
         let output = try runProcess(
             "/usr/bin/env",
             [
@@ -275,7 +284,8 @@ struct SystemBenchmark {
             p99: (fields["p99_us"] ?? 0) / 1e6,
             p999: (fields["p999_us"] ?? 0) / 1e6,
             repeated: Int(fields["repeated"] ?? 0),
-            loadGeneratorCPU: childrenCPUSeconds() - childCPUBefore
+            loadGeneratorCPU: childrenCPUSeconds() - childCPUBefore,
+            windowSeconds: (ContinuousClock.now - window).seconds
         )
         guard result.repeated == 0 || !distinct else {
             throw BenchError("\(label): the run needed more than \(self.config.callbackOrders) distinct notifications; raise --callback-orders.")
@@ -466,8 +476,13 @@ struct DaemonProcess {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        try waitUntil(120, process: process, what: "ledgerd", logFile: log) {
-            FileManager.default.fileExists(atPath: socket) && portAccepts(port)
+        do {
+            try waitUntil(120, process: process, what: "ledgerd", logFile: log) {
+                FileManager.default.fileExists(atPath: socket) && portAccepts(port)
+            }
+        } catch {
+            stopChild(process)
+            throw error
         }
         return DaemonProcess(process: process, port: port, socket: socket)
     }
@@ -485,11 +500,7 @@ struct DaemonProcess {
     /// CPU seconds (user + system) the daemon has used so far.
     func cpuSeconds() -> Double? { processCPUSeconds(self.process.processIdentifier) }
 
-    /// SIGTERM, then waits for the graceful drain.
-    func stop() {
-        self.process.terminate()
-        self.process.waitUntilExit()
-    }
+    func stop() { stopChild(self.process) }
 }
 
 /// `ledger-bench bare-ok` as a child process.
@@ -504,12 +515,40 @@ struct BareServerProcess {
         process.arguments = ["bare-ok", "--port", String(port)]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        try waitUntil(30, process: process, what: "the bare OK server", logFile: nil) { portAccepts(port) }
+        do {
+            try waitUntil(30, process: process, what: "the bare OK server", logFile: nil) { portAccepts(port) }
+        } catch {
+            stopChild(process)
+            throw error
+        }
         return BareServerProcess(process: process, port: port)
     }
 
-    func stop() {
-        self.process.terminate()
-        self.process.waitUntilExit()
+    func stop() { stopChild(self.process) }
+}
+
+/// A child process the benchmark starts and must stop.
+protocol ChildProcess {
+    func stop()
+}
+
+extension DaemonProcess: ChildProcess {}
+extension BareServerProcess: ChildProcess {}
+
+/// Runs `body` with a started child and stops the child however `body` ends.
+func whileRunning<Child: ChildProcess, T>(_ child: Child, _ body: (Child) throws -> T) rethrows -> T {
+    defer { child.stop() }
+    return try body(child)
+}
+
+/// SIGTERM, up to 30 s for the graceful drain, then SIGKILL. Safe on a process that has already exited.
+func stopChild(_ process: Process) {
+    if process.isRunning { process.terminate() }
+    let deadline = Date().addingTimeInterval(30)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+        Progress.say("\(process.executableURL?.lastPathComponent ?? "a child") did not stop within 30 s of SIGTERM; killing it")
+        kill(process.processIdentifier, SIGKILL)
     }
+    process.waitUntilExit()
 }

@@ -12,7 +12,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
             Figure(
                 key: "callbacks.c\(connections)", label: "durable callbacks, \(connections) connections", value: run.perSecond,
                 unit: "callbacks/s", target: top ? .valueAtLeast(15_000) : nil,
-                note: "\(run.requests) notifications in \(Format.seconds(run.seconds)), every one answered OK and found paid in the ledger"
+                note: "\(run.requests) notifications in \(Format.seconds(run.seconds)), every answer 2xx; the ledger's paid orders grew by the number answered (up to the requests in flight when the load stopped)"
             )
         )
         rows.append(Figure(key: "callbacks.c\(connections).p50", label: "  p50 latency, \(connections) connections", value: run.p50 * 1e3, unit: "ms"))
@@ -23,7 +23,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
             )
         )
         rows.append(Figure(key: "callbacks.c\(connections).p999", label: "  p99.9 latency, \(connections) connections", value: run.p999 * 1e3, unit: "ms"))
-        if let cpu = run.serverCPU, run.requests > run.statusErrors, run.seconds > 0 {
+        if let cpu = run.serverCPU, run.requests > run.statusErrors, run.windowSeconds > 0 {
             let ok = Double(run.requests - run.statusErrors)
             rows.append(
                 Figure(
@@ -31,7 +31,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
                     value: cpu / ok * 1e6, unit: "µs",
                     note: String(
                         format: "ledgerd used %.2f cores, the load generator %.2f cores, of %d",
-                        cpu / run.seconds, run.loadGeneratorCPU / run.seconds, ProcessInfo.processInfo.activeProcessorCount
+                        cpu / run.windowSeconds, run.loadGeneratorCPU / run.windowSeconds, ProcessInfo.processInfo.activeProcessorCount
                     )
                 )
             )
@@ -58,7 +58,7 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
             Figure(
                 key: "bareOK", label: "bare OK (same HTTP stack, no work), \(widest) connections", value: bare.perSecond, unit: "requests/s",
                 note: String(format: "p50 %.2f ms, p99 %.2f ms", bare.p50 * 1e3, bare.p99 * 1e3)
-                    + (bare.serverCPU.map { String(format: "; the server used %.2f cores, the load generator %.2f", $0 / bare.seconds, bare.loadGeneratorCPU / bare.seconds) } ?? "")
+                    + (bare.serverCPU.map { String(format: "; the server used %.2f cores, the load generator %.2f", $0 / bare.windowSeconds, bare.loadGeneratorCPU / bare.windowSeconds) } ?? "")
             )
         )
     }

@@ -47,6 +47,8 @@ struct LMDBEventStoreTests {
         _ = try await store.append(AppendRequest([self.fixture.created("F1")]))
         try store.environment.write { txn in try txn.put(store.layout.meta, key: LMDBLayout.formatKey, value: [1]) }
         await store.close()
+        let data = directory.path + "/ledger/data.mdb"
+        let before = try Data(contentsOf: URL(fileURLWithPath: data))
         #expect {
             _ = try LMDBEventStore(path: directory.path + "/ledger")
         } throws: { error in
@@ -54,6 +56,7 @@ struct LMDBEventStoreTests {
             return (error as? StoreError)?.code == .corrupted && message.contains("format 1")
                 && message.contains("reads format \(LMDBLayout.formatVersion)")
         }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: data)) == before, "the refused ledger's data file changed")
     }
 
     /// A byte flipped on disk is caught by the checksum on read and reported by chain verification, never served.

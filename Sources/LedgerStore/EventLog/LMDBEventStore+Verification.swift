@@ -172,7 +172,8 @@ extension LMDBEventStore {
                     if let known = handles[event.orderId] {
                         handle = known
                     } else {
-                        guard let stored = try self.layout.handle(of: event.orderId, in: txn) else {
+                        // A handle is the sequence of the first event naming the order: never after this one.
+                        guard let stored = try self.layout.handle(of: event.orderId, in: txn), stored <= event.sequence else {
                             throw Self.missingHandle(event)
                         }
                         handle = stored
@@ -187,7 +188,7 @@ extension LMDBEventStore {
     }
 
     static func missingHandle(_ event: Event) -> StoreError {
-        StoreError(.corrupted, "Event \(event.sequence) names order \(event.orderId), which the order index does not hold.")
+        StoreError(.corrupted, "Event \(event.sequence) names order \(event.orderId), which the order index does not hold, or holds under a later sequence.")
     }
 
     /// Applies the events after the scratch checkpoint up to the writer's head; runs inside the writer.
@@ -207,7 +208,9 @@ extension LMDBEventStore {
             return .continue
         }
         for event in events {
-            guard let handle = try handles.existing(event.orderId, in: txn) else { throw Self.missingHandle(event) }
+            guard let handle = try handles.existing(event.orderId, in: txn), handle <= event.sequence else {
+                throw Self.missingHandle(event)
+            }
             _ = try table.apply(event, handle: handle, in: txn)
         }
         try table.flush(in: txn)

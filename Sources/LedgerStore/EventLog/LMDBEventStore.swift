@@ -58,6 +58,9 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             path: path,
             options: .init(mapSize: options.mapSize, mapSizeMax: options.mapSizeMax, maxDatabases: 16, maxReaders: 254)
         )
+        // The format is checked before any other database is opened: opening creates what is missing, and a
+        // ledger of another format must be left exactly as it was.
+        try Self.checkFormat(environment)
         let layout = try LMDBLayout(environment: environment)
         let (head, generation) = try Self.openMeta(environment, layout)
         self.path = environment.path
@@ -74,18 +77,29 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         )
     }
 
+    private static func checkFormat(_ environment: LMDBEnvironment) throws {
+        let meta = try environment.openDatabase(name: "meta")
+        let format = try environment.read { txn in try txn.getBytes(meta, key: LMDBLayout.formatKey) }
+        guard let format, format != [LMDBLayout.formatVersion] else { return }
+        throw Self.otherFormat(environment, format)
+    }
+
+    static func otherFormat(_ environment: LMDBEnvironment, _ format: [UInt8]) -> StoreError {
+        let found = format.count == 1 ? "format \(format[0])" : "an unknown format"
+        return StoreError(
+            .corrupted,
+            "The ledger at \(environment.path) is in \(found); this build reads format \(LMDBLayout.formatVersion). "
+                + "Open it with the build that wrote it; this build has no migration from that format."
+        )
+    }
+
     /// Reads (or, for a new store, writes) the metadata, and checks the recorded head against the last event: the
     /// same property on both sides of the disk.
     private static func openMeta(_ environment: LMDBEnvironment, _ layout: LMDBLayout) throws -> (LogHead, Int) {
         try environment.writeGrowing { txn in
             if let format = try txn.get(layout.meta, key: LMDBLayout.formatKey) {
                 guard format.count == 1, format[0] == LMDBLayout.formatVersion else {
-                    let found = format.count == 1 ? "format \(format[0])" : "an unknown format"
-                    throw StoreError(
-                        .corrupted,
-                        "The ledger at \(environment.path) is in \(found); this build reads format \(LMDBLayout.formatVersion). "
-                            + "Open it with the build that wrote it, or replay its events into a new ledger."
-                    )
+                    throw Self.otherFormat(environment, Array(format))
                 }
             } else {
                 try txn.put(layout.meta, key: LMDBLayout.formatKey, value: [LMDBLayout.formatVersion])
