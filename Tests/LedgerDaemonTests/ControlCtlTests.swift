@@ -5,14 +5,7 @@ import Testing
 
 /// `ledgerctl` as a real process against a real daemon: output, `--json` and exit codes.
 @Suite(.serialized) struct ControlCtlTests {
-    static func executable() throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [selfDirectory.appendingPathComponent("ledgerctl"), root.appendingPathComponent(".build/debug/ledgerctl")]
-        let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-        return try #require(found, "ledgerctl must be built next to the tests (swift build --build-tests)").path
-    }
+    static func executable() throws -> String { try builtExecutable("ledgerctl").path }
 
     static func ctl(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, out: String, err: String) {
         let path = try Self.executable()

@@ -6,6 +6,7 @@ import LedgerStore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Testing
 
 /// A fresh temporary directory that removes itself.
 final class TestDirectory: @unchecked Sendable {
@@ -135,4 +136,15 @@ func get(_ client: HTTPClient, _ url: String) async throws -> (Int, String) {
 /// Shuts a client down without blocking the test's async context.
 func shutdownLater(_ client: HTTPClient) {
     Task { try? await client.shutdown() }
+}
+
+/// An executable of this package built next to the tests (`swift build --build-tests`), or in `.build/debug`.
+func builtExecutable(_ name: String, filePath: String = #filePath) throws -> URL {
+    let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    let candidates = [selfDirectory.appendingPathComponent(name), root.appendingPathComponent(".build/debug/\(name)")]
+    return try #require(
+        candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
+        "\(name) must be built next to the tests (swift build --build-tests)"
+    )
 }

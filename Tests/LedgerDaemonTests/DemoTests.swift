@@ -3,16 +3,7 @@ import Testing
 
 /// `ledgerd demo`, the README's first quick-start command, run as a real process.
 struct DemoTests {
-    static func executable(_ name: String) throws -> URL {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [selfDirectory.appendingPathComponent(name), root.appendingPathComponent(".build/debug/\(name)")]
-        return try #require(
-            candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-            "\(name) must be built next to the tests (swift build --build-tests)"
-        )
-    }
+    static func executable(_ name: String) throws -> URL { try builtExecutable(name) }
 
     /// The demo runs the whole flow against the simulator, converges, and exits 0.
     @Test func demoConverges() throws {

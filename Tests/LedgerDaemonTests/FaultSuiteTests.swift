@@ -9,19 +9,7 @@ import Testing
     /// The key `ledger-faults` gives every daemon it starts.
     static let key = try! MerchantKey("fault-suite-key-2026")
 
-    static func executable() throws -> URL {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [
-            selfDirectory.appendingPathComponent("ledger-faults"),
-            root.appendingPathComponent(".build/debug/ledger-faults"),
-        ]
-        return try #require(
-            candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-            "ledger-faults must be built next to the tests (swift build --build-tests)"
-        )
-    }
+    static func executable() throws -> URL { try builtExecutable("ledger-faults") }
 
     static func run(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
