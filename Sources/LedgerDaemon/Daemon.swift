@@ -116,6 +116,7 @@ public struct LedgerDaemon: Sendable {
             formLimits: configuration.limits.form,
             clock: clock,
             metrics: self.metrics,
+            followInterval: configuration.storeBackend.followInterval,
             logger: logger
         )
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
@@ -134,6 +135,7 @@ public struct LedgerDaemon: Sendable {
             seed: seed,
             metrics: self.metrics,
             health: self.health,
+            election: (self.store as? any SharedEventStore).map { ($0, configuration.storeBackend.leaderRetry) },
             logger: logger
         )
     }
@@ -172,6 +174,13 @@ public struct LedgerDaemon: Sendable {
     ) async throws {
         let poller = self.poller
         await self.ledger.observeOrders { state in await poller.track(state) }
+        var followers: [any Service] = []
+        if let follower = self.ledger.follower {
+            // Started before anything can append, so the feed follows on from the head without a gap.
+            try await follower.start()
+            await follower.observeOrders({ state in await poller.track(state) }, when: { await poller.isLeading })
+            followers.append(follower)
+        }
         let control = ControlServer(
             path: self.configuration.socketPath,
             mode: self.configuration.socketMode,
@@ -180,7 +189,7 @@ public struct LedgerDaemon: Sendable {
             poller: self.poller,
             logger: self.logger
         )
-        let services: [any Service] = [StoreService(store: self.store), self.poller, control] + extraServices
+        let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, control] + extraServices
             + [self.makeApplication(onServerRunning: onHTTPRunning)]
         let group = ServiceGroup(
             configuration: .init(

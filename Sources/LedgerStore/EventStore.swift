@@ -292,3 +292,28 @@ public protocol EventStore: AnyObject, Sendable {
     /// Stops accepting appends, finishes those queued, and releases the store.
     func close() async
 }
+
+/// A store that several daemons share (PostgreSQL). Any daemon appends and reads; exactly one at a time polls the
+/// gateway, elected through the store; and each daemon follows the log for what the others append (an embedded store
+/// such as LMDB belongs to one process and does not conform).
+public protocol SharedEventStore: EventStore {
+    /// Waits until this daemon holds the ledger's poll leadership, trying every `retryInterval` (and calling
+    /// `standby` after each try that found another leader), then runs `leading` while it holds it.
+    ///
+    /// Returns what `leading` returns, after giving up leadership. When leadership is lost while `leading` runs (the
+    /// store stopped answering, so another daemon may take over), `leading` is cancelled, and this throws
+    /// `LeadershipLost` once it has returned. Cancelling the caller while it waits throws `CancellationError`.
+    func whileLeading<T: Sendable>(
+        retryInterval: Duration,
+        standby: @escaping @Sendable () async -> Void,
+        _ leading: @escaping @Sendable () async throws -> T
+    ) async throws -> T
+}
+
+/// Poll leadership ended without being given up: the store could not confirm it within the retry interval, so
+/// another daemon may lead now.
+public struct LeadershipLost: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "Poll leadership lost: \(self.reason)" }
+}

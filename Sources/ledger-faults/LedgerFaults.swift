@@ -15,7 +15,7 @@ struct LedgerFaults: AsyncParsableCommand {
 
 /// The scenarios, in the order they run.
 enum Scenario: String, CaseIterable, ExpressibleByArgument {
-    case kill, storm, corpus, storage, gateway
+    case kill, storm, corpus, storage, gateway, shared
 }
 
 struct Run: AsyncParsableCommand {
@@ -41,8 +41,16 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Copies of one notification in the duplicate storm.")
     var stormCopies = 1000
 
-    @Option(parsing: .upToNextOption, help: "Run only these scenarios: kill, storm, corpus, storage, gateway.")
+    @Option(parsing: .upToNextOption, help: "Run only these scenarios: kill, storm, corpus, storage, gateway, shared.")
     var only: [Scenario] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL database for the shared scenario (two daemons on one ledger), which runs only when one is given; default LEDGER_TEST_POSTGRES_URL. Each run makes a fresh schema in it.",
+            valueName: "url"
+        )
+    )
+    var postgresUrl: String?
 
     @Option(help: "Where ledgerd and gateway-sim are (default: next to this executable).")
     var binDir: String?
@@ -62,7 +70,13 @@ struct Run: AsyncParsableCommand {
         // Short: Unix socket paths must fit in 108 bytes.
         let base = "/tmp/lf-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        let scenarios = self.only.isEmpty ? Scenario.allCases : Scenario.allCases.filter(self.only.contains)
+        let environmentURL = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let postgresURL = self.postgresUrl ?? environmentURL
+        if self.only.contains(.shared) && postgresURL == nil {
+            throw ValidationError("The shared scenario needs a PostgreSQL database: give --postgres-url or LEDGER_TEST_POSTGRES_URL.")
+        }
+        let scenarios = (self.only.isEmpty ? Scenario.allCases : Scenario.allCases.filter(self.only.contains))
+            .filter { $0 != .shared || postgresURL != nil }
         say(
             "fault-suite: \(self.long ? "long" : "short") run, scenarios \(scenarios.map(\.rawValue).joined(separator: ", ")), \(cycles) kill cycles, seed \(self.seed), data \(base)"
         )
@@ -95,6 +109,12 @@ struct Run: AsyncParsableCommand {
                     report = try await StorageFaultsScenario(binaries: binaries, directory: directory).run()
                 case .gateway:
                     report = try await GatewayFaultsScenario(binaries: binaries, directory: directory).run()
+                case .shared:
+                    report = try await SharedLedgerScenario(
+                        binaries: binaries,
+                        directory: directory,
+                        postgresURL: postgresURL ?? ""
+                    ).run()
                 }
             } catch {
                 report = ScenarioReport(scenario.rawValue)

@@ -27,10 +27,26 @@ import Testing
     /// The short suite passes: 20 kill -9 cycles under load, a storm of 1,000 copies, the bad-input corpus,
     /// storage faults and gateway faults, all against the real daemon and simulator.
     @Test func shortSuitePasses() throws {
-        let (status, output) = try Self.run(["run", "--seed", "2026"])
+        let (status, output) = try Self.run(["run", "--seed", "2026", "--only", "kill", "storm", "corpus", "storage", "gateway"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("cases passed"), "\(output)")
         #expect(output.contains("20/20"), "\(output)")
+    }
+
+    /// Two daemons on one PostgreSQL ledger (the `shared` scenario): one poller at a time, each daemon's appends
+    /// seen by the other's subscribers, one state change per order for the same notification sent to both at once,
+    /// identical histories, and after the polling daemon's SIGKILL the other polls the pending orders to paid.
+    @Test func sharedLedgerPasses() throws {
+        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
+            }
+            try Test.cancel("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.")
+        }
+        let (status, output) = try Self.run(["run", "--only", "shared", "--postgres-url", url])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("shared ledger") && output.contains("cases passed"), "\(output)")
+        #expect(output.contains("orders queried by the new leader"), "\(output)")
     }
 
     /// A ledger with orders L1 (paid by one callback), L2 (no callback) and L3 (two different valid callbacks).

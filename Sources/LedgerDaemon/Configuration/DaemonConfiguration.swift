@@ -63,6 +63,20 @@ public enum StoreBackend: Sendable, Hashable {
     case postgres(PostgresStoreSettings)
 }
 
+extension StoreBackend {
+    /// How often a daemon sharing its store reads what the others appended (unused on LMDB).
+    var followInterval: Duration {
+        if case .postgres(let settings) = self { return settings.followInterval }
+        return .milliseconds(100)
+    }
+
+    /// How often a daemon sharing its store tries for, or confirms, poll leadership (unused on LMDB).
+    var leaderRetry: Duration {
+        if case .postgres(let settings) = self { return settings.leaderRetry }
+        return .seconds(1)
+    }
+}
+
 /// The PostgreSQL store's settings (`store.postgresUrl`, `store.postgresSchema`, `store.postgresConnectionsMax`,
 /// `store.postgresConnectTimeoutMs`). The batch and queue bounds are the shared `store.*` keys.
 public struct PostgresStoreSettings: Sendable, Hashable {
@@ -76,6 +90,13 @@ public struct PostgresStoreSettings: Sendable, Hashable {
     public var connectionsMax: Int = 8
     /// `store.postgresConnectTimeoutMs`: how long a connection, and the start, may wait for the server.
     public var connectTimeout: Duration = .seconds(10)
+    /// `store.postgresLeaderRetryMs`: how often a standby daemon tries for poll leadership, and how often the leader
+    /// confirms it still holds it. A killed leader is replaced within about one interval; a leader cut off from the
+    /// database stops polling within four, before the server frees its lock after five.
+    public var leaderRetry: Duration = .seconds(1)
+    /// `store.postgresFollowIntervalMs`: how often the daemon reads the log for events other daemons appended
+    /// (for `events.subscribe`, and so the poll leader schedules orders created elsewhere).
+    public var followInterval: Duration = .milliseconds(100)
 
     public init(url: String, connection: PostgresConnectionSettings) {
         self.url = url
@@ -313,6 +334,10 @@ extension DaemonConfiguration {
             settings.connectionsMax = try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.connectionsMax
             settings.connectTimeout =
                 try values.milliseconds("store.postgresConnectTimeoutMs", range: 100...600_000) ?? settings.connectTimeout
+            // At most 2 s: a standby reports its poller alive on every try, and /healthz wants a beat every 3 s.
+            settings.leaderRetry = try values.milliseconds("store.postgresLeaderRetryMs", range: 100...2000) ?? settings.leaderRetry
+            settings.followInterval =
+                try values.milliseconds("store.postgresFollowIntervalMs", range: 10...10_000) ?? settings.followInterval
             return .postgres(settings)
         default:
             throw ConfigurationError(key: "store.backend", message: "'\(backend)' is not lmdb or postgres")

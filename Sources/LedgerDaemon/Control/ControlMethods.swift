@@ -317,11 +317,12 @@ public final class ControlMethods: Sendable {
         for status in OrderStatus.allCases { orders[status.rawValue] = ControlJSON.number(statistics.ordersByStatus[status] ?? 0) }
         let uptime = ContinuousClock.now - self.started
         let pending = await self.poller.pendingCount
+        let leading = await self.poller.isLeading
         return .object([
             "head": ControlJSON.head(statistics.head), "eventsByType": .object(events), "ordersByState": .object(orders),
             "storeBytes": ControlJSON.number(statistics.storeBytes),
             "mapBytes": statistics.mapBytes.map { ControlJSON.number($0) } ?? .null,
-            "pollerPending": ControlJSON.number(pending),
+            "pollerPending": ControlJSON.number(pending), "pollLeader": .bool(leading),
             "connections": ControlJSON.number(self.connections.load(ordering: .relaxed)),
             "subscribers": ControlJSON.number(self.ledger.feed.subscriberCount),
             "uptimeSeconds": ControlJSON.number(uptime.components.seconds),

@@ -129,6 +129,9 @@ public actor Ledger {
     let metrics: LedgerMetrics
     /// Every committed event, for `events.subscribe`.
     public nonisolated let feed = EventFeed()
+    /// On a store several daemons share, publishes the feed in log order and reports orders the others changed;
+    /// nil on an embedded store, where every event is this daemon's and is published as it commits.
+    public nonisolated let follower: LogFollower?
     /// Told of every order whose state an append changed: the poller schedules or forgets it.
     private var orderObserver: (@Sendable (OrderState) async -> Void)?
 
@@ -141,9 +144,12 @@ public actor Ledger {
         clock: any LedgerClock = SystemLedgerClock(),
         orderIds: any OrderIdSource = SystemOrderIdSource(),
         metrics: LedgerMetrics = LedgerMetrics(),
+        followInterval: Duration = .milliseconds(100),
         logger: Logger
     ) {
         self.store = store
+        self.follower = store is any SharedEventStore
+            ? LogFollower(store: store, feed: self.feed, interval: followInterval, logger: logger) : nil
         self.settings = settings
         self.key = key
         self.clock = clock
@@ -159,8 +165,17 @@ public actor Ledger {
         self.orderObserver = observer
     }
 
+    /// Publishes committed events to the feed, through the follower when other daemons append too.
+    private func publish(_ events: [Event]) async {
+        if let follower = self.follower {
+            await follower.publishLocal(events)
+        } else {
+            self.feed.publish(events)
+        }
+    }
+
     private func notifyObserver(_ appended: Appended) async {
-        self.feed.publish(appended.events)
+        await self.publish(appended.events)
         guard let observer = self.orderObserver else { return }
         for state in appended.orders.values { await observer(state) }
     }
@@ -305,7 +320,7 @@ public actor Ledger {
         else {
             throw LedgerError(.orderConflict, "The store did not record the query result.")
         }
-        self.feed.publish(appended.events)
+        await self.publish(appended.events)
         return (classification, state)
     }
 

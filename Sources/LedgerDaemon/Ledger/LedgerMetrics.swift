@@ -15,6 +15,7 @@ public final class LedgerMetrics: Sendable {
     private let pollAttempts: [String: CoreMetrics.Counter]
     private let pending: CoreMetrics.Gauge
     private let batchSizes: CoreMetrics.Recorder
+    private let leader: CoreMetrics.Gauge
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -44,6 +45,7 @@ public final class LedgerMetrics: Sendable {
         self.pollAttempts = attempts
         self.pending = CoreMetrics.Gauge(label: "ledger_orders_pending", factory: factory)
         self.batchSizes = CoreMetrics.Recorder(label: "ledger_commit_batch_size", aggregate: true, factory: factory)
+        self.leader = CoreMetrics.Gauge(label: "ledger_poll_leader", factory: factory)
     }
 
     func callbackRecorded(_ classification: CallbackClassification) { self.callbacks[classification]?.increment() }
@@ -57,6 +59,8 @@ public final class LedgerMetrics: Sendable {
 
     func pollAttempt(_ classification: QueryClassification) { self.pollAttempts[classification.rawValue]?.increment() }
     func pendingOrders(_ count: Int) { self.pending.record(count) }
+    /// 1 while this daemon polls (always, on an embedded store), 0 while another daemon leads.
+    func pollLeader(_ leading: Bool) { self.leader.record(leading ? 1 : 0) }
 
     /// A histogram of commit batch sizes, filled from the store's writer.
     public func commitBatchSizes(_ sizes: [Int]) {

@@ -1,6 +1,6 @@
 import HeapModule
 public import LedgerCore
-import LedgerStore
+public import LedgerStore
 public import Logging
 public import ServiceLifecycle
 
@@ -31,6 +31,11 @@ public actor QueryPoller: Service {
     private var inFlight: Set<String> = []
     private var generation: UInt64 = 0
     private var wake: CheckedContinuation<Void, Never>?
+    /// On a store several daemons share, the election that makes this daemon the one that polls, and how often it
+    /// is tried; nil on an embedded store, where this daemon always polls.
+    private let election: (store: any SharedEventStore, retry: Duration)?
+    /// Whether this daemon polls now: always on an embedded store; on a shared one, while it leads.
+    public private(set) var isLeading: Bool
 
     public init(
         ledger: Ledger,
@@ -40,8 +45,11 @@ public actor QueryPoller: Service {
         seed: UInt64,
         metrics: LedgerMetrics,
         health: HealthState,
+        election: (store: any SharedEventStore, retry: Duration)? = nil,
         logger: Logger
     ) {
+        self.election = election
+        self.isLeading = election == nil
         self.ledger = ledger
         self.gateway = gateway
         self.schedule = PollSchedule(settings: settings)
@@ -57,6 +65,8 @@ public actor QueryPoller: Service {
 
     /// Schedules (or reschedules) an order from its state; called for new orders and after every attempt.
     public func track(_ state: OrderState) {
+        // A standby daemon schedules nothing: the leader does, and a new leader loads every pending order.
+        guard self.isLeading else { return }
         guard state.status == .created else {
             self.scheduled[state.orderId] = nil
             return
@@ -87,12 +97,49 @@ public actor QueryPoller: Service {
     }
 
     public func run() async throws {
-        try await self.loadPending()
-        try await withGracefulShutdownHandler {
-            try await self.loop()
-        } onGracefulShutdown: {
-            Task { await self.stopWaiting() }
+        guard let election = self.election else {
+            self.metrics.pollLeader(true)
+            try await self.loadPending()
+            try await withGracefulShutdownHandler {
+                try await self.loop()
+            } onGracefulShutdown: {
+                Task { await self.stopWaiting() }
+            }
+            return
         }
+        // Several daemons: poll only while leading. Shutdown cancels the wait for leadership, or the loop; losing
+        // leadership cancels the loop, clears the schedule, and goes back to waiting.
+        let health = self.health
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await election.store.whileLeading(retryInterval: election.retry, standby: { health.pollerAlive() }) {
+                        try await self.lead()
+                    }
+                    return
+                } catch is LeadershipLost {
+                    await self.standDown()
+                }
+            }
+        }
+        self.standDown()
+    }
+
+    /// Polls as the leader: loads every pending order, then runs the loop until cancelled.
+    private func lead() async throws {
+        self.isLeading = true
+        self.metrics.pollLeader(true)
+        try await self.loadPending()
+        try await self.loop()
+    }
+
+    /// Forgets the schedule when another daemon may lead; queries in flight have finished (the loop waits for them).
+    private func standDown() {
+        if self.isLeading { self.logger.info("poller standing by", metadata: ["poll.pending": "\(self.scheduled.count)"]) }
+        self.isLeading = false
+        self.metrics.pollLeader(false)
+        self.heap = Heap()
+        self.scheduled = [:]
     }
 
     private var stopping = false
@@ -147,11 +194,20 @@ public actor QueryPoller: Service {
         if deadline <= self.clock.now() || self.stopping { return }
         let timer = Task { [clock = self.clock] in
             try await clock.sleep(until: deadline)
-            await self.wakeUp()
+            self.wakeUp()
         }
-        // The continuation is stored before this actor can run `wakeUp`, so no wake-up is lost.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            self.wake = continuation
+        // The continuation is stored before this actor can run `wakeUp`, so no wake-up is lost; cancellation (losing
+        // leadership, shutdown) wakes it, whether it comes before the continuation is stored or after.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    self.wake = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.wakeUp() }
         }
         timer.cancel()
     }

@@ -1,0 +1,123 @@
+import Foundation
+import LedgerCore
+@testable import LedgerPostgres
+import LedgerStore
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Poll leadership on PostgreSQL (`SharedEventStore.whileLeading`): one leader per ledger at a time, a standby
+/// that takes over when the leader gives up or loses its session, and nothing left held after cancellation.
+extension PostgresEventStoreTests {
+    /// Counts a standby's tries and records what a leader's body saw.
+    final class Probe: Sendable {
+        let standbyTries = Atomic<Int>(0)
+        let leading = Atomic<Bool>(false)
+        let cancelled = Atomic<Bool>(false)
+        let started = AsyncStream<Void>.makeStream()
+        var isLeading: Bool { self.leading.load(ordering: .relaxed) }
+        var wasCancelled: Bool { self.cancelled.load(ordering: .relaxed) }
+        var tries: Int { self.standbyTries.load(ordering: .relaxed) }
+    }
+
+    /// Leads until `release` yields (or the task is cancelled), marking the probe.
+    static func lead(_ store: PostgresEventStore, _ probe: Probe, release: AsyncStream<Void>?) async throws {
+        try await store.whileLeading(retryInterval: .milliseconds(500), standby: { probe.standbyTries.add(1, ordering: .relaxed) }) {
+            probe.leading.store(true, ordering: .relaxed)
+            probe.started.continuation.yield()
+            if let release {
+                for await _ in release { break }
+            } else {
+                while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
+            }
+            probe.cancelled.store(Task.isCancelled, ordering: .relaxed)
+            probe.leading.store(false, ordering: .relaxed)
+        }
+    }
+
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        for _ in 0..<600 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(condition())
+    }
+
+    /// The first daemon to try leads; the second stands by, trying, until the first gives leadership up; a standby
+    /// cancelled while waiting throws and holds nothing, so a third daemon can lead afterwards.
+    @Test(.timeLimit(.minutes(1))) func oneLeaderAtATime() async throws {
+        let first = try await PostgresTestDatabase.freshStore()
+        let second = try await PostgresTestDatabase.freshStore(schema: first.schema.name)
+        let third = try await PostgresTestDatabase.freshStore(schema: first.schema.name)
+        // Another ledger in the same database has a leader of its own.
+        let elsewhere = try await PostgresTestDatabase.freshStore()
+        let (firstProbe, secondProbe, thirdProbe, elsewhereProbe) = (Probe(), Probe(), Probe(), Probe())
+        let releaseFirst = AsyncStream<Void>.makeStream()
+        let firstTask = Task { try await Self.lead(first, firstProbe, release: releaseFirst.stream) }
+        for await _ in firstProbe.started.stream { break }
+        let secondTask = Task { try await Self.lead(second, secondProbe, release: nil) }
+        let thirdTask = Task { try await Self.lead(third, thirdProbe, release: nil) }
+        let elsewhereTask = Task { try await Self.lead(elsewhere, elsewhereProbe, release: nil) }
+        for await _ in elsewhereProbe.started.stream { break }
+        try await Self.waitUntil { secondProbe.tries >= 3 && thirdProbe.tries >= 3 }
+        #expect(firstProbe.isLeading)
+        #expect(!secondProbe.isLeading && !thirdProbe.isLeading)
+
+        // The third stops waiting: cancelled, it throws.
+        thirdTask.cancel()
+        await #expect(throws: CancellationError.self) { try await thirdTask.value }
+
+        // The first gives up: the second takes over.
+        releaseFirst.continuation.yield()
+        try await firstTask.value
+        #expect(!firstProbe.wasCancelled)
+        for await _ in secondProbe.started.stream { break }
+        #expect(secondProbe.isLeading)
+
+        // Shutdown while leading: the body is cancelled, and the lock is free for the next daemon.
+        secondTask.cancel()
+        _ = try? await secondTask.value
+        #expect(secondProbe.wasCancelled)
+        let fourthProbe = Probe()
+        let fourthTask = Task { try await Self.lead(third, fourthProbe, release: nil) }
+        for await _ in fourthProbe.started.stream { break }
+        fourthTask.cancel()
+        elsewhereTask.cancel()
+        _ = try? await fourthTask.value
+        _ = try? await elsewhereTask.value
+        for store in [first, second, third, elsewhere] { await store.close() }
+    }
+
+    /// A leader whose session the server ends (as when its host is cut off) notices within the retry interval,
+    /// stops leading (its body is cancelled) and throws `LeadershipLost`; the standby takes over.
+    @Test(.timeLimit(.minutes(1))) func lostSessionEndsLeadership() async throws {
+        let first = try await PostgresTestDatabase.freshStore()
+        let second = try await PostgresTestDatabase.freshStore(schema: first.schema.name)
+        let (firstProbe, secondProbe) = (Probe(), Probe())
+        let firstTask = Task { try await Self.lead(first, firstProbe, release: nil) }
+        for await _ in firstProbe.started.stream { break }
+        let secondTask = Task { try await Self.lead(second, secondProbe, release: nil) }
+        try await Self.waitUntil { secondProbe.tries >= 2 }
+
+        // End the leader's session from outside, found by the advisory lock it holds.
+        let terminated = try await PostgresTestDatabase.withClient { client in
+            try await client.withConnection { connection in
+                try await connection.query(
+                    """
+                    SELECT count(pg_terminate_backend(pid))::int FROM pg_locks
+                    WHERE locktype = 'advisory' AND granted AND classid::int8 = \(Int64(PostgresEventStore.leaderLockClass))
+                      AND objid::int8 = (\(Int64(first.lockKey)) & 4294967295)
+                    """,
+                    logger: PostgresTestDatabase.logger
+                ).collect().first?.decode(Int.self) ?? 0
+            }
+        }
+        #expect(terminated == 1)
+        await #expect(throws: LeadershipLost.self) { try await firstTask.value }
+        #expect(firstProbe.wasCancelled)
+        #expect(!firstProbe.isLeading)
+        for await _ in secondProbe.started.stream { break }
+        #expect(secondProbe.isLeading)
+        secondTask.cancel()
+        _ = try? await secondTask.value
+        await first.close()
+        await second.close()
+    }
+}
