@@ -35,17 +35,37 @@ enum Merchant {
     static let otherKey = try! MerchantKey("not-the-merchant-key")
 }
 
-/// A free TCP port on loopback, chosen by the kernel.
+/// A free TCP port on loopback, below the kernel's ephemeral range. A daemon restarted after SIGKILL needs its port
+/// again, and a port from the ephemeral range can meanwhile become the local end of another connection: a client
+/// reconnecting to the dead daemon can even be given that very port and connect to itself (TCP self-connect), and
+/// the restart then fails with "address in use". Ports below the range are never handed out that way.
 func freeTCPPort() -> Int {
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    let ephemeralLow = range?.first ?? 32768
+    if ephemeralLow > 12_000 {
+        for _ in 0..<200 {
+            let port = Int.random(in: 10_000..<ephemeralLow)
+            if bindLoopback(port: port) != nil { return port }
+        }
+    }
+    return bindLoopback(port: 0) ?? 0
+}
+
+/// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or nil when it was taken.
+private func bindLoopback(port: Int) -> Int? {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) {
+    let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
     }
+    guard bound == 0 else { return nil }
     _ = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
     }

@@ -95,4 +95,58 @@ struct PostgresDaemonTests {
             }
         }
     }
+
+    /// On a shared ledger the event feed of one daemon carries every daemon's events, in sequence order, each once:
+    /// orders created on two daemons in turn (each daemon's own appends published at once, the other's read from
+    /// the log) reach a subscriber of the first as one gap-free run of sequence numbers.
+    @Test(.timeLimit(.minutes(1))) func feedFollowsEveryDaemon() async throws {
+        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
+            }
+            try Test.cancel("PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.")
+        }
+        let directory = TestDirectory()
+        var configuration = try testConfiguration(directory: directory)
+        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
+        postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        postgres.connectionsMax = 4
+        configuration.storeBackend = .postgres(postgres)
+        func ledger() async throws -> Ledger {
+            Ledger(
+                store: try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger),
+                settings: configuration.gateway,
+                key: configuration.key,
+                publicURL: configuration.publicURL,
+                followInterval: .milliseconds(20),
+                logger: testLogger
+            )
+        }
+        let first = try await ledger()
+        let second = try await ledger()
+        let follower = try #require(first.follower)
+        #expect(second.follower != nil)
+        try await follower.start()
+        let (_, stream) = first.feed.subscribe(queueMax: 1000)
+        let following = Task { try await follower.run() }
+        for index in 0..<20 {
+            let daemon = index % 3 == 0 ? first : second  // runs of the second's appends between the first's
+            _ = try await daemon.createOrder(
+                CreateOrderRequest(orderId: "F\(index)", amount: "1.00", bankCode: "940", productName: "p")
+            )
+        }
+        var sequences: [UInt64] = []
+        var orders: Set<String> = []
+        for await events in stream {
+            sequences += events.map(\.sequence)
+            orders.formUnion(events.map(\.orderId))
+            if sequences.count >= 20 { break }
+        }
+        #expect(sequences == Array(1...20))
+        #expect(orders.count == 20)
+        following.cancel()
+        _ = try? await following.value
+        await first.store.close()
+        await second.store.close()
+    }
 }
