@@ -26,7 +26,7 @@ extension PostgresEventStore: SharedEventStore {
     public func whileLeading<T: Sendable>(
         retryInterval: Duration,
         standby: @escaping @Sendable () async -> Void,
-        _ leading: @escaping @Sendable () async throws -> T
+        _ leading: @escaping @Sendable (LeaderLease) async throws -> T
     ) async throws -> T {
         var connection: PostgresConnection?
         defer {
@@ -81,15 +81,18 @@ extension PostgresEventStore: SharedEventStore {
     private func leadOn<T: Sendable>(
         _ session: PostgresConnection,
         retryInterval: Duration,
-        _ leading: @escaping @Sendable () async throws -> T
+        _ leading: @escaping @Sendable (LeaderLease) async throws -> T
     ) async throws -> T {
         self.logger.info("leading the poll", metadata: ["store.schema": "\(self.schema.name)"])
         let logger = self.logger
+        // Current for two intervals after each confirmation (the lock was just taken: confirmed now).
+        let lease = LeaderLease(validity: retryInterval * 2)
+        lease.confirm()
         // Neither child throws, so the group always yields both: `leading`'s result, and the watchdog's verdict.
         let (result, lost): (Result<T, any Error>?, String?) = await withTaskGroup(of: LeaderEvent<T>.self) { group in
             group.addTask {
                 do {
-                    return .finished(.success(try await leading()))
+                    return .finished(.success(try await leading(lease)))
                 } catch {
                     return .finished(.failure(error))
                 }
@@ -102,6 +105,7 @@ extension PostgresEventStore: SharedEventStore {
                         return .watchStopped
                     }
                     if let reason = await Self.confirm(session, within: retryInterval * Self.answerIntervals, logger: logger) { return .lost(reason) }
+                    lease.confirm()
                 }
             }
             var result: Result<T, any Error>?
@@ -158,7 +162,8 @@ extension PostgresEventStore: SharedEventStore {
             call.waiter.withLock { $0 = continuation }
             call.timer.withLock { timer in
                 timer = Task {
-                    try? await Task.sleep(for: deadline)
+                    // Cancelled: the body answered first, and took the waiter before cancelling this.
+                    do { try await Task.sleep(for: deadline) } catch { return }
                     guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
                     try? await session.close()
                     waiting.resume(throwing: StoreError(.io, "The leader's PostgreSQL session did not answer within \(deadline)."))
@@ -171,8 +176,10 @@ extension PostgresEventStore: SharedEventStore {
                 } catch {
                     result = .failure(error)
                 }
+                // Take the waiter before cancelling the timer, so the timer can never claim an answered call.
+                let waiting = call.waiter.withLock { $0.take() }
                 call.timer.withLock { $0?.cancel() }
-                call.waiter.withLock { $0.take() }?.resume(with: result)
+                waiting?.resume(with: result)
             }
         }
     }

@@ -1,4 +1,5 @@
 public import LedgerCore
+import Synchronization
 
 /// What to append: events that belong together, stored in one transaction or not at all.
 public struct AppendRequest: Sendable {
@@ -303,11 +304,43 @@ public protocol SharedEventStore: EventStore {
     /// Returns what `leading` returns, after giving up leadership. When leadership is lost while `leading` runs (the
     /// store stopped answering, so another daemon may take over), `leading` is cancelled, and this throws
     /// `LeadershipLost` once it has returned. Cancelling the caller while it waits throws `CancellationError`.
+    ///
+    /// `leading` gets the lease: it should start no new work while `lease.isCurrent` is false (leadership not
+    /// confirmed for two intervals, so it may be about to be lost), which bounds how long two daemons overlap.
     func whileLeading<T: Sendable>(
         retryInterval: Duration,
         standby: @escaping @Sendable () async -> Void,
-        _ leading: @escaping @Sendable () async throws -> T
+        _ leading: @escaping @Sendable (LeaderLease) async throws -> T
     ) async throws -> T
+}
+
+/// When a leader last confirmed its leadership. Work started only while the lease is current ends, at worst, with
+/// the work already in flight when leadership is lost (which is cancelled then).
+public final class LeaderLease: Sendable {
+    private let origin = ContinuousClock.now
+    private let confirmedNanoseconds: Atomic<Int64>
+    private let validity: Duration
+
+    /// A lease not yet confirmed (not current), current for `validity` after each confirmation.
+    public init(validity: Duration) {
+        self.validity = validity
+        // Far enough in the past that no validity reaches it, and no subtraction overflows.
+        self.confirmedNanoseconds = Atomic(Int64.min / 2)
+    }
+
+    private func elapsed() -> Int64 {
+        let elapsed = ContinuousClock.now - self.origin
+        return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    }
+
+    /// Leadership was confirmed just now.
+    public func confirm() { self.confirmedNanoseconds.store(self.elapsed(), ordering: .releasing) }
+
+    /// Whether leadership was confirmed within the validity.
+    public var isCurrent: Bool {
+        let validity = self.validity.components.seconds * 1_000_000_000 + self.validity.components.attoseconds / 1_000_000_000
+        return self.elapsed() - self.confirmedNanoseconds.load(ordering: .acquiring) < validity
+    }
 }
 
 /// Poll leadership ended without being given up: the store could not confirm it within the retry interval, so

@@ -14,7 +14,7 @@ struct SharedLedgerScenario {
     let postgresURL: String
     /// Copies of each notification sent to each daemon at once.
     let copies = 3
-    let leaderRetryMs = 300
+    let leaderRetryMs = 500
 
     /// Runs the scenario; every process it started is stopped when it returns or throws.
     func run() async throws -> ScenarioReport {
@@ -75,16 +75,24 @@ struct SharedLedgerScenario {
             report.check(state.string("state") == "created", "\(id), created on one daemon, reads \(state) on the other")
         }
         let expected = created.count
-        let seen = try await blocking { () -> Set<String> in
+        let (seen, sequences) = try await blocking { () -> (Set<String>, [Int]) in
             var seen: Set<String> = []
+            var sequences: [Int] = []
             while seen.count < expected, let message = try subscriber.readMessage() {
-                if message.string("method") == "events.event", let id = message["params"]?["event"]?.string("orderId") {
+                if message.string("method") == "events.event", let event = message["params"]?["event"],
+                    let id = event.string("orderId"), let sequence = event.int("sequence")
+                {
                     seen.insert(id)
+                    sequences.append(sequence)
                 }
             }
-            return seen
+            return (seen, sequences)
         }
         report.check(seen == Set(created), "the subscriber on b saw events for \(seen.sorted()), not every order created on both")
+        report.check(
+            !sequences.isEmpty && sequences == Array(sequences[0]..<(sequences[0] + sequences.count)),
+            "the subscriber on b got sequences \(sequences), not one gap-free run in order"
+        )
 
         // The same notification to both daemons at once, several copies each.
         let notified = created.prefix(6)
@@ -128,12 +136,12 @@ struct SharedLedgerScenario {
             )
         }
 
-        // Orders whose notifications the gateway drops, created on the leader; then the leader is killed.
         guard let leader = leaders.first else { return report }
         let standby = daemons.first { $0 !== leader }!
-        let pending = (0..<5).map { "SHQ\($0)" }
-        for id in pending {
-            let order = try await leader.call(
+        /// Creates an order on `daemon`, submits it to the gateway and has the gateway take the payment but drop
+        /// the notification: only a query can find it paid.
+        func createPaidSilently(_ id: String, on daemon: DaemonProcess) async throws {
+            let order = try await daemon.call(
                 "order.create",
                 ["orderId": .string(id), "amount": "12.50", "bankCode": "940", "productName": "shared ledger"]
             )
@@ -143,31 +151,52 @@ struct SharedLedgerScenario {
             let paid = try await http.post(simulator.url + "/sim/pay", "orderid=\(id)&drop=1")
             report.check(paid.status == 200, "\(id): the simulator did not pay: \(paid)")
         }
+        /// The order's state, and the sequence of the query result that paid it.
+        func paidByQuery(_ id: String, on daemon: DaemonProcess) async throws -> Int? {
+            let state = try await daemon.call("order.get", ["orderId": .string(id)])
+            guard state.string("state") == "paid", state["payment"]?.string("source") == "query" else { return nil }
+            return state["payment"]?.int("sequence") ?? 0
+        }
+
+        // Orders created on the standby with their notifications dropped: the leader hears of them through the log
+        // and queries them to paid.
+        let elsewhere = (0..<3).map { "SHF\($0)" }
+        for id in elsewhere { try await createPaidSilently(id, on: standby) }
+        let leaderQueried = try await eventually(seconds: 60) {
+            for id in elsewhere where try await paidByQuery(id, on: standby) == nil { return false }
+            return true
+        }
+        report.check(leaderQueried, "orders created on the standby were not queried to paid by the leader")
+
+        // Orders whose notifications the gateway drops, created on the leader; then the leader is killed.
+        let pending = (0..<5).map { "SHQ\($0)" }
+        for id in pending { try await createPaidSilently(id, on: leader) }
         await leader.kill9()
         let killed = ContinuousClock.now
+        let headAtKill = try await standby.call("ledger.stats")["head"]?.int("sequence") ?? 0
         let tookOver = try await eventually(seconds: 30) {
             try await standby.call("ledger.stats")["pollLeader"] == .bool(true)
         }
         let takeover = ContinuousClock.now - killed
         report.check(tookOver, "the standby did not take over polling within 30 s of the leader's SIGKILL")
         let allPaid = try await eventually(seconds: 60) {
-            for id in pending where try await standby.call("order.get", ["orderId": .string(id)]).string("state") != "paid" {
-                return false
-            }
+            for id in pending where try await paidByQuery(id, on: standby) == nil { return false }
             return true
         }
-        var sources: [String] = []
-        for id in pending {
-            let state = try await standby.call("order.get", ["orderId": .string(id)])
-            sources.append(state["payment"]?.string("source") ?? state.string("state") ?? "?")
-        }
-        report.check(allPaid && Set(sources) == ["query"], "after the takeover the pending orders are \(sources), not all paid by query")
+        var paidAt: [Int] = []
+        for id in pending { paidAt.append(try await paidByQuery(id, on: standby) ?? 0) }
+        // Paid by query results appended after the kill: the new leader's queries, not the old one's.
+        report.check(
+            allPaid && paidAt.allSatisfy { $0 > headAtKill },
+            "after the takeover the pending orders are paid by query results at \(paidAt), not all after the head at the kill (\(headAtKill))"
+        )
         let head = try await standby.call("ledger.verify")
         report.check(head["intact"] == .bool(true), "the chain does not verify after the kill: \(head)")
         // The killed daemon comes back as a standby: still exactly one leader, the one that took over.
         try await leader.start()
         let after = try await self.leaders(daemons, within: 10)
-        report.check(after.count == 1 && after.first === standby, "after the restart \(after.count) daemons lead; the new leader alone must")
+        report.check(after.count == 1, "after the restart \(after.count) daemons lead; exactly one must")
+        report.check(!self.sawTwoLeaders.value, "two daemons led the poll at the same moment")
         let history = try await leader.call("order.history", ["orderId": .string(pending[0])])
         let sameHistory = try await standby.call("order.history", ["orderId": .string(pending[0])])
         report.check(JSONWriter.write(history) == JSONWriter.write(sameHistory), "the restarted daemon reads another history")
@@ -179,19 +208,24 @@ struct SharedLedgerScenario {
         let milliseconds = takeover.components.seconds * 1000 + takeover.components.attoseconds / 1_000_000_000_000_000
         report.figures = [
             "\(notified.count) orders x \(sent) copies on 2 daemons", "takeover after SIGKILL \(milliseconds) ms",
+            "\(elsewhere.count) orders created on the standby queried by the leader",
             "\(pending.count) orders queried by the new leader",
         ]
         return report
     }
+
+    /// Whether two daemons ever said they lead at once, in any look by `leaders`.
+    private let sawTwoLeaders = Shared(false)
 
     /// The daemons whose `ledger.stats` says they poll, once exactly one does (or `seconds` passed).
     private func leaders(_ daemons: [DaemonProcess], within seconds: Double) async throws -> [DaemonProcess] {
         var leading: [DaemonProcess] = []
         _ = try await eventually(seconds: seconds) {
             leading = []
-            for daemon in daemons where try await daemon.call("ledger.stats")["pollLeader"] == .bool(true) {
-                leading.append(daemon)
+            for daemon in daemons where daemon.isRunning {
+                if try await daemon.call("ledger.stats")["pollLeader"] == .bool(true) { leading.append(daemon) }
             }
+            if leading.count > 1 { self.sawTwoLeaders.with { $0 = true } }
             return leading.count == 1
         }
         return leading

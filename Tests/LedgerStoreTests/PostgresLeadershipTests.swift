@@ -22,7 +22,9 @@ extension PostgresEventStoreTests {
 
     /// Leads until `release` yields (or the task is cancelled), marking the probe.
     static func lead(_ store: PostgresEventStore, _ probe: Probe, release: AsyncStream<Void>?) async throws {
-        try await store.whileLeading(retryInterval: .milliseconds(500), standby: { probe.standbyTries.add(1, ordering: .relaxed) }) {
+        try await store.whileLeading(retryInterval: .seconds(1), standby: { probe.standbyTries.add(1, ordering: .relaxed) }) { lease in
+            // The lock was just taken: the lease is current.
+            #expect(lease.isCurrent)
             probe.leading.store(true, ordering: .relaxed)
             probe.started.continuation.yield()
             if let release {
@@ -119,5 +121,23 @@ extension PostgresEventStoreTests {
         _ = try? await secondTask.value
         await first.close()
         await second.close()
+    }
+}
+
+/// The leader's lease: current within its validity after a confirmation, not after.
+struct LeaderLeaseTests {
+    @Test func lapsesWithoutConfirmation() async throws {
+        let long = LeaderLease(validity: .seconds(60))
+        #expect(!long.isCurrent)
+        long.confirm()
+        #expect(long.isCurrent)
+        let short = LeaderLease(validity: .milliseconds(20))
+        short.confirm()
+        try await Task.sleep(for: .milliseconds(60))
+        #expect(!short.isCurrent)
+        short.confirm()
+        let renewed = LeaderLease(validity: .seconds(60))
+        renewed.confirm()
+        #expect(renewed.isCurrent)
     }
 }

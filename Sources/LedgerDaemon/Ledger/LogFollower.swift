@@ -27,6 +27,9 @@ public actor LogFollower: Service {
     private var wake: CheckedContinuation<Void, Never>?
     /// A kick that came while the loop was not asleep: the next sleep returns at once.
     private var kicked = false
+    /// Failed reads in a row, and when the last warning about them was logged.
+    private var failures = 0
+    private var lastWarning: ContinuousClock.Instant?
 
     public init(store: any EventStore, feed: EventFeed, interval: Duration, pageMax: Int = 1000, logger: Logger) {
         self.store = store
@@ -119,7 +122,10 @@ public actor LogFollower: Service {
             do {
                 while let published = self.published {
                     let page = try await self.store.readEvents(from: published + 1, limit: self.pageMax)
-                    // Local appends may have been published while the read ran.
+                    // The poll leader hears of the orders before the events count as followed: a read that fails
+                    // here leaves them to be read again.
+                    try await self.tellOrders(page)
+                    // Local appends may have been published while the reads ran.
                     let fresh = page.drop { $0.sequence <= self.published ?? 0 }
                     guard let first = fresh.first, let last = fresh.last else {
                         if page.count < self.pageMax { break } else { continue }
@@ -131,25 +137,36 @@ public actor LogFollower: Service {
                         )
                         break
                     }
-                    let events = Array(fresh)
-                    self.feed.publish(events)
+                    self.feed.publish(Array(fresh))
                     self.published = last.sequence
-                    await self.tellOrders(events)
                     if page.count < self.pageMax { break }
                 }
+                if self.failures > 0 {
+                    self.logger.notice("following the log again", metadata: ["follow.failures": "\(self.failures)"])
+                    self.failures = 0
+                }
             } catch {
-                self.logger.warning("following the log failed; trying again", metadata: ["error": "\(error)"])
+                // Once, then once a minute while it goes on: the follower retries every interval.
+                self.failures += 1
+                let now = ContinuousClock.now
+                if self.failures == 1 || self.lastWarning.map({ now - $0 >= .seconds(60) }) ?? true {
+                    self.lastWarning = now
+                    self.logger.warning(
+                        "following the log failed; trying again",
+                        metadata: ["error": "\(error)", "follow.failures": "\(self.failures)"]
+                    )
+                }
                 return
             }
         } while self.catchUpAgain
     }
 
     /// Tells the observer of each order the events name, with its state now.
-    private func tellOrders(_ events: [Event]) async {
-        guard let observer = self.orderObserver, await self.wantsOrders() else { return }
+    private func tellOrders(_ events: [Event]) async throws {
+        guard !events.isEmpty, let observer = self.orderObserver, await self.wantsOrders() else { return }
         var seen: Set<String> = []
         for event in events where seen.insert(event.orderId).inserted {
-            guard let state = try? await self.store.order(event.orderId) else { continue }
+            guard let state = try await self.store.order(event.orderId) else { continue }
             await observer(state)
         }
     }

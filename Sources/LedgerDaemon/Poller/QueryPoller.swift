@@ -36,6 +36,8 @@ public actor QueryPoller: Service {
     private let election: (store: any SharedEventStore, retry: Duration)?
     /// Whether this daemon polls now: always on an embedded store; on a shared one, while it leads.
     public private(set) var isLeading: Bool
+    /// The leader's lease while leading on a shared store.
+    private var lease: LeaderLease?
 
     public init(
         ledger: Ledger,
@@ -108,26 +110,51 @@ public actor QueryPoller: Service {
             return
         }
         // Several daemons: poll only while leading. Shutdown cancels the wait for leadership, or the loop; losing
-        // leadership cancels the loop, clears the schedule, and goes back to waiting.
+        // leadership cancels the loop (and the queries in flight), clears the schedule, and goes back to waiting.
         let health = self.health
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await election.store.whileLeading(retryInterval: election.retry, standby: { health.pollerAlive() }) {
-                        try await self.lead()
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                // A standby is alive while it waits; the leader's loop beats by itself.
+                group.addTask {
+                    while !Task.isCancelled {
+                        if await !self.isLeading { health.pollerAlive() }
+                        try? await Task.sleep(for: .seconds(1))
                     }
-                    return
-                } catch is LeadershipLost {
-                    await self.standDown()
                 }
+                await self.elect(election)
+                group.cancelAll()
             }
         }
         self.standDown()
     }
 
-    /// Polls as the leader: loads every pending order, then runs the loop until cancelled.
-    private func lead() async throws {
+    /// Waits for leadership and polls while leading, again and again, until cancelled.
+    private func elect(_ election: (store: any SharedEventStore, retry: Duration)) async {
+        while !Task.isCancelled {
+            do {
+                try await election.store.whileLeading(retryInterval: election.retry, standby: {}) { lease in
+                    try await self.lead(lease)
+                }
+                return
+            } catch is CancellationError {
+                return
+            } catch let lost as LeadershipLost {
+                self.logger.warning("poll leadership lost; standing by", metadata: ["reason": "\(lost.reason)"])
+                self.standDown()
+            } catch {
+                // Loading the pending orders failed, say, or the store is closing: stand by, then try again.
+                self.logger.error("polling as the leader failed; standing by", metadata: ["error": "\(error)"])
+                self.standDown()
+                try? await Task.sleep(for: election.retry)
+            }
+        }
+    }
+
+    /// Polls as the leader: loads every pending order, then runs the loop until cancelled; no new query starts while
+    /// the lease is not current.
+    private func lead(_ lease: LeaderLease) async throws {
         self.isLeading = true
+        self.lease = lease
         self.metrics.pollLeader(true)
         try await self.loadPending()
         try await self.loop()
@@ -135,6 +162,7 @@ public actor QueryPoller: Service {
 
     /// Forgets the schedule when another daemon may lead; queries in flight have finished (the loop waits for them).
     private func standDown() {
+        self.lease = nil
         if self.isLeading { self.logger.info("poller standing by", metadata: ["poll.pending": "\(self.scheduled.count)"]) }
         self.isLeading = false
         self.metrics.pollLeader(false)
@@ -172,7 +200,9 @@ public actor QueryPoller: Service {
                 self.metrics.pendingOrders(self.scheduled.count + self.inFlight.count)
                 let now = self.clock.now()
                 // Start every due query the concurrency limit allows.
-                while self.inFlight.count < self.schedule.settings.concurrency, let due = self.popDue(now: now) {
+                while self.inFlight.count < self.schedule.settings.concurrency, self.lease?.isCurrent ?? true,
+                    let due = self.popDue(now: now)
+                {
                     group.addTask { await self.attempt(due) }
                 }
                 // Sleep until the next due time or the next heartbeat; a new order or a finished query wakes

@@ -160,7 +160,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                     try body(self.context)
                     continuation.resume()
                 } catch {
-                    continuation.resume(throwing: Self.storeError(error))
+                    continuation.resume(throwing: Self.storeError(error, path: self.context.environment.path))
                 }
             } else {
                 self.commit(appends)
@@ -224,7 +224,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 newHead = head
             }
         } catch {
-            let failure = Self.storeError(error)
+            let failure = Self.storeError(error, path: context.environment.path)
             for (_, continuation) in batch { continuation.resume(throwing: failure) }
             return
         }
@@ -303,19 +303,39 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Maps LMDB's errors to the store's, with a message an operator can act on.
-    static func storeError(_ error: any Error) -> any Error {
+    /// Maps LMDB's errors to the store's, with a message an operator can act on. `path` is the environment's
+    /// directory, whose file system is asked whether an I/O error was a full disk.
+    static func storeError(_ error: any Error, path: String) -> any Error {
         guard let lmdb = error as? LMDBError else { return error }
         switch lmdb.code {
         case .mapFull:
             return StoreError(.full, "The ledger store is full: \(lmdb.description) Raise store.mapSizeMax.")
         case .diskFull:
             return StoreError(.full, "The disk holding the ledger is full; nothing of this write was stored. \(lmdb.description)")
+        case .ioError where Self.diskIsFull(path):
+            // mdb_page_flush reports a short write as EIO (mdb.c: "TODO: Use which error code?"), and a write on a
+            // disk that fills up midway is short, so on a full disk a commit fails with ENOSPC or with EIO
+            // depending on where the space ran out. Either way the meta page was not written: nothing was stored.
+            return StoreError(
+                .full,
+                "The disk holding the ledger is full (a commit's write came up short); nothing of this write was stored. \(lmdb.description)"
+            )
         case .corrupted, .pageNotFound, .panic, .invalid:
             return StoreError(.corrupted, lmdb.description)
         default:
             return StoreError(.io, lmdb.description)
         }
+    }
+}
+
+extension GroupCommitWriter {
+    /// Whether the file system holding `path` has less than a mebibyte left for this process (root may use the
+    /// blocks reserved for it). A short write uses up what was left, so right after one this holds.
+    static func diskIsFull(_ path: String) -> Bool {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return false }
+        let blocks = geteuid() == 0 ? UInt64(stats.f_bfree) : UInt64(stats.f_bavail)
+        return blocks * UInt64(stats.f_frsize) < 1 << 20
     }
 }
 
