@@ -213,16 +213,11 @@ func comparisonMarkdown(
     return lines.joined(separator: "\n") + "\n"
 }
 
-/// The counts of a comparison run, saying when the rebuild's log is smaller than the LMDB-only run's.
+/// The counts of a comparison run, the same on both stores.
 func countsText(_ config: StoreBenchConfig) -> String {
-    var text = "\(config.batchedEvents) events at batches of 100 and 10,000; \(config.singleEvents) at batch 1 "
+    "\(config.batchedEvents) events at batches of 100 and 10,000; \(config.singleEvents) at batch 1 "
         + "and for one commit per append; \(config.contendedEvents) for group commit with \(config.appenders) "
         + "appenders; \(config.rebuildEvents) for the rebuild and scan"
-    if config.rebuildEvents < StoreBenchConfig.full.rebuildEvents {
-        text += " (the LMDB-only run uses \(StoreBenchConfig.full.rebuildEvents); scaled down so PostgreSQL's "
-            + "untimed fill stays short — --rebuild-events to change)"
-    }
-    return text
 }
 
 /// The JSON object holding every figure of a comparison run.

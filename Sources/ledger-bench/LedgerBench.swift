@@ -33,8 +33,7 @@ struct StoreCommand: AsyncParsableCommand {
             measurements (append, contention, rebuild) run on PostgresEventStore and on LMDBEventStore in the \
             same run, each PostgreSQL one in a fresh schema that is dropped afterwards, and the report puts \
             PostgreSQL's figure beside LMDB's with the ratio, with the server's version and its fsync and \
-            synchronous_commit settings; it goes to store-postgres.json and store-postgres.md. The rebuild's \
-            log is then 200,000 events on both unless --rebuild-events says otherwise.
+            synchronous_commit settings; it goes to store-postgres.json and store-postgres.md.
 
             Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
             Targets: append ≥ 3× SQLite at batches of 100 and 10,000; group commit ≥ 10× one fsync per append; \
@@ -64,7 +63,7 @@ struct StoreCommand: AsyncParsableCommand {
     @Option(help: "Concurrent appenders, each a Swift task awaiting one append at a time.")
     var appenders: Int = 64
 
-    @Option(help: "Events in the log that the projection rebuild and the scans replay. (default: 1000000, 200000 with --backend postgres, or 50000 with --quick)")
+    @Option(help: "Events in the log that the projection rebuild and the scans replay. (default: 1000000, or 50000 with --quick)")
     var rebuildEvents: Int?
 
     @Option(
@@ -115,9 +114,6 @@ struct StoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         var config = self.quick ? StoreBenchConfig.quick : StoreBenchConfig.full
-        if self.backend == .postgres && !self.quick {
-            config.rebuildEvents = StoreBenchConfig.postgresRebuildEvents
-        }
         config.batchedEvents = self.events ?? config.batchedEvents
         config.singleEvents = self.singleEvents ?? config.singleEvents
         config.contendedEvents = self.contendedEvents ?? config.contendedEvents

@@ -43,10 +43,6 @@ struct StoreBenchConfig: Sendable {
         rebuildEvents: 50_000
     )
 
-    /// The rebuild's log with `--backend postgres` (both engines replay the same count): filling a million events
-    /// into PostgreSQL, untimed setup, would take most of the run.
-    static let postgresRebuildEvents = 200_000
-
     /// Events to append at a batch size.
     func appendEvents(batch: Int) -> Int { batch == 1 ? self.singleEvents : self.batchedEvents }
 }
