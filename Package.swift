@@ -145,16 +145,19 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // `tools/bench`: the store benchmark against SQLite and raw LMDB.
+        // `tools/bench`: the store benchmark against SQLite and raw LMDB, and (`--backend postgres`) PostgreSQL.
         .executableTarget(
             name: "ledger-bench",
             dependencies: [
                 "LedgerCore",
                 "LedgerStore",
+                "LedgerPostgres",
                 "LedgerControlClient",
                 "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -220,6 +223,7 @@ let package = Package(
                 "LedgerPostgres",
                 "LedgerCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -3,7 +3,7 @@ public import LedgerCore
 public import LedgerStore
 public import Logging
 import NIOCore
-import PostgresNIO
+public import PostgresNIO
 import Synchronization
 
 /// The ledger in PostgreSQL, for merchants who run several daemons against one ledger.
@@ -225,7 +225,9 @@ public final class PostgresEventStore: EventStore, Sendable {
         }
     }
 
-    static func clientConfiguration(
+    /// The configuration the store's connections use; public for tools that need a connection of their own to the
+    /// same server (the benchmark reads the server's settings and drops its scratch schemas with one).
+    public static func clientConfiguration(
         _ settings: PostgresConnectionSettings,
         options: Options
     ) -> PostgresClient.Configuration {

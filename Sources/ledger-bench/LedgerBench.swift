@@ -29,11 +29,27 @@ struct StoreCommand: AsyncParsableCommand {
             rebuildProjection over the whole log and a full scan with readEvents; and 64 concurrent appenders \
             of one event each, with group commit and with one fsync per append.
 
+            With --backend postgres (and --postgres-url or LEDGER_BENCH_POSTGRES_URL), the EventStore-level \
+            measurements (append, contention, rebuild) run on PostgresEventStore and on LMDBEventStore in the \
+            same run, each PostgreSQL one in a fresh schema that is dropped afterwards, and the report puts \
+            PostgreSQL's figure beside LMDB's with the ratio, with the server's version and its fsync and \
+            synchronous_commit settings; it goes to store-postgres.json and store-postgres.md.
+
             Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
             Targets: append ≥ 3× SQLite at batches of 100 and 10,000; group commit ≥ 10× one fsync per append; \
             rebuild ≥ 1,000,000 events/s; append at batch 10,000 ≥ 0.5× raw LMDB.
             """
     )
+
+    enum Backend: String, ExpressibleByArgument, CaseIterable {
+        case lmdb, postgres
+    }
+
+    @Option(help: "lmdb: LMDBEventStore against SQLite and raw LMDB. postgres: PostgresEventStore beside LMDBEventStore.")
+    var backend: Backend = .lmdb
+
+    @Option(help: ArgumentHelp("The PostgreSQL server for --backend postgres (or LEDGER_BENCH_POSTGRES_URL): postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or postgres://USER@/DATABASE?host=/socket/dir. The role must be able to create schemas.", valueName: "url"))
+    var postgresUrl: String?
 
     @Option(help: "Events per append run at batches of 100 and 10,000, on each engine. (default: 200000, or 20000 with --quick)")
     var events: Int?
@@ -83,6 +99,12 @@ struct StoreCommand: AsyncParsableCommand {
             for name in only.split(separator: ",") where StoreBenchConfig.Part(rawValue: String(name)) == nil {
                 throw ValidationError("--only knows append, sqlite, raw, contention and rebuild, not \(name).")
             }
+            if self.backend == .postgres, only.split(separator: ",").contains(where: { $0 == "sqlite" || $0 == "raw" }) {
+                throw ValidationError("With --backend postgres, --only knows append, contention and rebuild (sqlite and raw are LMDB-only baselines).")
+            }
+        }
+        if self.backend == .lmdb, self.postgresUrl != nil {
+            throw ValidationError("--postgres-url needs --backend postgres.")
         }
         guard self.appenders >= 1 else { throw ValidationError("--appenders must be at least 1.") }
         if let contended = self.contendedEvents, contended / 2 < self.appenders {
@@ -97,6 +119,9 @@ struct StoreCommand: AsyncParsableCommand {
         config.contendedEvents = self.contendedEvents ?? config.contendedEvents
         config.rebuildEvents = self.rebuildEvents ?? config.rebuildEvents
         config.appenders = self.appenders
+        if self.backend == .postgres {
+            config.parts = [.append, .contention, .rebuild]
+        }
         if let only = self.only {
             config.parts = Set(only.split(separator: ",").compactMap { StoreBenchConfig.Part(rawValue: String($0)) })
         }
@@ -106,6 +131,10 @@ struct StoreCommand: AsyncParsableCommand {
         let date = ISO8601DateFormatter().string(from: Date())
         let machine = Machine.current()
         Progress.say("ledger-bench store on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)")
+        if self.backend == .postgres {
+            try await self.runComparison(config: config, command: command, date: date, machine: machine)
+            return
+        }
 
         let results = try await StoreBenchmark(config: config).run()
         let rows = figures(results, config: config)
@@ -124,5 +153,42 @@ struct StoreCommand: AsyncParsableCommand {
         }
         let missed = rows.filter { $0.met == false }.map(\.key)
         Progress.say(missed.isEmpty ? "every target met" : "targets missed: \(missed.joined(separator: ", "))")
+    }
+
+    /// `--backend postgres`: the server is checked first (an unusable URL or an unreachable server ends the run
+    /// in one line before any measurement), then both stores are measured and compared.
+    func runComparison(config: StoreBenchConfig, command: String, date: String, machine: Machine) async throws {
+        let environmentURL = ProcessInfo.processInfo.environment[PostgresTarget.urlVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let url = self.postgresUrl ?? environmentURL else {
+            throw BenchError("--backend postgres needs --postgres-url URL or \(PostgresTarget.urlVariable).")
+        }
+        let target = try PostgresTarget(url: url)
+        Progress.say("checking PostgreSQL at \(target.settings)")
+        let server = try await target.check()
+        for line in serverLines(server, target: target) { Progress.say(line) }
+
+        let (lmdb, postgres) = try await StoreBenchmark(config: config).runComparison(target)
+        let rows = comparisons(lmdb: lmdb, postgres: postgres, config: config)
+        let json = comparisonJSON(
+            rows, lmdb: lmdb, postgres: postgres, server: server, target: target, machine: machine, command: command,
+            date: date, config: config
+        )
+        if self.json {
+            print(json)
+        } else {
+            print(serverLines(server, target: target).joined(separator: "\n"))
+            print("counts: " + countsText(config))
+            print("")
+            print(comparisonTable(rows))
+        }
+        if let directory = self.reportDirectory {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try (json + "\n").write(toFile: directory + "/store-postgres.json", atomically: true, encoding: .utf8)
+            let markdown = comparisonMarkdown(
+                rows, server: server, target: target, machine: machine, command: command, date: date, config: config
+            )
+            try markdown.write(toFile: directory + "/store-postgres.md", atomically: true, encoding: .utf8)
+            Progress.say("wrote \(directory)/store-postgres.json and \(directory)/store-postgres.md")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerPostgres
 import LedgerStore
 
 /// How much each measurement does. Counts are fixed (not time-boxed), so two runs do the same work.
@@ -80,9 +81,8 @@ struct StoreBenchmark {
         self.workload = try Workload(prefix: "BENCH")
     }
 
-    func run() async throws -> StoreBenchResults {
-        var results = StoreBenchResults()
-        let appends = !self.config.parts.isDisjoint(with: [.append, .sqlite, .raw])
+    /// The events every append measurement draws from, and the raw baseline's encoding of them.
+    func buildPool(appends: Bool) throws -> (pool: [PendingEvent], rawValues: [[UInt8]], meanBytes: Double) {
         let poolCount = max(
             appends ? self.config.batchedEvents : 0,
             self.config.singleEvents,
@@ -91,8 +91,16 @@ struct StoreBenchmark {
         Progress.say("building \(poolCount) signed events (order created + paid callback per order)")
         let pool = try self.workload.eventsInParallel(from: 0, count: poolCount)
         let rawValues = Self.storedValues(pool)
-        results.meanEventBytes = Double(rawValues.reduce(0) { $0 + $1.count }) / Double(max(1, rawValues.count))
-        Progress.say(String(format: "built; stored values average %.0f bytes", results.meanEventBytes))
+        let meanBytes = Double(rawValues.reduce(0) { $0 + $1.count }) / Double(max(1, rawValues.count))
+        Progress.say(String(format: "built; stored values average %.0f bytes", meanBytes))
+        return (pool, rawValues, meanBytes)
+    }
+
+    func run() async throws -> StoreBenchResults {
+        var results = StoreBenchResults()
+        let appends = !self.config.parts.isDisjoint(with: [.append, .sqlite, .raw])
+        let (pool, rawValues, meanBytes) = try self.buildPool(appends: appends)
+        results.meanEventBytes = meanBytes
 
         let parts = self.config.parts
         for batch in StoreBenchConfig.batchSizes where appends {
@@ -100,7 +108,7 @@ struct StoreBenchmark {
             let events = Array(pool[0..<count])
             let last = batch == StoreBenchConfig.batchSizes.last
             if parts.contains(.append) {
-                let (store, bytes) = try await self.storeAppend(events, batch: batch)
+                let (store, bytes) = try await self.storeAppend(.lmdb, events, batch: batch)
                 results.store[batch] = store
                 if last { results.storeBytesPerEvent = Double(bytes) / Double(count) }
             }
@@ -118,15 +126,57 @@ struct StoreBenchmark {
 
         if parts.contains(.contention) {
             let contendedEvents = Array(pool[0..<self.config.contendedEvents])
-            results.contended = try await self.contendedAppend(contendedEvents, batchCountMax: 1024)
+            results.contended = try await self.contendedAppend(.lmdb, contendedEvents, batchCountMax: 1024)
             let singleEvents = Array(pool[0..<self.config.singleEvents])
-            results.oneFsync = try await self.contendedAppend(singleEvents, batchCountMax: 1)
+            results.oneFsync = try await self.contendedAppend(.lmdb, singleEvents, batchCountMax: 1)
         }
 
         if parts.contains(.rebuild) {
-            try await self.rebuildAndScan(into: &results)
+            try await self.rebuildAndScan(.lmdb, into: &results)
         }
         return results
+    }
+
+    /// `--backend postgres`: the EventStore-level measurements (appends, group commit, rebuild and scan) on
+    /// LMDBEventStore and on PostgresEventStore, one after the other with the same events, in one run.
+    func runComparison(_ target: PostgresTarget) async throws -> (lmdb: StoreBenchResults, postgres: StoreBenchResults) {
+        var lmdb = StoreBenchResults()
+        var postgres = StoreBenchResults()
+        let parts = self.config.parts
+        let appends = parts.contains(.append)
+        let (pool, _, meanBytes) = try self.buildPool(appends: appends)
+        lmdb.meanEventBytes = meanBytes
+        postgres.meanEventBytes = meanBytes
+        let postgresEngine = StoreEngine.postgres(target)
+
+        for batch in StoreBenchConfig.batchSizes where appends {
+            let count = self.config.appendEvents(batch: batch)
+            let events = Array(pool[0..<count])
+            let last = batch == StoreBenchConfig.batchSizes.last
+            let (lmdbTiming, lmdbBytes) = try await self.storeAppend(.lmdb, events, batch: batch)
+            lmdb.store[batch] = lmdbTiming
+            let (postgresTiming, postgresBytes) = try await self.storeAppend(postgresEngine, events, batch: batch)
+            postgres.store[batch] = postgresTiming
+            if last {
+                lmdb.storeBytesPerEvent = Double(lmdbBytes) / Double(count)
+                postgres.storeBytesPerEvent = Double(postgresBytes) / Double(count)
+            }
+        }
+
+        if parts.contains(.contention) {
+            let contendedEvents = Array(pool[0..<self.config.contendedEvents])
+            let singleEvents = Array(pool[0..<self.config.singleEvents])
+            lmdb.contended = try await self.contendedAppend(.lmdb, contendedEvents, batchCountMax: 1024)
+            lmdb.oneFsync = try await self.contendedAppend(.lmdb, singleEvents, batchCountMax: 1)
+            postgres.contended = try await self.contendedAppend(postgresEngine, contendedEvents, batchCountMax: 1024)
+            postgres.oneFsync = try await self.contendedAppend(postgresEngine, singleEvents, batchCountMax: 1)
+        }
+
+        if parts.contains(.rebuild) {
+            try await self.rebuildAndScan(.lmdb, into: &lmdb, baselines: false)
+            try await self.rebuildAndScan(postgresEngine, into: &postgres, baselines: false)
+        }
+        return (lmdb, postgres)
     }
 
     /// What the raw baseline stores for each event: the same bytes as the log's value (a 4-byte checksum slot
@@ -144,31 +194,97 @@ struct StoreBenchmark {
         LMDBEventStore.Options(mapSize: self.config.mapSize, mapSizeMax: max(64 << 30, self.config.mapSize), batchCountMax: batchCountMax)
     }
 
+    /// An empty store for one measurement: LMDB in a fresh directory, or PostgreSQL in a fresh schema; removed
+    /// (the directory deleted, the schema dropped) when `body` returns or throws.
+    func withScratchStore<T>(
+        _ engine: StoreEngine,
+        _ label: String,
+        batchCountMax: Int = 1024,
+        _ body: (ScratchStore) async throws -> T
+    ) async throws -> T {
+        let scratch: ScratchStore
+        switch engine {
+        case .lmdb:
+            let directory = try ScratchDirectory(label)
+            let path = directory.path + "/ledger"
+            let store: LMDBEventStore
+            do {
+                store = try LMDBEventStore(path: path, options: self.storeOptions(batchCountMax: batchCountMax))
+            } catch {
+                directory.remove()
+                throw error
+            }
+            scratch = ScratchStore(
+                store: store,
+                lmdbPath: path,
+                commitBatchSizes: { store.takeCommitBatchSizes() },
+                closeAndMeasure: {
+                    await store.close()
+                    return directory.bytesIn("ledger")
+                },
+                remove: {
+                    await store.close()
+                    directory.remove()
+                }
+            )
+        case .postgres(let target):
+            let schema = PostgresTarget.freshSchemaName()
+            let store: PostgresEventStore
+            do {
+                store = try await target.openStore(schema: schema, batchCountMax: batchCountMax)
+            } catch {
+                try? await target.dropSchema(schema)
+                throw error
+            }
+            scratch = ScratchStore(
+                store: store,
+                lmdbPath: nil,
+                commitBatchSizes: { store.takeCommitBatchSizes() },
+                closeAndMeasure: {
+                    await store.close()
+                    return try await target.schemaBytes(schema)
+                },
+                remove: {
+                    await store.close()
+                    try await target.dropSchema(schema)
+                }
+            )
+        }
+        let result: T
+        do {
+            result = try await body(scratch)
+        } catch {
+            try? await scratch.remove()
+            throw error
+        }
+        try await scratch.remove()
+        return result
+    }
+
     // MARK: Appends
 
     /// One appender, one `AppendRequest` of `batch` events at a time, each awaited (committed and synced).
-    func storeAppend(_ events: [PendingEvent], batch: Int) async throws -> (Timing, UInt64) {
-        let directory = try ScratchDirectory("store-\(batch)")
-        defer { directory.remove() }
-        let store = try LMDBEventStore(path: directory.path + "/ledger", options: self.storeOptions())
-        let requests = batches(events, size: batch).map { AppendRequest($0) }
-        Progress.say("store append, batch \(batch): \(events.count) events in \(requests.count) transactions")
-        let timing = try await timed(events: events.count) {
-            for request in requests {
-                guard case .appended = try await store.append(request) else {
-                    throw BenchError("The store refused an append with no precondition.")
+    func storeAppend(_ engine: StoreEngine, _ events: [PendingEvent], batch: Int) async throws -> (Timing, UInt64) {
+        try await self.withScratchStore(engine, "store-\(batch)") { scratch in
+            let store = scratch.store
+            let requests = batches(events, size: batch).map { AppendRequest($0) }
+            Progress.say("\(engine.progressName) append, batch \(batch): \(events.count) events in \(requests.count) transactions")
+            let timing = try await timed(events: events.count) {
+                for request in requests {
+                    guard case .appended = try await store.append(request) else {
+                        throw BenchError("The store refused an append with no precondition.")
+                    }
                 }
             }
+            let head = try await store.head()
+            let last = try await store.order(self.workload.orderId(events.count / 2 - 1))
+            let bytes = try await scratch.closeAndMeasure()
+            guard head.sequence == UInt64(events.count), last?.status == .paid else {
+                throw BenchError("After \(events.count) appends the store's head is \(head.sequence) and the last order is \(String(describing: last?.status)).")
+            }
+            Progress.say(String(format: "  %.0f events/s", timing.eventsPerSecond))
+            return (timing, bytes)
         }
-        let head = try await store.head()
-        let last = try await store.order(self.workload.orderId(events.count / 2 - 1))
-        await store.close()
-        guard head.sequence == UInt64(events.count), last?.status == .paid else {
-            throw BenchError("After \(events.count) appends the store's head is \(head.sequence) and the last order is \(String(describing: last?.status)).")
-        }
-        let bytes = directory.bytesIn("ledger")
-        Progress.say(String(format: "  %.0f events/s", timing.eventsPerSecond))
-        return (timing, bytes)
     }
 
     func sqliteAppend(_ events: [PendingEvent], batch: Int) throws -> (Timing, UInt64) {
@@ -222,13 +338,14 @@ struct StoreBenchmark {
 
     /// `appenders` tasks, each awaiting `append` of one event in a loop; the events are split so each task owns
     /// whole orders (its order's creation is acknowledged before its callback is sent).
-    func contendedAppend(_ events: [PendingEvent], batchCountMax: Int) async throws -> ContendedResult {
-        let directory = try ScratchDirectory("contended-\(batchCountMax)")
-        defer { directory.remove() }
-        let store = try LMDBEventStore(
-            path: directory.path + "/ledger",
-            options: self.storeOptions(batchCountMax: batchCountMax)
-        )
+    func contendedAppend(_ engine: StoreEngine, _ events: [PendingEvent], batchCountMax: Int) async throws -> ContendedResult {
+        try await self.withScratchStore(engine, "contended-\(batchCountMax)", batchCountMax: batchCountMax) { scratch in
+            try await self.contendedAppend(scratch, events, batchCountMax: batchCountMax)
+        }
+    }
+
+    private func contendedAppend(_ scratch: ScratchStore, _ events: [PendingEvent], batchCountMax: Int) async throws -> ContendedResult {
+        let store = scratch.store
         let appenders = self.config.appenders
         let orders = events.count / 2
         let slices: [[AppendRequest]] = (0..<appenders).map { appender in
@@ -238,7 +355,7 @@ struct StoreBenchmark {
         }
         let total = slices.reduce(0) { $0 + $1.count }
         let label = batchCountMax == 1 ? "one fsync per append" : "group commit"
-        Progress.say("\(label), \(appenders) appenders: \(total) single-event appends")
+        Progress.say("\(scratch.progressName) \(label), \(appenders) appenders: \(total) single-event appends")
         let clock = ContinuousClock()
         let started = clock.now
         let samples = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -263,9 +380,9 @@ struct StoreBenchmark {
         }
         let timing = Timing(events: total, seconds: (clock.now - started).seconds)
         // The writer keeps the sizes of at most 4,096 commits: the mean of those.
-        let sizes = store.takeCommitBatchSizes()
+        let sizes = scratch.commitBatchSizes()
         let head = try await store.head()
-        await store.close()
+        _ = try await scratch.closeAndMeasure()
         guard head.sequence == UInt64(total), samples.count == total else {
             throw BenchError("After \(total) concurrent appends the head is \(head.sequence).")
         }
@@ -285,17 +402,22 @@ struct StoreBenchmark {
 
     // MARK: Rebuild and scans
 
-    func rebuildAndScan(into results: inout StoreBenchResults) async throws {
+    /// Fills a log, then times `rebuildProjection` and a full scan with `readEvents`; with `baselines`, on LMDB,
+    /// also the raw cursor scan of the same log and the in-memory fold.
+    func rebuildAndScan(_ engine: StoreEngine, into results: inout StoreBenchResults, baselines: Bool = true) async throws {
+        try await self.withScratchStore(engine, "rebuild") { scratch in
+            try await self.rebuildAndScan(scratch, into: &results, baselines: baselines)
+        }
+    }
+
+    private func rebuildAndScan(_ scratch: ScratchStore, into results: inout StoreBenchResults, baselines: Bool) async throws {
         let total = self.config.rebuildEvents
-        let directory = try ScratchDirectory("rebuild")
-        defer { directory.remove() }
-        let path = directory.path + "/ledger"
-        let store = try LMDBEventStore(path: path, options: self.storeOptions())
+        let store = scratch.store
         // Setup, untimed: fill the log in chunks, so a million signed events need not all sit in memory.
         let workload = try Workload(prefix: "RBLD")
         let chunk = 100_000
         var filled = 0
-        Progress.say("filling a log of \(total) events for the rebuild (setup, not timed)")
+        Progress.say("\(scratch.progressName): filling a log of \(total) events for the rebuild (setup, not timed)")
         while filled < total {
             let count = min(chunk, total - filled)
             let events = try workload.eventsInParallel(from: filled, count: count)
@@ -339,7 +461,8 @@ struct StoreBenchmark {
         guard scanned == total else { throw BenchError("The scan read \(scanned) of \(total) events.") }
         results.scan = scan
         Progress.say(String(format: "  %.0f events/s", scan.eventsPerSecond))
-        await store.close()
+        _ = try await scratch.closeAndMeasure()
+        guard baselines, let path = scratch.lmdbPath else { return }
 
         // The engine's own scan limit: a cursor over the same events database, touching every value's bytes
         // (its length and first byte) but decoding nothing.
@@ -389,4 +512,32 @@ extension ScratchDirectory {
     init(existing path: String) {
         self.path = path
     }
+}
+
+/// Where an EventStore-level measurement runs.
+enum StoreEngine: Sendable {
+    case lmdb
+    case postgres(PostgresTarget)
+
+    var progressName: String {
+        switch self {
+        case .lmdb: return "store"
+        case .postgres: return "PostgreSQL store"
+        }
+    }
+}
+
+/// An empty store for one measurement, with what its engine needs to measure it and to remove it.
+struct ScratchStore: Sendable {
+    let store: any EventStore
+    /// The LMDB store's directory, for the raw cursor scan; nil on PostgreSQL.
+    let lmdbPath: String?
+    /// The sizes of the commits the writer made (it keeps at most 4,096).
+    let commitBatchSizes: @Sendable () -> [Int]
+    /// Closes the store and returns what it occupies: LMDB's files, or PostgreSQL's tables with their indexes.
+    let closeAndMeasure: @Sendable () async throws -> UInt64
+    /// Closes the store if still open, then deletes the directory or drops the schema.
+    let remove: @Sendable () async throws -> Void
+
+    var progressName: String { self.lmdbPath == nil ? "PostgreSQL store" : "store" }
 }
