@@ -232,37 +232,15 @@ func comparisonJSON(
     date: String,
     config: StoreBenchConfig
 ) -> String {
-    func timing(_ timing: Timing?) -> JSONValue {
-        guard let timing else { return .null }
-        return .object(
-            JSONObject([
-                ("events", Format.json(Double(timing.events))), ("seconds", Format.json(timing.seconds)),
-                ("eventsPerSecond", Format.json(timing.eventsPerSecond)),
-            ])
-        )
-    }
-    func contended(_ result: ContendedResult?) -> JSONValue {
-        guard let result else { return .null }
-        return .object(
-            JSONObject([
-                ("events", Format.json(Double(result.timing.events))), ("seconds", Format.json(result.timing.seconds)),
-                ("eventsPerSecond", Format.json(result.timing.eventsPerSecond)),
-                ("p50Milliseconds", Format.json(result.latency.p50 * 1e3)),
-                ("p99Milliseconds", Format.json(result.latency.p99 * 1e3)),
-                ("maxMilliseconds", Format.json(result.latency.max * 1e3)),
-                ("meanCommitBatch", Format.json(result.meanCommitBatch)),
-            ])
-        )
-    }
     func runs(_ results: StoreBenchResults) -> JSONValue {
         var members: [(String, JSONValue)] = []
         for batch in StoreBenchConfig.batchSizes {
-            members.append(("store.batch\(batch)", timing(results.store[batch])))
+            members.append(("store.batch\(batch)", timingJSON(results.store[batch])))
         }
-        members.append(("groupCommit", contended(results.contended)))
-        members.append(("oneFsyncPerAppend", contended(results.oneFsync)))
-        members.append(("rebuild", timing(results.rebuild)))
-        members.append(("scan.readEvents", timing(results.scan)))
+        members.append(("groupCommit", contendedJSON(results.contended)))
+        members.append(("oneFsyncPerAppend", contendedJSON(results.oneFsync)))
+        members.append(("rebuild", timingJSON(results.rebuild)))
+        members.append(("scan.readEvents", timingJSON(results.scan)))
         members.append(("bytesPerEventOnDisk", Format.json(results.storeBytesPerEvent)))
         return .object(JSONObject(members))
     }

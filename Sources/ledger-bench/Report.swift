@@ -310,40 +310,18 @@ func jsonReport(
     date: String,
     config: StoreBenchConfig
 ) -> String {
-    func timing(_ timing: Timing?) -> JSONValue {
-        guard let timing else { return .null }
-        return .object(
-            JSONObject([
-                ("events", Format.json(Double(timing.events))), ("seconds", Format.json(timing.seconds)),
-                ("eventsPerSecond", Format.json(timing.eventsPerSecond)),
-            ])
-        )
-    }
-    func contended(_ result: ContendedResult?) -> JSONValue {
-        guard let result else { return .null }
-        return .object(
-            JSONObject([
-                ("events", Format.json(Double(result.timing.events))), ("seconds", Format.json(result.timing.seconds)),
-                ("eventsPerSecond", Format.json(result.timing.eventsPerSecond)),
-                ("p50Milliseconds", Format.json(result.latency.p50 * 1e3)),
-                ("p99Milliseconds", Format.json(result.latency.p99 * 1e3)),
-                ("maxMilliseconds", Format.json(result.latency.max * 1e3)),
-                ("meanCommitBatch", Format.json(result.meanCommitBatch)),
-            ])
-        )
-    }
     var runs: [(String, JSONValue)] = []
     for batch in StoreBenchConfig.batchSizes {
-        runs.append(("store.batch\(batch)", timing(results.store[batch])))
-        runs.append(("sqlite.batch\(batch)", timing(results.sqlite[batch])))
-        runs.append(("raw.batch\(batch)", timing(results.raw[batch])))
+        runs.append(("store.batch\(batch)", timingJSON(results.store[batch])))
+        runs.append(("sqlite.batch\(batch)", timingJSON(results.sqlite[batch])))
+        runs.append(("raw.batch\(batch)", timingJSON(results.raw[batch])))
     }
-    runs.append(("groupCommit", contended(results.contended)))
-    runs.append(("oneFsyncPerAppend", contended(results.oneFsync)))
-    runs.append(("rebuild", timing(results.rebuild)))
-    runs.append(("scan.readEvents", timing(results.scan)))
-    runs.append(("scan.raw", timing(results.rawScan)))
-    runs.append(("fold.memory", timing(results.fold)))
+    runs.append(("groupCommit", contendedJSON(results.contended)))
+    runs.append(("oneFsyncPerAppend", contendedJSON(results.oneFsync)))
+    runs.append(("rebuild", timingJSON(results.rebuild)))
+    runs.append(("scan.readEvents", timingJSON(results.scan)))
+    runs.append(("scan.raw", timingJSON(results.rawScan)))
+    runs.append(("fold.memory", timingJSON(results.fold)))
     let root: JSONValue = .object(
         JSONObject([
             ("benchmark", .string("store")),
@@ -503,4 +481,30 @@ struct Machine {
         }
         return best.type
     }
+}
+
+/// A timing as the JSON reports write it.
+func timingJSON(_ timing: Timing?) -> JSONValue {
+    guard let timing else { return .null }
+    return .object(
+        JSONObject([
+            ("events", Format.json(Double(timing.events))), ("seconds", Format.json(timing.seconds)),
+            ("eventsPerSecond", Format.json(timing.eventsPerSecond)),
+        ])
+    )
+}
+
+/// A contended run as the JSON reports write it.
+func contendedJSON(_ result: ContendedResult?) -> JSONValue {
+    guard let result else { return .null }
+    return .object(
+        JSONObject([
+            ("events", Format.json(Double(result.timing.events))), ("seconds", Format.json(result.timing.seconds)),
+            ("eventsPerSecond", Format.json(result.timing.eventsPerSecond)),
+            ("p50Milliseconds", Format.json(result.latency.p50 * 1e3)),
+            ("p99Milliseconds", Format.json(result.latency.p99 * 1e3)),
+            ("maxMilliseconds", Format.json(result.latency.max * 1e3)),
+            ("meanCommitBatch", Format.json(result.meanCommitBatch)),
+        ])
+    )
 }

@@ -148,3 +148,13 @@ func builtExecutable(_ name: String, filePath: String = #filePath) throws -> URL
         "\(name) must be built next to the tests (swift build --build-tests)"
     )
 }
+
+/// The test PostgreSQL (`LEDGER_TEST_POSTGRES_URL`, which `.ci/run` sets): under `CI=true` a missing URL fails the
+/// test; otherwise the test is cancelled (reported as skipped) with `note`.
+func requirePostgresURL(_ note: String = "PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.") throws -> String {
+    if let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty { return url }
+    if ProcessInfo.processInfo.environment["CI"] == "true" {
+        throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
+    }
+    try Test.cancel(Comment(rawValue: note))
+}

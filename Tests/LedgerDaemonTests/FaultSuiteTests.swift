@@ -37,12 +37,7 @@ import Testing
     /// seen by the other's subscribers, one state change per order for the same notification sent to both at once,
     /// identical histories, and after the polling daemon's SIGKILL the other polls the pending orders to paid.
     @Test func sharedLedgerPasses() throws {
-        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
-            }
-            try Test.cancel("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.")
-        }
+        let url = try requirePostgresURL("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.")
         let (status, output) = try Self.run(["run", "--only", "shared", "--postgres-url", url])
         #expect(status == 0, "\(output)")
         #expect(output.contains("shared ledger") && output.contains("cases passed"), "\(output)")

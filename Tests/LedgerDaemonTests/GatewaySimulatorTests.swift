@@ -543,7 +543,7 @@ struct Harness: Sendable {
         return try await self.request(.POST, path: "/Pay_Index.html", body: FormCoding.encode(fields))
     }
 
-    func query(_ orderId: String, timeout: Duration = .seconds(5)) async throws -> Reply {
+    func query(_ orderId: String, timeout: Duration = .seconds(30)) async throws -> Reply {
         let request = QueryRequest(
             memberId: GatewaySimulatorTests.memberId,
             orderId: orderId,
@@ -560,7 +560,7 @@ struct Harness: Sendable {
         _ method: HTTPMethod,
         path: String,
         body: String? = nil,
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(30)
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: self.simulatorURL + path)
         request.method = method
@@ -583,7 +583,7 @@ struct Harness: Sendable {
 
     /// Polls `condition` until it holds, failing after `timeout`.
     func eventually(
-        timeout: Duration = .seconds(5),
+        timeout: Duration = .seconds(30),
         _ condition: @Sendable () async -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -641,9 +641,10 @@ actor Receiver {
         return self.notifyURL
     }
 
-    /// Waits until at least `count` bodies arrived (failing after 5 s) and returns them.
+    /// Waits until at least `count` bodies arrived (failing after 30 s: generous, for a loaded machine) and
+    /// returns them.
     func waitForBodies(_ count: Int) async throws -> [String] {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(30)
         while self.bodies.count < count {
             guard ContinuousClock.now < deadline else {
                 Issue.record("expected \(count) notification bodies, got \(self.bodies.count)")

@@ -58,12 +58,7 @@ struct PostgresDaemonTests {
     /// The daemon on PostgreSQL: an order created, a callback sent twice over HTTP, one state change, one
     /// duplicate, the history and a refused backup that names pg_dump.
     @Test func daemonOnPostgres() async throws {
-        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
-            }
-            try Test.cancel("PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.")
-        }
+        let url = try requirePostgresURL()
         let directory = TestDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
@@ -100,12 +95,7 @@ struct PostgresDaemonTests {
     /// orders created on two daemons in turn (each daemon's own appends published at once, the other's read from
     /// the log) reach a subscriber of the first as one gap-free run of sequence numbers.
     @Test(.timeLimit(.minutes(1))) func feedFollowsEveryDaemon() async throws {
-        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
-            }
-            try Test.cancel("PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.")
-        }
+        let url = try requirePostgresURL()
         let directory = TestDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))

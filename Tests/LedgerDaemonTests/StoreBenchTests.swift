@@ -70,13 +70,7 @@ struct StoreBenchTests {
     /// `--backend postgres --quick`: every EventStore-level figure on both stores with the ratio, the server's
     /// version and durability settings, and no schema left behind.
     @Test func quickPostgresRunComparesBothStores() async throws {
-        guard let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
-            }
-            print("StoreBenchTests: LEDGER_TEST_POSTGRES_URL is not set; the PostgreSQL store benchmark smoke test is skipped.")
-            try Test.cancel("PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.")
-        }
+        let url = try requirePostgresURL("The PostgreSQL store benchmark smoke test needs LEDGER_TEST_POSTGRES_URL; it is not set.")
         // The URL through the benchmark's own variable, as tools/bench users would set it.
         let run = try Self.run(
             ["store", "--backend", "postgres"] + Self.smallCounts,
