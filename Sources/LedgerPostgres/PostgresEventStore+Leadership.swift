@@ -16,7 +16,9 @@ import Synchronization
 /// - A standby daemon tries the lock every retry interval, so it takes over within one interval of the lock's
 ///   release.
 extension PostgresEventStore: SharedEventStore {
-    /// LEDP in ASCII: the poll leader's lock class, beside the append, long-operation and migration classes.
+    /// LEDP in ASCII: the seed of the poll leader's lock key. The key is one 64-bit value,
+    /// `hashtextextended(schema, seed)`, not the two-int form of the other locks: ledgers in other schemas of the same
+    /// database must never share a leader, and 32 bits of schema hash could collide.
     static let leaderLockClass: Int32 = 0x4C45_4450
     /// How long a query on the leader's session may take, in retry intervals: generous, so a loaded machine does not
     /// make the leader step down, and below the server's idle limit on the session (`idleIntervals`).
@@ -43,9 +45,9 @@ extension PostgresEventStore: SharedEventStore {
                     session = try await self.openLeaderSession(idleTimeout: retryInterval * Self.idleIntervals)
                     connection = session
                 }
-                let (lockClass, lockKey, logger) = (Self.leaderLockClass, self.lockKey, self.logger)
+                let (seed, schema, logger) = (Int64(Self.leaderLockClass), self.schema.name, self.logger)
                 let locked = try await Self.onSession(session, within: retryInterval * Self.answerIntervals) { session in
-                    try await session.query("SELECT pg_try_advisory_lock(\(lockClass), \(lockKey))", logger: logger)
+                    try await session.query("SELECT pg_try_advisory_lock(hashtextextended(\(schema), \(seed)))", logger: logger)
                         .collect().first?.decode(Bool.self) ?? false
                 }
                 if locked { leader = session }
@@ -128,9 +130,9 @@ extension PostgresEventStore: SharedEventStore {
             throw LeadershipLost(lost)
         }
         // A clean end: release the lock, then the session (whose end would release it anyway).
-        let (lockClass, lockKey) = (Self.leaderLockClass, self.lockKey)
+        let (seed, schema) = (Int64(Self.leaderLockClass), self.schema.name)
         _ = try? await Self.onSession(session, within: retryInterval * Self.answerIntervals) { session in
-            try await Self.execute(session, "SELECT pg_advisory_unlock(\(lockClass), \(lockKey))", logger: logger)
+            try await Self.execute(session, "SELECT pg_advisory_unlock(hashtextextended(\(schema), \(seed)))", logger: logger)
         }
         try? await session.close()
         self.logger.info("gave up poll leadership")

@@ -104,8 +104,9 @@ extension PostgresEventStoreTests {
                 try await connection.query(
                     """
                     SELECT count(pg_terminate_backend(pid))::int FROM pg_locks
-                    WHERE locktype = 'advisory' AND granted AND classid::int8 = \(Int64(PostgresEventStore.leaderLockClass))
-                      AND objid::int8 = (\(Int64(first.lockKey)) & 4294967295)
+                    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                      AND ((classid::int8 << 32) | objid::int8)
+                          = hashtextextended(\(first.schema.name), \(Int64(PostgresEventStore.leaderLockClass)))
                     """,
                     logger: PostgresTestDatabase.logger
                 ).collect().first?.decode(Int.self) ?? 0
