@@ -77,6 +77,9 @@ struct Run: AsyncParsableCommand {
         }
         let scenarios = (self.only.isEmpty ? Scenario.allCases : Scenario.allCases.filter(self.only.contains))
             .filter { $0 != .shared || postgresURL != nil }
+        if self.only.isEmpty && postgresURL == nil {
+            say("fault-suite: the shared scenario (two daemons on PostgreSQL) is not run: give --postgres-url or LEDGER_TEST_POSTGRES_URL")
+        }
         say(
             "fault-suite: \(self.long ? "long" : "short") run, scenarios \(scenarios.map(\.rawValue).joined(separator: ", ")), \(cycles) kill cycles, seed \(self.seed), data \(base)"
         )
