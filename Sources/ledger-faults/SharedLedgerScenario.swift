@@ -42,6 +42,8 @@ struct SharedLedgerScenario {
             "store": [
                 "backend": "postgres", "postgresUrl": .string(self.postgresURL), "postgresSchema": .string(String(schema)),
                 "postgresLeaderRetryMs": .number(String(self.leaderRetryMs)), "postgresFollowIntervalMs": 50,
+                // Generous: the test suite runs this beside everything else on two cores.
+                "postgresConnectTimeoutMs": 30000,
             ],
             "poll": [
                 "firstDelayMs": 2500, "backoffBaseMs": 300, "backoffCapMs": 1000, "deadlineMs": 600_000,

@@ -64,6 +64,7 @@ struct PostgresDaemonTests {
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
         postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         postgres.connectionsMax = 4
+        postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
         configuration.storeBackend = .postgres(postgres)
         #expect(throws: ConfigurationError.self) { try LedgerDaemon(configuration: configuration, logger: testLogger) }
         let store = try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger)
@@ -101,6 +102,7 @@ struct PostgresDaemonTests {
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
         postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         postgres.connectionsMax = 4
+        postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
         configuration.storeBackend = .postgres(postgres)
         func ledger() async throws -> Ledger {
             Ledger(

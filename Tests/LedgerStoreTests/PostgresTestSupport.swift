@@ -56,6 +56,8 @@ enum PostgresTestDatabase {
         var options = options
         options.schema = schema ?? Self.freshSchemaName()
         options.connectionsMax = 4
+        // A full parallel test run on two cores can keep a new connection waiting past the default 10 s.
+        if options.connectTimeout == PostgresEventStore.Options().connectTimeout { options.connectTimeout = .seconds(30) }
         return try await PostgresEventStore.open(url: url, options: options, logger: Self.logger)
     }
 
