@@ -1,3 +1,4 @@
+import PostgresNIO
 /// Where and how to reach PostgreSQL, parsed from a libpq-style connection URL:
 ///
 /// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE]` (also `postgresql://`), over TCP;
@@ -185,6 +186,21 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
+        }
+    }
+}
+
+extension PostgresConnectionSettings.TLSMode {
+    /// libpq's sslmode as NIOSSL sees it: the configuration (nil: no TLS) and whether TLS is required. prefer and
+    /// require encrypt without verifying the server, as libpq does; verify-full verifies.
+    var clientTLS: (configuration: TLSConfiguration, required: Bool)? {
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        switch self {
+        case .disable: return nil
+        case .prefer: return (unverified, false)
+        case .require: return (unverified, true)
+        case .verifyFull: return (.makeClientConfiguration(), true)
         }
     }
 }

@@ -234,14 +234,12 @@ extension PostgresEventStore: SharedEventStore {
                 database: self.settings.database
             )
         case .tcp(let host, let port):
-            var unverified = TLSConfiguration.makeClientConfiguration()
-            unverified.certificateVerification = .none
             let tls: PostgresConnection.Configuration.TLS
-            switch self.settings.tls {
-            case .disable: tls = .disable
-            case .prefer: tls = .prefer(try NIOSSLContext(configuration: unverified))
-            case .require: tls = .require(try NIOSSLContext(configuration: unverified))
-            case .verifyFull: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            if let (client, required) = self.settings.tls.clientTLS {
+                let context = try NIOSSLContext(configuration: client)
+                tls = required ? .require(context) : .prefer(context)
+            } else {
+                tls = .disable
             }
             configuration = .init(
                 host: host,

@@ -236,16 +236,8 @@ public final class PostgresEventStore: EventStore, Sendable {
         case .unixSocket(let path):
             configuration = .init(unixSocketPath: path, username: settings.user, password: settings.password, database: settings.database)
         case .tcp(let host, let port):
-            // libpq's sslmode: prefer and require encrypt without verifying; verify-full verifies.
-            var unverified = TLSConfiguration.makeClientConfiguration()
-            unverified.certificateVerification = .none
-            let tls: PostgresClient.Configuration.TLS
-            switch settings.tls {
-            case .disable: tls = .disable
-            case .prefer: tls = .prefer(unverified)
-            case .require: tls = .require(unverified)
-            case .verifyFull: tls = .require(.makeClientConfiguration())
-            }
+            let tls: PostgresClient.Configuration.TLS =
+                settings.tls.clientTLS.map { $0.required ? .require($0.configuration) : .prefer($0.configuration) } ?? .disable
             configuration = .init(
                 host: host,
                 port: port,
@@ -804,3 +796,5 @@ public final class PostgresEventStore: EventStore, Sendable {
         }
     }
 }
+
+extension PostgresEventStore: CommitBatchReporting {}

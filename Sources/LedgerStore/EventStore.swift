@@ -294,6 +294,13 @@ public protocol EventStore: AnyObject, Sendable {
     func close() async
 }
 
+/// A store that groups concurrent appends into commits (group commit) and reports the size of each, for the
+/// daemon's `ledger_commit_batch_size` metric.
+public protocol CommitBatchReporting: EventStore {
+    /// Batch sizes committed since the last call.
+    func takeCommitBatchSizes() -> [Int]
+}
+
 /// A store that several daemons share (PostgreSQL). Any daemon appends and reads; exactly one at a time polls the
 /// gateway, elected through the store; and each daemon follows the log for what the others append (an embedded store
 /// such as LMDB belongs to one process and does not conform).

@@ -1,7 +1,6 @@
 import Foundation
 public import Hummingbird
 import LedgerCore
-import LedgerPostgres
 import LedgerStore
 public import Logging
 import NIOCore
@@ -207,8 +206,7 @@ public func buildLedgerRouter(
     }
 
     router.get("/metrics") { _, _ -> Response in
-        if let store = ledger.store as? LMDBEventStore { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
-        if let store = ledger.store as? PostgresEventStore { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
+        if let store = ledger.store as? any CommitBatchReporting { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4"],

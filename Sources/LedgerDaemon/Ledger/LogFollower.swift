@@ -54,9 +54,6 @@ public actor LogFollower: Service {
         self.wantsOrders = wanted
     }
 
-    /// The last sequence published to the feed.
-    public var publishedSequence: UInt64? { self.published }
-
     /// This daemon's append, just committed.
     public func publishLocal(_ events: [Event]) {
         guard let first = events.first, let last = events.last, let published = self.published else { return }
@@ -110,7 +107,7 @@ public actor LogFollower: Service {
     }
 
     /// Reads and publishes everything after the last published event, until the head.
-    public func catchUp() async {
+    private func catchUp() async {
         guard !self.catchingUp else {
             self.catchUpAgain = true
             return

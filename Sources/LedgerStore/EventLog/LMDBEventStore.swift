@@ -339,4 +339,4 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 }
 
-
+extension LMDBEventStore: CommitBatchReporting {}
