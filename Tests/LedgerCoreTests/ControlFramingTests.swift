@@ -95,7 +95,7 @@ struct ControlFramingTests {
         )
         #expect(
             self.parse(#"{"jsonrpc":"2.0","id":1,"method":"m","params":3}"#)
-                == .failure(.invalid(id: .number("1"), message: "params must be an object."))
+                == .failure(.invalid(id: .number("1"), message: "params must be an object or an array."))
         )
         guard case .failure(.notJSON) = self.parse(#"{"jsonrpc":"#) else {
             Issue.record("truncated JSON was not a parse error")

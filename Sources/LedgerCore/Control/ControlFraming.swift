@@ -132,7 +132,7 @@ public struct ControlRequest: Sendable, Hashable {
         switch object["params"] {
         case nil, .object?, .array?: break
         case .null?, .bool?, .number?, .string?:
-            return .failure(.invalid(id: id ?? .null, message: "params must be an object."))
+            return .failure(.invalid(id: id ?? .null, message: "params must be an object or an array."))
         }
         return .success(ControlRequest(id: id, method: method, params: object["params"]))
     }
