@@ -46,6 +46,8 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        // CRC-32C in C, for the CPU's CRC32 instruction (Swift has no portable way to reach it).
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         // Pure logic: no I/O, no clock, no hidden randomness.
         .target(
             name: "LedgerCore",
@@ -55,7 +57,7 @@ let package = Package(
         // The only code that imports CLMDB.
         .target(
             name: "LedgerStore",
-            dependencies: ["CLMDB", "LedgerCore"],
+            dependencies: ["CLMDB", "CCRC32C", "LedgerCore"],
             swiftSettings: strictSettings
         ),
         // The PostgreSQL event store, for several daemons on one ledger. A target of its own so the embedded LMDB

@@ -155,12 +155,12 @@ extension PostgresEventStore {
         sequence: Int64,
         bytes: ByteBuffer,
         verifyHash: Bool,
-        bodies: Bool = true
+        scope: EventCodec.Scope = .full
     ) throws -> Event {
         let event: Event
         do {
             event = try bytes.withUnsafeReadableBytes { buffer in
-                try EventCodec.decode(buffer, verifyHash: verifyHash, bodies: bodies)
+                try EventCodec.decode(buffer, verifyHash: verifyHash, scope: scope)
             }
         } catch let error as EventDecodingError {
             throw StoreError(.corrupted, "Event \(sequence) does not decode: \(error.description)")

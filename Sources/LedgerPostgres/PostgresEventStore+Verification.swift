@@ -277,7 +277,7 @@ extension PostgresEventStore {
             guard UInt64(stored) == expected else {
                 throw StoreError(.corrupted, "The log skips from sequence \(expected - 1) to \(stored); run a chain verification.")
             }
-            events.append(try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: true, bodies: false))
+            events.append(try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: true, scope: .projection))
             expected += 1
         }
         return events

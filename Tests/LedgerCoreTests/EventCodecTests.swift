@@ -204,6 +204,35 @@ struct EventCodecTests {
         }
     }
 
+    /// The projection scope skips what the fold never reads, and folding its events gives the same states and
+    /// effects as folding fully decoded ones: an order's life through every sample payload
+    @Test func projectionScopeFoldsLikeFullDecode() throws {
+        let payloads = try samples().map(\.event.payload)
+        let chain = LedgerChain.of([try LedgerFixture.orderCreated()] + payloads + [try LedgerFixture.orderCreated()])
+        var full = OrderState(orderId: LedgerFixture.orderId)
+        var projected = OrderState(orderId: LedgerFixture.orderId)
+        var skipped = 0
+        for event in chain {
+            let bytes = EventCodec.encode(event)
+            let decoded = try bytes.withUnsafeBytes { raw in try EventCodec.decode(raw, scope: .projection) }
+            #expect(decoded.sequence == event.sequence && decoded.hash == event.hash && decoded.orderId == event.orderId)
+            #expect(projected.apply(decoded) == full.apply(event), "event \(event.sequence)")
+            #expect(projected == full, "event \(event.sequence)")
+            switch decoded.payload {
+            case .orderCreated(let created):
+                #expect(created.gatewayURL.isEmpty && created.request.sign.isEmpty && created.request.notifyURL.isEmpty)
+                skipped += 1
+            case .callbackReceived(let callback):
+                #expect(callback.rawBody.isEmpty && callback.remoteAddress.isEmpty)
+                skipped += 1
+            case .queryResult(let result):
+                #expect(result.body.isEmpty)
+            }
+        }
+        #expect(skipped >= 3)
+        #expect(full.status == .paid)
+    }
+
     /// Encoding is deterministic: the same event, and its decoded copy, encode to the same bytes
     @Test func encodingIsDeterministic() throws {
         for sample in try samples() {

@@ -144,7 +144,8 @@ public struct CallbackReceived: Sendable, Hashable {
     /// signature are the same notification sent again. This is the callback de-duplication key.
     public var signedContentKey: String? {
         guard self.verdict == .valid, let sign = self["sign"] else { return nil }
-        return sign.uppercased()
+        // Gateways send the MD5 in uppercase: then the received text is the key, with no new string.
+        return sign.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) ? sign.uppercased() : sign
     }
 }
 

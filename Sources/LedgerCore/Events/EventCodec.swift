@@ -69,12 +69,23 @@ public enum EventCodec {
         return hasher.finalize().withUnsafeBytes { Digest32(rawBytes: $0) }
     }
 
+    /// How much of an event to decode.
+    public enum Scope: Sendable {
+        /// Every field.
+        case full
+        /// What `OrderState.apply` reads, for replaying the log into the projection. Raw bodies, the remote
+        /// address, the gateway and notify URLs, the request's signature and its optional product fields are
+        /// checked for length and skipped: they come back empty. Copying them is most of the cost of a replay,
+        /// and an event decoded this way is fit only for the fold.
+        case projection
+    }
+
     /// Decodes an event. With `verifyHash` the stored hash is recomputed and compared.
     public static func decode(_ bytes: [UInt8], verifyHash: Bool = true) throws(EventDecodingError) -> Event {
         var result: Result<Event, EventDecodingError>!
         bytes.withUnsafeBytes { raw in
             result = Result { () throws(EventDecodingError) -> Event in
-                try Self.decode(raw, verifyHash: verifyHash, bodies: true)
+                try Self.decode(raw, verifyHash: verifyHash, scope: .full)
             }
         }
         return try result.get()
@@ -85,10 +96,10 @@ public enum EventCodec {
     public static func decode(
         _ buffer: UnsafeRawBufferPointer,
         verifyHash: Bool = true,
-        bodies: Bool = true
+        scope: Scope = .full
     ) throws(EventDecodingError) -> Event {
         var reader = ByteReader(buffer)
-        reader.skipBodies = !bodies
+        reader.projectionOnly = scope == .projection
         let (type, sequence, recordedAt, previousHash, orderId) = try Self.readHeader(&reader)
         let payload: EventPayload
         switch type {
@@ -212,23 +223,23 @@ public enum EventCodec {
         -> OrderCreated
     {
         let dialect = try reader.dialect()
-        let gatewayURL = try reader.text()
+        let gatewayURL = try reader.unfoldedText()
         let memberId = try reader.text()
         let applyDate = try reader.text()
         let bankCode = try reader.text()
-        let notifyURL = try reader.text()
-        let callbackURL = try reader.text()
+        let notifyURL = try reader.unfoldedText()
+        let callbackURL = try reader.unfoldedText()
         let amountOffset = reader.offset
         let amountText = try reader.text()
         guard case .success(let amount) = OrderAmount.parse(amountText, fenMax: .max / 100) else {
             throw EventDecodingError(reason: .invalidValue("order amount"), offset: amountOffset)
         }
         let productName = try reader.text()
-        let attach = try reader.optionalText()
-        let productNum = try reader.optionalText()
-        let productDesc = try reader.optionalText()
-        let productURL = try reader.optionalText()
-        let sign = try reader.text()
+        let attach = try reader.optionalText(unfolded: true)
+        let productNum = try reader.optionalText(unfolded: true)
+        let productDesc = try reader.optionalText(unfolded: true)
+        let productURL = try reader.optionalText(unfolded: true)
+        let sign = try reader.unfoldedText()
         let request = PayRequest(
             memberId: memberId,
             orderId: orderId,
@@ -250,7 +261,7 @@ public enum EventCodec {
     private static func readCallbackReceived(_ reader: inout ByteReader) throws(EventDecodingError) -> CallbackReceived {
         let verdict = try reader.verdict()
         let dialect = try reader.dialect()
-        let remoteAddress = try reader.text()
+        let remoteAddress = try reader.unfoldedText()
         let rawBody = try reader.bytes()
         let fields = try reader.fields()
         return CallbackReceived(
@@ -399,7 +410,8 @@ struct ByteWriter {
 struct ByteReader {
     let buffer: UnsafeRawBufferPointer
     var offset = 0
-    var skipBodies = false
+    /// Skip what the projection's fold never reads (`EventCodec.Scope.projection`).
+    var projectionOnly = false
 
     init(_ buffer: UnsafeRawBufferPointer) {
         self.buffer = buffer
@@ -467,26 +479,33 @@ struct ByteReader {
     mutating func text() throws(EventDecodingError) -> String {
         let start = self.offset
         let slice = try self.rawSlice()
-        guard let text = String(validating: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+        guard let text = String(checkedUTF8: slice) else {
             throw EventDecodingError(reason: .invalidUTF8, offset: start)
         }
         return text
     }
 
-    mutating func optionalText() throws(EventDecodingError) -> String? {
+    /// A text field the projection's fold never reads: with `projectionOnly` its length is checked and it is
+    /// skipped (the empty string stands in).
+    mutating func unfoldedText() throws(EventDecodingError) -> String {
+        guard self.projectionOnly else { return try self.text() }
+        _ = try self.rawSlice()
+        return ""
+    }
+
+    mutating func optionalText(unfolded: Bool = false) throws(EventDecodingError) -> String? {
         let start = self.offset
         switch try self.u8() {
         case 0: return nil
-        case 1: return try self.text()
+        case 1: return unfolded ? try self.unfoldedText() : try self.text()
         default: throw EventDecodingError(reason: .invalidValue("optional marker"), offset: start)
         }
     }
 
-    /// A byte field (a raw body). With `skipBodies` it is checked and skipped, not copied: the projection never
-    /// reads bodies, and copying them is most of the cost of replaying callbacks.
+    /// A byte field (a raw body). With `projectionOnly` it is checked and skipped, not copied.
     mutating func bytes() throws(EventDecodingError) -> [UInt8] {
         let slice = try self.rawSlice()
-        return self.skipBodies ? [] : Array(slice)
+        return self.projectionOnly ? [] : Array(slice)
     }
 
     mutating func digest() throws(EventDecodingError) -> Digest32 {

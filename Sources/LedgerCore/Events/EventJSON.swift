@@ -68,7 +68,7 @@ extension CallbackReceived {
 
     /// A body as text when it is UTF-8 (always, for a recorded callback), otherwise as base64 under `…Base64`.
     static func addBody(_ bytes: [UInt8], to object: inout JSONObject, key: String) {
-        if let text = String(validating: bytes, as: UTF8.self) {
+        if let text = String(checkedUTF8: bytes) {
             object[key] = .string(text)
         } else {
             object[key + "Base64"] = .string(Data(bytes).base64EncodedString())

@@ -156,7 +156,7 @@ public enum FormCoding {
                 throw .fieldTooLong(fieldIndex: fieldIndex, bytesMax: limits.fieldBytesMax)
             }
         }
-        guard let text = String(validating: out, as: UTF8.self) else { throw .invalidUTF8(fieldIndex: fieldIndex) }
+        guard let text = String(checkedUTF8: out) else { throw .invalidUTF8(fieldIndex: fieldIndex) }
         return text
     }
 

@@ -6,7 +6,19 @@ public enum OrderStateCodec {
     public static let formatVersion: UInt8 = 1
 
     public static func encode(_ state: OrderState) -> [UInt8] {
-        var writer = ByteWriter()
+        var bytes: [UInt8] = []
+        Self.encode(state, into: &bytes)
+        return bytes
+    }
+
+    /// Encodes into `bytes`, replacing what it held but keeping its capacity: a flush of many orders reuses one
+    /// buffer instead of allocating one per order.
+    public static func encode(_ state: OrderState, into bytes: inout [UInt8]) {
+        bytes.removeAll(keepingCapacity: true)
+        var writer = ByteWriter(capacity: 0)
+        // Swapped in and out, so the buffer's storage is never shared (and never copied on write).
+        swap(&writer.bytes, &bytes)
+        defer { swap(&writer.bytes, &bytes) }
         writer.append(Self.formatVersion)
         writer.appendText(state.orderId)
         writer.append(state.status.code)
@@ -44,7 +56,6 @@ public enum OrderStateCodec {
         writer.appendOptionalInstant(counts.lastAt)
         writer.appendLength(state.seenSignatures.count)
         for signature in state.seenSignatures { writer.appendText(signature) }
-        return writer.bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> OrderState {

@@ -205,7 +205,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                         let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
                         try Self.index(event, encoded: encoded, handle: handle, layout: layout, in: txn)
                         let (effect, state) = try live.apply(event, handle: handle, in: txn)
-                        if maintainsDual { _ = try dual.apply(event, handle: handle, in: txn) }
+                        if maintainsDual { try dual.replay(event, handle: handle, in: txn) }
                         head = LogHead(sequence: event.sequence, hash: event.hash)
                         appended.events.append(event)
                         appended.effects.append(effect)

@@ -142,8 +142,8 @@ extension LMDBEventStore {
             async let decoded = self.decodeChunk(from: next, count: chunkSize)
             try await self.writer.exclusive { context in
                 try context.environment.writeGrowing { txn in
-                    var table = ProjectionTable(layout: context.layout, generation: scratch)
-                    for (event, handle) in events { _ = try table.apply(event, handle: handle, in: txn) }
+                    var table = ProjectionTable(layout: context.layout, generation: scratch, expectedOrders: events.count)
+                    for (event, handle) in events { try table.replay(event, handle: handle, in: txn) }
                     try table.flush(in: txn)
                     try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
                 }
@@ -167,7 +167,7 @@ extension LMDBEventStore {
                 var handles: [String: UInt64] = [:]
                 try txn.forEach(self.layout.events, from: LMDBUInt64Key(sequence)) { key, value in
                     let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-                    let event = try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false)
+                    let event = try LMDBLayout.decodeStored(value, sequence: sequence, scope: .projection)
                     let handle: UInt64
                     if let known = handles[event.orderId] {
                         handle = known
@@ -204,14 +204,14 @@ extension LMDBEventStore {
         var events: [Event] = []
         try txn.forEach(layout.events, from: LMDBUInt64Key(checkpoint + 1)) { key, value in
             let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
-            events.append(try LMDBLayout.decodeStored(value, sequence: sequence, bodies: false))
+            events.append(try LMDBLayout.decodeStored(value, sequence: sequence, scope: .projection))
             return .continue
         }
         for event in events {
             guard let handle = try handles.existing(event.orderId, in: txn), handle <= event.sequence else {
                 throw Self.missingHandle(event)
             }
-            _ = try table.apply(event, handle: handle, in: txn)
+            try table.replay(event, handle: handle, in: txn)
         }
         try table.flush(in: txn)
         try txn.put(layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(context.head.sequence))

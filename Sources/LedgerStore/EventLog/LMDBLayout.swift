@@ -106,13 +106,13 @@ struct LMDBLayout: Sendable {
     static func decodeStored(
         _ value: UnsafeRawBufferPointer,
         sequence: UInt64,
-        bodies: Bool = true
+        scope: EventCodec.Scope = .full
     ) throws -> Event {
         let encoded = try Self.checkedEvent(value, sequence: sequence)
         let event: Event
         do {
             // The CRC has just been checked; the hash is the chain walk's job (`verifyChain`).
-            event = try EventCodec.decode(encoded, verifyHash: false, bodies: bodies)
+            event = try EventCodec.decode(encoded, verifyHash: false, scope: scope)
         } catch {
             throw StoreError(.corrupted, "Event \(sequence) does not decode: \(error.description)")
         }

@@ -4,24 +4,32 @@ import LedgerCore
 /// Applies events to one generation of the stored projection inside a write transaction: loads each touched
 /// order once, folds the events, and writes every changed order and its status-index entry back at the end.
 /// Orders are addressed by handle (see `LMDBLayout`).
+///
+/// Touched orders live in an array, found through a handle → slot map, so folding an event mutates the state in
+/// place and the flush encodes each state where it lies: no copy of an `OrderState` (a dozen strings to retain
+/// and release) per event.
 struct ProjectionTable: ~Copyable {
     struct Touched {
+        var handle: UInt64
         var originalStatus: OrderStatus?
         var state: OrderState
     }
 
     let orders: LMDBDatabase
     let byStatus: LMDBDatabase
-    private(set) var touched: [UInt64: Touched] = [:]
+    private var slots: [UInt64: Int] = [:]
+    private var touched: [Touched] = []
 
-    init(layout: LMDBLayout, generation: Int) {
+    init(layout: LMDBLayout, generation: Int, expectedOrders: Int = 0) {
         self.orders = layout.orders[generation]
         self.byStatus = layout.byStatus[generation]
+        self.slots.reserveCapacity(expectedOrders)
+        self.touched.reserveCapacity(expectedOrders)
     }
 
     /// The current state of the order with this handle as this batch sees it.
     func state(handle: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> OrderState? {
-        if let touched = self.touched[handle] { return touched.state }
+        if let slot = self.slots[handle] { return self.touched[slot].state }
         return try self.stored(handle: handle, in: txn)
     }
 
@@ -34,35 +42,50 @@ struct ProjectionTable: ~Copyable {
         }
     }
 
+    /// The slot of the order with `handle`, loading it (or starting it) the first time this batch touches it.
+    private mutating func slot(_ handle: UInt64, orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> Int {
+        if let slot = self.slots[handle] { return slot }
+        let stored = try self.stored(handle: handle, in: txn)
+        let slot = self.touched.count
+        self.touched.append(Touched(handle: handle, originalStatus: stored?.status, state: stored ?? OrderState(orderId: orderId)))
+        self.slots[handle] = slot
+        return slot
+    }
+
     /// Applies one event to the order with `handle` and returns its effect and the order's state after it.
     mutating func apply(
         _ event: Event,
         handle: UInt64,
         in txn: borrowing LMDBWriteTransaction
     ) throws -> (EventEffect, OrderState) {
-        if let index = self.touched.index(forKey: handle) {
-            let effect = self.touched.values[index].state.apply(event)
-            return (effect, self.touched.values[index].state)
-        }
-        let stored = try self.stored(handle: handle, in: txn)
-        var touched = Touched(originalStatus: stored?.status, state: stored ?? OrderState(orderId: event.orderId))
-        let effect = touched.state.apply(event)
-        self.touched[handle] = touched
-        return (effect, touched.state)
+        let slot = try self.slot(handle, orderId: event.orderId, in: txn)
+        let effect = self.touched[slot].state.apply(event)
+        return (effect, self.touched[slot].state)
+    }
+
+    /// Applies one event and keeps nothing of it for the caller: what a replay needs.
+    mutating func replay(_ event: Event, handle: UInt64, in txn: borrowing LMDBWriteTransaction) throws {
+        let slot = try self.slot(handle, orderId: event.orderId, in: txn)
+        self.touched[slot].state.apply(event)
     }
 
     /// Writes every touched order and moves its status-index entry when the status changed. Handles are written
-    /// in ascending order, so neighbouring orders fill the same pages in turn.
+    /// in ascending order, so neighbouring orders fill the same pages in turn. One buffer holds each encoding in
+    /// turn (LMDB copies it into its page).
     func flush(in txn: borrowing LMDBWriteTransaction) throws {
-        for handle in self.touched.keys.sorted() {
-            let touched = self.touched[handle]!
-            let key = LMDBUInt64Key(handle)
-            try txn.put(self.orders, key: key, value: OrderStateCodec.encode(touched.state))
-            if touched.originalStatus != touched.state.status {
-                if let original = touched.originalStatus {
-                    try txn.delete(self.byStatus, key: [original.code], value: key)
-                }
-                try txn.put(self.byStatus, key: [touched.state.status.code], value: key, flags: .noDupData)
+        var order = Array(self.touched.indices)
+        order.sort { self.touched[$0].handle < self.touched[$1].handle }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(512)
+        for slot in order {
+            let key = LMDBUInt64Key(self.touched[slot].handle)
+            OrderStateCodec.encode(self.touched[slot].state, into: &buffer)
+            try txn.put(self.orders, key: key, value: buffer)
+            let original = self.touched[slot].originalStatus
+            let status = self.touched[slot].state.status
+            if original != status {
+                if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
+                try txn.put(self.byStatus, key: [status.code], value: key, flags: .noDupData)
             }
         }
     }
