@@ -246,6 +246,14 @@ struct EventCodecTests {
             )
             let resealed = pending.sealed(sequence: sample.event.sequence, previousHash: sample.event.previousHash)
             #expect(resealed == sample.event, "\(sample.name)")
+            // Sealing writes the same bytes as encoding the sealed event: header, the pending payload's
+            // encoding, the hash.
+            let (sealed, encoded) = pending.sealedAndEncoded(sequence: sample.event.sequence, previousHash: sample.event.previousHash)
+            #expect(sealed == sample.event && encoded == first, "\(sample.name)")
+            #expect(pending.encodedBytes == first.count, "\(sample.name)")
+            var changed = pending
+            changed.payload = try LedgerFixture.orderCreated(orderId: "other")
+            #expect(changed.encodedPayload != pending.encodedPayload, "a changed payload is encoded again")
         }
     }
 

@@ -238,15 +238,28 @@ public enum EventPayload: Sendable, Hashable {
 }
 
 /// An event before the log has given it a place: what to append.
+///
+/// The payload's encoding is made here, by whoever makes the event (a request handler, on any core), not by the
+/// log's one writer: the writer adds only the header and the hashes.
 public struct PendingEvent: Sendable, Hashable {
     public var recordedAt: Instant
     public var orderId: String
-    public var payload: EventPayload
+    public var payload: EventPayload {
+        didSet { self.encodedPayload = EventCodec.encodePayload(self.payload) }
+    }
+    /// `EventCodec`'s encoding of `payload`.
+    public private(set) var encodedPayload: [UInt8]
 
     public init(recordedAt: Instant, orderId: String, payload: EventPayload) {
         self.recordedAt = recordedAt
         self.orderId = orderId
         self.payload = payload
+        self.encodedPayload = EventCodec.encodePayload(payload)
+    }
+
+    /// The length of the sealed event's encoding, its hash included.
+    public var encodedBytes: Int {
+        EventCodec.headerBytes(orderIdBytes: self.orderId.utf8.count) + self.encodedPayload.count + 32
     }
 
     /// Gives the event its place in the log: its sequence number and its predecessor's hash, and computes its own
@@ -258,19 +271,26 @@ public struct PendingEvent: Sendable, Hashable {
     /// Seals the event and returns its encoding too, encoding it only once (the hash is computed over the same
     /// bytes that are stored).
     public func sealedAndEncoded(sequence: UInt64, previousHash: Digest32) -> (event: Event, encoded: [UInt8]) {
-        var event = Event(
+        var hash = Digest32.zero
+        let bytes = self.encodedBytes
+        let encoded = [UInt8](unsafeUninitializedCapacity: bytes) { buffer, count in
+            let exact = UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[0..<bytes]))
+            hash = EventCodec.seal(self, sequence: sequence, previousHash: previousHash, into: exact)
+            count = bytes
+        }
+        return (self.sealed(sequence: sequence, previousHash: previousHash, hash: hash), encoded)
+    }
+
+    /// The event at `sequence` with the hash `EventCodec.seal` computed for it.
+    public func sealed(sequence: UInt64, previousHash: Digest32, hash: Digest32) -> Event {
+        Event(
             sequence: sequence,
             recordedAt: self.recordedAt,
             orderId: self.orderId,
             previousHash: previousHash,
-            hash: .zero,
+            hash: hash,
             payload: self.payload
         )
-        var writer = ByteWriter(capacity: self.payload.estimatedEncodedBytes + self.orderId.utf8.count + 96)
-        EventCodec.writeBody(event, into: &writer)
-        event.hash = EventCodec.sha256(writer.bytes)
-        writer.appendDigest(event.hash)
-        return (event, writer.bytes)
     }
 }
 

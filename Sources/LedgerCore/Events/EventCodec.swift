@@ -162,13 +162,81 @@ public enum EventCodec {
     // MARK: Writing
 
     static func writeBody(_ event: Event, into writer: inout ByteWriter) {
+        Self.writeHeader(
+            type: event.type,
+            sequence: event.sequence,
+            recordedAt: event.recordedAt,
+            previousHash: event.previousHash,
+            orderId: event.orderId,
+            into: &writer
+        )
+        Self.writePayload(event.payload, into: &writer)
+    }
+
+    static func writeHeader(
+        type: EventType,
+        sequence: UInt64,
+        recordedAt: Instant,
+        previousHash: Digest32,
+        orderId: String,
+        into writer: inout ByteWriter
+    ) {
         writer.append(Self.formatVersion)
-        writer.append(event.type.tag)
-        writer.append(event.sequence)
-        writer.append(UInt64(bitPattern: event.recordedAt.millisecondsSinceEpoch))
-        writer.appendDigest(event.previousHash)
-        writer.appendText(event.orderId)
-        switch event.payload {
+        writer.append(type.tag)
+        writer.append(sequence)
+        writer.append(UInt64(bitPattern: recordedAt.millisecondsSinceEpoch))
+        writer.appendDigest(previousHash)
+        writer.appendText(orderId)
+    }
+
+    /// The bytes of the header: version, type, sequence, time, previous hash, then the order id as text.
+    static func headerBytes(orderIdBytes: Int) -> Int {
+        1 + 1 + 8 + 8 + 32 + ByteWriter.lengthBytes(orderIdBytes) + orderIdBytes
+    }
+
+    /// The encoding of a payload alone: the same bytes whatever the event's place in the log, so it can be made
+    /// before the event has one (`PendingEvent` does, on the appender's thread).
+    public static func encodePayload(_ payload: EventPayload) -> [UInt8] {
+        var writer = ByteWriter(capacity: payload.estimatedEncodedBytes)
+        Self.writePayload(payload, into: &writer)
+        return writer.bytes
+    }
+
+    /// Writes the whole encoding of `pending` at `sequence` after `previousHash` into `buffer`, which must be
+    /// exactly `pending.encodedBytes` long (an LMDB page reserved for it, say), and returns the event's hash.
+    /// The same bytes as `encode` of the sealed event, with no intermediate array.
+    public static func seal(
+        _ pending: PendingEvent,
+        sequence: UInt64,
+        previousHash: Digest32,
+        into buffer: UnsafeMutableRawBufferPointer
+    ) -> Digest32 {
+        precondition(buffer.count == pending.encodedBytes, "The buffer does not fit the event.")
+        var header = ByteWriter(capacity: Self.headerBytes(orderIdBytes: pending.orderId.utf8.count))
+        Self.writeHeader(
+            type: pending.payload.type,
+            sequence: sequence,
+            recordedAt: pending.recordedAt,
+            previousHash: previousHash,
+            orderId: pending.orderId,
+            into: &header
+        )
+        var offset = 0
+        func copy(_ bytes: UnsafeRawBufferPointer) {
+            guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+            buffer.baseAddress!.advanced(by: offset).copyMemory(from: source, byteCount: bytes.count)
+            offset += bytes.count
+        }
+        header.bytes.withUnsafeBytes(copy)
+        pending.encodedPayload.withUnsafeBytes(copy)
+        let hash = Self.sha256(UnsafeRawBufferPointer(rebasing: buffer[0..<offset]))
+        var words = (hash.words.0.bigEndian, hash.words.1.bigEndian, hash.words.2.bigEndian, hash.words.3.bigEndian)
+        withUnsafeBytes(of: &words, copy)
+        return hash
+    }
+
+    static func writePayload(_ payload: EventPayload, into writer: inout ByteWriter) {
+        switch payload {
         case .orderCreated(let created):
             let request = created.request
             writer.append(created.dialect.code)
@@ -357,6 +425,17 @@ struct ByteWriter {
     mutating func append<T: FixedWidthInteger & UnsignedInteger>(_ value: T) {
         var bigEndian = value.bigEndian
         withUnsafeBytes(of: &bigEndian) { self.bytes.append(contentsOf: $0) }
+    }
+
+    /// The bytes `appendLength` writes for `count`.
+    static func lengthBytes(_ count: Int) -> Int {
+        var value = UInt64(count)
+        var bytes = 1
+        while value >= 0x80 {
+            value >>= 7
+            bytes += 1
+        }
+        return bytes
     }
 
     mutating func appendLength(_ count: Int) {

@@ -194,16 +194,16 @@ final class GroupCommitWriter: @unchecked Sendable {
                         outcomes.append(.preconditionFailed(existing))
                         continue
                     }
+                    let count = request.events.count
                     var appended = Appended(events: [], effects: [], orders: [:])
-                    appended.events.reserveCapacity(request.events.count)
-                    appended.effects.reserveCapacity(request.events.count)
-                    for pending in request.events {
-                        let (event, encoded) = pending.sealedAndEncoded(
-                            sequence: head.sequence + 1,
-                            previousHash: head.hash
-                        )
+                    appended.events.reserveCapacity(count)
+                    appended.effects.reserveCapacity(count)
+                    appended.orders.reserveCapacity(count)
+                    // By index, so each pending event is borrowed from the request rather than copied.
+                    for index in 0..<count {
+                        let event = try Self.store(request.events[index], after: head, layout: layout, in: txn)
                         let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
-                        try Self.index(event, encoded: encoded, handle: handle, layout: layout, in: txn)
+                        try Self.index(event, handle: handle, layout: layout, in: txn)
                         let (effect, state) = try live.apply(event, handle: handle, in: txn)
                         if maintainsDual { try dual.replay(event, handle: handle, in: txn) }
                         head = LogHead(sequence: event.sequence, hash: event.hash)
@@ -249,23 +249,44 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Stores one event and its log indexes (not the projection).
+    /// Seals `pending` as the event after `head` and stores it in the log.
+    ///
+    /// The encoding is written straight into LMDB's page (MDB_RESERVE): the header, the payload the appender
+    /// encoded, the SHA-256 of both, and in front the CRC of it all. No array is made for it.
+    static func store(
+        _ pending: PendingEvent,
+        after head: LogHead,
+        layout: LMDBLayout,
+        in txn: borrowing LMDBWriteTransaction
+    ) throws -> Event {
+        let sequence = head.sequence + 1
+        var hash = Digest32.zero
+        // lmdb.h, MDB_APPEND: keys must arrive in sorted order; a key at or below the last one fails with
+        // MDB_KEYEXIST, so the log cannot be rewritten by this path even by a bug.
+        try txn.putReserved(layout.events, key: LMDBUInt64Key(sequence), count: 4 + pending.encodedBytes, flags: .append) { page in
+            let encoded = UnsafeMutableRawBufferPointer(rebasing: page[4...])
+            hash = EventCodec.seal(pending, sequence: sequence, previousHash: head.hash, into: encoded)
+            let checksum = CRC32C.checksum(UnsafeRawBufferPointer(encoded)).bigEndian
+            withUnsafeBytes(of: checksum) { page.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 4) }
+        }
+        return pending.sealed(sequence: sequence, previousHash: head.hash, hash: hash)
+    }
+
+    /// Stores an event's log indexes (not the projection).
     static func index(
         _ event: Event,
-        encoded: [UInt8],
         handle: UInt64,
         layout: LMDBLayout,
         in txn: borrowing LMDBWriteTransaction
     ) throws {
-        // lmdb.h, MDB_APPEND: keys must arrive in sorted order; a key at or below the last one fails with
-        // MDB_KEYEXIST, so the log cannot be rewritten by this path even by a bug.
-        // The CRC and the encoding are written straight into LMDB's page (MDB_RESERVE): no second copy.
-        let checksum = CRC32C.checksum(encoded).bigEndian
-        try txn.putReserved(layout.events, key: LMDBUInt64Key(event.sequence), count: 4 + encoded.count, flags: .append) { page in
-            withUnsafeBytes(of: checksum) { page.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 4) }
-            encoded.withUnsafeBytes { page.baseAddress!.advanced(by: 4).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        }
-        try txn.put(layout.orderEvents, key: LMDBUInt64Key(handle), value: LMDBUInt64Key(event.sequence))
+        // An order's first event gives it its handle, which sorts after every stored one: appended (MDB_APPEND),
+        // with no search, and LMDB refuses it if that were ever not so.
+        try txn.put(
+            layout.orderEvents,
+            key: LMDBUInt64Key(handle),
+            value: LMDBUInt64Key(event.sequence),
+            flags: handle == event.sequence ? .append : []
+        )
         if case .callbackReceived(let callback) = event.payload, let contentKey = callback.signedContentKey {
             try txn.put(
                 layout.callbackDedup,
@@ -294,12 +315,22 @@ final class GroupCommitWriter: @unchecked Sendable {
             return handle
         }
 
-        /// The order's handle, assigned now if event `sequence` is the first to name it.
+        /// The order's handle, assigned now if event `sequence` is the first to name it: one B-tree search either
+        /// way (`insertOrGet`).
         mutating func assign(_ orderId: String, sequence: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> UInt64 {
-            if let handle = try self.existing(orderId, in: txn) { return handle }
-            try txn.put(self.layout.orderIds, key: Array(orderId.utf8), value: LMDBUInt64Key(sequence), flags: .noOverwrite)
-            self.known[orderId] = sequence
-            return sequence
+            if let handle = self.known[orderId] { return handle }
+            var id = orderId
+            let handle = try id.withUTF8 { utf8 in
+                guard let stored = try txn.insertOrGet(self.layout.orderIds, key: UnsafeRawBufferPointer(utf8), value: LMDBUInt64Key(sequence)) else {
+                    return sequence
+                }
+                guard let handle = LMDBLayout.u64(stored) else {
+                    throw StoreError(.corrupted, "The order index holds a damaged handle for order \(orderId).")
+                }
+                return handle
+            }
+            self.known[orderId] = handle
+            return handle
         }
     }
 

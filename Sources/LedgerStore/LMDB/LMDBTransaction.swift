@@ -150,6 +150,32 @@ public struct LMDBWriteTransaction: ~Copyable {
         return try self.putResult(rc, db, flags, "mdb_put")
     }
 
+    /// Stores `value` under `key` unless the key is present, and then returns the value already stored (valid
+    /// until the transaction changes the database or ends): one B-tree search where a get and a put take two.
+    ///
+    /// lmdb.h, mdb_put with MDB_NOOVERWRITE: "The data parameter will be set to point to the existing item" when
+    /// it returns MDB_KEYEXIST. Not for DUPSORT databases, where that flag means something else.
+    public func insertOrGet(
+        _ db: LMDBDatabase,
+        key: some ContiguousBytes,
+        value: some ContiguousBytes
+    ) throws(LMDBError) -> UnsafeRawBufferPointer? {
+        precondition(!db.flags.contains(.dupSort), "insertOrGet is not for DUPSORT databases")
+        var existing: UnsafeRawBufferPointer?
+        let rc = key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in
+                var keyValue = MDB_val(keyBytes)
+                var dataValue = MDB_val(valueBytes)
+                let rc = mdb_put(self.txn, db.handle, &keyValue, &dataValue, UInt32(MDB_NOOVERWRITE))
+                if rc == MDB_KEYEXIST { existing = UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size) }
+                return rc
+            }
+        }
+        if rc == MDB_KEYEXIST { return existing }
+        _ = try self.putResult(rc, db, .noOverwrite, "mdb_put")
+        return nil
+    }
+
     /// Stores a value of `count` bytes under `key`, letting `fill` write the bytes straight into LMDB's page.
     ///
     /// lmdb.h: MDB_RESERVE, "reserve space for data of the given size, but don't copy the given data. Instead,
