@@ -32,8 +32,20 @@ struct UTF8TextTests {
         // Short random strings biased towards multibyte lead and continuation bytes, where the two could differ.
         let alphabet: [UInt8] = [0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xA0, 0x9F, 0x90]
         for _ in 0..<20_000 {
-            let bytes = (0..<Int.random(in: 0...6, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let bytes = (0..<Int.random(in: 0...20, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
             #expect(String(checkedUTF8: bytes) == String(validating: bytes, as: UTF8.self), "\(bytes)")
+        }
+    }
+
+    @Test("one invalid byte anywhere in ASCII text is found, in the 8-byte words and in the tail")
+    func invalidByteInASCII() {
+        let ascii = Array("ORDER-20261127-000123".utf8)
+        for position in ascii.indices {
+            var bytes = ascii
+            bytes[position] = 0xFF
+            #expect(String(checkedUTF8: bytes) == nil, "position \(position)")
+            bytes[position] = 0xC3  // a lead byte whose continuation is missing
+            #expect(String(checkedUTF8: bytes) == nil, "position \(position)")
         }
     }
 }

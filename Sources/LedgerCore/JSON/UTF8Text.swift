@@ -8,11 +8,32 @@ extension String {
     /// when the repaired text has the same bytes as the input.
     public init?(checkedUTF8 bytes: UnsafeRawBufferPointer) {
         let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        // ASCII (nearly every stored field) is valid UTF-8: nothing to compare.
+        if Self.isASCII(bytes) {
+            self = String(decoding: utf8, as: UTF8.self)
+            return
+        }
         var text = String(decoding: utf8, as: UTF8.self)
         // Compared as two buffers: iterating `String.UTF8View` generically is many times slower.
         let same = text.withUTF8 { decoded in decoded.count == utf8.count && decoded.elementsEqual(utf8) }
         guard same else { return nil }
         self = text
+    }
+
+    /// Whether every byte is below 0x80, eight bytes at a time.
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var bits: UInt64 = 0
+        var index = 0
+        while index + 8 <= bytes.count {
+            bits |= bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < bytes.count {
+            bits |= UInt64(bytes[index])
+            index += 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     /// The same for an array.

@@ -183,8 +183,10 @@ final class GroupCommitWriter: @unchecked Sendable {
                 outcomes = []
                 var head = context.head
                 var handles = OrderHandles(layout: layout)
-                var live = ProjectionTable(layout: layout, generation: context.liveGeneration)
-                var dual = ProjectionTable(layout: layout, generation: context.dualGeneration ?? 0)
+                // Both generations hold every event up to the head (the scratch one is kept in step while dual).
+                let unstoredFrom = context.head.sequence + 1
+                var live = ProjectionTable(layout: layout, generation: context.liveGeneration, unstoredFrom: unstoredFrom)
+                var dual = ProjectionTable(layout: layout, generation: context.dualGeneration ?? 0, unstoredFrom: unstoredFrom)
                 let maintainsDual = context.dualGeneration != nil
                 for (request, _) in batch {
                     if case .orderAbsent(let orderId) = request.precondition,

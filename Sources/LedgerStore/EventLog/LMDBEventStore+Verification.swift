@@ -142,8 +142,15 @@ extension LMDBEventStore {
             async let decoded = self.decodeChunk(from: next, count: chunkSize)
             try await self.writer.exclusive { context in
                 try context.environment.writeGrowing { txn in
-                    var table = ProjectionTable(layout: context.layout, generation: scratch, expectedOrders: events.count)
-                    for (event, handle) in events { try table.replay(event, handle: handle, in: txn) }
+                    // The scratch generation holds every event before this chunk (its checkpoint).
+                    var table = ProjectionTable(
+                        layout: context.layout,
+                        generation: scratch,
+                        unstoredFrom: events.first!.0.sequence,
+                        expectedOrders: events.count
+                    )
+                    // By index: each event is borrowed from the chunk, not copied.
+                    for index in events.indices { try table.replay(events[index].0, handle: events[index].1, in: txn) }
                     try table.flush(in: txn)
                     try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
                 }
@@ -165,6 +172,7 @@ extension LMDBEventStore {
                 var events: [(Event, UInt64)] = []
                 events.reserveCapacity(count)
                 var handles: [String: UInt64] = [:]
+                handles.reserveCapacity(count)
                 try txn.forEach(self.layout.events, from: LMDBUInt64Key(sequence)) { key, value in
                     let sequence = LMDBUInt64Key(bytes: key)?.value ?? 0
                     let event = try LMDBLayout.decodeStored(value, sequence: sequence, scope: .projection)

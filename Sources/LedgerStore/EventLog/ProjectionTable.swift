@@ -17,12 +17,18 @@ struct ProjectionTable: ~Copyable {
 
     let orders: LMDBDatabase
     let byStatus: LMDBDatabase
+    /// Handles from here on cannot be stored yet: their orders' first events are the ones being applied. Their
+    /// first touch skips the lookup that would find nothing.
+    let unstoredFrom: UInt64
     private var slots: [UInt64: Int] = [:]
     private var touched: [Touched] = []
 
-    init(layout: LMDBLayout, generation: Int, expectedOrders: Int = 0) {
+    /// `unstoredFrom`: the first sequence this table will apply, when every earlier event is already applied to
+    /// the stored generation (a handle is the sequence of its order's first event). `.max` looks every order up.
+    init(layout: LMDBLayout, generation: Int, unstoredFrom: UInt64 = .max, expectedOrders: Int = 0) {
         self.orders = layout.orders[generation]
         self.byStatus = layout.byStatus[generation]
+        self.unstoredFrom = unstoredFrom
         self.slots.reserveCapacity(expectedOrders)
         self.touched.reserveCapacity(expectedOrders)
     }
@@ -45,7 +51,7 @@ struct ProjectionTable: ~Copyable {
     /// The slot of the order with `handle`, loading it (or starting it) the first time this batch touches it.
     private mutating func slot(_ handle: UInt64, orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> Int {
         if let slot = self.slots[handle] { return slot }
-        let stored = try self.stored(handle: handle, in: txn)
+        let stored = handle >= self.unstoredFrom ? nil : try self.stored(handle: handle, in: txn)
         let slot = self.touched.count
         self.touched.append(Touched(handle: handle, originalStatus: stored?.status, state: stored ?? OrderState(orderId: orderId)))
         self.slots[handle] = slot
@@ -87,17 +93,20 @@ struct ProjectionTable: ~Copyable {
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(512)
-        for slot in order {
-            let handle = self.touched[slot].handle
-            let key = LMDBUInt64Key(handle)
-            let appending = handle > lastStored
-            OrderStateCodec.encode(self.touched[slot].state, into: &buffer)
-            try txn.put(self.orders, key: key, value: buffer, flags: appending ? .append : [])
-            let original = self.touched[slot].originalStatus
-            let status = self.touched[slot].state.status
-            if original != status {
-                if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
-                try txn.put(self.byStatus, key: [status.code], value: key, flags: appending ? [.noDupData, .appendDup] : .noDupData)
+        // Through a buffer pointer, so each state is encoded where it lies rather than copied out of the array.
+        try self.touched.withUnsafeBufferPointer { touched in
+            for slot in order {
+                let handle = touched[slot].handle
+                let key = LMDBUInt64Key(handle)
+                let appending = handle > lastStored
+                OrderStateCodec.encode(touched[slot].state, into: &buffer)
+                try txn.put(self.orders, key: key, value: buffer, flags: appending ? .append : [])
+                let original = touched[slot].originalStatus
+                let status = touched[slot].state.status
+                if original != status {
+                    if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
+                    try txn.put(self.byStatus, key: [status.code], value: key, flags: appending ? [.noDupData, .appendDup] : .noDupData)
+                }
             }
         }
     }
