@@ -5,12 +5,13 @@
 
 #include "ledger_crc32c.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <nmmintrin.h>
-#elif defined(__aarch64__) && defined(__linux__)
+#elif defined(__aarch64__) && defined(__linux__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #include <arm_acle.h>
 #include <sys/auxv.h>
 #ifndef HWCAP_CRC32
@@ -19,7 +20,7 @@
 #endif
 
 static uint32_t tables[8][256];
-static int tables_ready;
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void build_tables(void) {
     for (uint32_t index = 0; index < 256; index++) {
@@ -33,12 +34,11 @@ static void build_tables(void) {
             tables[table][index] = (previous >> 8) ^ tables[0][previous & 0xFF];
         }
     }
-    __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
 }
 
 uint32_t ledger_crc32c_portable(uint32_t crc, const void *bytes, size_t count) {
-    // Building the tables twice from two threads writes the same values: harmless.
-    if (!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) build_tables();
+    // Built once, by the first caller; pthread_once makes the other callers wait and see the finished tables.
+    pthread_once(&tables_once, build_tables);
     const uint8_t *p = bytes;
     crc = ~crc;
     while (count >= 8) {
@@ -83,7 +83,7 @@ static int detect(void) {
     return (ecx & bit_SSE4_2) != 0;
 }
 
-#elif defined(__aarch64__) && defined(__linux__)
+#elif defined(__aarch64__) && defined(__linux__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 
 __attribute__((target("crc"))) static uint32_t crc32c_hardware(uint32_t crc, const void *bytes, size_t count) {
     const uint8_t *p = bytes;

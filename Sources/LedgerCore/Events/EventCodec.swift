@@ -75,8 +75,9 @@ public enum EventCodec {
         case full
         /// What `OrderState.apply` reads, for replaying the log into the projection. Raw bodies, the remote
         /// address, the gateway and notify URLs, the request's signature and its optional product fields are
-        /// checked for length and skipped: they come back empty. Copying them is most of the cost of a replay,
-        /// and an event decoded this way is fit only for the fold.
+        /// checked for length and skipped: they come back empty, and their UTF-8 is not checked (the full decode
+        /// and `verifyChain` check it). Copying them is most of the cost of a replay, and an event decoded this
+        /// way is fit only for the fold.
         case projection
     }
 

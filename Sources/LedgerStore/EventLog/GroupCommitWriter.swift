@@ -182,11 +182,22 @@ final class GroupCommitWriter: @unchecked Sendable {
                 // This closure may run again after the map grows: it derives everything from the context.
                 outcomes = []
                 var head = context.head
-                var handles = OrderHandles(layout: layout)
+                let eventCount = batch.reduce(0) { $0 + $1.0.events.count }
+                var handles = OrderHandles(layout: layout, expectedOrders: eventCount)
                 // Both generations hold every event up to the head (the scratch one is kept in step while dual).
                 let unstoredFrom = context.head.sequence + 1
-                var live = ProjectionTable(layout: layout, generation: context.liveGeneration, unstoredFrom: unstoredFrom)
-                var dual = ProjectionTable(layout: layout, generation: context.dualGeneration ?? 0, unstoredFrom: unstoredFrom)
+                var live = ProjectionTable(
+                    layout: layout,
+                    generation: context.liveGeneration,
+                    unstoredFrom: unstoredFrom,
+                    expectedOrders: eventCount
+                )
+                var dual = ProjectionTable(
+                    layout: layout,
+                    generation: context.dualGeneration ?? 0,
+                    unstoredFrom: unstoredFrom,
+                    expectedOrders: context.dualGeneration == nil ? 0 : eventCount
+                )
                 let maintainsDual = context.dualGeneration != nil
                 for (request, _) in batch {
                     if case .orderAbsent(let orderId) = request.precondition,
@@ -201,17 +212,19 @@ final class GroupCommitWriter: @unchecked Sendable {
                     appended.events.reserveCapacity(count)
                     appended.effects.reserveCapacity(count)
                     appended.orders.reserveCapacity(count)
-                    // By index, so each pending event is borrowed from the request rather than copied.
-                    for index in 0..<count {
-                        let event = try Self.store(request.events[index], after: head, layout: layout, in: txn)
-                        let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
-                        try Self.index(event, handle: handle, layout: layout, in: txn)
-                        let (effect, state) = try live.apply(event, handle: handle, in: txn)
-                        if maintainsDual { try dual.replay(event, handle: handle, in: txn) }
-                        head = LogHead(sequence: event.sequence, hash: event.hash)
-                        appended.events.append(event)
-                        appended.effects.append(effect)
-                        appended.orders[event.orderId] = state
+                    // Through a buffer pointer, so each pending event is borrowed from the request, not copied.
+                    try request.events.withUnsafeBufferPointer { pendings in
+                        for pending in pendings.indices {
+                            let event = try Self.store(pendings[pending], after: head, layout: layout, in: txn)
+                            let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
+                            try Self.index(event, handle: handle, layout: layout, in: txn)
+                            let (effect, state) = try live.apply(event, handle: handle, in: txn)
+                            if maintainsDual { try dual.replay(event, handle: handle, in: txn) }
+                            head = LogHead(sequence: event.sequence, hash: event.hash)
+                            appended.events.append(event)
+                            appended.effects.append(effect)
+                            appended.orders[event.orderId] = state
+                        }
                     }
                     outcomes.append(.appended(appended))
                 }
@@ -305,8 +318,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         let layout: LMDBLayout
         private var known: [String: UInt64] = [:]
 
-        init(layout: LMDBLayout) {
+        init(layout: LMDBLayout, expectedOrders: Int = 0) {
             self.layout = layout
+            self.known.reserveCapacity(expectedOrders)
         }
 
         /// The order's handle, or nil when no stored event names it yet.

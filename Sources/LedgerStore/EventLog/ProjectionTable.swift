@@ -99,6 +99,14 @@ struct ProjectionTable: ~Copyable {
                 let handle = touched[slot].handle
                 let key = LMDBUInt64Key(handle)
                 let appending = handle > lastStored
+                if handle >= self.unstoredFrom && !appending {
+                    // Taken for new without a lookup, yet the table holds this handle or a later one: writing would
+                    // overwrite a stored state. Fail the commit instead.
+                    throw StoreError(
+                        .corrupted,
+                        "The projection already holds order handle \(lastStored), at or after \(handle), whose first event is only being applied now."
+                    )
+                }
                 OrderStateCodec.encode(touched[slot].state, into: &buffer)
                 try txn.put(self.orders, key: key, value: buffer, flags: appending ? .append : [])
                 let original = touched[slot].originalStatus
