@@ -143,6 +143,38 @@ struct EventStoreContractTests {
         await store.close()
     }
 
+    /// Status lists stay in first-recorded order whatever order orders are paid in: orders created and paid in
+    /// one commit, older orders paid after newer ones, several new orders in one group commit. The projection
+    /// then equals a replay of the log.
+    @Test(arguments: StoreKind.allCases)
+    func statusListsAcrossCommits(_ kind: StoreKind) async throws {
+        let (store, _) = try await kind.make()
+        let fixture = self.fixture
+        _ = try await store.append(AppendRequest([fixture.created("N1"), fixture.callback("N1")]))
+        _ = try await store.append(AppendRequest([fixture.created("O2")]))
+        _ = try await store.append(AppendRequest([fixture.created("O3")]))
+        _ = try await store.append(AppendRequest([fixture.callback("O3")]))
+        _ = try await store.append(AppendRequest([fixture.created("N4"), fixture.callback("N4"), fixture.created("N5")]))
+        _ = try await store.append(AppendRequest([fixture.callback("O2"), fixture.created("N6")]))
+        // Several requests at once, so a group commit may hold several new orders and an old one's payment.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in ["G7", "G8", "G9"] {
+                group.addTask { _ = try await store.append(AppendRequest([fixture.created(id), fixture.callback(id)])) }
+            }
+            group.addTask { _ = try await store.append(AppendRequest([fixture.callback("N5")])) }
+            try await group.waitForAll()
+        }
+        let paid = try await store.orders(status: .paid, after: nil, limit: 20).map(\.orderId)
+        #expect(Array(paid.prefix(5)) == ["N1", "O2", "O3", "N4", "N5"])
+        #expect(Set(paid.dropFirst(5)) == ["G7", "G8", "G9"])
+        #expect(try await store.orders(status: .created, after: nil, limit: 20).map(\.orderId) == ["N6"])
+        let verified = try await store.verifyProjection(differencesMax: 10, progress: nil)
+        #expect(verified.differenceCount == 0)
+        _ = try await store.rebuildProjection(progress: nil)
+        #expect(try await store.orders(status: .paid, after: nil, limit: 20).map(\.orderId) == paid)
+        await store.close()
+    }
+
     /// Orders list oldest first, by the first event naming each, not by id; a cursor the ledger does not hold is
     /// an error, not an empty page.
     @Test(arguments: StoreKind.allCases)

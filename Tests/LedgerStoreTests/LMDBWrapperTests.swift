@@ -126,6 +126,36 @@ struct LMDBWrapperTests {
         }
     }
 
+    /// insertOrGet stores a new key and answers nil; on a present key it answers the stored value and changes
+    /// nothing, in the same transaction and in a later one.
+    @Test func insertOrGetReturnsTheStoredValue() throws {
+        try withTemporaryDirectory { directory in
+            let env = try openEnvironment(directory)
+            let ids = try env.openDatabase(name: "order-ids")
+            let (first, second, third) = try env.write { txn in
+                (
+                    try txn.insertOrGet(ids, key: bytes("A1"), value: LMDBUInt64Key(7)).map { Array($0) },
+                    try txn.insertOrGet(ids, key: bytes("A1"), value: LMDBUInt64Key(8)).flatMap { LMDBUInt64Key(bytes: $0)?.value },
+                    try txn.insertOrGet(ids, key: bytes("A2"), value: LMDBUInt64Key(9)).map { Array($0) }
+                )
+            }
+            #expect(first == nil && third == nil)
+            #expect(second == 7)
+            let later = try env.write { txn in
+                try txn.insertOrGet(ids, key: bytes("A2"), value: LMDBUInt64Key(10)).flatMap { LMDBUInt64Key(bytes: $0)?.value }
+            }
+            #expect(later == 9)
+            let stored = try env.read { txn in
+                (
+                    try txn.get(ids, key: bytes("A1")).flatMap { LMDBUInt64Key(bytes: $0)?.value },
+                    try txn.get(ids, key: bytes("A2")).flatMap { LMDBUInt64Key(bytes: $0)?.value },
+                    try txn.stat(ids).entries
+                )
+            }
+            #expect(stored.0 == 7 && stored.1 == 9 && stored.2 == 2)
+        }
+    }
+
     /// A DUPSORT index keeps several values under one key and a cursor walks them in value order.
     @Test func dupSortIndexIteratesDuplicatesInOrder() throws {
         try withTemporaryDirectory { directory in
