@@ -150,7 +150,7 @@ extension LMDBEventStore {
                         expectedOrders: events.count
                     )
                     // By index: each event is borrowed from the chunk, not copied.
-                    for index in events.indices { try table.replay(events[index].0, handle: events[index].1, in: txn) }
+                    for index in events.indices { try table.apply(events[index].0, handle: events[index].1, in: txn) }
                     try table.flush(in: txn)
                     try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
                 }
@@ -219,7 +219,7 @@ extension LMDBEventStore {
             guard let handle = try handles.existing(event.orderId, in: txn), handle <= event.sequence else {
                 throw Self.missingHandle(event)
             }
-            try table.replay(event, handle: handle, in: txn)
+            try table.apply(event, handle: handle, in: txn)
         }
         try table.flush(in: txn)
         try txn.put(layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(context.head.sequence))

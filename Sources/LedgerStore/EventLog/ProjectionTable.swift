@@ -58,21 +58,17 @@ struct ProjectionTable: ~Copyable {
         return slot
     }
 
-    /// Applies one event to the order with `handle` and returns its effect and the order's state after it.
-    mutating func apply(
-        _ event: Event,
-        handle: UInt64,
-        in txn: borrowing LMDBWriteTransaction
-    ) throws -> (EventEffect, OrderState) {
+    /// Applies one event to the order with `handle` and returns its effect. The state stays in the table
+    /// (`touchedState`): it is not copied out per event.
+    @discardableResult
+    mutating func apply(_ event: Event, handle: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> EventEffect {
         let slot = try self.slot(handle, orderId: event.orderId, in: txn)
-        let effect = self.touched[slot].state.apply(event)
-        return (effect, self.touched[slot].state)
+        return self.touched[slot].state.apply(event)
     }
 
-    /// Applies one event and keeps nothing of it for the caller: what a replay needs.
-    mutating func replay(_ event: Event, handle: UInt64, in txn: borrowing LMDBWriteTransaction) throws {
-        let slot = try self.slot(handle, orderId: event.orderId, in: txn)
-        self.touched[slot].state.apply(event)
+    /// The state of an order this batch touched, as it is now.
+    func touchedState(handle: UInt64) -> OrderState? {
+        self.slots[handle].map { self.touched[$0].state }
     }
 
     /// Writes every touched order and moves its status-index entry when the status changed. Handles are written
