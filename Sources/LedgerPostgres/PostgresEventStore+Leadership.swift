@@ -106,7 +106,10 @@ extension PostgresEventStore: SharedEventStore {
                     } catch {
                         return .watchStopped
                     }
-                    if let reason = await Self.confirm(session, within: retryInterval * Self.answerIntervals, logger: logger) { return .lost(reason) }
+                    if let reason = await Self.confirm(session, within: retryInterval * Self.answerIntervals, logger: logger) {
+                        // Cancelled mid-confirmation (the leader finished, or shutdown): not a lost lock.
+                        return Task.isCancelled ? .watchStopped : .lost(reason)
+                    }
                     lease.confirm()
                 }
             }
@@ -129,7 +132,8 @@ extension PostgresEventStore: SharedEventStore {
             self.logger.warning("poll leadership lost", metadata: ["reason": "\(lost)"])
             throw LeadershipLost(lost)
         }
-        // A clean end: release the lock, then the session (whose end would release it anyway).
+        // A clean end: release the lock, then the session (whose end would release it anyway, so a shutdown, whose
+        // cancellation gives the unlock up at once, loses nothing).
         let (seed, schema) = (Int64(Self.leaderLockClass), self.schema.name)
         _ = try? await Self.onSession(session, within: retryInterval * Self.answerIntervals) { session in
             try await Self.execute(session, "SELECT pg_advisory_unlock(hashtextextended(\(schema), \(seed)))", logger: logger)
@@ -153,15 +157,40 @@ extension PostgresEventStore: SharedEventStore {
     /// Runs `body` on the leader's session, or gives up after `deadline`: then the session is closed and `body` is
     /// left behind rather than waited for, because a query on a session the server ended may never return (seen
     /// with PostgresNIO after `pg_terminate_backend`). Every query on that session goes through here, so neither the
-    /// poller's standby loop nor a shutdown can hang on a dead session.
+    /// poller's standby loop nor a shutdown can hang on a dead session. Cancelling the calling task gives up at once
+    /// the same way (`CancellationError`), closing the session: a shutdown does not wait out the deadline.
     static func onSession<T: Sendable>(
         _ session: PostgresConnection,
         within deadline: Duration,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let call = SessionCall<T>()
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        return try await withTaskCancellationHandler {
+            try await Self.onSession(session, within: deadline, call: call, body)
+        } onCancel: {
+            // Runs at once if the task was cancelled before: then the waiter is not there yet, and the operation
+            // sees `Task.isCancelled` after storing it.
+            guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
+            call.timer.withLock { $0?.cancel() }
+            Task { try? await session.close() }
+            waiting.resume(throwing: CancellationError())
+        }
+    }
+
+    private static func onSession<T: Sendable>(
+        _ session: PostgresConnection,
+        within deadline: Duration,
+        call: SessionCall<T>,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             call.waiter.withLock { $0 = continuation }
+            if Task.isCancelled {
+                guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
+                Task { try? await session.close() }
+                waiting.resume(throwing: CancellationError())
+                return
+            }
             call.timer.withLock { timer in
                 timer = Task {
                     // Cancelled: the body answered first, and took the waiter before cancelling this.
@@ -223,7 +252,7 @@ extension PostgresEventStore: SharedEventStore {
         }
     }
 
-    private func leaderConnectionConfiguration() throws -> PostgresConnection.Configuration {
+    func leaderConnectionConfiguration() throws -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
         switch self.settings.endpoint {
         case .unixSocket(let path):

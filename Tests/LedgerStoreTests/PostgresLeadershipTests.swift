@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 @testable import LedgerPostgres
 import LedgerStore
+import Logging
 import PostgresNIO
 import Synchronization
 import Testing
@@ -85,6 +86,43 @@ extension PostgresEventStoreTests {
         _ = try? await fourthTask.value
         _ = try? await elsewhereTask.value
         for store in [first, second, third, elsewhere] { await store.close() }
+    }
+
+    /// A call on the leader's session whose task is cancelled ends at once with `CancellationError` and closes
+    /// the session, instead of waiting out its deadline (here ten minutes, past the test's time limit) for a
+    /// query that is still running.
+    @Test(.timeLimit(.minutes(1))) func cancelledSessionCallEndsAtOnce() async throws {
+        let store = try await PostgresTestDatabase.freshStore()
+        let logger = Logger(label: "ledger.test.leader")
+        let session = try await PostgresConnection.connect(
+            configuration: try store.leaderConnectionConfiguration(),
+            id: 1,
+            logger: logger
+        )
+        let started = AsyncStream<Void>.makeStream()
+        let call = Task {
+            try await PostgresEventStore.onSession(session, within: .seconds(600)) { session in
+                started.continuation.yield()
+                return try await session.query("SELECT pg_sleep(45)", logger: logger).collect().count
+            }
+        }
+        for await _ in started.stream { break }
+        try await Task.sleep(for: .milliseconds(200))
+        call.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await call.value }
+        try await Self.waitUntil { session.isClosed }
+        // Cancelled before the call: it does not start, and the session is closed.
+        let second = try await PostgresConnection.connect(configuration: try store.leaderConnectionConfiguration(), id: 2, logger: logger)
+        let ran = Atomic<Bool>(false)
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await PostgresEventStore.onSession(second, within: .seconds(600)) { _ in ran.store(true, ordering: .relaxed) }
+        }
+        await #expect(throws: CancellationError.self) { try await early.value }
+        try await Self.waitUntil { second.isClosed }
+        let bodyRan = ran.load(ordering: .relaxed)
+        #expect(!bodyRan)
+        await store.close()
     }
 
     /// A leader whose session the server ends (as when its host is cut off) notices within the retry interval,
