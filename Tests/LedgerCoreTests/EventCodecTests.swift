@@ -204,6 +204,45 @@ struct EventCodecTests {
         }
     }
 
+    /// Both scopes refuse invalid UTF-8 in a field the projection skips, at the same offset: they accept exactly
+    /// the same records
+    @Test func projectionScopeChecksSkippedText() throws {
+        var chain = LedgerChain()
+        let event = chain.append(try LedgerFixture.orderCreated())
+        var bytes = EventCodec.encode(event)
+        // The gateway URL: after the order id (its length byte and 17 bytes) and the dialect byte.
+        let urlOffset = headerBytes + 1 + LedgerFixture.orderId.utf8.count + 1
+        bytes[urlOffset + 1] = 0xFF
+        for scope in [EventCodec.Scope.full, .projection] {
+            let error = bytes.withUnsafeBytes { raw -> EventDecodingError? in
+                do throws(EventDecodingError) {
+                    _ = try EventCodec.decode(raw, verifyHash: false, scope: scope)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            #expect(error == EventDecodingError(reason: .invalidUTF8, offset: urlOffset), "\(scope)")
+        }
+    }
+
+    /// An order id of 128 bytes or more takes a two-byte length: sealing sizes and writes it as encoding does
+    @Test(arguments: [127, 128, 300])
+    func sealingLongOrderIds(_ length: Int) throws {
+        let orderId = String(repeating: "订", count: length / 3) + String(repeating: "x", count: length % 3)
+        #expect(orderId.utf8.count == length)
+        // Not a pay request's order id (those are at most 20 characters): a callback or a query may name any.
+        let pending = PendingEvent(
+            recordedAt: LedgerFixture.start,
+            orderId: orderId,
+            payload: LedgerFixture.failedQuery(.transportError(message: "reset"))
+        )
+        let (event, encoded) = pending.sealedAndEncoded(sequence: 42, previousHash: Digest32(words: (1, 2, 3, 4)))
+        #expect(encoded == EventCodec.encode(event))
+        #expect(encoded.count == pending.encodedBytes)
+        #expect(try EventCodec.decode(encoded) == event)
+    }
+
     /// The projection scope skips what the fold never reads, and folding its events gives the same states and
     /// effects as folding fully decoded ones: an order's life through every sample payload
     @Test func projectionScopeFoldsLikeFullDecode() throws {

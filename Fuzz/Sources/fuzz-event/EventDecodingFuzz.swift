@@ -5,8 +5,9 @@ import LedgerCore
 /// record would reach it.
 ///
 /// Oracles: one encoding, one event — what decodes re-encodes to exactly the input bytes; the hash check only adds
-/// a refusal, and passes once the hash is the content's; skipping bodies accepts the same records; the envelope
-/// reader agrees with the full decoder on every record the full decoder accepts.
+/// a refusal, and passes once the hash is the content's; the projection scope accepts the same records, with the
+/// same envelope, and folds to the same state; the envelope reader agrees with the full decoder on every record the
+/// full decoder accepts.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEventDecoding(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     EventDecodingOracle.check(fuzzInput(data, size))
@@ -14,10 +15,10 @@ public func fuzzEventDecoding(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
 }
 
 enum EventDecodingOracle {
-    static func decode(_ bytes: [UInt8], verifyHash: Bool, bodies: Bool = true) -> Result<Event, EventDecodingError> {
+    static func decode(_ bytes: [UInt8], verifyHash: Bool, scope: EventCodec.Scope = .full) -> Result<Event, EventDecodingError> {
         bytes.withUnsafeBytes { buffer in
             Result { () throws(EventDecodingError) in
-                try EventCodec.decode(buffer, verifyHash: verifyHash, bodies: bodies)
+                try EventCodec.decode(buffer, verifyHash: verifyHash, scope: scope)
             }
         }
     }
@@ -31,7 +32,7 @@ enum EventDecodingOracle {
     static func check(_ bytes: [UInt8]) {
         let plain = Self.decode(bytes, verifyHash: false)
         let verified = Self.decode(bytes, verifyHash: true)
-        let skimmed = Self.decode(bytes, verifyHash: false, bodies: false)
+        let skimmed = Self.decode(bytes, verifyHash: false, scope: .projection)
         let envelope = Self.envelope(bytes)
         guard case .success(let event) = plain else {
             if case .failure(let error) = plain {
@@ -39,7 +40,7 @@ enum EventDecodingOracle {
                 fuzzCheck(error.offset >= 0 && error.offset <= bytes.count, "a refusal offset outside the record")
             }
             fuzzCheck(!Self.succeeded(verified), "the hash check accepted what the decoder refuses")
-            fuzzCheck(!Self.succeeded(skimmed), "skipping bodies accepted what the decoder refuses")
+            fuzzCheck(!Self.succeeded(skimmed), "the projection scope accepted what the decoder refuses")
             return
         }
         fuzzCheck(EventCodec.encode(event) == bytes, "a decoded event re-encodes to other bytes")
@@ -64,10 +65,13 @@ enum EventDecodingOracle {
                 skim.sequence == event.sequence && skim.orderId == event.orderId && skim.hash == event.hash
                     && skim.previousHash == event.previousHash && skim.recordedAt == event.recordedAt
                     && skim.type == event.type,
-                "skipping bodies changed the envelope"
+                "the projection scope changed the envelope"
             )
+            var full = OrderState(orderId: event.orderId)
+            var projected = full
+            fuzzCheck(projected.apply(skim) == full.apply(event) && projected == full, "the projection scope folds to another state")
         case .failure(let error):
-            fuzzCheck(false, "skipping bodies refused a decodable event: \(error)")
+            fuzzCheck(false, "the projection scope refused a decodable event: \(error)")
         }
 
         switch envelope {

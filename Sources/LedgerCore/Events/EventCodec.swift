@@ -75,9 +75,9 @@ public enum EventCodec {
         case full
         /// What `OrderState.apply` reads, for replaying the log into the projection. Raw bodies, the remote
         /// address, the gateway and notify URLs, the request's signature and its optional product fields are
-        /// checked for length and skipped: they come back empty, and their UTF-8 is not checked (the full decode
-        /// and `verifyChain` check it). Copying them is most of the cost of a replay, and an event decoded this
-        /// way is fit only for the fold.
+        /// checked (length, UTF-8) and skipped: they come back empty. Both scopes accept exactly the same records.
+        /// Copying those fields is most of the cost of a replay, and an event decoded this way is fit only for the
+        /// fold.
         case projection
     }
 
@@ -581,11 +581,16 @@ struct ByteReader {
         return text
     }
 
-    /// A text field the projection's fold never reads: with `projectionOnly` its length is checked and it is
-    /// skipped (the empty string stands in).
+    /// A text field the projection's fold never reads: with `projectionOnly` it is checked and skipped (the empty
+    /// string stands in).
     mutating func unfoldedText() throws(EventDecodingError) -> String {
         guard self.projectionOnly else { return try self.text() }
-        _ = try self.rawSlice()
+        let start = self.offset
+        let slice = try self.rawSlice()
+        // Checked all the same, so both scopes accept exactly the same records; ASCII is checked without a copy.
+        guard String.isASCII(slice) || String(checkedUTF8: slice) != nil else {
+            throw EventDecodingError(reason: .invalidUTF8, offset: start)
+        }
         return ""
     }
 
