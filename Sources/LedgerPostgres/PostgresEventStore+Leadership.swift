@@ -170,10 +170,7 @@ extension PostgresEventStore: SharedEventStore {
         } onCancel: {
             // Runs at once if the task was cancelled before: then the waiter is not there yet, and the operation
             // sees `Task.isCancelled` after storing it.
-            guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
-            call.timer.withLock { $0?.cancel() }
-            Task { try? await session.close() }
-            waiting.resume(throwing: CancellationError())
+            call.cancel(closing: session)
         }
     }
 
@@ -186,9 +183,7 @@ extension PostgresEventStore: SharedEventStore {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             call.waiter.withLock { $0 = continuation }
             if Task.isCancelled {
-                guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
-                Task { try? await session.close() }
-                waiting.resume(throwing: CancellationError())
+                call.cancel(closing: session)
                 return
             }
             call.timer.withLock { timer in
@@ -289,4 +284,12 @@ extension PostgresEventStore: SharedEventStore {
 private final class SessionCall<T: Sendable>: Sendable {
     let waiter = Mutex<CheckedContinuation<T, any Error>?>(nil)
     let timer = Mutex<Task<Void, Never>?>(nil)
+
+    /// Gives the call up for its task's cancellation, closing the session, unless it already ended.
+    func cancel(closing session: PostgresConnection) {
+        guard let waiting = self.waiter.withLock({ $0.take() }) else { return }
+        self.timer.withLock { $0?.cancel() }
+        Task { try? await session.close() }
+        waiting.resume(throwing: CancellationError())
+    }
 }

@@ -213,42 +213,26 @@ public enum EventCodec {
         into buffer: UnsafeMutableRawBufferPointer
     ) -> Digest32 {
         precondition(buffer.count == pending.encodedBytes, "The buffer does not fit the event.")
-        // The header as `writeHeader` lays it out, written in place.
+        var header = ByteWriter(capacity: Self.headerBytes(orderIdBytes: pending.orderId.utf8.count))
+        Self.writeHeader(
+            type: pending.payload.type,
+            sequence: sequence,
+            recordedAt: pending.recordedAt,
+            previousHash: previousHash,
+            orderId: pending.orderId,
+            into: &header
+        )
         var offset = 0
         func copy(_ bytes: UnsafeRawBufferPointer) {
             guard let source = bytes.baseAddress, bytes.count > 0 else { return }
             buffer.baseAddress!.advanced(by: offset).copyMemory(from: source, byteCount: bytes.count)
             offset += bytes.count
         }
-        func byte(_ value: UInt8) {
-            buffer[offset] = value
-            offset += 1
-        }
-        func word(_ value: UInt64) {
-            var bigEndian = value.bigEndian
-            withUnsafeBytes(of: &bigEndian, copy)
-        }
-        func digest(_ digest: Digest32) {
-            var words = (digest.words.0.bigEndian, digest.words.1.bigEndian, digest.words.2.bigEndian, digest.words.3.bigEndian)
-            withUnsafeBytes(of: &words, copy)
-        }
-        byte(Self.formatVersion)
-        byte(pending.payload.type.tag)
-        word(sequence)
-        word(UInt64(bitPattern: pending.recordedAt.millisecondsSinceEpoch))
-        digest(previousHash)
-        var orderId = pending.orderId
-        orderId.withUTF8 { utf8 in
-            var length = UInt64(utf8.count)
-            repeat {
-                byte(UInt8(length & 0x7F) | (length >= 0x80 ? 0x80 : 0))
-                length >>= 7
-            } while length != 0
-            copy(UnsafeRawBufferPointer(utf8))
-        }
+        header.bytes.withUnsafeBytes(copy)
         pending.encodedPayload.withUnsafeBytes(copy)
         let hash = Self.sha256(UnsafeRawBufferPointer(rebasing: buffer[0..<offset]))
-        digest(hash)
+        var words = (hash.words.0.bigEndian, hash.words.1.bigEndian, hash.words.2.bigEndian, hash.words.3.bigEndian)
+        withUnsafeBytes(of: &words, copy)
         return hash
     }
 

@@ -214,20 +214,17 @@ final class GroupCommitWriter: @unchecked Sendable {
                     // Each touched order's state after the request is taken once, at its end.
                     var touchedOrders: [(orderId: String, handle: UInt64)] = []
                     touchedOrders.reserveCapacity(count)
-                    // Through a buffer pointer, so each pending event is borrowed from the request, not copied.
-                    try request.events.withUnsafeBufferPointer { pendings in
-                        for pending in pendings.indices {
-                            let event = try Self.store(pendings[pending], after: head, layout: layout, in: txn)
-                            let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
-                            try Self.index(event, handle: handle, layout: layout, in: txn)
-                            let effect = try live.apply(event, handle: handle, in: txn)
-                            if maintainsDual { try dual.apply(event, handle: handle, in: txn) }
-                            head = LogHead(sequence: event.sequence, hash: event.hash)
-                            // Runs of one order's events add it once; a later run again (weeded out below).
-                            if touchedOrders.last?.handle != handle { touchedOrders.append((event.orderId, handle)) }
-                            appended.events.append(event)
-                            appended.effects.append(effect)
-                        }
+                    for pending in request.events {
+                        let event = try Self.store(pending, after: head, layout: layout, in: txn)
+                        let handle = try handles.assign(event.orderId, sequence: event.sequence, in: txn)
+                        try Self.index(event, handle: handle, layout: layout, in: txn)
+                        let effect = try live.apply(event, handle: handle, in: txn)
+                        if maintainsDual { try dual.apply(event, handle: handle, in: txn) }
+                        head = LogHead(sequence: event.sequence, hash: event.hash)
+                        // Runs of one order's events add it once; a later run again (weeded out below).
+                        if touchedOrders.last?.handle != handle { touchedOrders.append((event.orderId, handle)) }
+                        appended.events.append(event)
+                        appended.effects.append(effect)
                     }
                     appended.orders.reserveCapacity(touchedOrders.count)
                     for (orderId, handle) in touchedOrders where appended.orders[orderId] == nil {

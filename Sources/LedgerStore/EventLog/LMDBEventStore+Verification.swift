@@ -149,8 +149,7 @@ extension LMDBEventStore {
                         unstoredFrom: events.first!.0.sequence,
                         expectedOrders: events.count
                     )
-                    // By index: each event is borrowed from the chunk, not copied.
-                    for index in events.indices { try table.apply(events[index].0, handle: events[index].1, in: txn) }
+                    for (event, handle) in events { try table.apply(event, handle: handle, in: txn) }
                     try table.flush(in: txn)
                     try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
                 }

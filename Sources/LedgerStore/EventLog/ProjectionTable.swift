@@ -6,8 +6,7 @@ import LedgerCore
 /// Orders are addressed by handle (see `LMDBLayout`).
 ///
 /// Touched orders live in an array, found through a handle → slot map, so folding an event mutates the state in
-/// place and the flush encodes each state where it lies: no copy of an `OrderState` (a dozen strings to retain
-/// and release) per event.
+/// place: no copy of an `OrderState` (a dozen strings to retain and release) per event.
 struct ProjectionTable: ~Copyable {
     struct Touched {
         var handle: UInt64
@@ -35,7 +34,7 @@ struct ProjectionTable: ~Copyable {
 
     /// The current state of the order with this handle as this batch sees it.
     func state(handle: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> OrderState? {
-        if let slot = self.slots[handle] { return self.touched[slot].state }
+        if let state = self.touchedState(handle: handle) { return state }
         return try self.stored(handle: handle, in: txn)
     }
 
@@ -89,28 +88,25 @@ struct ProjectionTable: ~Copyable {
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(512)
-        // Through a buffer pointer, so each state is encoded where it lies rather than copied out of the array.
-        try self.touched.withUnsafeBufferPointer { touched in
-            for slot in order {
-                let handle = touched[slot].handle
-                let key = LMDBUInt64Key(handle)
-                let appending = handle > lastStored
-                if handle >= self.unstoredFrom && !appending {
-                    // Taken for new without a lookup, yet the table holds this handle or a later one: writing would
-                    // overwrite a stored state. Fail the commit instead.
-                    throw StoreError(
-                        .corrupted,
-                        "The projection already holds order handle \(lastStored), at or after \(handle), whose first event is only being applied now."
-                    )
-                }
-                OrderStateCodec.encode(touched[slot].state, into: &buffer)
-                try txn.put(self.orders, key: key, value: buffer, flags: appending ? .append : [])
-                let original = touched[slot].originalStatus
-                let status = touched[slot].state.status
-                if original != status {
-                    if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
-                    try txn.put(self.byStatus, key: [status.code], value: key, flags: appending ? [.noDupData, .appendDup] : .noDupData)
-                }
+        for slot in order {
+            let handle = self.touched[slot].handle
+            let key = LMDBUInt64Key(handle)
+            let appending = handle > lastStored
+            if handle >= self.unstoredFrom && !appending {
+                // Taken for new without a lookup, yet the table holds this handle or a later one: writing would
+                // overwrite a stored state. Fail the commit instead.
+                throw StoreError(
+                    .corrupted,
+                    "The projection already holds order handle \(lastStored), at or after \(handle), whose first event is only being applied now."
+                )
+            }
+            OrderStateCodec.encode(self.touched[slot].state, into: &buffer)
+            try txn.put(self.orders, key: key, value: buffer, flags: appending ? .append : [])
+            let original = self.touched[slot].originalStatus
+            let status = self.touched[slot].state.status
+            if original != status {
+                if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
+                try txn.put(self.byStatus, key: [status.code], value: key, flags: appending ? [.noDupData, .appendDup] : .noDupData)
             }
         }
     }
