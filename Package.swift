@@ -179,6 +179,7 @@ let package = Package(
             name: "ledger-faults",
             dependencies: [
                 "LedgerCore",
+                "LedgerControlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -220,6 +221,7 @@ let package = Package(
             name: "LedgerDaemonTests",
             dependencies: [
                 "LedgerDaemon",
+                "LedgerControlClient",
                 "GatewaySimulator",
                 "LedgerStore",
                 "LedgerPostgres",

@@ -32,50 +32,30 @@ public enum ClientError: Error, CustomStringConvertible {
 /// A blocking JSON-RPC client over the control socket: one request at a time, notifications handed to a callback
 /// while the answer is awaited. Blocking is right for a command-line tool that does one thing and exits.
 public final class ControlClient {
-    private let fd: Int32
+    private let socket: LineSocket
     private let path: String
-    private var buffer: [UInt8] = []
     private var nextId = 1
 
     /// Connects, with a message that says whether the socket is missing, refusing or forbidden.
     public init(path: String) throws(ClientError) {
         self.path = path
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .cannotConnect("Cannot create a socket: \(String(cString: strerror(errno))).") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw .cannotConnect("The socket path \(path) is too long for a Unix socket (at most 107 bytes).")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            switch code {
+        do {
+            self.socket = try LineSocket(path: path)
+        } catch {
+            switch error.code {
             case ENOENT:
                 throw .cannotConnect("Cannot reach ledgerd: no socket at \(path). Is ledgerd running? (--socket or LEDGERD_SOCKET chooses the path.)")
             case ECONNREFUSED:
                 throw .cannotConnect("Cannot reach ledgerd: the socket at \(path) refuses connections; ledgerd is not running there (the socket is stale).")
             case EACCES, EPERM:
                 throw .cannotConnect("Cannot reach ledgerd: permission denied on \(path); run as the daemon's user or a member of its group.")
+            case ENAMETOOLONG:
+                throw .cannotConnect("The socket path \(path) is too long for a Unix socket (at most 107 bytes).")
             default:
-                throw .cannotConnect("Cannot reach ledgerd at \(path): \(String(cString: strerror(code))).")
+                throw .cannotConnect("Cannot reach ledgerd at \(path): \(String(cString: strerror(error.code))).")
             }
         }
-        self.fd = fd
     }
-
-    deinit { close(self.fd) }
 
     /// Sends one request and waits for its answer; `onNotification` sees every notification that arrives first.
     public func call(
@@ -117,35 +97,19 @@ public final class ControlClient {
     }
 
     private func sendAll(_ bytes: [UInt8]) throws(ClientError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else {
-                if errno == EINTR { continue }
-                throw .protocolFailure("The daemon closed the connection while the request was sent: \(String(cString: strerror(errno))).")
-            }
-            offset += written
+        guard self.socket.send(bytes) else {
+            throw .protocolFailure("The daemon closed the connection while the request was sent: \(String(cString: strerror(errno))).")
         }
     }
 
     private func readMessage() throws(ClientError) -> JSONValue {
-        while true {
-            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(self.buffer[..<newline])
-                self.buffer.removeSubrange(...newline)
-                do {
-                    return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24))
-                } catch {
-                    throw .protocolFailure("The daemon sent something that is not JSON: \(error.description)")
-                }
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else {
-                throw .protocolFailure("ledgerd closed the connection at \(self.path) before answering.")
-            }
-            self.buffer.append(contentsOf: chunk[..<count])
+        guard let line = self.socket.readLine() else {
+            throw .protocolFailure("ledgerd closed the connection at \(self.path) before answering.")
+        }
+        do {
+            return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24))
+        } catch {
+            throw .protocolFailure("The daemon sent something that is not JSON: \(error.description)")
         }
     }
 }

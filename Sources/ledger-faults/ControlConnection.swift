@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlClient
 import LedgerCore
 
 #if canImport(Glibc)
@@ -30,72 +31,31 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
     }
 }
 
-/// A blocking connection to a Unix stream socket: raw bytes out, lines in, with a receive timeout. The control
-/// socket's client for the suite, and its tool for hostile input (raw lines, half lines, floods).
+/// The control socket's client for the suite, and its tool for hostile input (raw lines, half lines, floods): a
+/// `LineSocket` with a receive timeout, plus JSON-RPC calls.
 final class ControlConnection: @unchecked Sendable {
-    let fd: Int32
-    private var buffer: [UInt8] = []
+    private let socket: LineSocket
     private var nextId = 1
 
-    init(_ path: String, timeoutSeconds: Int = 30) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket(): \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw HarnessError("the socket path \(path) is too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw HarnessError("connect \(path): \(String(cString: strerror(code)))")
-        }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        self.fd = fd
-    }
+    var fd: Int32 { self.socket.fd }
 
-    deinit { close(self.fd) }
+    init(_ path: String, timeoutSeconds: Int = 30) throws {
+        do {
+            self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
+        } catch {
+            throw HarnessError(error.description)
+        }
+    }
 
     /// Writes every byte; false once the peer has closed.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes {
-                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if written <= 0 { return false }
-            offset += written
-        }
-        return true
-    }
+    func send(_ bytes: [UInt8]) -> Bool { self.socket.send(bytes) }
 
     /// The next line without its newline, or nil at the end of the stream, a reset or the receive timeout.
-    func readLine() -> [UInt8]? {
-        while true {
-            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(self.buffer[..<newline])
-                self.buffer.removeSubrange(...newline)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { return nil }
-            self.buffer.append(contentsOf: chunk[..<count])
-        }
-    }
+    func readLine() -> [UInt8]? { self.socket.readLine() }
+
+    /// Whether the peer closed the connection (after any lines it still had buffered), within the receive timeout.
+    func closedByPeer() -> Bool { self.socket.closedByPeer() }
 
     /// The next message (a response or a notification), or nil when the stream ended.
     func readMessage() throws -> JSONValue? {
@@ -109,16 +69,6 @@ final class ControlConnection: @unchecked Sendable {
             throw HarnessError(
                 "the daemon wrote a line that is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"
             )
-        }
-    }
-
-    /// Whether the peer closed the connection (after any lines it still had buffered), within the receive timeout.
-    func closedByPeer() -> Bool {
-        while true {
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
-            if count == 0 { return true }
-            if count < 0 { return errno == ECONNRESET }
         }
     }
 

@@ -81,7 +81,7 @@ import Testing
         }
     }
 
-    /// Exit 3 with a message that says whether the socket is missing or refusing.
+    /// Exit 3 with a message that says whether the socket is missing, refusing, or its path too long.
     @Test func cannotConnectSaysWhy() async throws {
         let directory = TestDirectory()
         let missing = try await Self.ctl(["stats", "--socket", directory.path + "/none.sock"])
@@ -95,6 +95,10 @@ import Testing
         let refused = try await Self.ctl(["stats", "--socket", path])
         #expect(refused.status == 3)
         #expect(refused.err.contains("refuses connections"))
+        // A path longer than a Unix socket address holds.
+        let long = try await Self.ctl(["stats", "--socket", directory.path + "/" + String(repeating: "s", count: 120) + ".sock"])
+        #expect(long.status == 3)
+        #expect(long.err.contains("too long for a Unix socket"))
     }
 
     /// `sign` still works offline.

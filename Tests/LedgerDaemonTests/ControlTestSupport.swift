@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlClient
 import LedgerCore
 import LedgerDaemon
 import Testing
@@ -19,73 +20,32 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 
 /// A blocking Unix-socket client for tests: raw bytes in, JSON lines out, with a receive timeout.
 final class TestSocket: @unchecked Sendable {
-    let fd: Int32
-    private var buffer: [UInt8] = []
+    private let socket: LineSocket
+
+    var fd: Int32 { self.socket.fd }
 
     /// Connects, or throws with errno's name.
     init(_ path: String, timeoutSeconds: Int = 20) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        do {
+            self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
+        } catch {
+            throw TestFailure(error.description)
         }
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw TestFailure("connect \(path): \(String(cString: strerror(code)))")
-        }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        self.fd = fd
     }
-
-    deinit { close(self.fd) }
 
     /// Writes all bytes; false when the peer has closed.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written <= 0 { return false }
-            offset += written
-        }
-        return true
-    }
+    func send(_ bytes: [UInt8]) -> Bool { self.socket.send(bytes) }
 
     @discardableResult
     func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
 
     /// The next line, or nil at end of stream (or a reset, or the timeout).
-    func readLineBytes() -> [UInt8]? {
-        while true {
-            if let newline = self.buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(self.buffer[..<newline])
-                self.buffer.removeSubrange(...newline)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { return nil }
-            self.buffer.append(contentsOf: chunk[..<count])
-        }
-    }
+    func readLineBytes() -> [UInt8]? { self.socket.readLine() }
 
     func readMessage() throws -> JSONValue? {
         guard let line = self.readLineBytes() else { return nil }
         return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28))
-    }
-
-    /// Whether the daemon has closed the connection (after any lines still buffered).
-    func isClosedByPeer() -> Bool {
-        while self.readLineBytes() != nil {}
-        return true
     }
 }
 
