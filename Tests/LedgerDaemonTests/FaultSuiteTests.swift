@@ -12,16 +12,7 @@ import Testing
     static func executable() throws -> URL { try builtExecutable("ledger-faults") }
 
     static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = try Self.executable()
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try runProcess(try Self.executable().path, arguments)
     }
 
     /// The short suite passes: 20 kill -9 cycles under load, a storm of 1,000 copies, the bad-input corpus,
