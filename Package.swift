@@ -125,7 +125,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // A blocking JSON-RPC client of the control socket, shared by `ledgerctl` and the system benchmark.
+        // A blocking JSON-RPC client of the control socket, used by `ledgerctl` and the system benchmark; the fault
+        // suite and the tests share the line socket under it.
         .target(
             name: "LedgerControlClient",
             dependencies: ["LedgerCore"],

@@ -36,23 +36,26 @@ public final class ControlClient {
     private let path: String
     private var nextId = 1
 
-    /// Connects, with a message that says whether the socket is missing, refusing or forbidden.
+    /// Connects, with a message that says whether the socket is missing, refusing or forbidden, or its path too
+    /// long.
     public init(path: String) throws(ClientError) {
         self.path = path
-        do {
+        do throws(LineSocketError) {
             self.socket = try LineSocket(path: path)
         } catch {
-            switch error.code {
-            case ENOENT:
+            switch error {
+            case .connect(_, ENOENT):
                 throw .cannotConnect("Cannot reach ledgerd: no socket at \(path). Is ledgerd running? (--socket or LEDGERD_SOCKET chooses the path.)")
-            case ECONNREFUSED:
+            case .connect(_, ECONNREFUSED):
                 throw .cannotConnect("Cannot reach ledgerd: the socket at \(path) refuses connections; ledgerd is not running there (the socket is stale).")
-            case EACCES, EPERM:
+            case .connect(_, EACCES), .connect(_, EPERM):
                 throw .cannotConnect("Cannot reach ledgerd: permission denied on \(path); run as the daemon's user or a member of its group.")
-            case ENAMETOOLONG:
+            case .connect(_, let code):
+                throw .cannotConnect("Cannot reach ledgerd at \(path): \(LineSocketError.text(code)).")
+            case .pathTooLong:
                 throw .cannotConnect("The socket path \(path) is too long for a Unix socket (at most 107 bytes).")
-            default:
-                throw .cannotConnect("Cannot reach ledgerd at \(path): \(String(cString: strerror(error.code))).")
+            case .socket(let code), .receiveTimeout(let code), .send(let code):
+                throw .cannotConnect("Cannot create a socket: \(LineSocketError.text(code)).")
             }
         }
     }
@@ -97,8 +100,10 @@ public final class ControlClient {
     }
 
     private func sendAll(_ bytes: [UInt8]) throws(ClientError) {
-        guard self.socket.send(bytes) else {
-            throw .protocolFailure("The daemon closed the connection while the request was sent: \(String(cString: strerror(errno))).")
+        do throws(LineSocketError) {
+            try self.socket.send(bytes)
+        } catch {
+            throw .protocolFailure("The daemon closed the connection while the request was sent (\(error)).")
         }
     }
 

@@ -4,12 +4,30 @@ import Foundation
 import Glibc
 #endif
 
-/// Why a `LineSocket` could not connect: the failing call and its `errno`.
-package struct LineSocketError: Error, CustomStringConvertible {
-    package let operation: String
-    package let code: Int32
+/// Why a `LineSocket` call failed, with the `errno` of the system call that failed.
+package enum LineSocketError: Error, CustomStringConvertible {
+    /// `socket()` failed: out of descriptors or memory, or denied.
+    case socket(Int32)
+    /// The path does not fit in a Unix socket address (107 bytes).
+    case pathTooLong(String)
+    /// `connect()` failed: no socket there (ENOENT), nobody listening (ECONNREFUSED), no permission (EACCES).
+    case connect(String, Int32)
+    /// `setsockopt()` refused the receive timeout.
+    case receiveTimeout(Int32)
+    /// `send()` failed, or the peer has closed the connection (EPIPE).
+    case send(Int32)
 
-    package var description: String { "\(self.operation): \(String(cString: strerror(self.code)))" }
+    package var description: String {
+        switch self {
+        case .socket(let code): return "socket: \(Self.text(code))"
+        case .pathTooLong(let path): return "connect \(path): the path is too long for a Unix socket (at most 107 bytes)"
+        case .connect(let path, let code): return "connect \(path): \(Self.text(code))"
+        case .receiveTimeout(let code): return "setsockopt SO_RCVTIMEO: \(Self.text(code))"
+        case .send(let code): return "send: \(Self.text(code))"
+        }
+    }
+
+    package static func text(_ code: Int32) -> String { String(cString: strerror(code)) }
 }
 
 /// A blocking connection to a Unix stream socket that carries lines: bytes out, newline-terminated lines in.
@@ -18,20 +36,24 @@ package struct LineSocketError: Error, CustomStringConvertible {
 /// daemon raw, partial or hostile bytes. Blocking suits them all: a command-line tool that does one thing, and
 /// harnesses that run it on threads of their own.
 package final class LineSocket {
+    /// The connected socket. It belongs to this object, which closes it in `deinit`: callers may `shutdown` it,
+    /// never `close` it.
     package let fd: Int32
     private var buffer: [UInt8] = []
 
-    /// Connects to the socket at `path`. With `receiveTimeoutSeconds`, a read that waits longer ends as if the
-    /// stream had ended (`SO_RCVTIMEO`).
+    /// Connects to the socket at `path`. With `receiveTimeoutSeconds` (at least 1), a read that waits longer ends
+    /// as if the stream had ended (`SO_RCVTIMEO`); without it, reads wait as long as the peer does.
     package init(path: String, receiveTimeoutSeconds: Int? = nil) throws(LineSocketError) {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LineSocketError(operation: "socket", code: errno) }
+        precondition((receiveTimeoutSeconds ?? 1) > 0, "A receive timeout of 0 would mean none at all.")
+        // SOCK_CLOEXEC: the fault suite and the tests start processes while connections are open.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .socket(errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             close(fd)
-            throw LineSocketError(operation: "connect \(path)", code: ENAMETOOLONG)
+            throw .pathTooLong(path)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
@@ -45,31 +67,38 @@ package final class LineSocket {
         guard result == 0 else {
             let code = errno
             close(fd)
-            throw LineSocketError(operation: "connect \(path)", code: code)
+            throw .connect(path, code)
         }
         if let receiveTimeoutSeconds {
             var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+                let code = errno
+                close(fd)
+                throw .receiveTimeout(code)
+            }
         }
         self.fd = fd
     }
 
     deinit { close(self.fd) }
 
-    /// Writes every byte; false once the peer has closed (then `errno` says how). `MSG_NOSIGNAL`: a closed peer is
-    /// an answer, not a SIGPIPE.
-    @discardableResult
-    package func send(_ bytes: [UInt8]) -> Bool {
+    /// Writes every byte, or throws `.send` with the error (EPIPE once the peer has closed). `MSG_NOSIGNAL`: a
+    /// closed peer is an error to report, not a SIGPIPE.
+    package func send(_ bytes: [UInt8]) throws(LineSocketError) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes {
                 Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return false }
+            if written < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw .send(code)
+            }
+            // A stream socket writes at least a byte of a non-empty buffer or fails; 0 is treated as closed.
+            guard written > 0 else { throw .send(EPIPE) }
             offset += written
         }
-        return true
     }
 
     /// The next line without its newline, or nil at the end of the stream, a reset or the receive timeout.
@@ -88,16 +117,18 @@ package final class LineSocket {
         }
     }
 
-    /// Whether the peer closes the connection (an end of stream or a reset) within the receive timeout, reading
-    /// and dropping whatever it still sends.
+    /// Waits for the peer to close the connection: true at the end of the stream or a reset, false when the
+    /// receive timeout passes first (or another error ends the wait). What the peer still sends is read and
+    /// dropped; lines `readLine` already buffered are not looked at.
     package func closedByPeer() -> Bool {
         while true {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
             if count == 0 { return true }
             if count < 0 {
-                if errno == EINTR { continue }
-                return errno == ECONNRESET
+                let code = errno
+                if code == EINTR { continue }
+                return code == ECONNRESET
             }
         }
     }

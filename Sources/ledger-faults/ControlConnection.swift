@@ -2,10 +2,6 @@ import Foundation
 import LedgerControlClient
 import LedgerCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A JSON-RPC error answer, with the code and the stable name the daemon sent.
 struct RPCError: Error, CustomStringConvertible {
     var code: Int
@@ -40,21 +36,21 @@ final class ControlConnection: @unchecked Sendable {
     var fd: Int32 { self.socket.fd }
 
     init(_ path: String, timeoutSeconds: Int = 30) throws {
-        do {
+        do throws(LineSocketError) {
             self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
         } catch {
             throw HarnessError(error.description)
         }
     }
 
-    /// Writes every byte; false once the peer has closed.
+    /// Writes every byte; false when that fails (the peer has closed, mostly).
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool { self.socket.send(bytes) }
+    func send(_ bytes: [UInt8]) -> Bool { (try? self.socket.send(bytes)) != nil }
 
     /// The next line without its newline, or nil at the end of the stream, a reset or the receive timeout.
     func readLine() -> [UInt8]? { self.socket.readLine() }
 
-    /// Whether the peer closed the connection (after any lines it still had buffered), within the receive timeout.
+    /// Whether the peer closes the connection within the receive timeout (see `LineSocket.closedByPeer`).
     func closedByPeer() -> Bool { self.socket.closedByPeer() }
 
     /// The next message (a response or a notification), or nil when the stream ended.

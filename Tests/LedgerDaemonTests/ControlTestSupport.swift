@@ -24,18 +24,18 @@ final class TestSocket: @unchecked Sendable {
 
     var fd: Int32 { self.socket.fd }
 
-    /// Connects, or throws with errno's name.
+    /// Connects, or throws with the failing call and its error.
     init(_ path: String, timeoutSeconds: Int = 20) throws {
-        do {
+        do throws(LineSocketError) {
             self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
         } catch {
             throw TestFailure(error.description)
         }
     }
 
-    /// Writes all bytes; false when the peer has closed.
+    /// Writes all bytes; false when that fails (the peer has closed, mostly).
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool { self.socket.send(bytes) }
+    func send(_ bytes: [UInt8]) -> Bool { (try? self.socket.send(bytes)) != nil }
 
     @discardableResult
     func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
