@@ -82,7 +82,9 @@ public struct LedgerDaemon: Sendable {
             options.connectionsMax = postgres.connectionsMax
             options.connectTimeout = postgres.connectTimeout
             options.batchCountMax = configuration.store.batchCountMax
+            options.batchBytesMax = configuration.store.batchBytesMax
             options.queueDepthMax = configuration.store.queueDepthMax
+            options.rebuildChunkEvents = configuration.store.rebuildChunkEvents
             return try await PostgresEventStore.open(settings: postgres.connection, options: options, logger: logger)
         }
     }

@@ -182,6 +182,62 @@ struct ConfigurationTests {
         }
     }
 
+    /// The store's batch-bytes and rebuild-chunk bounds and the order field limits have keys, read from every
+    /// source, with their ranges enforced.
+    @Test func storeAndOrderLimitKeys() async throws {
+        let directory = TestDirectory()
+        let file = directory.path + "/ledgerd.json"
+        try #"{"store": {"batchBytesMax": 1048576}, "limits": {"order": {"textBytesMax": 600, "urlBytesMax": 1024}}}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: [
+                "LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_REBUILD_CHUNK_EVENTS": "4096",
+                "LEDGERD_LIMITS_ORDER_ATTACH_BYTES_MAX": "300",
+            ],
+            file: file
+        )
+        #expect(configuration.store.batchBytesMax == 1 << 20)
+        #expect(configuration.store.rebuildChunkEvents == 4096)
+        #expect(configuration.gateway.limits.textBytesMax == 600)
+        #expect(configuration.gateway.limits.attachBytesMax == 300)
+        #expect(configuration.gateway.limits.urlBytesMax == 1024)
+        let defaults = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)
+        #expect(defaults.store.batchBytesMax == LMDBEventStore.Options().batchBytesMax)
+        #expect(defaults.store.rebuildChunkEvents == LMDBEventStore.Options().rebuildChunkEvents)
+        #expect(defaults.gateway.limits == OrderLimits.default)
+        for (variable, key) in [
+            ("LEDGERD_STORE_BATCH_BYTES_MAX", "store.batchBytesMax"), ("LEDGERD_STORE_REBUILD_CHUNK_EVENTS", "store.rebuildChunkEvents"),
+            ("LEDGERD_LIMITS_ORDER_TEXT_BYTES_MAX", "limits.order.textBytesMax"),
+            ("LEDGERD_LIMITS_ORDER_URL_BYTES_MAX", "limits.order.urlBytesMax"),
+        ] {
+            await #expect {
+                _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1", variable: "0"], file: nil)
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+    }
+
+    /// A list in the JSON file (`"bankCodes": ["940", "950"]`) is read as the environment's comma-separated one, and a
+    /// value of the wrong type is an error that names its key, not a silent default.
+    @Test func jsonListsAndWrongTypes() async throws {
+        let directory = TestDirectory()
+        let file = directory.path + "/ledgerd.json"
+        try #"{"gateway": {"bankCodes": ["940", "950"]}, "control": {"allowedUids": [1001, 1002]}}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+        #expect(configuration.gateway.bankCodes == ["940", "950"])
+        #expect(configuration.control.allowedUids == [1001, 1002])
+        let wrong = directory.path + "/wrong.json"
+        try #"{"poll": {"deadlineMs": 1.5}}"#.write(toFile: wrong, atomically: true, encoding: .utf8)
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: wrong)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "poll.deadlineMs"
+        }
+    }
+
     /// The defaults make a local daemon: data dir, socket, HTTP address, gateway simulator URL.
     @Test func defaults() async throws {
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)

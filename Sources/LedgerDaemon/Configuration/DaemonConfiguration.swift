@@ -232,6 +232,10 @@ extension DaemonConfiguration {
         }
         gateway.dialect.acceptLowercaseHex = try values.bool("signing.acceptLowercaseHex") ?? false
         if let amountMax = try values.int("limits.order.amountFenMax") { gateway.limits.amountFenMax = Int64(amountMax) }
+        // Their ranges are checked by `gateway.validate()` below: each at most the form field limit.
+        gateway.limits.textBytesMax = try values.int("limits.order.textBytesMax") ?? gateway.limits.textBytesMax
+        gateway.limits.attachBytesMax = try values.int("limits.order.attachBytesMax") ?? gateway.limits.attachBytesMax
+        gateway.limits.urlBytesMax = try values.int("limits.order.urlBytesMax") ?? gateway.limits.urlBytesMax
         for problem in gateway.validate() {
             throw ConfigurationError(key: problem.key, message: problem.message)
         }
@@ -288,6 +292,10 @@ extension DaemonConfiguration {
         store.mapSizeMax = try values.int("store.mapSizeMax", range: (1 << 20)...(1 << 44)) ?? store.mapSizeMax
         store.batchCountMax = try values.int("store.batchCountMax", range: 1...100_000) ?? store.batchCountMax
         store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
+        // A batch's estimated bytes; one append larger than this still commits, alone.
+        store.batchBytesMax = try values.int("store.batchBytesMax", range: (64 << 10)...(1 << 30)) ?? store.batchBytesMax
+        // Each chunk holds the writer (and, on PostgreSQL, the append lock) for one transaction.
+        store.rebuildChunkEvents = try values.int("store.rebuildChunkEvents", range: 256...1_000_000) ?? store.rebuildChunkEvents
         // The initial map: small maps grow by doubling (MDB_MAP_FULL), so a tiny one only costs a few growths.
         if let mapSize = try values.int("store.mapSize", range: (1 << 16)...(1 << 44)) {
             guard mapSize <= store.mapSizeMax else {
@@ -349,12 +357,16 @@ extension DaemonConfiguration {
 struct ConfigValues {
     let reader: ConfigReader
 
-    /// A value as text, whether the source holds a string, a number or a boolean.
+    /// A value as text, whether the source holds a string, a number, a boolean or a list (a JSON array in the
+    /// file, joined with commas as the environment and flags spell a list), so that a list in the file is not
+    /// passed over as absent.
     func text(_ key: String, secret: Bool = false) -> String? {
         let configKey = ConfigKey(key)
         if let value = self.reader.string(forKey: configKey, isSecret: secret) { return value }
         if let value = self.reader.int(forKey: configKey) { return String(value) }
         if let value = self.reader.bool(forKey: configKey) { return String(value) }
+        if let values = self.reader.stringArray(forKey: configKey, isSecret: secret) { return values.joined(separator: ",") }
+        if let values = self.reader.intArray(forKey: configKey) { return values.map(String.init).joined(separator: ",") }
         return nil
     }
 
