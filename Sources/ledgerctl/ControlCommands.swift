@@ -270,7 +270,8 @@ struct Stats: ParsableCommand {
             for member in result["ordersByState"]?.objectValue ?? [:] { rows.append(("orders " + member.key, member.value)) }
             rows += [
                 ("store bytes", result["storeBytes"]), ("map bytes", result["mapBytes"]),
-                ("poller pending", result["pollerPending"]), ("control connections", result["connections"]),
+                ("poller pending", result["pollerPending"]), ("poll leader", result["pollLeader"]),
+                ("control connections", result["connections"]), ("event subscribers", result["subscribers"]),
                 ("uptime seconds", result["uptimeSeconds"]),
             ]
             return Output.fields(rows)

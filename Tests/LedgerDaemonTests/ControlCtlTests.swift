@@ -45,6 +45,10 @@ import Testing
             #expect(audit.out.contains("total"))
             let stats = try await Self.ctl(["stats"] + socket)
             #expect(stats.out.contains("head sequence"))
+            // On LMDB the daemon always polls; the table says so, and how many event subscribers there are.
+            let statsLines = stats.out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(statsLines.contains { $0.hasPrefix("poll leader") && $0.hasSuffix("yes") }, "\(stats.out)")
+            #expect(statsLines.contains { $0.hasPrefix("event subscribers") && $0.hasSuffix("0") }, "\(stats.out)")
             let verify = try await Self.ctl(["verify"] + socket)
             #expect(verify.status == 0)
             #expect(verify.out.contains("chain intact: 2 events"))
