@@ -6,6 +6,7 @@ import LedgerStore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// A fresh temporary directory that removes itself.
@@ -49,6 +50,39 @@ var testLogger: Logger {
     return logger
 }
 
+/// A logger that keeps what is logged at `.warning` and above, for tests that check what an operator would read.
+final class CapturedLog: Sendable {
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    private let entries = Mutex<[Entry]>([])
+
+    var logger: Logger {
+        Logger(label: "ledgerd-test") { _ in Handler(log: self) }
+    }
+
+    var all: [Entry] { self.entries.withLock { $0 } }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .warning
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let metadata = (event.metadata ?? [:]).mapValues { "\($0)" }
+            self.log.entries.withLock { $0.append(Entry(level: event.level, message: "\(event.message)", metadata: metadata)) }
+        }
+    }
+}
+
 /// A daemon running in this process on a free port, stopped when the closure returns.
 struct RunningDaemon: Sendable {
     let daemon: LedgerDaemon
@@ -59,9 +93,10 @@ func withRunningDaemon<T: Sendable>(
     _ configuration: DaemonConfiguration,
     store: (any EventStore)? = nil,
     clock: any LedgerClock = SystemLedgerClock(),
+    logger: Logger = testLogger,
     _ body: @Sendable (RunningDaemon) async throws -> T
 ) async throws -> T {
-    let daemon = try LedgerDaemon(configuration: configuration, store: store, clock: clock, seed: 7, logger: testLogger)
+    let daemon = try LedgerDaemon(configuration: configuration, store: store, clock: clock, seed: 7, logger: logger)
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let task = Task {
         try await daemon.run(onHTTPRunning: { channel in

@@ -72,18 +72,33 @@ struct NotifyEndpointTests {
     }
 
     /// A body announced larger than limits.notify.bodyBytesMax is refused with 413 before it is sent, and nothing is
-    /// recorded.
+    /// recorded. A chunked body that grows past the bound is refused the same way. Both refusals are logged, as every
+    /// refused body is (rate-limited).
     @Test func announcedOversizedBodyIsRefusedAtOnce() async throws {
         let directory = TestDirectory()
-        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+        let log = CapturedLog()
+        try await withRunningDaemon(try testConfiguration(directory: directory), logger: log.logger) { running in
             let port = try #require(URL(string: running.baseURL)?.port)
             let answer = try await blocking {
                 try rawExchange(port: port, "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nmemberid=1")
             }
             #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer)")
             #expect(answer.hasSuffix("body too large"), "\(answer)")
+            let chunk = String(repeating: "a", count: 9000)
+            let chunked = try await blocking {
+                try rawExchange(
+                    port: port,
+                    "POST /notify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        + String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n0\r\n\r\n"
+                )
+            }
+            #expect(chunked.hasPrefix("HTTP/1.1 413"), "\(chunked)")
             #expect(try await running.daemon.store.head().sequence == 0)
         }
+        let refusals = log.all.filter { $0.message == "refused a body that is not a notification" }
+        #expect(refusals.count == 2, "\(log.all)")
+        #expect(refusals.first?.metadata["reason"]?.contains("declared body of 100000000 bytes") == true, "\(refusals)")
+        #expect(refusals.last?.metadata["reason"]?.contains("over limits.notify.bodyBytesMax") == true, "\(refusals)")
     }
 
     /// 100 concurrent copies of one notification: one state change, 99 duplicates, every copy answered OK.

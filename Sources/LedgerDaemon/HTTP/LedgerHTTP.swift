@@ -121,12 +121,23 @@ public func buildLedgerRouter(
 ) -> Router<LedgerRequestContext> {
     let router = Router(context: LedgerRequestContext.self)
     let rejectLog = RateLimitedLog(perMinute: limits.rejectLogPerMinute)
+    // Every refusal is counted (`ledger_callbacks_rejected_total`); the log lines are rate-limited
+    // (`limits.http.rejectLogPerMinute`), so a flood of bad bodies cannot flood the log.
+    let logRefusal: @Sendable (_ reason: String, _ remote: String) -> Void = { reason, remote in
+        let (log, suppressed) = rejectLog.admit()
+        guard log else { return }
+        logger.warning(
+            "refused a body that is not a notification",
+            metadata: ["reason": "\(reason)", "remote": "\(remote)", "suppressed": "\(suppressed)"]
+        )
+    }
 
     router.post("/notify") { request, context -> Response in
         // A body announced larger than the bound is refused before any of it is read, so the client hears 413 at
         // once instead of sending (or pretending to send) the whole body first.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.form.bodyBytesMax {
             metrics.notificationRejected()
+            logRefusal("a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax))", "\(context.remoteAddress)")
             return NotifyReply.tooLarge.response
         }
         let body: ByteBuffer
@@ -134,6 +145,7 @@ public func buildLedgerRouter(
             body = try await request.body.collect(upTo: limits.form.bodyBytesMax)
         } catch {
             metrics.notificationRejected()
+            logRefusal("a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)", "\(context.remoteAddress)")
             return NotifyReply.tooLarge.response
         }
         let receipt: NotificationReceipt
@@ -146,13 +158,7 @@ public func buildLedgerRouter(
         }
         switch receipt {
         case .rejected(let rejection):
-            let (log, suppressed) = rejectLog.admit()
-            if log {
-                logger.warning(
-                    "refused a body that is not a notification",
-                    metadata: ["reason": "\(rejection)", "remote": "\(context.remoteAddress)", "suppressed": "\(suppressed)"]
-                )
-            }
+            logRefusal("\(rejection)", "\(context.remoteAddress)")
             if case .form(.bodyTooLarge) = rejection { return NotifyReply.tooLarge.response }
             return NotifyReply.malformed.response
         case .recorded(let classification, _):
