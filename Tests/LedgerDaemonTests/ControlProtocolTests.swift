@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 import Testing
 
 #if canImport(Glibc)
@@ -12,6 +13,37 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
 
 /// Every control method over a real socket, and the traffic validated against `schemas/control/`.
 @Suite(.serialized) struct ControlProtocolTests {
+    /// Appends commit in log order, but the tasks that made them publish afterwards, each when it runs again, and
+    /// two of them may run in either order. A subscriber still gets every event once, in log order: a later event
+    /// arriving first is preceded by what it skipped, read from the log.
+    @Test func subscriberGetsEveryEventWhenAppendsPublishOutOfOrder() async throws {
+        try await withControlDaemon { harness in
+            let subscriber = try await harness.session()
+            let subscribed = try await blocking { try subscriber.call("events.subscribe", ["fromSequence": 1]) }
+            #expect(subscribed["result"]?["fromSequence"] == .number("1"))
+            func attempt(_ number: UInt32) -> PendingEvent {
+                PendingEvent(
+                    recordedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
+                    orderId: "X1",
+                    payload: .queryResult(
+                        QueryResult(attempt: number, latencyMicroseconds: 1, final: false, httpStatus: nil, body: [], outcome: .transportError(message: "test"))
+                    )
+                )
+            }
+            // Stored (committed) without being published, then published later one first.
+            let store = harness.daemon.store
+            let first = try #require(try await store.append(AppendRequest([attempt(1)])).events)
+            let second = try #require(try await store.append(AppendRequest([attempt(2), attempt(3)])).events)
+            harness.daemon.ledger.feed.publish(second)
+            harness.daemon.ledger.feed.publish(first)
+            let third = try #require(try await store.append(AppendRequest([attempt(4)])).events)
+            harness.daemon.ledger.feed.publish(third)
+            _ = try await blocking { try subscriber.readUntil { $0["params"]?["event"]?["sequence"] == .number("4") } }
+            let sequences = subscriber.notifications.compactMap { $0.1["event"]?["sequence"]?.int64Value }
+            #expect(sequences == [1, 2, 3, 4])
+        }
+    }
+
     /// Every method answers as its schema says; the recorded traffic passes `tools/check-schemas`.
     @Test func everyMethodOverTheSocketMatchesItsSchema() async throws {
         try await withControlDaemon { harness in

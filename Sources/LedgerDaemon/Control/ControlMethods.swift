@@ -372,22 +372,36 @@ public final class ControlMethods: Sendable {
         return ControlAnswer(.object(["subscription": ControlJSON.number(id), "fromSequence": ControlJSON.number(from)])) {
             defer { feed.unsubscribe(id) }
             var next = from
-            do {
-                while !Task.isCancelled {
-                    let page = try await store.readEvents(from: next, limit: pageMax)
+            /// Sends the stored events from `next` up to `end` (exclusive; nil: the head) and advances `next`.
+            func sendStored(upTo end: UInt64?) async throws {
+                while !Task.isCancelled, end.map({ next < $0 }) ?? true {
+                    let limit = end.map { Int(min(UInt64(pageMax), $0 - next)) } ?? pageMax
+                    let page = try await store.readEvents(from: next, limit: limit)
                     for event in page { notify("events.event", .object(["subscription": ControlJSON.number(id), "event": event.json])) }
-                    guard let last = page.last else { break }
+                    guard let last = page.last else {
+                        guard let end else { return }
+                        throw StoreError(.corrupted, "The log does not hold events \(next) to \(end - 1), though event \(end) was published.")
+                    }
                     next = last.sequence + 1
+                }
+            }
+            do {
+                try await sendStored(upTo: nil)
+                for await events in stream {
+                    for event in events where event.sequence >= next {
+                        // Appends commit in log order, but each is published by its own task when that task runs
+                        // again, and two such tasks may run in either order. A later event arriving first is
+                        // preceded by what it skipped, from the log (committed, as the later one is); the earlier
+                        // publication then finds it sent and is skipped.
+                        if event.sequence > next { try await sendStored(upTo: event.sequence) }
+                        guard event.sequence == next else { continue }
+                        notify("events.event", .object(["subscription": ControlJSON.number(id), "event": event.json]))
+                        next = event.sequence + 1
+                    }
                 }
             } catch {
                 notify("events.dropped", .object(["subscription": ControlJSON.number(id), "reason": .string("Reading the log failed: \(error)")]))
                 return
-            }
-            for await events in stream {
-                for event in events where event.sequence >= next {
-                    notify("events.event", .object(["subscription": ControlJSON.number(id), "event": event.json]))
-                    next = event.sequence + 1
-                }
             }
             guard !Task.isCancelled else { return }
             notify(
