@@ -207,11 +207,11 @@ struct SystemBenchmark {
 
     /// A load run against the daemon, checked against the ledger: every answered `OK` must be a paid order.
     private func callbackRun(_ daemon: DaemonProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
-        let before = try Self.paidOrders(daemon)
+        let before = try Self.settledPaidOrders(daemon)
         let cpuBefore = daemon.cpuSeconds()
         var result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
         if let cpuBefore, let cpuAfter = daemon.cpuSeconds() { result.serverCPU = cpuAfter - cpuBefore }
-        let after = try Self.paidOrders(daemon)
+        let after = try Self.settledPaidOrders(daemon)
         guard result.statusErrors == 0, result.socketErrors == 0 else {
             throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
         }
@@ -250,6 +250,20 @@ struct SystemBenchmark {
     private static func paidOrders(_ daemon: DaemonProcess) throws -> Int {
         let stats = try ControlClient(path: daemon.socket).call("ledger.stats")
         return Int(stats["ordersByState"]?["paid"]?.int64Value ?? -1)
+    }
+
+    /// The paid count once the requests still in flight when the load generator stopped have finished: the same
+    /// count twice, 200 ms apart (for at most 5 s). Read right away, one run's late requests would count in the
+    /// next run's difference and push it past its allowance for requests in flight.
+    private static func settledPaidOrders(_ daemon: DaemonProcess) throws -> Int {
+        var count = try Self.paidOrders(daemon)
+        for _ in 0..<25 {
+            usleep(200_000)
+            let again = try Self.paidOrders(daemon)
+            if again == count { return count }
+            count = again
+        }
+        return count
     }
 
     /// Runs the load generator for the configured time and parses the line its script prints.
