@@ -128,6 +128,12 @@ public final class GatewaySimulator: Sendable {
         try await self.send(order, faults: faults)
     }
 
+    /// Faults for one order's next queries, one query each, in this order (after any queued before); then the
+    /// order's `setQueryFault` fault, if any, applies again.
+    public func queueQueryFaults(_ orderId: String, _ faults: [QueryFault]) async {
+        await self.state.queueQueryFaults(orderId, faults)
+    }
+
     /// Query faults for one order: the next `count` queries (nil: all of them) get `fault`; a nil fault clears it.
     public func setQueryFault(_ orderId: String, _ fault: QueryFault?, count: Int? = nil) async {
         await self.state.setQueryFault(orderId, fault, count: count)

@@ -58,6 +58,8 @@ actor SimulatorState {
     /// Submission order, so `orders()` lists orders as they came.
     private var orderIds: [String] = []
     private var queryFaults: [String: (fault: QueryFault, remaining: Int?)] = [:]
+    /// Faults for an order's next queries, one each, in order; served before `queryFaults`.
+    private var queuedQueryFaults: [String: [QueryFault]] = [:]
     private var reportsUnpaid: Set<String> = []
     private var random: SplitMix64
     private var transactionCounter: UInt64 = 0
@@ -186,18 +188,25 @@ actor SimulatorState {
         }
     }
 
+    func queueQueryFaults(_ orderId: String, _ faults: [QueryFault]) {
+        self.queuedQueryFaults[orderId, default: []].append(contentsOf: faults)
+    }
+
     func setReportsUnpaid(_ orderId: String, _ unpaid: Bool) {
         if unpaid { self.reportsUnpaid.insert(orderId) } else { self.reportsUnpaid.remove(orderId) }
     }
 
-    /// Counts a signed query and decides its answer: the order's own fault first (consuming one of its count),
-    /// otherwise one random draw over the query fault rates.
+    /// Counts a signed query and decides its answer: the order's next queued fault first, then its own fault
+    /// (consuming one of its count), otherwise one random draw over the query fault rates.
     func decideQuery(_ orderId: String) -> QueryDecision {
         guard var order = self.orderById[orderId] else { return .unknownOrder }
         order.queries += 1
         self.orderById[orderId] = order
         var fault: QueryFault?
-        if let (orderFault, remaining) = self.queryFaults[orderId] {
+        if var queued = self.queuedQueryFaults[orderId], !queued.isEmpty {
+            fault = queued.removeFirst()
+            self.queuedQueryFaults[orderId] = queued.isEmpty ? nil : queued
+        } else if let (orderFault, remaining) = self.queryFaults[orderId] {
             fault = orderFault
             if let remaining {
                 self.queryFaults[orderId] = remaining > 1 ? (orderFault, remaining - 1) : nil

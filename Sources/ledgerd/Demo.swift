@@ -175,7 +175,7 @@ struct DemoScenario {
             case .tampered: try await self.simulator.pay(orderId, faults: NotifyFaults(tamperAmount: true))
             case .forged: try await self.simulator.pay(orderId, faults: NotifyFaults(breakSignature: true))
             case .failingQueries:
-                await self.simulator.setQueryFault(orderId, .serverError, count: 1)
+                await self.simulator.queueQueryFaults(orderId, [.serverError, .html])
                 try await self.simulator.pay(orderId, faults: NotifyFaults(drop: true))
             case .neverPaid: break
             }

@@ -339,6 +339,26 @@ struct GatewaySimulatorTests {
         }
     }
 
+    /// Queued faults answer one query each, in order, before the order's own fault; then the faithful reply returns.
+    @Test func queuedQueryFaultsAnswerInTurn() async throws {
+        try await Harness.run { harness in
+            _ = try await harness.submit(orderId: "ORD-F-Q", amount: "1.00")
+            await harness.simulator.setQueryFault("ORD-F-Q", .errorEnvelope, count: 1)
+            await harness.simulator.queueQueryFaults("ORD-F-Q", [.serverError, .html])
+            #expect(try await harness.query("ORD-F-Q").status == 502)
+            #expect(try await harness.query("ORD-F-Q").contentType?.hasPrefix("text/html") == true)
+            guard case .gatewayError = harness.parse(try await harness.query("ORD-F-Q").body) else {
+                Issue.record("the order's own fault did not follow the queued ones")
+                return
+            }
+            let faithful = try await harness.query("ORD-F-Q")
+            guard case .reply(_, .valid) = harness.parse(faithful.body) else {
+                Issue.record("not a valid reply: \(faithful.body)")
+                return
+            }
+        }
+    }
+
     /// html answers 200 with an HTML page that does not parse as a reply
     @Test func queryFaultHTML() async throws {
         try await Harness.run { harness in
