@@ -128,8 +128,8 @@ public final class GatewaySimulator: Sendable {
         try await self.send(order, faults: faults)
     }
 
-    /// Faults for one order's next queries, one query each, in this order (after any queued before); then the
-    /// order's `setQueryFault` fault, if any, applies again.
+    /// Faults for one order's next queries, one query each, in this order (after any queued before). Once they are
+    /// used up, the order's `setQueryFault` fault, if any, applies.
     public func queueQueryFaults(_ orderId: String, _ faults: [QueryFault]) async {
         await self.state.queueQueryFaults(orderId, faults)
     }
