@@ -85,6 +85,7 @@ public struct LedgerDaemon: Sendable {
             options.batchBytesMax = configuration.store.batchBytesMax
             options.queueDepthMax = configuration.store.queueDepthMax
             options.rebuildChunkEvents = configuration.store.rebuildChunkEvents
+            options.quarantineLimits = configuration.store.quarantineLimits
             return try await PostgresEventStore.open(settings: postgres.connection, options: options, logger: logger)
         }
     }
@@ -116,6 +117,7 @@ public struct LedgerDaemon: Sendable {
             key: configuration.key,
             publicURL: configuration.publicURL,
             formLimits: configuration.limits.form,
+            quarantineLimits: configuration.store.quarantineLimits,
             clock: clock,
             metrics: self.metrics,
             followInterval: configuration.storeBackend.followInterval,

@@ -33,6 +33,8 @@ public final class PostgresEventStore: EventStore, Sendable {
         public var rebuildChunkEvents: Int
         /// Maximum events per `readEvents` page.
         public var readPageMax: Int
+        /// The quarantine's bounds (`quarantine.*`).
+        public var quarantineLimits: QuarantineLimits
 
         public init(
             schema: String = "ledger",
@@ -42,9 +44,11 @@ public final class PostgresEventStore: EventStore, Sendable {
             batchBytesMax: Int = 8 << 20,
             queueDepthMax: Int = 65_536,
             rebuildChunkEvents: Int = 32_768,
-            readPageMax: Int = 10_000
+            readPageMax: Int = 10_000,
+            quarantineLimits: QuarantineLimits = .default
         ) {
             self.schema = schema
+            self.quarantineLimits = quarantineLimits
             self.connectionsMax = connectionsMax
             self.connectTimeout = connectTimeout
             self.batchCountMax = batchCountMax

@@ -15,10 +15,19 @@ import LedgerStore
 /// - `ledger_meta`: one row: the head (sequence and hash) and the live generation.
 /// - `ledger_event_counts`: stored type → events of that type, kept in each commit's transaction.
 ///
+/// - `ledger_quarantine` (version 2): notifications kept out of the log, outside the chain: id → source, order id,
+///   accounted bytes, `QuarantineCodec` entry. Indexed by (source, id) to find a source's oldest entry.
+/// - `ledger_quarantine_sources`: source → how many entries it holds, indexed by (entries, source) to find the
+///   heaviest.
+/// - `ledger_quarantine_counts`: order id → 32-byte `QuarantineCounts`, for orders the ledger held when the
+///   notification arrived.
+/// - `ledger_quarantine_status`: one row: entries, bytes, drops, the next id, and the counts of all and of unknown
+///   orders. Its row lock serializes quarantine writers across daemons.
+///
 /// Order ids and content keys use the "C" collation, so they sort by their UTF-8 bytes exactly as LMDB's keys do.
 struct PostgresSchema: Sendable {
     /// The version this build writes; a schema at a higher version was written by a newer build and is refused.
-    static let currentVersion = 1
+    static let currentVersion = 2
 
     let name: String
 
@@ -45,6 +54,10 @@ struct PostgresSchema: Sendable {
     var meta: String { "\"\(self.name)\".ledger_meta" }
     var counts: String { "\"\(self.name)\".ledger_event_counts" }
     var version: String { "\"\(self.name)\".ledger_schema_version" }
+    var quarantine: String { "\"\(self.name)\".ledger_quarantine" }
+    var quarantineSources: String { "\"\(self.name)\".ledger_quarantine_sources" }
+    var quarantineCounts: String { "\"\(self.name)\".ledger_quarantine_counts" }
+    var quarantineStatus: String { "\"\(self.name)\".ledger_quarantine_status" }
 
     /// The statements of each migration, by the version it brings the schema to. Each runs in one transaction
     /// with its version row, so a schema is never half-migrated.
@@ -117,6 +130,49 @@ struct PostgresSchema: Sendable {
                 "INSERT INTO \(self.meta) (head_sequence, head_hash, live_generation) VALUES (0, '\\x\(Digest32.zero.hex)', 0)",
                 "CREATE TABLE \(self.counts) (type text PRIMARY KEY, count bigint NOT NULL CHECK (count >= 0))",
                 "INSERT INTO \(self.counts) (type, count) VALUES \(countRows)",
+            ]
+        case 2:
+            let noCounts = QuarantineCodec.encode(QuarantineCounts()).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+                .joined()
+            return [
+                """
+                CREATE TABLE \(self.quarantine) (
+                    id bigint PRIMARY KEY CHECK (id > 0),
+                    source text COLLATE "C" NOT NULL,
+                    order_id text COLLATE "C",
+                    bytes integer NOT NULL CHECK (bytes > 0),
+                    entry bytea NOT NULL
+                )
+                """,
+                "CREATE INDEX ledger_quarantine_by_source ON \(self.quarantine) (source, id)",
+                """
+                CREATE TABLE \(self.quarantineSources) (
+                    source text COLLATE "C" PRIMARY KEY,
+                    entries bigint NOT NULL CHECK (entries > 0)
+                )
+                """,
+                "CREATE INDEX ledger_quarantine_sources_by_entries ON \(self.quarantineSources) (entries, source)",
+                """
+                CREATE TABLE \(self.quarantineCounts) (
+                    order_id text COLLATE "C" PRIMARY KEY,
+                    counts bytea NOT NULL CHECK (length(counts) = 32)
+                )
+                """,
+                """
+                CREATE TABLE \(self.quarantineStatus) (
+                    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                    entries bigint NOT NULL,
+                    bytes bigint NOT NULL,
+                    dropped bigint NOT NULL,
+                    next_id bigint NOT NULL,
+                    total bytea NOT NULL CHECK (length(total) = 32),
+                    unknown_orders bytea NOT NULL CHECK (length(unknown_orders) = 32)
+                )
+                """,
+                """
+                INSERT INTO \(self.quarantineStatus) (entries, bytes, dropped, next_id, total, unknown_orders)
+                VALUES (0, 0, 0, 1, '\\x\(noCounts)', '\\x\(noCounts)')
+                """,
             ]
         default:
             preconditionFailure("No migration to schema version \(version).")

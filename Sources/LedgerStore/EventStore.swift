@@ -290,6 +290,20 @@ public protocol EventStore: AnyObject, Sendable {
     func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport
     /// A hot, consistent copy of the store at `path`.
     func backup(to path: String) async throws -> BackupReport
+
+    // The quarantine: notifications the gateway did not vouch for, kept outside the log (architecture.md, "Nothing
+    // unverified enters the log"), within `QuarantineLimits` and under `QuarantineBook`'s eviction rule.
+
+    /// Keeps `entry` (its `id` is assigned here), counts it exactly (per order when the ledger holds an order-created
+    /// event for its order id, otherwise among the unknown orders), and drops the entries the bounds require.
+    /// Nothing is appended to the log, and no order handle, projection row or status entry is made.
+    func quarantine(_ entry: QuarantineEntry) async throws -> QuarantineReceipt
+    /// A page of the quarantine, newest first.
+    func quarantined(_ query: QuarantineQuery) async throws -> QuarantinePage
+    /// The exact per-order counts of quarantined notifications: for `orderId` alone, or for every order that has any.
+    func quarantineCounts(orderId: String?) async throws -> [String: QuarantineCounts]
+    /// What the quarantine holds and has counted.
+    func quarantineStatus() async throws -> QuarantineStatus
     /// Stops accepting appends, finishes those queued, and releases the store.
     func close() async
 }

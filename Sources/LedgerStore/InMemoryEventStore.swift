@@ -9,9 +9,11 @@ public actor InMemoryEventStore: EventStore {
     private var dedup: [String: UInt64] = [:]
     private var closed = false
     private let readPageMax: Int
+    private var quarantineBook: QuarantineBook
 
-    public init(readPageMax: Int = 10_000) {
+    public init(readPageMax: Int = 10_000, quarantineLimits: QuarantineLimits = .default) {
         self.readPageMax = readPageMax
+        self.quarantineBook = QuarantineBook(limits: quarantineLimits)
     }
 
     private var currentHead: LogHead {
@@ -153,6 +155,25 @@ public actor InMemoryEventStore: EventStore {
     public func backup(to path: String) async throws -> BackupReport {
         throw StoreError(.invalidArgument, "The in-memory store keeps nothing on disk, so there is nothing to back up.")
     }
+
+    public func quarantine(_ entry: QuarantineEntry) async throws -> QuarantineReceipt {
+        guard !self.closed else { throw StoreError(.closed, "The ledger store is closed.") }
+        let known = entry.orderId.map { self.projection[$0]?.order != nil } ?? false
+        return self.quarantineBook.add(entry, orderKnown: known)
+    }
+
+    public func quarantined(_ query: QuarantineQuery) async throws -> QuarantinePage {
+        var query = query
+        query.limit = min(max(query.limit, 0), self.readPageMax)
+        return self.quarantineBook.page(query)
+    }
+
+    public func quarantineCounts(orderId: String?) async throws -> [String: QuarantineCounts] {
+        guard let orderId else { return self.quarantineBook.perOrder }
+        return self.quarantineBook.perOrder[orderId].map { [orderId: $0] } ?? [:]
+    }
+
+    public func quarantineStatus() async throws -> QuarantineStatus { self.quarantineBook.status }
 
     public func close() async { self.closed = true }
 }

@@ -36,7 +36,8 @@ enum Expected: Sendable, Equatable {
     case rpcResult
 }
 
-/// What the ledger must hold after a case: the order's state and a review flag it must carry.
+/// What the ledger must hold after a case: the order's state, a review flag it must carry, and how many
+/// notifications the audit counts for it (those in the log and those in the quarantine).
 struct Aftermath: Sendable {
     var orderId: String
     var state: String
@@ -51,13 +52,25 @@ struct CorpusCase: Sendable {
     var expected: Expected
     /// Events the case must append to the log: 0 for bodies refused unrecorded, 1 for a recorded notification.
     var appends: Int?
+    /// Notifications the case must put in the quarantine (kept outside the log): 1 for a parseable notification the
+    /// gateway did not vouch for, 0 for everything else.
+    var quarantined: Int?
     var after: Aftermath?
 
-    init(_ name: String, _ probe: Probe, _ expected: Expected, appends: Int? = nil, after: Aftermath? = nil) {
+    init(
+        _ name: String,
+        _ probe: Probe,
+        _ expected: Expected,
+        appends: Int? = nil,
+        quarantined: Int? = nil,
+        after: Aftermath? = nil
+    ) {
         self.name = name
         self.probe = probe
         self.expected = expected
         self.appends = appends
+        // A case that appends nothing and says nothing of the quarantine must not fill it either.
+        self.quarantined = quarantined ?? (appends == 0 ? 0 : nil)
         self.after = after
     }
 }
@@ -111,6 +124,17 @@ enum BadInputCorpus {
         return Self.body(fields)
     }
 
+    /// A notification of about 7.4 KB (an `attach` and three more fields of 1,800 bytes, each under the field
+    /// bound) with a signature of zeros.
+    static func forgedLarge(_ orderId: String) -> [UInt8] {
+        var fields = Self.fields(orderId)
+        for name in ["attach", "x1", "x2", "x3"] {
+            fields.insert(FormField(name, String(repeating: "x", count: 1_800)), at: fields.count - 1)
+        }
+        fields[fields.count - 1].value = String(repeating: "0", count: 32)
+        return Self.body(fields)
+    }
+
     static func control(_ text: String) -> Probe { .control(Self.bytes(text + "\n")) }
     static func request(_ method: String, _ params: String) -> Probe {
         Self.control(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#)
@@ -135,33 +159,38 @@ enum BadInputCorpus {
             "empty sign",
             .notify(Self.signed("C02") { _ in "" }),
             Self.badSignature,
-            appends: 1,
+            appends: 0,
+            quarantined: 1,
             after: Aftermath(orderId: "C02", state: "created")
         ),
         CorpusCase(
             "lower-case signature",
             .notify(Self.signed("C02") { $0.lowercased() }),
             Self.badSignature,
-            appends: 1,
+            appends: 0,
+            quarantined: 1,
             after: Aftermath(orderId: "C02", state: "created")
         ),
         CorpusCase(
             "forged signature",
             .notify(Self.signed("C02") { _ in String(repeating: "0", count: 32) }),
             Self.badSignature,
-            appends: 1
+            appends: 0,
+            quarantined: 1
         ),
         CorpusCase(
             "signature with a trailing space",
             .notify(Self.signed("C02") { $0 + "%20" }),
             Self.badSignature,
-            appends: 1
+            appends: 0,
+            quarantined: 1
         ),
         CorpusCase(
             "signed with another key",
             .notify(Self.body(Self.fields("C02", key: Merchant.otherKey))),
             Self.badSignature,
-            appends: 1,
+            appends: 0,
+            quarantined: 1,
             after: Aftermath(orderId: "C02", state: "created", callbacksReceived: 5)
         ),
         CorpusCase(
@@ -260,8 +289,18 @@ enum BadInputCorpus {
             "foreign member id, validly signed",
             .notify(Self.body(Self.fields("C04", memberId: "99999"))),
             Self.foreignMember,
-            appends: 1,
-            after: Aftermath(orderId: "C04", state: "created", flag: "member-mismatch")
+            appends: 0,
+            quarantined: 1,
+            after: Aftermath(orderId: "C04", state: "created", callbacksReceived: 1)
+        ),
+        // Issue 14 §1: a forged notification of 7.4 KB for an order id nobody created made an order in state
+        // `unknown` and 17 KB of permanent log; now it is kept in the bounded quarantine, and no order is made.
+        CorpusCase(
+            "forged 7.4 KB notification for an order nobody created",
+            .notify(Self.forgedLarge("ZQ7X1RANDOM")),
+            Self.badSignature,
+            appends: 0,
+            quarantined: 1
         ),
         CorpusCase(
             "amount 1e3",
@@ -335,7 +374,8 @@ enum BadInputCorpus {
             "'+' in a signed value arrives as a space",
             .notify(Self.body(Self.fields("C13", transactionId: "T+13"))),
             Self.badSignature,
-            appends: 1,
+            appends: 0,
+            quarantined: 1,
             after: Aftermath(orderId: "C13", state: "created")
         ),
         CorpusCase(

@@ -21,6 +21,7 @@ struct BadInputScenario {
         var acknowledged = 0
         for corpusCase in BadInputCorpus.cases {
             let before = try await Self.head(daemon)
+            let quarantinedBefore = try await Self.quarantined(daemon)
             let observed = try await blocking { [daemon] in Self.observe(corpusCase.probe, daemon: daemon) }
             var problems: [String] = []
             if observed != corpusCase.expected {
@@ -48,16 +49,26 @@ struct BadInputScenario {
             if let appends = corpusCase.appends, after - before != appends {
                 problems.append("appended \(after - before) events, specified \(appends)")
             }
+            let quarantinedAfter = try await Self.quarantined(daemon)
+            if let quarantined = corpusCase.quarantined, quarantinedAfter - quarantinedBefore != quarantined {
+                problems.append("quarantined \(quarantinedAfter - quarantinedBefore) notifications, specified \(quarantined)")
+            }
             if let aftermath = corpusCase.after {
                 problems += try await Self.check(aftermath, daemon: daemon)
                 finalStates[aftermath.orderId] = aftermath
             }
             report.check(problems.isEmpty, "\(corpusCase.name): " + problems.joined(separator: "; "))
         }
-        // Nothing acknowledged is lost: kill -9, restart, and every order is as the corpus left it.
+        // Nothing acknowledged is lost: kill -9, restart, and every order is as the corpus left it, with the
+        // quarantine's counts as they were.
+        let quarantinedBeforeKill = try await Self.quarantined(daemon)
         await daemon.kill9()
         try await daemon.start()
         var lost: [String] = []
+        let quarantinedAfterKill = try await Self.quarantined(daemon)
+        if quarantinedAfterKill != quarantinedBeforeKill {
+            lost.append("the quarantine counted \(quarantinedBeforeKill), then \(quarantinedAfterKill) after the restart")
+        }
         for aftermath in finalStates.values.sorted(by: { $0.orderId < $1.orderId }) {
             lost += try await Self.check(aftermath, daemon: daemon)
         }
@@ -84,6 +95,12 @@ struct BadInputScenario {
         try await daemon.call("ledger.stats")["head"]?.int("sequence") ?? -1
     }
 
+    /// Every notification the quarantine has counted (its exact counters, not the entries it still holds).
+    static func quarantined(_ daemon: DaemonProcess) async throws -> Int {
+        let status = try await daemon.call("quarantine.read", ["limit": 1])["quarantine"]
+        return (status?.int("badSignature") ?? -1_000_000) + (status?.int("foreignMember") ?? -1_000_000)
+    }
+
     static func check(_ aftermath: Aftermath, daemon: DaemonProcess) async throws -> [String] {
         let state = try await daemon.call("order.get", ["orderId": .string(aftermath.orderId)])
         var problems: [String] = []
@@ -95,10 +112,12 @@ struct BadInputScenario {
         if let flag = aftermath.flag, !(state["flags"]?.arrayValue ?? []).contains(.string(flag)) {
             problems.append("order \(aftermath.orderId) lacks the flag \(flag): \(state["flags"] ?? .null)")
         }
-        if let received = aftermath.callbacksReceived, state["callbacks"]?.int("received") != received {
-            problems.append(
-                "order \(aftermath.orderId) received \(state["callbacks"]?.int("received") ?? -1) callbacks, specified \(received)"
-            )
+        if let received = aftermath.callbacksReceived {
+            let audit = try await daemon.call("callbacks.audit", ["orderId": .string(aftermath.orderId)])
+            let counted = audit["total"]?.int("received") ?? -1
+            if counted != received {
+                problems.append("the audit counts \(counted) callbacks for order \(aftermath.orderId), specified \(received)")
+            }
         }
         return problems
     }

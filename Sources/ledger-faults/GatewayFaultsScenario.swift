@@ -204,7 +204,13 @@ struct GatewayFaultsScenario {
                     problems.append("first query recorded as \(first ?? "none"), expected \(expected)")
                 }
             }
-            problems += try await self.specifics(gatewayCase, state: state, simulator: simulator, http: http)
+            problems += try await self.specifics(
+                gatewayCase,
+                state: state,
+                daemon: daemon,
+                simulator: simulator,
+                http: http
+            )
             report.check(
                 problems.isEmpty,
                 "\(gatewayCase.orderId) (\(gatewayCase.name)): " + problems.joined(separator: "; ")
@@ -237,9 +243,13 @@ struct GatewayFaultsScenario {
     }
 
     /// Checks particular to one case.
-    func specifics(_ gatewayCase: Case, state: JSONValue, simulator: SimulatorProcess, http: HTTP) async throws
-        -> [String]
-    {
+    func specifics(
+        _ gatewayCase: Case,
+        state: JSONValue,
+        daemon: DaemonProcess,
+        simulator: SimulatorProcess,
+        http: HTTP
+    ) async throws -> [String] {
         var problems: [String] = []
         let flags = state["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let callbacks = state["callbacks"]
@@ -261,7 +271,12 @@ struct GatewayFaultsScenario {
             }
             if !done { problems.append("the delayed notification was never acknowledged") }
         case "G05", "G06":
-            if (callbacks?.int("badSignature") ?? 0) < 1 { problems.append("no bad-signature callback in the audit") }
+            // The forged copies are in the quarantine, not the log: the audit counts them for the order.
+            let audit = try await daemon.call("callbacks.audit", ["orderId": .string(gatewayCase.orderId)])
+            if (audit["total"]?.int("badSignature") ?? 0) < 1 { problems.append("no bad-signature callback in the audit") }
+            if (state["callbacks"]?.int("badSignature") ?? 0) != 0 {
+                problems.append("a bad-signature callback entered the log")
+            }
             if !flags.isEmpty { problems.append("flags \(flags)") }
         case "G12":
             if !flags.contains("notpay-after-paid") { problems.append("no notpay-after-paid flag: \(flags)") }

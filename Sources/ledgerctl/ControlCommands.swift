@@ -90,6 +90,29 @@ enum Output {
         ])
     }
 
+    /// One line on what the quarantine holds, has dropped and has counted.
+    static func quarantineSummary(_ status: JSONValue?) -> String {
+        "quarantine: \(Self.text(status?["entries"])) entries, \(Self.text(status?["bytes"])) bytes held, "
+            + "\(Self.text(status?["dropped"])) dropped; counted \(Self.text(status?["badSignature"])) bad signatures, "
+            + "\(Self.text(status?["foreignMember"])) foreign member ids (\(Self.text(status?["unknownOrders"])) for "
+            + "unknown orders)"
+    }
+
+    /// Text from outside, safe for a terminal: control characters and anything that is not printable ASCII or a
+    /// letter, mark, number, punctuation or symbol are written as `\u{…}` escapes, scalar by scalar.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     static let auditColumns = [
         ("received", "received"), ("accepted", "accepted"), ("duplicate", "duplicate"), ("conflicting", "conflicting"),
         ("amount", "amountMismatch"), ("member", "memberMismatch"), ("not-00", "notSuccess"), ("bad-sign", "badSignature"),
@@ -250,7 +273,62 @@ struct Audit: ParsableCommand {
             }
             var rows = (result["orders"]?.arrayValue ?? []).map { cells(Output.text($0["orderId"]), Output.text($0["state"]), $0["counts"]) }
             rows.append(cells("total", "", result["total"]))
-            return TextTable.render(["order", "state"] + Output.auditColumns.map(\.0), rows)
+            return TextTable.render(["order", "state"] + Output.auditColumns.map(\.0), rows) + "\n\n"
+                + Output.quarantineSummary(result["quarantine"])
+        }
+    }
+}
+
+struct Quarantine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Notifications kept out of the ledger (bad signature, foreign member id), newest first.",
+        discussion: """
+            The quarantine is bounded (quarantine.entriesMax, quarantine.bytesMax): when it is full, the oldest \
+            entry of the sender holding the most is dropped, and drops are counted. The exact counts per order are \
+            in `ledgerctl audit`.
+
+            Examples:
+              ledgerctl quarantine --reason bad-signature --limit 20
+              ledgerctl quarantine --order L2026112710000012345 --show-body
+            """
+    )
+
+    @OptionGroup var daemon: DaemonOptions
+    @Option(help: "bad-signature or foreign-member.") var reason: String?
+    @Option(name: .customLong("order"), help: "Only notifications naming this order id.") var orderId: String?
+    @Option(help: "Only from this peer: an address as recorded, an IPv4 address, or an IPv6 /64 as shown.")
+    var remote: String?
+    @Option(help: "Continue after this cursor (printed at the end of a page).") var cursor: String?
+    @Option(help: "Entries per page (1-1000).") var limit: Int = 100
+    @Flag(help: "Print each entry's body (escaped) under the table.") var showBody = false
+
+    func run() throws {
+        var params: JSONObject = ["limit": .number(String(self.limit))]
+        if let reason { params["reason"] = .string(reason) }
+        if let orderId { params["orderId"] = .string(orderId) }
+        if let remote { params["remoteAddress"] = .string(remote) }
+        if let cursor { params["cursor"] = .string(cursor) }
+        let result = try self.daemon.call("quarantine.read", params)
+        self.daemon.show(result) { result in
+            let entries = result["entries"]?.arrayValue ?? []
+            var text = TextTable.render(
+                ["id", "received", "remote", "reason", "order", "bytes", "detail"],
+                entries.map { entry in
+                    [
+                        Output.text(entry["id"]), Output.text(entry["receivedAt"]), Output.text(entry["remoteAddress"]),
+                        Output.text(entry["reason"]), Output.text(entry["orderId"]), Output.text(entry["bodyBytes"]),
+                        Output.text(entry["detail"]),
+                    ]
+                }
+            )
+            if self.showBody {
+                for entry in entries {
+                    let cut = entry["bodyCut"] == .bool(true) ? " (cut)" : ""
+                    text += "\n\n#\(Output.text(entry["id"]))\(cut): \(Output.escaped(entry["body"]?.stringValue ?? ""))"
+                }
+            }
+            if let next = result["nextCursor"]?.stringValue { text += "\nmore: --cursor \(next)" }
+            return text + "\n\n" + Output.quarantineSummary(result["quarantine"])
         }
     }
 }

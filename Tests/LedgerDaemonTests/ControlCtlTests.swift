@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 import Testing
 
 /// `ledgerctl` as a real process against a real daemon: output, `--json` and exit codes.
@@ -43,6 +44,30 @@ import Testing
             let audit = try await Self.ctl(["audit"] + socket)
             #expect(audit.status == 0)
             #expect(audit.out.contains("total"))
+            #expect(audit.out.contains("quarantine: 0 entries"), "\(audit.out)")
+            _ = try await harness.daemon.store.quarantine(
+                QuarantineEntry(
+                    receivedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
+                    remoteAddress: "192.0.2.1:5",
+                    reason: .badSignature,
+                    detail: "The signature does not match.",
+                    orderId: "K1",
+                    body: Array("memberid=10001&orderid=K1&attach=\u{1B}[2J\n".utf8),
+                    limits: .default
+                )
+            )
+            let quarantine = try await Self.ctl(["quarantine", "--reason", "bad-signature", "--show-body"] + socket)
+            #expect(quarantine.status == 0, "\(quarantine.err)")
+            #expect(quarantine.out.contains("192.0.2.1:5") && quarantine.out.contains("bad-signature"), "\(quarantine.out)")
+            // The body is shown escaped: no terminal control sequence or newline from outside reaches the screen.
+            #expect(quarantine.out.contains(#"attach=\u{1b}[2J\u{a}"#), "\(quarantine.out)")
+            #expect(!quarantine.out.contains("\u{1B}"))
+            #expect(quarantine.out.contains("quarantine: 1 entries"))
+            let quarantineJSON = try await Self.ctl(["quarantine", "--order", "K1", "--json"] + socket)
+            #expect(try JSONParser.parse(quarantineJSON.out)["entries"]?.arrayValue?.count == 1)
+            let badReason = try await Self.ctl(["quarantine", "--reason", "nonsense"] + socket)
+            #expect(badReason.status == 1)
+            #expect(badReason.err.contains("reason must be one of"), "\(badReason.err)")
             let stats = try await Self.ctl(["stats"] + socket)
             #expect(stats.out.contains("head sequence"))
             // On LMDB the daemon always polls; the table says so, and how many event subscribers there are.

@@ -48,6 +48,18 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
     @Test func everyMethodOverTheSocketMatchesItsSchema() async throws {
         try await withControlDaemon { harness in
             let backupPath = harness.directory.path + "/backup"
+            // One quarantined notification, for an order nobody created, so `quarantine.read` has an entry to show.
+            _ = try await harness.daemon.store.quarantine(
+                QuarantineEntry(
+                    receivedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
+                    remoteAddress: "192.0.2.1:5",
+                    reason: .badSignature,
+                    detail: "The signature does not match.",
+                    orderId: "Q1",
+                    body: Array("memberid=10001&orderid=Q1&sign=0".utf8),
+                    limits: .default
+                )
+            )
             let records = try await blocking { () throws -> [SchemaRecord] in
                 let rpc = try RPCSession(harness.socketPath)
                 let subscriber = try RPCSession(harness.socketPath)
@@ -89,7 +101,17 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 #expect(byBank["result"]?["orders"] == [])
 
                 let audit = try rpc.call("callbacks.audit", [:])
-                #expect(audit["result"]?["total"]?["received"] == .number("0"))
+                // The one quarantined notification named no order the ledger holds: counted in the total only.
+                #expect(audit["result"]?["total"]?["received"] == .number("1"))
+                #expect(audit["result"]?["total"]?["badSignature"] == .number("1"))
+                #expect(audit["result"]?["orders"] == [])
+                #expect(audit["result"]?["quarantine"]?["entries"] == .number("1"))
+                let quarantined = try rpc.call("quarantine.read", ["reason": "bad-signature", "limit": 10])
+                #expect(quarantined["result"]?["entries"]?.arrayValue?.first?["orderId"] == "Q1")
+                #expect(quarantined["result"]?["entries"]?.arrayValue?.first?["source"] == "192.0.2.1")
+                #expect(quarantined["result"]?["nextCursor"] == .null)
+                let none = try rpc.call("quarantine.read", ["reason": "foreign-member"])
+                #expect(none["result"]?["entries"] == [])
                 let stats = try rpc.call("ledger.stats")
                 #expect(stats["result"]?["head"]?["sequence"] == .number("2"))
                 #expect(stats["result"]?["ordersByState"]?["created"] == .number("2"))

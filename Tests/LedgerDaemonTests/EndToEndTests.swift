@@ -100,8 +100,11 @@ struct EndToEndTests {
             try await Self.createAndSubmit(running, "E4")
             _ = try await simulator.pay("E3", faults: NotifyFaults(breakSignature: true))
             _ = try await simulator.pay("E4", faults: NotifyFaults(tamperAmount: true))
-            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E3")?.callbacks.badSignature ?? 0) >= 2 })
-            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E4")?.callbacks.badSignature ?? 0) >= 2 })
+            // The refused callbacks are in the quarantine, counted for their orders, and not in the log.
+            let store = running.daemon.store
+            #expect(try await Self.eventually { (try await store.quarantineCounts(orderId: "E3")["E3"]?.badSignature ?? 0) >= 2 })
+            #expect(try await Self.eventually { (try await store.quarantineCounts(orderId: "E4")["E4"]?.badSignature ?? 0) >= 2 })
+            #expect(try await running.daemon.ledger.order("E3")?.callbacks.received == 0)
             // Before the poller's first query, the refused callbacks changed no state.
             #expect(try await running.daemon.ledger.order("E3")?.status == .created)
             #expect(try await running.daemon.ledger.order("E4")?.status == .created)

@@ -92,7 +92,8 @@ struct LedgerTests {
         #expect(try await ledger.store.head().sequence == 0)
     }
 
-    /// Notifications are classified and acknowledged by the rules; bodies that are not notifications are not stored.
+    /// Notifications are classified and acknowledged by the rules; bodies that are not notifications are not stored,
+    /// and notifications the gateway did not vouch for go to the quarantine, never to the log.
     @Test func notificationReceipts() async throws {
         let ledger = self.makeLedger()
         _ = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
@@ -106,17 +107,29 @@ struct LedgerTests {
         var forged = Notifications.fields(orderId: "A1", transactionId: "T2")
         forged[forged.count - 1].value = String(repeating: "A", count: 32)
         let bad = try await ledger.recordNotification(body: Array(Notifications.body(forged).utf8), remoteAddress: "x")
-        #expect(bad == .recorded(.badSignature, sequence: 4))
+        #expect(bad == .quarantined(.badSignature, id: 1))
         #expect(!bad.acknowledges)
+        let foreign = Notifications.fields(orderId: "A1", transactionId: "T3", memberId: "99999")
+        let other = try await ledger.recordNotification(body: Array(Notifications.body(foreign).utf8), remoteAddress: "x")
+        #expect(other == .quarantined(.foreignMember, id: 2))
+        #expect(!other.acknowledges)
+        // A validly signed notification for an order the ledger does not hold is a fact the gateway vouched for.
         let unknown = try await ledger.recordNotification(body: Array(Notifications.body(Notifications.fields(orderId: "NOPE")).utf8), remoteAddress: "x")
-        #expect(unknown == .recorded(.unknownOrder, sequence: 5))
+        #expect(unknown == .recorded(.unknownOrder, sequence: 4))
         #expect(!unknown.acknowledges)
         let garbage = try await ledger.recordNotification(body: Array("hello=world".utf8), remoteAddress: "x")
         #expect(garbage == .rejected(.missingField("memberid")))
-        #expect(try await ledger.store.head().sequence == 5)
+        #expect(try await ledger.store.head().sequence == 4)
         let history = try await ledger.history("A1")
-        #expect(history.map(\.effect) == [.created, .callback(.accepted), .callback(.duplicate), .callback(.badSignature)])
+        #expect(history.map(\.effect) == [.created, .callback(.accepted), .callback(.duplicate)])
         #expect(history.last?.state.status == .paid)
+        // Counted exactly, per order, beside the quarantine.
+        let counts = try await ledger.store.quarantineCounts(orderId: "A1")["A1"]
+        #expect(counts?.badSignature == 1)
+        #expect(counts?.foreignMember == 1)
+        let page = try await ledger.store.quarantined(QuarantineQuery())
+        #expect(page.entries.map(\.reason) == [.foreignMember, .badSignature])
+        #expect(page.entries.allSatisfy { $0.orderId == "A1" && $0.remoteAddress == "x" })
     }
 }
 

@@ -65,9 +65,13 @@ struct NotifyEndpointTests {
                 #expect(status == expected, "\(body.prefix(40))")
                 #expect(!text.lowercased().contains("ok"), "\(text)")
             }
-            // Only the three parseable notifications were recorded; nothing paid the order.
-            #expect(try await running.daemon.store.head().sequence == 4)
+            // Only the validly signed one for an unknown order entered the log; the forged and the foreign one are
+            // in the quarantine, with the peer's address; nothing paid the order.
+            #expect(try await running.daemon.store.head().sequence == 2)
             #expect(try await running.daemon.ledger.order("A1")?.status == .created)
+            let page = try await running.daemon.store.quarantined(QuarantineQuery())
+            #expect(page.entries.map(\.reason) == [.foreignMember, .badSignature])
+            #expect(page.entries.allSatisfy { $0.remoteAddress.hasPrefix("127.0.0.1:") && $0.source == "127.0.0.1" })
         }
     }
 

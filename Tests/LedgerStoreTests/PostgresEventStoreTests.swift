@@ -78,7 +78,7 @@ import Testing
         await store.close()
     }
 
-    /// Reopening finds the head and the projection where they were, and the schema at version 1.
+    /// Reopening finds the head and the projection where they were, and the schema at version 2.
     @Test func reopen() async throws {
         let store = try await PostgresTestDatabase.freshStore()
         let schema = store.schema.name
@@ -92,7 +92,43 @@ import Testing
             try await client.query(PostgresQuery(unsafeSQL: "SELECT version FROM \"\(schema)\".ledger_schema_version"))
                 .collect().map { try $0.decode(Int.self) }
         }
-        #expect(versions == [1])
+        #expect(versions == [1, 2])
+        await reopened.close()
+    }
+
+    /// A schema at version 1 (written before the quarantine existed) is migrated to version 2 when opened: its
+    /// log and projection stay as they were, and the quarantine starts empty.
+    @Test func migratesVersionOneToTwo() async throws {
+        let store = try await PostgresTestDatabase.freshStore()
+        let schema = store.schema.name
+        _ = try await store.append(AppendRequest([self.fixture.created("M1")]))
+        let head = try await store.head()
+        await store.close()
+        try await PostgresTestDatabase.withClient { client in
+            for statement in [
+                "DROP TABLE \"\(schema)\".ledger_quarantine", "DROP TABLE \"\(schema)\".ledger_quarantine_sources",
+                "DROP TABLE \"\(schema)\".ledger_quarantine_counts", "DROP TABLE \"\(schema)\".ledger_quarantine_status",
+                "DELETE FROM \"\(schema)\".ledger_schema_version WHERE version = 2",
+            ] {
+                _ = try await client.query(PostgresQuery(unsafeSQL: statement)).collect()
+            }
+        }
+        let reopened = try await PostgresTestDatabase.freshStore(schema: schema)
+        #expect(try await reopened.head() == head)
+        #expect(try await reopened.quarantineStatus() == QuarantineStatus())
+        let receipt = try await reopened.quarantine(
+            QuarantineEntry(
+                receivedAt: self.fixture.start,
+                remoteAddress: "192.0.2.1:1",
+                reason: .badSignature,
+                detail: "test",
+                orderId: "M1",
+                body: [1, 2, 3],
+                limits: .default
+            )
+        )
+        #expect(receipt == QuarantineReceipt(id: 1, dropped: 0, orderKnown: true))
+        #expect(try await reopened.verifyChain(progress: nil).isIntact)
         await reopened.close()
     }
 

@@ -305,6 +305,14 @@ extension DaemonConfiguration {
         } else {
             store.mapSize = min(store.mapSize, store.mapSizeMax)
         }
+        // The quarantine of notifications the gateway did not vouch for: bounded, and in the same store.
+        var quarantine = QuarantineLimits()
+        quarantine.entriesMax = try values.int("quarantine.entriesMax", range: 1...10_000_000) ?? quarantine.entriesMax
+        quarantine.bytesMax = try values.int("quarantine.bytesMax", range: (64 << 10)...(1 << 40)) ?? quarantine.bytesMax
+        quarantine.bodyBytesMax =
+            try values.int("quarantine.bodyBytesMax", range: 64...(1 << 20)) ?? quarantine.bodyBytesMax
+        if let problem = quarantine.problem { throw ConfigurationError(key: "quarantine.bytesMax", message: problem) }
+        store.quarantineLimits = quarantine
         configuration.store = store
         configuration.storeBackend = try Self.storeBackend(from: values)
 

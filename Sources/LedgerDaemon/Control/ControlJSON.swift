@@ -34,6 +34,29 @@ enum ControlJSON {
         ])
     }
 
+    /// What the quarantine holds and has dropped, and its exact counts of all and of unknown orders.
+    static func quarantineStatus(_ status: QuarantineStatus) -> JSONValue {
+        .object([
+            "entries": Self.number(status.entries), "bytes": Self.number(status.bytes),
+            "dropped": Self.number(status.dropped), "badSignature": Self.number(status.total.badSignature),
+            "foreignMember": Self.number(status.total.foreignMember),
+            "unknownOrders": Self.number(status.unknownOrders.total),
+        ])
+    }
+
+    /// One quarantine entry. The body is shown as UTF-8 text (the form decoder admits nothing else, but a body
+    /// cut at the bound may end inside a character, which shows as U+FFFD).
+    static func quarantineEntry(_ entry: QuarantineEntry) -> JSONValue {
+        .object([
+            "id": Self.number(entry.id), "receivedAt": .string(entry.receivedAt.description),
+            "remoteAddress": .string(entry.remoteAddress), "source": .string(entry.source),
+            "reason": .string(entry.reason.rawValue), "detail": .string(entry.detail),
+            "orderId": entry.orderId.map { .string($0) } ?? .null,
+            "body": .string(String(decoding: entry.body, as: UTF8.self)), "bodyBytes": Self.number(entry.bodyBytes),
+            "bodyCut": .bool(entry.isBodyCut),
+        ])
+    }
+
     /// One order's projected state: `state` and `flags` are what shop code reads; the rest is for people.
     static func order(_ state: OrderState) -> JSONValue {
         var object: JSONObject = [

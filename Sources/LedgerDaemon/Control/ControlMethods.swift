@@ -33,7 +33,7 @@ public final class ControlMethods: Sendable {
 
     /// Every method name, in the order `ledgerctl` lists them.
     public static let names = [
-        "order.create", "order.get", "order.history", "order.list", "order.queryNow", "callbacks.audit",
+        "order.create", "order.get", "order.history", "order.list", "order.queryNow", "callbacks.audit", "quarantine.read",
         "projection.rebuild", "projection.verify", "ledger.verify", "ledger.stats", "ledger.backup", "events.read",
         "events.subscribe",
     ]
@@ -60,6 +60,7 @@ public final class ControlMethods: Sendable {
             case "order.list": return ControlAnswer(try await self.listOrders(params))
             case "order.queryNow": return ControlAnswer(try await self.queryNow(params))
             case "callbacks.audit": return ControlAnswer(try await self.audit(params))
+            case "quarantine.read": return ControlAnswer(try await self.readQuarantine(params))
             case "projection.rebuild": return ControlAnswer(try await self.rebuild(params, notify: notify))
             case "projection.verify": return ControlAnswer(try await self.verifyProjection(params, notify: notify))
             case "ledger.verify": return ControlAnswer(try await self.verifyChain(params, notify: notify))
@@ -242,6 +243,47 @@ public final class ControlMethods: Sendable {
                 }
             ),
             "total": ControlJSON.counts(audit.total),
+            "quarantine": ControlJSON.quarantineStatus(audit.quarantine),
+        ])
+    }
+
+    /// A page of the quarantine, newest first, with what it holds and has dropped.
+    func readQuarantine(_ params: ControlParams) async throws -> JSONValue {
+        try params.allow(["reason", "orderId", "remoteAddress", "cursor", "limit"])
+        var query = QuarantineQuery(limit: Int(try params.int("limit", 1...1000) ?? 100))
+        if let text = try params.string("reason") {
+            guard let reason = QuarantineReason(rawValue: text) else {
+                let names = QuarantineReason.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ControlError.invalidParams("quarantine.read: reason must be one of \(names).")
+            }
+            query.reason = reason
+        }
+        if let orderId = try params.string("orderId") {
+            guard GatewayValidation.isOrderId(orderId) else {
+                throw ControlError.invalidParams("quarantine.read: orderId must be 1 to 20 of letters, digits, '_' and '-'.")
+            }
+            query.orderId = orderId
+        }
+        if let remote = try params.string("remoteAddress") {
+            guard !remote.isEmpty, remote.utf8.count <= QuarantineEntry.textBytesMax else {
+                throw ControlError.invalidParams(
+                    "quarantine.read: remoteAddress must be 1 to \(QuarantineEntry.textBytesMax) bytes."
+                )
+            }
+            query.remoteAddress = remote
+        }
+        if let cursor = try params.string("cursor") {
+            guard let before = UInt64(cursor), before > 0 else {
+                throw ControlError.invalidParams("quarantine.read: cursor is not one this method returned.")
+            }
+            query.before = before
+        }
+        let page = try await self.store.quarantined(query)
+        let status = try await self.store.quarantineStatus()
+        return .object([
+            "entries": .array(page.entries.map(ControlJSON.quarantineEntry)),
+            "nextCursor": page.nextCursor.map { .string(String($0)) } ?? .null,
+            "quarantine": ControlJSON.quarantineStatus(status),
         ])
     }
 

@@ -104,6 +104,25 @@ enum NotifyReply: String, CaseIterable {
         )
     }
 
+    /// The one mapping from what became of a notification to the gateway's answer: `OK` exactly when
+    /// `NotificationReceipt.acknowledges`, otherwise the reply that says why.
+    static func answer(_ receipt: NotificationReceipt) -> Response {
+        switch receipt {
+        case .rejected(.form(.bodyTooLarge)): return Self.tooLarge.response
+        case .rejected: return Self.malformed.response
+        case .quarantined(.badSignature, _): return Self.badSignature.response
+        case .quarantined(.foreignMember, _): return Self.foreignMember.response
+        case .recorded(let classification, _):
+            switch classification {
+            case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return Self.acknowledgement
+            // Events in logs written before the quarantine existed classify so; a new one never does.
+            case .badSignature: return Self.badSignature.response
+            case .memberMismatch: return Self.foreignMember.response
+            case .unknownOrder: return Self.unknownOrder.response
+            }
+        }
+    }
+
     /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”).
     static var acknowledgement: Response {
         Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "OK")))
@@ -156,19 +175,8 @@ public func buildLedgerRouter(
             logger.error("notification not recorded", metadata: ["error": "\(error)", "remote": "\(context.remoteAddress)"])
             return NotifyReply.unavailable.response
         }
-        switch receipt {
-        case .rejected(let rejection):
-            logRefusal("\(rejection)", "\(context.remoteAddress)")
-            if case .form(.bodyTooLarge) = rejection { return NotifyReply.tooLarge.response }
-            return NotifyReply.malformed.response
-        case .recorded(let classification, _):
-            if receipt.acknowledges { return NotifyReply.acknowledgement }
-            switch classification {
-            case .memberMismatch: return NotifyReply.foreignMember.response
-            case .unknownOrder: return NotifyReply.unknownOrder.response
-            default: return NotifyReply.badSignature.response
-            }
-        }
+        if case .rejected(let rejection) = receipt { logRefusal("\(rejection)", "\(context.remoteAddress)") }
+        return NotifyReply.answer(receipt)
     }
 
     router.get("/pay/:orderId") { _, context -> Response in
@@ -213,6 +221,7 @@ public func buildLedgerRouter(
 
     router.get("/metrics") { _, _ -> Response in
         if let store = ledger.store as? any CommitBatchReporting { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
+        if let status = try? await ledger.store.quarantineStatus() { metrics.quarantineStatus(status) }
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4"],

@@ -75,6 +75,9 @@ public enum NotificationReceipt: Sendable, Hashable {
     case recorded(CallbackClassification, sequence: UInt64)
     /// Not a notification at all: not recorded (so garbage cannot fill the disk), only counted.
     case rejected(NotificationRejection)
+    /// A notification the gateway did not vouch for (a bad signature, a foreign member id): kept in the bounded
+    /// quarantine and counted, never appended to the log. `id` is its quarantine entry.
+    case quarantined(QuarantineReason, id: UInt64)
 
     /// Whether the gateway is answered `OK`: every validly signed notification for our member id that is now
     /// recorded, duplicates and mismatches included (the projection flags those); never a bad signature, a
@@ -86,7 +89,7 @@ public enum NotificationReceipt: Sendable, Hashable {
             case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return true
             case .badSignature, .memberMismatch, .unknownOrder: return false
             }
-        case .rejected: return false
+        case .rejected, .quarantined: return false
         }
     }
 }
@@ -125,6 +128,7 @@ public actor Ledger {
     let orderIds: any OrderIdSource
     let publicURL: String
     let formLimits: FormLimits
+    let quarantineLimits: QuarantineLimits
     let logger: Logger
     let metrics: LedgerMetrics
     /// Every committed event, for `events.subscribe`.
@@ -141,6 +145,7 @@ public actor Ledger {
         key: MerchantKey,
         publicURL: String,
         formLimits: FormLimits = .default,
+        quarantineLimits: QuarantineLimits = .default,
         clock: any LedgerClock = SystemLedgerClock(),
         orderIds: any OrderIdSource = SystemOrderIdSource(),
         metrics: LedgerMetrics = LedgerMetrics(),
@@ -156,6 +161,7 @@ public actor Ledger {
         self.orderIds = orderIds
         self.publicURL = publicURL
         self.formLimits = formLimits
+        self.quarantineLimits = quarantineLimits
         self.metrics = metrics
         self.logger = logger
     }
@@ -274,6 +280,10 @@ public actor Ledger {
     // MARK: Notifications
 
     /// Parses, verifies and records a notification body; the receipt says whether to answer `OK`.
+    ///
+    /// Only what the gateway vouched for enters the log: a notification whose signature verifies under the merchant
+    /// key and the dialect in force, for this daemon's member id (for an order the ledger does not hold, too: the
+    /// gateway vouches for it). Anything else that parses goes to the quarantine, outside the chain.
     public func recordNotification(body: [UInt8], remoteAddress: String) async throws -> NotificationReceipt {
         let notification: PaymentNotification
         do {
@@ -283,6 +293,20 @@ public actor Ledger {
             return .rejected(error)
         }
         let verdict = notification.verify(key: self.key, dialect: self.settings.dialect)
+        if let (reason, detail) = Self.unvouched(notification, verdict: verdict, memberId: self.settings.memberId) {
+            let entry = QuarantineEntry(
+                receivedAt: self.clock.now(),
+                remoteAddress: remoteAddress,
+                reason: reason,
+                detail: detail,
+                orderId: notification.orderId,
+                body: body,
+                limits: self.quarantineLimits
+            )
+            let receipt = try await self.store.quarantine(entry)
+            self.metrics.notificationQuarantined(reason, dropped: receipt.dropped)
+            return .quarantined(reason, id: receipt.id)
+        }
         let event = PendingEvent(
             recordedAt: self.clock.now(),
             orderId: notification.orderId,
@@ -305,6 +329,24 @@ public actor Ledger {
             metadata: ["order.id": "\(notification.orderId)", "callback.classification": "\(classification.rawValue)", "event.seq": "\(sequence)"]
         )
         return .recorded(classification, sequence: sequence)
+    }
+
+    /// Why the gateway did not vouch for a notification, or nil when it did.
+    static func unvouched(
+        _ notification: PaymentNotification,
+        verdict: SignatureVerdict,
+        memberId: String
+    ) -> (QuarantineReason, String)? {
+        switch verdict {
+        case .valid: break
+        case .missing: return (.badSignature, "The sign field is missing or empty.")
+        case .malformed: return (.badSignature, "The sign field is not 32 hexadecimal digits.")
+        case .mismatch: return (.badSignature, "The signature does not match under the merchant key and dialect.")
+        }
+        guard notification.memberId == memberId else {
+            return (.foreignMember, "Validly signed for member id \(notification.memberId), not \(memberId).")
+        }
+        return nil
     }
 
     // MARK: Query results

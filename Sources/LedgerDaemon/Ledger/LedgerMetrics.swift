@@ -1,5 +1,6 @@
 public import CoreMetrics
 public import LedgerCore
+public import LedgerStore
 import Metrics
 public import Prometheus
 
@@ -16,6 +17,11 @@ public final class LedgerMetrics: Sendable {
     private let pending: CoreMetrics.Gauge
     private let batchSizes: CoreMetrics.Recorder
     private let leader: CoreMetrics.Gauge
+    private let quarantined: [QuarantineReason: CoreMetrics.Counter]
+    private let quarantineDrops: CoreMetrics.Counter
+    private let quarantineEntries: CoreMetrics.Gauge
+    private let quarantineBytes: CoreMetrics.Gauge
+    private let quarantineDroppedStored: CoreMetrics.Gauge
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -46,6 +52,32 @@ public final class LedgerMetrics: Sendable {
         self.pending = CoreMetrics.Gauge(label: "ledger_orders_pending", factory: factory)
         self.batchSizes = CoreMetrics.Recorder(label: "ledger_commit_batch_size", aggregate: true, factory: factory)
         self.leader = CoreMetrics.Gauge(label: "ledger_poll_leader", factory: factory)
+        var quarantined: [QuarantineReason: CoreMetrics.Counter] = [:]
+        for reason in QuarantineReason.allCases {
+            quarantined[reason] = CoreMetrics.Counter(
+                label: "ledger_quarantined_total",
+                dimensions: [("reason", reason.rawValue)],
+                factory: factory
+            )
+        }
+        self.quarantined = quarantined
+        self.quarantineDrops = CoreMetrics.Counter(label: "ledger_quarantine_drops_total", factory: factory)
+        self.quarantineEntries = CoreMetrics.Gauge(label: "ledger_quarantine_entries", factory: factory)
+        self.quarantineBytes = CoreMetrics.Gauge(label: "ledger_quarantine_bytes", factory: factory)
+        self.quarantineDroppedStored = CoreMetrics.Gauge(label: "ledger_quarantine_dropped", factory: factory)
+    }
+
+    /// A notification kept in the quarantine by this daemon, and the entries dropped to make room for it.
+    func notificationQuarantined(_ reason: QuarantineReason, dropped: Int) {
+        self.quarantined[reason]?.increment()
+        if dropped > 0 { self.quarantineDrops.increment(by: dropped) }
+    }
+
+    /// What the store's quarantine holds, and has dropped since the ledger began (every daemon's, on a shared store).
+    public func quarantineStatus(_ status: QuarantineStatus) {
+        self.quarantineEntries.record(Int64(clamping: status.entries))
+        self.quarantineBytes.record(Int64(clamping: status.bytes))
+        self.quarantineDroppedStored.record(Int64(clamping: status.dropped))
     }
 
     func callbackRecorded(_ classification: CallbackClassification) { self.callbacks[classification]?.increment() }

@@ -18,6 +18,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         var batchBytesMax: Int
         /// Appends waiting at once; beyond it `append` fails fast with a "busy" error instead of queueing forever.
         var queueDepthMax: Int
+        /// The quarantine's bounds, kept inside each transaction that adds to it.
+        var quarantine: QuarantineLimits = .default
     }
 
     /// State only the writer thread touches.
@@ -39,6 +41,9 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private enum Job {
         case append(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)
+        /// A notification for the quarantine: written in the same transaction as the appends batched with it, so
+        /// a flood of forgeries shares commits (and syncs) instead of taking one each.
+        case quarantine(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)
         case exclusive(@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)
     }
 
@@ -63,26 +68,38 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func append(_ request: AppendRequest) async throws -> AppendOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            self.condition.lock()
-            if self.stopping {
-                self.condition.unlock()
-                continuation.resume(throwing: StoreError(.closed, "The ledger store is closed."))
-                return
-            }
-            if self.queue.count >= self.limits.queueDepthMax {
-                self.condition.unlock()
-                continuation.resume(
-                    throwing: StoreError(
-                        .busy,
-                        "The ledger's write queue holds \(self.limits.queueDepthMax) appends (store.queueDepthMax); try again."
-                    )
-                )
-                return
-            }
-            self.queue.append(.append(request, continuation))
-            self.condition.signal()
-            self.condition.unlock()
+            self.enqueue(.append(request, continuation)) { continuation.resume(throwing: $0) }
         }
+    }
+
+    /// Keeps a notification in the quarantine, in the next commit.
+    func quarantine(_ entry: QuarantineEntry) async throws -> QuarantineReceipt {
+        try await withCheckedThrowingContinuation { continuation in
+            self.enqueue(.quarantine(entry, continuation)) { continuation.resume(throwing: $0) }
+        }
+    }
+
+    /// Queues `job`, or calls `refuse` with why not: the store is closed, or the queue is full.
+    private func enqueue(_ job: Job, refuse: (StoreError) -> Void) {
+        self.condition.lock()
+        if self.stopping {
+            self.condition.unlock()
+            refuse(StoreError(.closed, "The ledger store is closed."))
+            return
+        }
+        if self.queue.count >= self.limits.queueDepthMax {
+            self.condition.unlock()
+            refuse(
+                StoreError(
+                    .busy,
+                    "The ledger's write queue holds \(self.limits.queueDepthMax) appends (store.queueDepthMax); try again."
+                )
+            )
+            return
+        }
+        self.queue.append(job)
+        self.condition.signal()
+        self.condition.unlock()
     }
 
     /// Runs `body` on the writer thread between batches, alone.
@@ -131,25 +148,31 @@ final class GroupCommitWriter: @unchecked Sendable {
                 break
             }
             var appends: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)] = []
+            var quarantined: [(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)] = []
             var exclusive: (@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)?
             var bytes = 0
             var taken = 0
-            for job in self.queue {
-                if case .exclusive(let body, let continuation) = job {
-                    if appends.isEmpty {
+            jobs: for job in self.queue {
+                let jobBytes: Int
+                switch job {
+                case .exclusive(let body, let continuation):
+                    if taken == 0 {
                         exclusive = (body, continuation)
                         taken += 1
                     }
+                    break jobs
+                case .append(let request, _): jobBytes = request.estimatedBytes
+                case .quarantine(let entry, _): jobBytes = entry.accountedBytes
+                }
+                if taken > 0 && (taken >= self.limits.batchCountMax || bytes + jobBytes > self.limits.batchBytesMax) {
                     break
                 }
-                guard case .append(let request, let continuation) = job else { break }
-                if !appends.isEmpty
-                    && (appends.count >= self.limits.batchCountMax || bytes + request.estimatedBytes > self.limits.batchBytesMax)
-                {
-                    break
+                switch job {
+                case .append(let request, let continuation): appends.append((request, continuation))
+                case .quarantine(let entry, let continuation): quarantined.append((entry, continuation))
+                case .exclusive: break
                 }
-                appends.append((request, continuation))
-                bytes += request.estimatedBytes
+                bytes += jobBytes
                 taken += 1
             }
             self.queue.removeFirst(taken)
@@ -163,7 +186,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                     continuation.resume(throwing: Self.storeError(error, path: self.context.environment.path))
                 }
             } else {
-                self.commit(appends)
+                self.commit(appends, quarantined)
             }
         }
         self.finished.lock()
@@ -172,10 +195,14 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.finished.unlock()
     }
 
-    private func commit(_ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)]) {
+    private func commit(
+        _ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)],
+        _ quarantined: [(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)]
+    ) {
         let context = self.context
         let layout = context.layout
         var outcomes: [AppendOutcome] = []
+        var receipts: [QuarantineReceipt] = []
         var newHead = context.head
         do {
             try context.environment.writeGrowing { txn in
@@ -232,6 +259,17 @@ final class GroupCommitWriter: @unchecked Sendable {
                     }
                     outcomes.append(.appended(appended))
                 }
+                // After the appends, so a notification for an order created in this batch counts under it.
+                receipts = []
+                for (entry, _) in quarantined {
+                    var known = false
+                    if let orderId = entry.orderId, !orderId.isEmpty, let handle = try handles.existing(orderId, in: txn) {
+                        known = try live.state(handle: handle, in: txn)?.order != nil
+                    }
+                    receipts.append(
+                        try LMDBQuarantine.add(entry, orderKnown: known, limits: self.limits.quarantine, layout: layout, in: txn)
+                    )
+                }
                 try Self.countEvents(outcomes, layout: layout, in: txn)
                 try live.flush(in: txn)
                 try txn.put(layout.meta, key: LMDBLayout.checkpointKey(context.liveGeneration), value: LMDBUInt64Key(head.sequence))
@@ -245,6 +283,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         } catch {
             let failure = Self.storeError(error, path: context.environment.path)
             for (_, continuation) in batch { continuation.resume(throwing: failure) }
+            for (_, continuation) in quarantined { continuation.resume(throwing: failure) }
             return
         }
         context.head = newHead
@@ -252,6 +291,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         if self.batchSizes.count < 4096 { self.batchSizes.append(batch.count) }
         self.condition.unlock()
         for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
+        for ((_, continuation), receipt) in zip(quarantined, receipts) { continuation.resume(returning: receipt) }
     }
 
     /// Adds the batch's events to the per-type counts in `meta`, in the same transaction, so `ledger.stats` reads

@@ -19,6 +19,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         public var rebuildChunkEvents: Int
         /// Maximum events per `readEvents` page.
         public var readPageMax: Int
+        /// The quarantine's bounds (`quarantine.*`).
+        public var quarantineLimits: QuarantineLimits
 
         public init(
             mapSize: Int = 64 << 20,
@@ -27,7 +29,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             batchBytesMax: Int = 8 << 20,
             queueDepthMax: Int = 65_536,
             rebuildChunkEvents: Int = 32_768,
-            readPageMax: Int = 10_000
+            readPageMax: Int = 10_000,
+            quarantineLimits: QuarantineLimits = .default
         ) {
             self.mapSize = mapSize
             self.mapSizeMax = mapSizeMax
@@ -36,6 +39,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             self.queueDepthMax = queueDepthMax
             self.rebuildChunkEvents = rebuildChunkEvents
             self.readPageMax = readPageMax
+            self.quarantineLimits = quarantineLimits
         }
     }
 
@@ -54,6 +58,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         else {
             throw StoreError(.invalidArgument, "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive.")
         }
+        if let problem = options.quarantineLimits.problem { throw StoreError(.invalidArgument, problem) }
         let environment = try LMDBEnvironment(
             path: path,
             options: .init(mapSize: options.mapSize, mapSizeMax: options.mapSizeMax, maxDatabases: 16, maxReaders: 254)
@@ -72,7 +77,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             limits: .init(
                 batchCountMax: options.batchCountMax,
                 batchBytesMax: options.batchBytesMax,
-                queueDepthMax: options.queueDepthMax
+                queueDepthMax: options.queueDepthMax,
+                quarantine: options.quarantineLimits
             )
         )
     }

@@ -21,6 +21,8 @@ import LedgerCore
 /// - `meta`: `format` → u8; `head` → u64 sequence + 32-byte hash; `generation` → u8 (the live one);
 ///   `checkpoint.0`, `checkpoint.1` → u64, the last sequence applied to each generation; `count.<type>` → u64,
 ///   the events of each type.
+/// - `quarantine`, `quarantine-index`, `quarantine-counts`: notifications kept out of the log, outside the chain
+///   (`LMDBQuarantine`). A ledger written before they existed gets them, empty, when it is opened.
 struct LMDBLayout: Sendable {
     /// 2: per-order tables keyed by handle (1 keyed them by order id).
     static let formatVersion: UInt8 = 2
@@ -32,6 +34,9 @@ struct LMDBLayout: Sendable {
     let orders: [LMDBDatabase]
     let byStatus: [LMDBDatabase]
     let meta: LMDBDatabase
+    let quarantine: LMDBDatabase
+    let quarantineIndex: LMDBDatabase
+    let quarantineCounts: LMDBDatabase
 
     init(environment: LMDBEnvironment) throws {
         self.events = try environment.openDatabase(name: "events")
@@ -47,6 +52,9 @@ struct LMDBLayout: Sendable {
             try environment.openDatabase(name: "by-status.1", flags: [.create, .dupSort, .dupFixed]),
         ]
         self.meta = try environment.openDatabase(name: "meta")
+        self.quarantine = try environment.openDatabase(name: "quarantine")
+        self.quarantineIndex = try environment.openDatabase(name: "quarantine-index")
+        self.quarantineCounts = try environment.openDatabase(name: "quarantine-counts")
     }
 
     /// The handle of an order, or nil when no event names it.
