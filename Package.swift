@@ -96,6 +96,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The testing kit: temporary directories, the manual clock, the in-memory store, signed fixtures. For the
+        // tests and the test tools (fault suite, benchmarks, crash test); no production target depends on it.
+        .target(
+            name: "LedgerTesting",
+            dependencies: ["LedgerCore", "LedgerStore"],
+            swiftSettings: strictSettings
+        ),
         // A faithful fake of the gateway, with fault injection, for tests, benchmarks and the demo.
         .target(
             name: "GatewaySimulator",
@@ -153,6 +160,7 @@ let package = Package(
             name: "ledger-bench",
             dependencies: [
                 "LedgerCore",
+                "LedgerTesting",
                 "LedgerStore",
                 "LedgerPostgres",
                 "LedgerControlClient",
@@ -169,6 +177,7 @@ let package = Package(
             name: "ledger-crash",
             dependencies: [
                 "LedgerCore",
+                "LedgerTesting",
                 "LedgerStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -180,6 +189,7 @@ let package = Package(
             name: "ledger-faults",
             dependencies: [
                 "LedgerCore",
+                "LedgerTesting",
                 "LedgerControlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -202,6 +212,7 @@ let package = Package(
         .testTarget(
             name: "LedgerCoreTests",
             dependencies: [
+                "LedgerTesting",
                 "LedgerCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
@@ -210,6 +221,7 @@ let package = Package(
         .testTarget(
             name: "LedgerStoreTests",
             dependencies: [
+                "LedgerTesting",
                 "LedgerStore",
                 "LedgerCore",
                 "LedgerPostgres",
@@ -221,6 +233,7 @@ let package = Package(
         .testTarget(
             name: "LedgerDaemonTests",
             dependencies: [
+                "LedgerTesting",
                 "LedgerDaemon",
                 "LedgerControlClient",
                 "GatewaySimulator",

@@ -1,21 +1,7 @@
 import LedgerCore
 
-/// SplitMix64: a tiny, fast generator whose whole state is one seed, so a seed reproduces every fault of a run.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The simulator's draws: a seed reproduces every fault of a run.
+extension SplitMix64 {
     /// True with probability `rate`; draws nothing when the rate is 0, so enabling one fault does not shift the others.
     mutating func chance(_ rate: Double) -> Bool {
         guard rate > 0 else { return false }

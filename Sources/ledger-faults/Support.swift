@@ -1,12 +1,13 @@
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Signed notification bodies as the gateway sends them: the fields concatenated without URL encoding.
+/// Signed notification bodies as the gateway sends them, with the suite's merchant.
 enum Notification {
     static func fields(
         orderId: String,
@@ -16,18 +17,17 @@ enum Notification {
         memberId: String = Merchant.memberId,
         key: MerchantKey = Merchant.key
     ) -> [FormField] {
-        var fields = [
-            FormField("memberid", memberId), FormField("orderid", orderId), FormField("amount", amount),
-            FormField("transaction_id", transactionId ?? "T" + orderId), FormField("datetime", "20261127093000"),
-            FormField("returncode", returnCode),
-        ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: key)))
-        return fields
+        SignedNotification.fields(
+            orderId: orderId,
+            amount: amount,
+            transactionId: transactionId ?? "T" + orderId,
+            returnCode: returnCode,
+            memberId: memberId,
+            key: key
+        )
     }
 
-    static func body(_ fields: [FormField]) -> String {
-        fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
-    }
+    static func body(_ fields: [FormField]) -> String { SignedNotification.body(fields) }
 
     static func body(orderId: String) -> String { Self.body(Self.fields(orderId: orderId)) }
 }
@@ -60,21 +60,6 @@ struct ScenarioReport: Sendable {
     }
 
     var ok: Bool { self.failures.isEmpty && self.passed == self.cases }
-}
-
-/// A seeded generator, so the kill schedule and the storm's timing choices of a failing run can be repeated.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// A value shared by concurrent tasks.

@@ -1,3 +1,4 @@
+import LedgerTesting
 import Testing
 
 @testable import LedgerCore
@@ -645,7 +646,7 @@ struct ProjectionTests {
         var stepsAfterPaid = 0
         var paidAfterExpiry = 0
         for seed in UInt64(1)...400 {
-            var random = FixtureRandom(seed: seed)
+            var random = SplitMix64(seed: seed)
             let events = RandomEvents.sequence(from: pool, using: &random)
             var state = OrderState(orderId: LedgerFixture.orderId)
             for event in events {
@@ -669,7 +670,7 @@ struct ProjectionTests {
     @Test func foldIsDeterministic() throws {
         let pool = try RandomEvents.pool()
         for seed in UInt64(1)...200 {
-            var random = FixtureRandom(seed: seed)
+            var random = SplitMix64(seed: seed)
             let events = RandomEvents.sequence(from: pool, using: &random)
             let first = OrderState.fold(orderId: LedgerFixture.orderId, events)
             let second = OrderState.fold(orderId: LedgerFixture.orderId, events)
@@ -745,7 +746,7 @@ private enum RandomEvents {
 
     /// 1 to 40 events drawn from `pool`, sealed into a chain. Orders usually start with their creation, as in the
     /// daemon, but not always, so unknown orders are covered too.
-    static func sequence(from pool: [EventPayload], using random: inout FixtureRandom) -> [Event] {
+    static func sequence(from pool: [EventPayload], using random: inout SplitMix64) -> [Event] {
         let count = Int.random(in: 1...40, using: &random)
         var payloads: [EventPayload] = []
         if Int.random(in: 0..<5, using: &random) != 0 { payloads.append(pool[0]) }

@@ -1,4 +1,5 @@
 import PropertyBased
+import LedgerTesting
 import Testing
 
 @testable import LedgerCore

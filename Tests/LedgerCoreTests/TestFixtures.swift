@@ -299,20 +299,3 @@ struct LedgerChain {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood), a tiny seeded generator: the same seed gives the same sequence on every run
-/// and platform, so a failing random sequence is reproduced from the seed in the failure message.
-struct FixtureRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = self.state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// `ledgerctl` as a real process against a real daemon: output, `--json` and exit codes.
@@ -112,7 +113,7 @@ import Testing
 
     /// Exit 3 with a message that says whether the socket is missing, refusing, or its path too long.
     @Test func cannotConnectSaysWhy() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let missing = try await Self.ctl(["stats", "--socket", directory.path + "/none.sock"])
         #expect(missing.status == 3)
         #expect(missing.err.contains("no socket at"))

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerTesting
 import Testing
 
 /// The bounds that are not about one request: idle connections, slow subscribers, the settings themselves.

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)

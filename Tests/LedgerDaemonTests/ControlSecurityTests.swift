@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
@@ -30,7 +31,7 @@ import Glibc
 
     /// A socket file nobody listens on (a dead daemon's) is replaced, and the daemon serves on it.
     @Test func staleSocketIsReplaced() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.socketPath = directory.path + "/stale.sock"
         // Bind and close without unlinking: exactly what a killed daemon leaves behind.
@@ -63,7 +64,7 @@ import Glibc
     /// A second daemon on a live daemon's socket refuses to start and leaves the first one serving.
     @Test func liveDaemonIsNotEvicted() async throws {
         try await withControlDaemon { harness in
-            let other = TestDirectory()
+            let other = TemporaryDirectory()
             var configuration = try testConfiguration(directory: other)
             configuration.socketPath = harness.socketPath
             let second = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
@@ -82,7 +83,7 @@ import Glibc
 
     /// A file at the socket path that is not a socket stops the daemon with a message naming it.
     @Test func nonSocketFileIsNotReplaced() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.socketPath = directory.path + "/notes.txt"
         try "keep me".write(toFile: configuration.socketPath, atomically: true, encoding: .utf8)

@@ -2,6 +2,7 @@ import Foundation
 import LedgerControlClient
 import LedgerCore
 import LedgerDaemon
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
@@ -109,7 +110,7 @@ final class RPCSession: @unchecked Sendable {
 /// A daemon with its control socket up, in a temporary directory.
 struct ControlHarness: Sendable {
     let daemon: LedgerDaemon
-    let directory: TestDirectory
+    let directory: TemporaryDirectory
     var socketPath: String { self.daemon.configuration.socketPath }
 
     func session() async throws -> RPCSession {
@@ -130,7 +131,7 @@ func withControlDaemon<T: Sendable>(
     configure: @Sendable (inout ControlSettings) -> Void = { _ in },
     _ body: @Sendable (ControlHarness) async throws -> T
 ) async throws -> T {
-    let directory = TestDirectory()
+    let directory = TemporaryDirectory()
     var configuration = try testConfiguration(directory: directory)
     configuration.socketMode = socketMode
     var daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)

@@ -3,23 +3,12 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
 import Testing
-
-/// A fresh temporary directory that removes itself.
-final class TestDirectory: @unchecked Sendable {
-    let path: String
-
-    init() {
-        self.path = FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: self.path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: self.path) }
-}
 
 enum TestKeys {
     static let text = "daemon-test-key-0123"
@@ -28,14 +17,8 @@ enum TestKeys {
 }
 
 /// A configuration for tests: loopback, a free port, a fresh data directory, the test key.
-func testConfiguration(directory: TestDirectory, gatewayURL: String = "http://127.0.0.1:9") throws -> DaemonConfiguration {
-    var gateway = GatewaySettings(
-        memberId: TestKeys.memberId,
-        baseURL: gatewayURL,
-        notifyURL: "http://127.0.0.1:8080/notify",
-        callbackURL: "http://127.0.0.1:8080/return"
-    )
-    gateway.bankCodes = GatewaySettings.defaultBankCodes
+func testConfiguration(directory: TemporaryDirectory, gatewayURL: String = "http://127.0.0.1:9") throws -> DaemonConfiguration {
+    let gateway = GatewaySettings.testing(memberId: TestKeys.memberId, baseURL: gatewayURL)
     var configuration = DaemonConfiguration(gateway: gateway, key: TestKeys.key)
     configuration.dataDirectory = directory.path + "/ledger"
     configuration.socketPath = directory.path + "/ledgerd.sock"
@@ -128,7 +111,7 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Signed notification bodies as the gateway sends them: unencoded concatenation.
+/// Signed notification bodies as the gateway sends them, with the test key and member id.
 enum Notifications {
     static func fields(
         orderId: String,
@@ -137,18 +120,17 @@ enum Notifications {
         returnCode: String = "00",
         memberId: String = TestKeys.memberId
     ) -> [FormField] {
-        var fields = [
-            FormField("memberid", memberId), FormField("orderid", orderId), FormField("amount", amount),
-            FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"),
-            FormField("returncode", returnCode),
-        ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: TestKeys.key)))
-        return fields
+        SignedNotification.fields(
+            orderId: orderId,
+            amount: amount,
+            transactionId: transactionId,
+            returnCode: returnCode,
+            memberId: memberId,
+            key: TestKeys.key
+        )
     }
 
-    static func body(_ fields: [FormField]) -> String {
-        fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
-    }
+    static func body(_ fields: [FormField]) -> String { SignedNotification.body(fields) }
 }
 
 /// POSTs a body and returns status and body text.

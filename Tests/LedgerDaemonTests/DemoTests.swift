@@ -1,4 +1,5 @@
 import Foundation
+import LedgerTesting
 import Testing
 
 /// `ledgerd demo`, the README's first quick-start command, run as a real process.

@@ -7,13 +7,14 @@ import LedgerStore
 import Logging
 import NIOCore
 import NIOHTTP1
+import LedgerTesting
 import Testing
 
 /// The real daemon against the gateway simulator over real sockets.
 struct EndToEndTests {
     /// A simulator and a daemon wired to each other, both running for the length of `body`.
     static func withGatewayAndDaemon<T: Sendable>(
-        directory: TestDirectory,
+        directory: TemporaryDirectory,
         configure: @Sendable (inout DaemonConfiguration) -> Void = { _ in },
         _ body: @Sendable (RunningDaemon, GatewaySimulator) async throws -> T
     ) async throws -> T {
@@ -66,7 +67,7 @@ struct EndToEndTests {
 
     /// The happy path: created, paid by the gateway's notification, acknowledged once.
     @Test func happyPath() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         // The poller waits long enough that the notification, not a query, pays the order even on a busy machine.
         try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(20); $0.poll.deadline = .seconds(60) }) { running, simulator in
             try await Self.createAndSubmit(running, "E1")
@@ -81,7 +82,7 @@ struct EndToEndTests {
 
     /// A dropped notification is recovered by the poller from the gateway's query.
     @Test func droppedNotificationRecoveredByPoller() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
             try await Self.createAndSubmit(running, "E2")
             _ = try await simulator.pay("E2", faults: NotifyFaults(drop: true))
@@ -94,7 +95,7 @@ struct EndToEndTests {
 
     /// A forged and a tampered notification change nothing but the audit; the truth arrives by query.
     @Test func forgedAndTamperedChangeOnlyTheAudit() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(3) }) { running, simulator in
             try await Self.createAndSubmit(running, "E3")
             try await Self.createAndSubmit(running, "E4")
@@ -118,7 +119,7 @@ struct EndToEndTests {
 
     /// 100 concurrent copies of one notification: exactly one state change and 99 duplicates in the audit.
     @Test func hundredCopies() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(20); $0.poll.deadline = .seconds(60) }) { running, simulator in
             try await Self.createAndSubmit(running, "E5")
             _ = try await simulator.pay("E5", faults: NotifyFaults(copies: 100))
@@ -138,7 +139,7 @@ struct EndToEndTests {
 
     /// Query faults (5xx, HTML, timeout, bad signature) are recorded and retried; each order is paid in the end.
     @Test func queryFaultsRetriedAndRecorded() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let faults: [(String, QueryFault, String)] = [
             ("F1", .serverError, "5xx"), ("F2", .html, "unreadable"), ("F3", .timeout, "transport"),
             ("F4", .badSignature, "bad-signature"), ("F5", .errorEnvelope, "gateway-error"),
@@ -169,7 +170,7 @@ struct EndToEndTests {
 
     /// An order never paid expires at the deadline.
     @Test func unpaidOrderExpires() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.deadline = .seconds(2) }) { running, _ in
             try await Self.createAndSubmit(running, "E7")
             #expect(try await Self.eventually { try await running.daemon.ledger.order("E7")?.status == .expired })
@@ -178,7 +179,7 @@ struct EndToEndTests {
 
     /// A restart in the middle of polling resumes without loss: the order is still found paid.
     @Test func restartMidPollingResumes() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var simulatorConfiguration = SimulatorConfiguration(memberId: TestKeys.memberId, key: TestKeys.key)
         simulatorConfiguration.notifyRetryDelay = .milliseconds(100)
         let simulator = GatewaySimulator(configuration: simulatorConfiguration, logger: testLogger)

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// The fault suite (`tools/fault-suite`), run as real processes: its short version passes, and its checker is not
@@ -96,7 +97,7 @@ import Testing
     /// The checker is not a rubber stamp: an acknowledged callback the log does not hold, and an order whose
     /// second, different callback was applied, both fail the check; a truthful file passes.
     @Test func checkerCatchesViolations() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let dataDir = directory.path + "/ledger"
         try await Self.prepareLedger(dataDir)
         let ackFile = directory.path + "/acks"

@@ -6,6 +6,7 @@ import LedgerCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import LedgerTesting
 import Testing
 
 /// The gateway simulator over real sockets on 127.0.0.1: the simulator on port 0 and a tiny Hummingbird app on

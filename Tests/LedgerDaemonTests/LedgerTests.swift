@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// The Ledger actor over the in-memory store: order creation rules, callbacks, history.
@@ -137,7 +138,7 @@ struct LedgerTests {
 struct ConfigurationTests {
     /// Flags override the environment, which overrides the file.
     @Test func precedence() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let keyFile = directory.path + "/merchant.key"
         try "file-key-123\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
         let file = directory.path + "/ledgerd.json"
@@ -159,7 +160,7 @@ struct ConfigurationTests {
 
     /// The control socket's bounds come from the same sources, and a bad one names its key.
     @Test func controlSettings() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
         try #"{"control": {"connectionsMax": 7, "lineBytesMax": 4096}}"#.write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try await DaemonConfiguration.load(
@@ -198,7 +199,7 @@ struct ConfigurationTests {
     /// The store's batch-bytes and rebuild-chunk bounds and the order field limits have keys, read from every
     /// source, with their ranges enforced.
     @Test func storeAndOrderLimitKeys() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
         try #"{"store": {"batchBytesMax": 1048576}, "limits": {"order": {"textBytesMax": 600, "urlBytesMax": 1024}}}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
@@ -235,7 +236,7 @@ struct ConfigurationTests {
     /// A list in the JSON file (`"bankCodes": ["940", "950"]`) is read as the environment's comma-separated one, and a
     /// value of the wrong type is an error that names its key, not a silent default.
     @Test func jsonListsAndWrongTypes() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
         try #"{"gateway": {"bankCodes": ["940", "950"]}, "control": {"allowedUids": [1001, 1002]}}"#
             .write(toFile: file, atomically: true, encoding: .utf8)

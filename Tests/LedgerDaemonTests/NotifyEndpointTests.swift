@@ -5,6 +5,7 @@ import NIOHTTP1
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
@@ -21,7 +22,7 @@ struct NotifyEndpointTests {
 
     /// A valid notification is answered with exactly the two bytes OK, and only after it is in the log.
     @Test func acknowledgesValidNotification() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
             let client = HTTPClient()
@@ -43,7 +44,7 @@ struct NotifyEndpointTests {
 
     /// Bad signatures, foreign member ids, unknown orders and malformed bodies get 4xx bodies without "ok".
     @Test func refusals() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
             let client = HTTPClient()
@@ -79,7 +80,7 @@ struct NotifyEndpointTests {
     /// recorded. A chunked body that grows past the bound is refused the same way. Both refusals are logged, as every
     /// refused body is (rate-limited).
     @Test func announcedOversizedBodyIsRefusedAtOnce() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let log = CapturedLog()
         try await withRunningDaemon(try testConfiguration(directory: directory), logger: log.logger) { running in
             let port = try #require(URL(string: running.baseURL)?.port)
@@ -107,7 +108,7 @@ struct NotifyEndpointTests {
 
     /// 100 concurrent copies of one notification: one state change, 99 duplicates, every copy answered OK.
     @Test func duplicateStorm() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
             let client = HTTPClient(configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)))
@@ -129,7 +130,7 @@ struct NotifyEndpointTests {
 
     /// The pay page auto-submits the signed fields, HTML-escaped; the return page shows state and changes nothing.
     @Test func payAndReturnPages() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             _ = try await running.daemon.ledger.createOrder(
                 CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "<b>\"壳\"</b>")
@@ -155,7 +156,7 @@ struct NotifyEndpointTests {
 
     /// Health and metrics answer; metrics count callbacks by verdict.
     @Test func healthAndMetrics() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
             let client = HTTPClient()

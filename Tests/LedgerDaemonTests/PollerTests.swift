@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerDaemon
 import LedgerStore
 import Synchronization
+import LedgerTesting
 import Testing
 
 /// A gateway that answers from a script, and remembers what it was asked.
@@ -79,7 +80,7 @@ struct PollScheduleTests {
 
     /// The first attempt comes firstDelay after creation.
     @Test func firstAttempt() {
-        var random = SeededRandom(seed: 1)
+        var random = SplitMix64(seed: 1)
         let next = PollSchedule(settings: self.settings).next(for: self.state(createdAt: 0, attempts: 0, lastQueryAt: nil), random: &random)
         #expect(next == PollSchedule.Next(at: Instant(millisecondsSinceEpoch: 30_000), final: false, attempt: 1))
     }
@@ -87,7 +88,7 @@ struct PollScheduleTests {
     /// Later attempts wait a jittered delay within the capped exponential bound after the last attempt.
     @Test func backoffWithFullJitter() {
         let schedule = PollSchedule(settings: self.settings)
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         for attempts in 1...8 as ClosedRange<UInt32> {
             let bound = min(60_000, 10_000 << Int64(attempts - 1))
             var delays: Set<Int64> = []
@@ -104,7 +105,7 @@ struct PollScheduleTests {
 
     /// An attempt that would fall at or after the deadline is the final one, made at the deadline.
     @Test func finalAtDeadline() throws {
-        var random = SeededRandom(seed: 3)
+        var random = SplitMix64(seed: 3)
         for _ in 0..<50 {
             let next = try #require(PollSchedule(settings: self.settings).next(for: self.state(createdAt: 0, attempts: 5, lastQueryAt: 599_000), random: &random))
             // Never past the deadline, and final exactly when it lands on it.
@@ -117,7 +118,7 @@ struct PollScheduleTests {
 
     /// Paid, expired and unknown orders are not polled.
     @Test func nothingForSettledOrders() {
-        var random = SeededRandom(seed: 3)
+        var random = SplitMix64(seed: 3)
         var paid = self.state(createdAt: 0, attempts: 0, lastQueryAt: nil)
         paid.status = .paid
         #expect(PollSchedule(settings: self.settings).next(for: paid, random: &random) == nil)
@@ -223,7 +224,7 @@ struct QueryPollerTests {
 
     /// After a restart the poller resumes from the log: pending orders are scheduled from their recorded attempts.
     @Test func resumesAfterRestart() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let first = Harness(store: try LMDBEventStore(path: directory.path + "/ledger"))
         try await self.run(first) { harness in
             _ = try await harness.ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))

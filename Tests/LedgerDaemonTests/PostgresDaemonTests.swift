@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerDaemon
 import LedgerPostgres
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// Selecting the PostgreSQL store: its configuration keys, and the daemon running on it over real sockets.
@@ -28,7 +29,7 @@ struct PostgresDaemonTests {
         #expect(postgres.schema == "shop")
         #expect(postgres.connectionsMax == 12)
         #expect(!"\(postgres.connection)".contains("pw"))
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
         try #"{"store": {"backend": "postgres", "postgresUrl": "postgres://u@/d?host=/run/postgresql"}}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
@@ -59,7 +60,7 @@ struct PostgresDaemonTests {
     /// duplicate, the history and a refused backup that names pg_dump.
     @Test func daemonOnPostgres() async throws {
         let url = try requirePostgresURL()
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
         postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
@@ -97,7 +98,7 @@ struct PostgresDaemonTests {
     /// the log) reach a subscriber of the first as one gap-free run of sequence numbers.
     @Test(.timeLimit(.minutes(1))) func feedFollowsEveryDaemon() async throws {
         let url = try requirePostgresURL()
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
         postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)

@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// Issue 14 §1, end to end: notifications the gateway did not vouch for never enter the hash-chained log.
@@ -28,7 +29,7 @@ import Testing
     /// `unknown`. Now each is answered 403 and kept in the bounded quarantine: the log does not grow, no order is
     /// made, the oldest entries are dropped past `quarantine.entriesMax`, and the counts stay exact.
     @Test func forgedFloodFillsOnlyTheBoundedQuarantine() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.store.quarantineLimits.entriesMax = 100
         try await withRunningDaemon(configuration) { running in
@@ -73,7 +74,7 @@ import Testing
     /// The reproduction: 250 forged callbacks for one real order made its history 4 MB. Now its history holds only
     /// its own facts, its pay page is unaffected, and the audit still counts every forgery exactly.
     @Test func forgeriesForARealOrderStayOutOfItsHistory() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
             let client = HTTPClient()
@@ -107,7 +108,7 @@ import Testing
     /// A ledger written by an earlier build holds bad-signature callbacks in its chain: it opens, verifies and
     /// rebuilds as before, and the audit counts those together with the quarantine's.
     @Test func earlierBuildsBadSignatureEventsStillCount() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let configuration = try testConfiguration(directory: directory)
         let body = Self.forged("A1")
         do {

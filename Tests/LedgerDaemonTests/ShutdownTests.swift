@@ -5,6 +5,7 @@ import LedgerCore
 import LedgerDaemon
 import LedgerStore
 import Synchronization
+import LedgerTesting
 import Testing
 
 /// `ledgerd run` as a real process: SIGTERM with callbacks in flight loses no acknowledged callback.
@@ -30,7 +31,7 @@ struct ShutdownTests {
 
     /// Every notification answered OK before or during a SIGTERM is in the log afterwards, and the exit is clean.
     @Test func sigtermWithCallbacksInFlight() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         let dataDir = directory.path + "/ledger"
         let orders = 300
         try await Self.prepareOrders(dataDir, count: orders)

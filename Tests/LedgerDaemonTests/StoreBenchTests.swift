@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerPostgres
 import Logging
 import PostgresNIO
+import LedgerTesting
 import Testing
 
 /// `tools/bench store` in its smallest form, against the debug `ledger-bench`: the benchmark's own checks (each

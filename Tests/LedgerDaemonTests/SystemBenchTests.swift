@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Testing
 
 /// `tools/bench system` in its smallest form, against the debug `ledgerd`: the benchmark's own checks (every

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// The crash test, run as real processes: a writer killed with SIGKILL at random moments, twenty times.

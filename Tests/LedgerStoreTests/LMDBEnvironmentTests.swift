@@ -1,6 +1,7 @@
 import Foundation
 import LedgerStore
 import Synchronization
+import LedgerTesting
 import Testing
 
 @Suite("LMDB environment: locking, map growth, stale readers, backup")

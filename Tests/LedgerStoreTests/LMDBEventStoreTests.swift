@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Testing
 
 @testable import LedgerStore

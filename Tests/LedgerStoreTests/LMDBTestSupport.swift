@@ -1,5 +1,6 @@
 import Foundation
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// Runs `body` with a fresh, empty directory under the system's temporary directory and removes it afterwards,

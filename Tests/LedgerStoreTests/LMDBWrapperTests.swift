@@ -1,5 +1,6 @@
 import Foundation
 import LedgerStore
+import LedgerTesting
 import Testing
 
 @Suite("LMDB wrapper: transactions, puts and cursors")

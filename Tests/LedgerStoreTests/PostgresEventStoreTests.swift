@@ -3,6 +3,7 @@ import LedgerCore
 @testable import LedgerPostgres
 import LedgerStore
 import PostgresNIO
+import LedgerTesting
 import Testing
 
 /// What only the PostgreSQL store has to show: several daemons on one ledger, schema versions, SQL-level guards.

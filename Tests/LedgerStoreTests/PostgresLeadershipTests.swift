@@ -5,6 +5,7 @@ import LedgerStore
 import Logging
 import PostgresNIO
 import Synchronization
+import LedgerTesting
 import Testing
 
 /// Poll leadership on PostgreSQL (`SharedEventStore.whileLeading`): one leader per ledger at a time, a standby

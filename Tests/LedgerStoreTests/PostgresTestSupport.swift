@@ -3,6 +3,7 @@ import Foundation
 import LedgerStore
 import Logging
 import PostgresNIO
+import LedgerTesting
 import Testing
 
 /// The PostgreSQL the tests use: `LEDGER_TEST_POSTGRES_URL` (for example postgres://USER@127.0.0.1:5432/DB, or

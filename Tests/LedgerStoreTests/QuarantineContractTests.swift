@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerPostgres
 import LedgerStore
+import LedgerTesting
 import Testing
 
 extension StoreKind {

@@ -60,14 +60,3 @@ struct StoreFixture: Sendable {
     }
 }
 
-/// A fresh temporary directory that removes itself.
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-
-    init() {
-        self.path = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-store-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: self.path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: self.path) }
-}

@@ -23,24 +23,3 @@ public func fuzzInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> [UInt8] {
 /// a combining accent); the oracles compare bytes, because a round trip must give back what was written.
 public func utf8Bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-/// A small deterministic generator, for choices a target derives from its input (chunk sizes, limits).
-public struct SplitMix64 {
-    private var state: UInt64
-
-    public init(seed: UInt64) {
-        self.state = seed
-    }
-
-    public mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func next(upTo bound: Int) -> Int {
-        precondition(bound > 0)
-        return Int(self.next() % UInt64(bound))
-    }
-}

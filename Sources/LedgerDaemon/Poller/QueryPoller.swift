@@ -24,7 +24,7 @@ public actor QueryPoller: Service {
     private let metrics: LedgerMetrics
     private let health: HealthState
     private let logger: Logger
-    private var random: SeededRandom
+    private var random: SplitMix64
     private var heap = Heap<Due>()
     /// The live entry of each scheduled order; heap entries of older generations are stale and skipped.
     private var scheduled: [String: (next: PollSchedule.Next, generation: UInt64)] = [:]
@@ -56,7 +56,7 @@ public actor QueryPoller: Service {
         self.gateway = gateway
         self.schedule = PollSchedule(settings: settings)
         self.clock = clock
-        self.random = SeededRandom(seed: seed)
+        self.random = SplitMix64(seed: seed)
         self.metrics = metrics
         self.health = health
         self.logger = logger

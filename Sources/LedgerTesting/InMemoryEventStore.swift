@@ -1,4 +1,5 @@
 public import LedgerCore
+public import LedgerStore
 
 /// An event store in memory, with the same contract as the LMDB store: for fast tests of everything above the
 /// store, and as the reference the contract suite holds the LMDB store to. Nothing survives the process.

@@ -1,0 +1,48 @@
+public import LedgerCore
+
+/// The gateway's payment notification as it posts it, signed with a merchant key: the fields concatenated without
+/// URL encoding (gateway-protocol.md §3). The one builder the tests, the fault suite, the benchmarks and the crash
+/// test use; the gateway simulator builds its own, with its faults, the same way.
+public enum SignedNotification {
+    /// The six documented fields in the gateway's order, then `sign`.
+    public static func fields(
+        orderId: String,
+        amount: String = "12.5000",
+        transactionId: String,
+        dateTime: String = "20261127093000",
+        returnCode: String = "00",
+        memberId: String,
+        key: MerchantKey
+    ) -> [FormField] {
+        var fields = [
+            FormField("memberid", memberId), FormField("orderid", orderId), FormField("amount", amount),
+            FormField("transaction_id", transactionId), FormField("datetime", dateTime),
+            FormField("returncode", returnCode),
+        ]
+        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: key)))
+        return fields
+    }
+
+    /// The form body: `name=value` pairs joined with `&`, unencoded.
+    public static func body(_ fields: [FormField]) -> String {
+        fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
+    }
+}
+
+extension GatewaySettings {
+    /// Settings for a gateway at `baseURL` and a daemon reachable at `publicURL`, with the document's bank codes.
+    public static func testing(
+        memberId: String = "10001",
+        baseURL: String = "http://127.0.0.1:9",
+        publicURL: String = "http://127.0.0.1:8080"
+    ) -> GatewaySettings {
+        var settings = GatewaySettings(
+            memberId: memberId,
+            baseURL: baseURL,
+            notifyURL: publicURL + "/notify",
+            callbackURL: publicURL + "/return"
+        )
+        settings.bankCodes = GatewaySettings.defaultBankCodes
+        return settings
+    }
+}
