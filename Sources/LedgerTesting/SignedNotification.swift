@@ -46,3 +46,35 @@ extension GatewaySettings {
         return settings
     }
 }
+
+extension SignedNotification {
+    /// A forged copy of `fields`: the signature replaced with `filler` repeated to 32 digits.
+    public static func forged(_ fields: [FormField], filler: Character = "0") -> [FormField] {
+        var fields = fields
+        fields[fields.count - 1] = FormField("sign", String(repeating: filler, count: 32))
+        return fields
+    }
+
+    /// The callback event a daemon of an earlier build (or a test of the store) records for `fields` as received,
+    /// with the verdict they earn under `key`.
+    public static func event(
+        _ fields: [FormField],
+        key: MerchantKey,
+        at instant: Instant,
+        remoteAddress: String = "127.0.0.1:40000"
+    ) -> PendingEvent {
+        let notification = try! PaymentNotification.parse(Array(Self.body(fields).utf8))
+        return PendingEvent(
+            recordedAt: instant,
+            orderId: notification.orderId,
+            payload: .callbackReceived(
+                CallbackReceived(
+                    notification,
+                    remoteAddress: remoteAddress,
+                    verdict: notification.verify(key: key),
+                    dialect: .document
+                )
+            )
+        )
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerTesting
 
 /// Builds the benchmark's events through the real core, as the daemon would: a signed pay request for each order
 /// (order-created), then the gateway's signed notification for it (callback-received). Every order id is distinct,
@@ -92,13 +93,14 @@ struct Workload: Sendable {
     /// The gateway's signed notification that order `order` was paid, as the form body it posts.
     func notificationBody(_ order: Int) -> [UInt8] {
         let orderId = self.orderId(order)
-        var fields = [
-            FormField("memberid", "10001"), FormField("orderid", orderId),
-            FormField("amount", self.amount(order).notified), FormField("transaction_id", "T\(orderId)"),
-            FormField("datetime", "20261127093000"), FormField("returncode", "00"),
-        ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: self.key)))
-        return Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+        let fields = SignedNotification.fields(
+            orderId: orderId,
+            amount: self.amount(order).notified,
+            transactionId: "T\(orderId)",
+            memberId: "10001",
+            key: self.key
+        )
+        return Array(SignedNotification.body(fields).utf8)
     }
 
     func callback(_ order: Int) throws -> PendingEvent {

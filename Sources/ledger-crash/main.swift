@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerStore
+import LedgerTesting
 
 /// The crash test: a child appends under concurrency and records every acknowledged event on a side channel only
 /// after its append returned; the parent kills it with SIGKILL at random moments, reopens the store and checks
@@ -207,19 +208,12 @@ struct CrashEvents: Sendable {
     }
 
     func callback(_ orderId: String, forged: Bool = false) -> PendingEvent {
-        var fields = [
-            FormField("memberid", "10001"), FormField("orderid", orderId), FormField("amount", "12.5000"),
-            FormField("transaction_id", "T\(orderId)"), FormField("datetime", "20261127093000"),
-            FormField("returncode", "00"),
-        ]
-        fields.append(FormField("sign", forged ? String(repeating: "0", count: 32) : Signer.sign(fields, kind: .notify, key: self.key)))
-        let notification = try! PaymentNotification.parse(Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8))
-        return PendingEvent(
-            recordedAt: self.now,
-            orderId: orderId,
-            payload: .callbackReceived(
-                CallbackReceived(notification, remoteAddress: "127.0.0.1:1", verdict: notification.verify(key: self.key), dialect: .document)
-            )
+        let fields = SignedNotification.fields(orderId: orderId, transactionId: "T\(orderId)", memberId: "10001", key: self.key)
+        return SignedNotification.event(
+            forged ? SignedNotification.forged(fields) : fields,
+            key: self.key,
+            at: self.now,
+            remoteAddress: "127.0.0.1:1"
         )
     }
 

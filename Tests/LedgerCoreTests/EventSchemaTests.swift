@@ -24,12 +24,14 @@ struct EventSchemaTests {
         request.attach = "会员"
         request.productDesc = "desc"
         let pay = try PayRequest.build(request, settings: settings, key: key, appliedAt: now).get()
-        var fields = [
-            FormField("memberid", "10001"), FormField("orderid", "S1"), FormField("amount", "100.0000"),
-            FormField("transaction_id", "T1"), FormField("datetime", "20261127093000"), FormField("returncode", "00"),
-        ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: key)))
-        let body = Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+        let fields = SignedNotification.fields(
+            orderId: "S1",
+            amount: "100.0000",
+            transactionId: "T1",
+            memberId: "10001",
+            key: key
+        )
+        let body = Array(SignedNotification.body(fields).utf8)
         let notification = try PaymentNotification.parse(body)
         let replyBody = Array("{\"status\":\"error\",\"msg\":\"订单不存在\"}".utf8)
         let payloads: [EventPayload] = [

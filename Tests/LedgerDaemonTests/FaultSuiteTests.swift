@@ -47,15 +47,13 @@ import Testing
         )
         let now = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
         func callback(_ orderId: String, _ transactionId: String) throws -> PendingEvent {
-            var fields = [
-                FormField("memberid", "10001"), FormField("orderid", orderId), FormField("amount", "12.5000"),
-                FormField("transaction_id", transactionId), FormField("datetime", "20261127093000"),
-                FormField("returncode", "00"),
-            ]
-            fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: Self.key)))
-            let notification = try PaymentNotification.parse(
-                Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+            let fields = SignedNotification.fields(
+                orderId: orderId,
+                transactionId: transactionId,
+                memberId: "10001",
+                key: Self.key
             )
+            let notification = try PaymentNotification.parse(Array(SignedNotification.body(fields).utf8))
             return PendingEvent(
                 recordedAt: now,
                 orderId: orderId,

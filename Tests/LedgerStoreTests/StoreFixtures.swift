@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerStore
+import LedgerTesting
 
 /// Builds realistic events through the real core: signed orders, signed notifications, query results.
 struct StoreFixture: Sendable {
@@ -31,21 +32,18 @@ struct StoreFixture: Sendable {
         forged: Bool = false,
         at offset: Int64 = 1
     ) -> PendingEvent {
-        var fields = [
-            FormField("memberid", "10001"), FormField("orderid", orderId), FormField("amount", amount),
-            FormField("transaction_id", transactionId ?? "T-\(orderId)"), FormField("datetime", "20261127093000"),
-            FormField("returncode", returnCode),
-        ]
-        let sign = forged ? String(repeating: "A", count: 32) : Signer.sign(fields, kind: .notify, key: self.key)
-        fields.append(FormField("sign", sign))
-        let body = Array(fields.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
-        let notification = try! PaymentNotification.parse(body)
-        return PendingEvent(
-            recordedAt: self.start.adding(milliseconds: offset),
+        let fields = SignedNotification.fields(
             orderId: orderId,
-            payload: .callbackReceived(
-                CallbackReceived(notification, remoteAddress: "127.0.0.1:40000", verdict: notification.verify(key: self.key), dialect: .document)
-            )
+            amount: amount,
+            transactionId: transactionId ?? "T-\(orderId)",
+            returnCode: returnCode,
+            memberId: "10001",
+            key: self.key
+        )
+        return SignedNotification.event(
+            forged ? SignedNotification.forged(fields, filler: "A") : fields,
+            key: self.key,
+            at: self.start.adding(milliseconds: offset)
         )
     }
 
