@@ -28,9 +28,52 @@ struct DaemonOptions: ParsableArguments {
             let client = try ControlClient(path: self.socketPath)
             return try client.call(method, params, onNotification: onNotification)
         } catch {
-            Output.error("ledgerctl: \(error.description)")
-            throw ExitCode(error.exitCode)
+            throw self.fail(error)
         }
+    }
+
+    /// Reports a failure the documented way and returns the exit code to throw: the message on standard error, or
+    /// with `--json` one object on standard output, `{"error": {"code", "name", "message"}}` (`code` is the
+    /// daemon's JSON-RPC code, null when the daemon was not reached).
+    func fail(_ error: ClientError) -> ExitCode {
+        if self.json {
+            let object: JSONValue
+            switch error {
+            case .daemon(let code, let name, let message):
+                object = ["code": .number(String(code)), "name": .string(name), "message": .string(message)]
+            case .cannotConnect(let message):
+                object = ["code": .null, "name": "cannot-connect", "message": .string(message)]
+            case .protocolFailure(let message):
+                object = ["code": .null, "name": "protocol-failure", "message": .string(message)]
+            }
+            print(JSONWriter.write(["error": object], options: .sortedKeys))
+        } else {
+            Output.error("ledgerctl: \(error.description)")
+        }
+        return ExitCode(error.exitCode)
+    }
+
+    /// Calls a method that reports progress, drawing it as a bar on standard error (not with `--json`) that ends at
+    /// 100% when the answer comes.
+    func callWithProgress(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+        var last: JSONValue?
+        let result = try self.call(method, params) { notification, progress in
+            if notification == method + ".progress", !self.json {
+                last = progress
+                _ = progressLine(progress)
+            }
+            return true
+        }
+        if let last {
+            var finished = last
+            if case .object(var members) = last {
+                members["done"] = last["total"] ?? .null
+                finished = .object(members)
+            }
+            _ = progressLine(finished)
+            Output.error("")
+        }
+        return result
     }
 
     /// Prints the result as JSON with `--json`, or as `human` renders it.
@@ -366,7 +409,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let result = try self.daemon.call("ledger.verify")
+        let result = try self.daemon.callWithProgress("ledger.verify")
         self.daemon.show(result) { result in
             if result["intact"] == .bool(true) {
                 return "chain intact: \(Output.text(result["eventsChecked"])) events, head \(Output.text(result["head"]?["sequence"])) \(Output.text(result["head"]?["hash"]))"
@@ -397,14 +440,7 @@ struct Rebuild: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        var drew = false
-        let result = try self.daemon.call("projection.rebuild") { method, params in
-            if method == "projection.rebuild.progress", !self.daemon.json {
-                drew = progressLine(params)
-            }
-            return true
-        }
-        if drew { Output.error("") }
+        let result = try self.daemon.callWithProgress("projection.rebuild")
         self.daemon.show(result) { result in
             "rebuilt: \(Output.text(result["eventsReplayed"])) events, \(Output.text(result["orders"])) orders, head \(Output.text(result["head"]?["sequence"])), \(Output.text(result["seconds"])) s"
         }
@@ -422,7 +458,10 @@ struct VerifyProjection: ParsableCommand {
     @Option(help: "The most differing orders to show.") var differencesMax: Int = 100
 
     func run() throws {
-        let result = try self.daemon.call("projection.verify", ["differencesMax": .number(String(self.differencesMax))])
+        let result = try self.daemon.callWithProgress(
+            "projection.verify",
+            ["differencesMax": .number(String(self.differencesMax))]
+        )
         self.daemon.show(result) { result in
             var text = "compared \(Output.text(result["ordersCompared"])) orders after \(Output.text(result["eventsReplayed"])) events: "
             text += "\(Output.text(result["differenceCount"])) differ"
@@ -495,6 +534,9 @@ struct Tail: ParsableCommand {
                 } else {
                     print([Output.text(event["sequence"]), Output.text(event["recordedAt"]), Output.text(event["type"]), Output.text(event["orderId"])].joined(separator: "  "))
                 }
+                // Each event reaches a reader as it commits, even through a pipe (where standard output is
+                // block-buffered), and none is lost in a buffer when tail is killed.
+                fflush(nil)
                 seen += 1
                 return self.count.map { seen < $0 } ?? true
             case "events.dropped":
@@ -509,8 +551,7 @@ struct Tail: ParsableCommand {
             _ = try client.call("events.subscribe", params)
             if self.count.map({ seen < $0 }) ?? true { try client.listen(handle) }
         } catch {
-            Output.error("ledgerctl: \(error.description)")
-            throw ExitCode(error.exitCode)
+            throw self.daemon.fail(error)
         }
         if let dropped {
             Output.error("ledgerctl: the daemon ended the subscription: \(dropped)")

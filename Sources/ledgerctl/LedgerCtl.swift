@@ -17,7 +17,7 @@ struct LedgerCtl: ParsableCommand {
     /// tools use, so scripts can tell a usage error from a negative answer (1) and an unreachable daemon (3).
     static func main() {
         do {
-            var command = try Self.parseAsRoot()
+            var command = try Self.parseAsRoot(Self.globalOptionsMoved(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             let code = Self.exitCode(for: error)
@@ -27,6 +27,37 @@ struct LedgerCtl: ParsableCommand {
             }
             Self.exit(withError: error)
         }
+    }
+}
+
+extension LedgerCtl {
+    /// The options every daemon command takes, which may also stand before the subcommand
+    /// (`ledgerctl --socket S stats`, as with `psql` or `kubectl`): moved after it, where the parser reads them.
+    static let globalOptions: [(name: String, takesValue: Bool)] = [("--socket", true), ("--json", false)]
+
+    static func globalOptionsMoved(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        scan: while index < arguments.count {
+            let argument = arguments[index]
+            for option in Self.globalOptions {
+                if argument == option.name {
+                    let width = option.takesValue ? 2 : 1
+                    leading += arguments[index..<min(index + width, arguments.count)]
+                    index += width
+                    continue scan
+                }
+                if option.takesValue, argument.hasPrefix(option.name + "=") {
+                    leading.append(argument)
+                    index += 1
+                    continue scan
+                }
+            }
+            break
+        }
+        guard !leading.isEmpty, index < arguments.count else { return arguments }
+        // The subcommand, then the global options, then the rest.
+        return [arguments[index]] + leading + arguments[(index + 1)...]
     }
 }
 

@@ -9,9 +9,16 @@ import Testing
 @Suite(.serialized) struct ControlCtlTests {
     static func executable() throws -> String { try builtExecutable("ledgerctl").path }
 
-    static func ctl(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, out: String, err: String) {
+    /// Runs ledgerctl with its output on pipes; with `timeoutSeconds`, under `timeout`, which ends it with SIGKILL
+    /// then (exit status 137). Not SIGTERM: a child of this test process inherits the daemon's ignored SIGTERM.
+    static func ctl(
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        timeoutSeconds: Int? = nil
+    ) async throws -> (status: Int32, out: String, err: String) {
         let path = try Self.executable()
-        let (status, out, err) = try await blocking { try runProcessSplit(path, arguments, environment: environment) }
+        let (command, all) = timeoutSeconds.map { ("/usr/bin/timeout", ["-s", "KILL", "\($0)", path] + arguments) } ?? (path, arguments)
+        let (status, out, err) = try await blocking { try runProcessSplit(command, all, environment: environment) }
         return (status, out, err)
     }
 
@@ -129,6 +136,47 @@ import Testing
         let long = try await Self.ctl(["stats", "--socket", directory.path + "/" + String(repeating: "s", count: 120) + ".sock"])
         #expect(long.status == 3)
         #expect(long.err.contains("too long for a Unix socket"))
+    }
+
+    /// Global options may stand before the subcommand; with `--json` an error is one JSON object on standard output.
+    @Test func globalOptionsAndJSONErrors() async throws {
+        try await withControlDaemon { harness in
+            let before = try await Self.ctl(["--socket", harness.socketPath, "--json", "stats"])
+            #expect(before.status == 0, "\(before.err)")
+            #expect(try JSONParser.parse(before.out)["head"]?["sequence"] == .number("0"))
+            let equals = try await Self.ctl(["--socket=\(harness.socketPath)", "get", "NOPE", "--json"])
+            #expect(equals.status == 1)
+            let error = try JSONParser.parse(equals.out)["error"]
+            #expect(error?["name"] == "order-not-found")
+            #expect(error?["code"]?.int64Value != nil)
+            #expect(error?["message"]?.stringValue?.contains("NOPE") == true)
+            #expect(equals.err.isEmpty)
+        }
+        let directory = TemporaryDirectory()
+        let unreachable = try await Self.ctl(["--json", "stats", "--socket", directory.path + "/none.sock"])
+        #expect(unreachable.status == 3)
+        let error = try JSONParser.parse(unreachable.out)["error"]
+        #expect(error?["name"] == "cannot-connect")
+        #expect(error?["code"] == .null)
+    }
+
+    /// `tail --json` through a pipe writes each event as it arrives: killed while it waits for more, it has
+    /// already handed over what it printed (block-buffered, the line would die with the process).
+    @Test func tailThroughAPipeIsNotBuffered() async throws {
+        try await withControlDaemon { harness in
+            _ = try await harness.call(
+                "order.create",
+                ["orderId": "P1", "amount": "1.00", "bankCode": "942", "productName": "x"]
+            )
+            let tail = try await Self.ctl(
+                ["tail", "--json", "--from", "1", "--socket", harness.socketPath],
+                timeoutSeconds: 3
+            )
+            // Ended by SIGKILL: `timeout` reports 137, or is itself reported killed by signal 9.
+            #expect([9, 137].contains(tail.status), "\(tail.status) \(tail.err)")
+            let first = try JSONParser.parse(String(tail.out.split(separator: "\n").first ?? ""))
+            #expect(first["orderId"] == "P1")
+        }
     }
 
     /// `sign` still works offline.
