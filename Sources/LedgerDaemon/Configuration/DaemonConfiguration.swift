@@ -117,6 +117,12 @@ public struct PollSettings: Sendable, Hashable {
     public var deadline: Duration = .seconds(1800)
     /// `poll.concurrency`: queries in flight at once.
     public var concurrency: Int = 8
+    /// `poll.queriesPerSecondMax`: queries started in any one second, whatever is due. After a restart with many
+    /// pending orders, or while the gateway fails fast, the concurrency bound alone lets the poller send thousands
+    /// of queries a second. 20 a second is well under what a gateway's query interface can be expected to take
+    /// from one merchant, and still polls 72,000 orders an hour: a merchant's unpaid orders are polled on
+    /// schedule, and a backlog drains steadily instead of hammering the gateway.
+    public var queriesPerSecondMax: Int = 20
     /// `poll.attemptTimeoutMs`: one query's timeout.
     public var attemptTimeout: Duration = .seconds(10)
     /// `poll.bodyBytesMax`: the most of a reply body that is read and recorded.
@@ -267,6 +273,7 @@ extension DaemonConfiguration {
         poll.deadline = try values.milliseconds("poll.deadlineMs", range: 1...(30 * 86_400_000)) ?? poll.deadline
         poll.attemptTimeout = try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
         poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
+        poll.queriesPerSecondMax = try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
         poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
         guard poll.backoffCap >= poll.backoffBase else {
             throw ConfigurationError(key: "poll.backoffCapMs", message: "must be at least poll.backoffBaseMs")
