@@ -365,7 +365,8 @@ struct Backup: ParsableCommand {
     )
 
     @OptionGroup var daemon: DaemonOptions
-    @Argument(help: "Where to write the copy; relative paths are resolved here.") var path: String
+    @Argument(help: "A new directory for the copy, in a parent that exists; relative paths are resolved here.")
+    var path: String
 
     func run() throws {
         let absolute = self.path.hasPrefix("/") ? self.path : FileManager.default.currentDirectoryPath + "/" + self.path

@@ -332,7 +332,9 @@ public final class ControlMethods: Sendable {
     func backup(_ params: ControlParams) async throws -> JSONValue {
         try params.allow(["path"])
         let path = try params.requiredString("path")
-        guard path.hasPrefix("/") else { throw ControlError.invalidParams("ledger.backup: path must be absolute.") }
+        if let problem = BackupDestination.problem(path) {
+            throw ControlError.invalidParams("ledger.backup: the path \(path) is refused because \(problem).")
+        }
         let report: BackupReport
         do {
             report = try await self.store.backup(to: path)
