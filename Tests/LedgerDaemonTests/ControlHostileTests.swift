@@ -1,0 +1,187 @@
+import Foundation
+import LedgerCore
+import LedgerDaemon
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control socket against clients that are foreign, greedy or careless: over the real socket.
+@Suite(.serialized) struct ControlHostileTests {
+    /// Records `count` copies of one valid notification for `orderId` (one accepted, the rest duplicates).
+    static func callbacks(_ harness: ControlHarness, orderId: String, count: Int) async throws {
+        _ = try await harness.daemon.ledger.createOrder(
+            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
+        )
+        let body = Array(Notifications.body(Notifications.fields(orderId: orderId)).utf8)
+        for _ in 0..<count { _ = try await harness.daemon.ledger.recordNotification(body: body, remoteAddress: "test") }
+    }
+
+    static func errorCode(_ response: JSONValue) -> JSONValue? { response["error"]?["code"] }
+
+    /// Connections of a foreign uid are refused and closed at once without counting against
+    /// control.connectionsMax: while it holds many open, root is still served.
+    @Test(.enabled(if: getuid() == 0, "needs root to run a client under another uid"))
+    func foreignUidDoesNotCount() async throws {
+        try await withControlDaemon(socketMode: 0o660, configure: { $0.connectionsMax = 4 }) { harness in
+            // Where the other uid can write: the test's own directory is private.
+            let marker = FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-held-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: marker) }
+            // Ten connections as uid 65534, held open by the client; it reports how many the daemon closed.
+            let script = """
+                import os, socket, sys
+                os.setgroups([0]); os.setgid(0); os.setuid(65534)
+                held = []
+                for _ in range(10):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(sys.argv[1])
+                    held.append(s)
+                os.close(os.open(sys.argv[2], os.O_CREAT | os.O_WRONLY, 0o666))
+                closed = 0
+                for s in held:
+                    s.settimeout(20)
+                    data = b''
+                    try:
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk: break
+                            data += chunk
+                        if b'permission-denied' in data: closed += 1
+                    except socket.timeout:
+                        pass
+                sys.stdout.write('closed %d' % closed)
+                """
+            let path = harness.socketPath
+            let client = Task { try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path, marker]) } }
+            var connected = false
+            for _ in 0..<400 where !connected {
+                connected = FileManager.default.fileExists(atPath: marker)
+                if !connected { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(connected)
+            let stats = try await harness.call("ledger.stats")
+            #expect(stats["result"] != nil, "\(stats)")
+            let result = try await client.value
+            #expect(result.output.contains("closed 10"), "\(result.output)")
+        }
+    }
+
+    /// A client that pipelines three times control.requestsInFlightMax requests at once is slowed, not refused:
+    /// every request is answered with its result.
+    @Test func pipeliningIsSlowedNotRefused() async throws {
+        try await withControlDaemon(configure: { $0.requestsInFlightMax = 4 }) { harness in
+            let path = harness.socketPath
+            try await blocking {
+                let socket = try TestSocket(path)
+                for round in 0..<2 {
+                    var batch = ""
+                    for index in 0..<12 {
+                        batch += "{\"jsonrpc\":\"2.0\",\"id\":\(round * 100 + index),\"method\":\"ledger.stats\"}\n"
+                    }
+                    socket.send(batch)
+                    var ids: Set<JSONValue> = []
+                    for _ in 0..<12 {
+                        let message = try #require(try socket.readMessage())
+                        #expect(message["result"] != nil, "\(message)")
+                        if let id = message["id"] { ids.insert(id) }
+                    }
+                    #expect(ids.count == 12)
+                }
+            }
+        }
+    }
+
+    /// Order ids no order can have, and cursors naming one, are invalid params (-32602) in every method that
+    /// looks an order up, never an internal error from the store.
+    @Test func impossibleKeysAreInvalidParams() async throws {
+        try await withControlDaemon { harness in
+            let long = String(repeating: "A", count: 600)
+            let calls: [(String, JSONObject)] = [
+                ("order.get", ["orderId": ""]), ("order.get", ["orderId": .string(long)]),
+                ("order.get", ["orderId": "a b"]), ("order.history", ["orderId": ""]),
+                ("order.history", ["orderId": .string(long)]), ("order.queryNow", ["orderId": ""]),
+                ("callbacks.audit", ["orderId": ""]), ("order.list", ["cursor": "created:"]),
+                ("order.list", ["cursor": .string("created:" + long)]), ("order.list", ["cursor": "paid:"]),
+                ("order.history", ["orderId": "H1", "cursor": ""]), ("order.history", ["orderId": "H1", "cursor": "-1"]),
+            ]
+            for (method, params) in calls {
+                let response = try await harness.call(method, params)
+                #expect(Self.errorCode(response) == .number("-32602"), "\(method) \(params): \(response)")
+            }
+        }
+    }
+
+    /// order.history pages: without params the first page of 100 and a cursor; the cursors lead through every
+    /// entry once, in order; the answers match the schemas; a cursor that is no event of the order is refused.
+    @Test func historyPages() async throws {
+        try await withControlDaemon { harness in
+            try await Self.callbacks(harness, orderId: "H1", count: 250)
+            let rpc = try await harness.session()
+            let records = try await blocking { () throws -> [SchemaRecord] in
+                let first = try rpc.call("order.history", ["orderId": "H1"])
+                #expect(first["result"]?["entries"]?.arrayValue?.count == 100)
+                var sequences = (first["result"]?["entries"]?.arrayValue ?? []).compactMap { $0["event"]?["sequence"]?.int64Value }
+                var cursor = first["result"]?["nextCursor"]
+                while let next = cursor?.stringValue {
+                    let page = try rpc.call("order.history", ["orderId": "H1", "cursor": .string(next), "limit": 70])
+                    let entries = page["result"]?["entries"]?.arrayValue ?? []
+                    #expect(!entries.isEmpty && entries.count <= 70)
+                    sequences += entries.compactMap { $0["event"]?["sequence"]?.int64Value }
+                    cursor = page["result"]?["nextCursor"]
+                }
+                #expect(cursor == .null)
+                #expect(sequences.count == 251)
+                #expect(sequences == sequences.sorted() && Set(sequences).count == 251)
+                let stranger = try rpc.call("order.history", ["orderId": "H1", "cursor": "999999"])
+                #expect(Self.errorCode(stranger) == .number("-32602"))
+                return rpc.records
+            }
+            let checked = try checkSchemas(records)
+            #expect(checked.status == 0, "\(checked.output)")
+        }
+    }
+
+    /// One answer larger than control.writeBufferBytesMax reaches a client that reads it: a large answer is not a
+    /// client that does not read.
+    @Test func largeAnswerIsNotASlowClient() async throws {
+        try await withControlDaemon(configure: { $0.writeBufferBytesMax = 4096 }) { harness in
+            try await Self.callbacks(harness, orderId: "H2", count: 40)
+            let response = try await harness.call("order.history", ["orderId": "H2", "limit": 1000])
+            #expect(response["result"]?["entries"]?.arrayValue?.count == 41, "\(response)")
+        }
+    }
+
+    /// `ledgerctl history` follows the pages and prints every entry.
+    @Test func ctlHistoryFollowsPages() async throws {
+        try await withControlDaemon { harness in
+            try await Self.callbacks(harness, orderId: "H3", count: 1100)
+            let out = try await ControlCtlTests.ctl(["history", "H3", "--json", "--socket", harness.socketPath])
+            #expect(out.status == 0, "\(out.err)")
+            let result = try JSONParser.parse(
+                Array(out.out.utf8),
+                limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28)
+            )
+            #expect(result["entries"]?.arrayValue?.count == 1101)
+        }
+    }
+
+    /// A backup goes into a new directory in an existing parent: directory 0700, file 0600. A missing parent or
+    /// an existing path is refused with -32602 naming the path and why, and nothing is created.
+    @Test func backupPaths() async throws {
+        try await withControlDaemon { harness in
+            let base = harness.directory.path
+            let good = try await harness.call("ledger.backup", ["path": .string(base + "/copy")])
+            #expect(good["result"] != nil, "\(good)")
+            var status = stat()
+            #expect(stat(base + "/copy", &status) == 0 && status.st_mode & 0o777 == 0o700)
+            #expect(stat(base + "/copy/data.mdb", &status) == 0 && status.st_mode & 0o777 == 0o600)
+            for path in [base + "/missing/dir/x", base + "/copy", "relative/x", base + "/.."] {
+                let refused = try await harness.call("ledger.backup", ["path": .string(path)])
+                #expect(Self.errorCode(refused) == .number("-32602"), "\(path): \(refused)")
+                #expect(refused["error"]?["message"]?.stringValue?.contains(path) == true, "\(refused)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: base + "/missing"))
+        }
+    }
+}
