@@ -15,7 +15,9 @@ struct DuplicateStormScenario {
         let daemon = try DaemonProcess(
             binaries: self.binaries,
             directory: self.directory,
-            extra: ["limits": ["http": ["idleTimeoutMs": 10000]]]
+            // The copies come from one address here, as they would not from a real gateway; 512 at once need
+            // their own per-address bound.
+            extra: ["limits": ["http": ["idleTimeoutMs": 10000, "connectionsPerAddressMax": 1024]]]
         )
         try await daemon.start()
         defer { Task { [daemon] in await daemon.stop() } }
