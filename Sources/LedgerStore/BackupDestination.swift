@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a backup may be written: a new directory in a parent that already exists. The daemon usually runs as a

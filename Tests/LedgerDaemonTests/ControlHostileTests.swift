@@ -4,7 +4,7 @@ import LedgerDaemon
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The control socket against clients that are foreign, greedy or careless: over the real socket.
@@ -26,7 +26,9 @@ import Glibc
     func foreignUidDoesNotCount() async throws {
         try await withControlDaemon(socketMode: 0o660, configure: { $0.connectionsMax = 4 }) { harness in
             // Where the other uid can write: the test's own directory is private.
-            let marker = FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-held-\(UUID().uuidString)").path
+            let marker = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "ledgerd-held-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: marker) }
             // Ten connections as uid 65534, held open by the client; it reports how many the daemon closed.
             let script = """
@@ -53,7 +55,9 @@ import Glibc
                 sys.stdout.write('closed %d' % closed)
                 """
             let path = harness.socketPath
-            let client = Task { try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path, marker]) } }
+            let client = Task {
+                try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path, marker]) }
+            }
             var connected = false
             for _ in 0..<400 where !connected {
                 connected = FileManager.default.fileExists(atPath: marker)
@@ -72,22 +76,28 @@ import Glibc
     @Test func pipeliningIsSlowedNotRefused() async throws {
         try await withControlDaemon(configure: { $0.requestsInFlightMax = 4 }) { harness in
             let path = harness.socketPath
-            try await blocking {
+            let answers = try await blocking { () throws -> [[JSONValue]] in
                 let socket = try TestSocket(path)
+                var rounds: [[JSONValue]] = []
                 for round in 0..<2 {
                     var batch = ""
                     for index in 0..<12 {
                         batch += "{\"jsonrpc\":\"2.0\",\"id\":\(round * 100 + index),\"method\":\"ledger.stats\"}\n"
                     }
                     socket.send(batch)
-                    var ids: Set<JSONValue> = []
+                    var messages: [JSONValue] = []
                     for _ in 0..<12 {
-                        let message = try #require(try socket.readMessage())
-                        #expect(message["result"] != nil, "\(message)")
-                        if let id = message["id"] { ids.insert(id) }
+                        guard let message = try socket.readMessage() else { break }
+                        messages.append(message)
                     }
-                    #expect(ids.count == 12)
+                    rounds.append(messages)
                 }
+                return rounds
+            }
+            for messages in answers {
+                #expect(messages.count == 12)
+                #expect(messages.allSatisfy { $0["result"] != nil }, "\(messages.filter { $0["result"] == nil })")
+                #expect(Set(messages.compactMap { $0["id"] }).count == 12)
             }
         }
     }
@@ -103,7 +113,8 @@ import Glibc
                 ("order.history", ["orderId": .string(long)]), ("order.queryNow", ["orderId": ""]),
                 ("callbacks.audit", ["orderId": ""]), ("order.list", ["cursor": "created:"]),
                 ("order.list", ["cursor": .string("created:" + long)]), ("order.list", ["cursor": "paid:"]),
-                ("order.history", ["orderId": "H1", "cursor": ""]), ("order.history", ["orderId": "H1", "cursor": "-1"]),
+                ("order.history", ["orderId": "H1", "cursor": ""]),
+                ("order.history", ["orderId": "H1", "cursor": "-1"]),
             ]
             for (method, params) in calls {
                 let response = try await harness.call(method, params)
@@ -118,25 +129,33 @@ import Glibc
         try await withControlDaemon { harness in
             try await Self.callbacks(harness, orderId: "H1", count: 250)
             let rpc = try await harness.session()
-            let records = try await blocking { () throws -> [SchemaRecord] in
+            let seen = try await blocking {
+                () throws -> (pages: [Int], sequences: [Int64], last: JSONValue?, stranger: JSONValue) in
                 let first = try rpc.call("order.history", ["orderId": "H1"])
-                #expect(first["result"]?["entries"]?.arrayValue?.count == 100)
-                var sequences = (first["result"]?["entries"]?.arrayValue ?? []).compactMap { $0["event"]?["sequence"]?.int64Value }
+                var pages = [first["result"]?["entries"]?.arrayValue?.count ?? 0]
+                var sequences = (first["result"]?["entries"]?.arrayValue ?? []).compactMap {
+                    $0["event"]?["sequence"]?.int64Value
+                }
                 var cursor = first["result"]?["nextCursor"]
-                while let next = cursor?.stringValue {
+                while let next = cursor?.stringValue, pages.count < 100 {
                     let page = try rpc.call("order.history", ["orderId": "H1", "cursor": .string(next), "limit": 70])
                     let entries = page["result"]?["entries"]?.arrayValue ?? []
-                    #expect(!entries.isEmpty && entries.count <= 70)
+                    pages.append(entries.count)
                     sequences += entries.compactMap { $0["event"]?["sequence"]?.int64Value }
                     cursor = page["result"]?["nextCursor"]
                 }
-                #expect(cursor == .null)
-                #expect(sequences.count == 251)
-                #expect(sequences == sequences.sorted() && Set(sequences).count == 251)
                 let stranger = try rpc.call("order.history", ["orderId": "H1", "cursor": "999999"])
-                #expect(Self.errorCode(stranger) == .number("-32602"))
-                return rpc.records
+                return (pages, sequences, cursor, stranger)
             }
+            #expect(
+                seen.pages == [100, 70, 70, 11],
+                "the first page has the default 100 entries, the others 70 at most"
+            )
+            #expect(seen.last == .null)
+            #expect(seen.sequences.count == 251)
+            #expect(seen.sequences == seen.sequences.sorted() && Set(seen.sequences).count == 251)
+            #expect(Self.errorCode(seen.stranger) == .number("-32602"))
+            let records = rpc.records
             let checked = try checkSchemas(records)
             #expect(checked.status == 0, "\(checked.output)")
         }
