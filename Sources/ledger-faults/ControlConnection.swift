@@ -92,8 +92,8 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// Sends the requests pipelined, keeping at most `inFlightMax` unanswered, and returns the responses in request
-    /// order. The window stays well under `control.requestsInFlightMax` (32 by default): the daemon counts a
-    /// request until its task has finished, a moment after the answer is written.
+    /// order. The window bounds what this client has outstanding; the daemon would take more (past
+    /// `control.requestsInFlightMax` it stops reading the connection until answers drain).
     func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
         let first = self.nextId
         self.nextId += requests.count

@@ -87,6 +87,41 @@ final class Flag: Sendable {
 
 /// The HTTP server's bounds against hostile clients, over real sockets against the real daemon.
 @Suite(.serialized) struct HTTPBoundsTests {
+    /// The new bounds have keys with ranges; the per-address bound defaults to at most connectionsMax and may
+    /// not be set above it.
+    @Test func boundsConfiguration() async throws {
+        let environment = [
+            "LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX": "8",
+            "LEDGERD_LIMITS_HTTP_REQUEST_TIMEOUT_MS": "2500", "LEDGERD_POLL_QUERIES_PER_SECOND_MAX": "7",
+        ]
+        let configuration = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
+        #expect(configuration.limits.connectionsPerAddressMax == 8)
+        #expect(configuration.limits.requestTimeout == .milliseconds(2500))
+        #expect(configuration.poll.queriesPerSecondMax == 7)
+        let defaults = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: ["LEDGERD_GATEWAY_KEY": "k-1"],
+            file: nil
+        )
+        #expect(defaults.limits.connectionsPerAddressMax == 128)
+        #expect(defaults.limits.requestTimeout == .seconds(10))
+        #expect(defaults.poll.queriesPerSecondMax == 20)
+        let refusals: [(String, String, String)] = [
+            ("LEDGERD_LIMITS_HTTP_CONNECTIONS_PER_ADDRESS_MAX", "16", "limits.http.connectionsPerAddressMax"),
+            ("LEDGERD_LIMITS_HTTP_REQUEST_TIMEOUT_MS", "0", "limits.http.requestTimeoutMs"),
+            ("LEDGERD_POLL_QUERIES_PER_SECOND_MAX", "0", "poll.queriesPerSecondMax"),
+        ]
+        for (variable, value, key) in refusals {
+            var refused = environment
+            refused[variable] = value
+            await #expect {
+                _ = try await DaemonConfiguration.load(flags: [:], environment: refused, file: nil)
+            } throws: { error in
+                (error as? ConfigurationError)?.key == key
+            }
+        }
+    }
+
     /// Bodies dripped one byte at a time on every allowed connection are cut off at limits.http.requestTimeoutMs
     /// with a 408, and /healthz on another connection is answered.
     @Test func drippedBodiesMeetTheDeadline() async throws {
