@@ -86,6 +86,18 @@ final class ControlConnection: @unchecked Sendable {
         }
     }
 
+    /// Every `order.history` entry of an order, following the pages.
+    func history(_ orderId: String) throws -> [JSONValue] {
+        var entries: [JSONValue] = []
+        var params: JSONObject = ["orderId": .string(orderId), "limit": 1000]
+        while true {
+            let page = try self.result("order.history", params)
+            entries += page["entries"]?.arrayValue ?? []
+            guard let next = page["nextCursor"], next != .null else { return entries }
+            params["cursor"] = next
+        }
+    }
+
     /// The result of one request, or its error thrown as `RPCError`.
     func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         try Self.unwrap(try self.call(method, params))
