@@ -171,6 +171,38 @@ import Testing
         }
     }
 
+    /// A subscriber that never reads is still dropped once its unread output passes control.writeBufferBytesMax
+    /// beyond the message being written, so it cannot grow the daemon's memory.
+    @Test func subscriberThatDoesNotReadIsDropped() async throws {
+        try await withControlDaemon(configure: { $0.writeBufferBytesMax = 4096 }) { harness in
+            let path = harness.socketPath
+            let socket = try await blocking { try TestSocket(path) }
+            socket.send(#"{"jsonrpc":"2.0","id":1,"method":"events.subscribe"}"# + "\n")
+            let answer = try await blocking { try socket.readMessage() }
+            #expect(answer?["result"] != nil, "\(String(describing: answer))")
+            // Far more events than the socket's buffers and the bound hold, while the client reads nothing.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<1500 {
+                    group.addTask {
+                        _ = try await harness.daemon.ledger.createOrder(
+                            CreateOrderRequest(orderId: "S\(index)", amount: "1.00", bankCode: "940", productName: "p")
+                        )
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // Reading now finds the stream cut short: the daemon dropped the client.
+            let events = try await blocking { () throws -> Int in
+                var count = 0
+                while let message = try socket.readMessage() {
+                    if message["method"] == "events.event" { count += 1 }
+                }
+                return count
+            }
+            #expect(events < 1500)
+        }
+    }
+
     /// `ledgerctl history` follows the pages and prints every entry.
     @Test func ctlHistoryFollowsPages() async throws {
         try await withControlDaemon { harness in
