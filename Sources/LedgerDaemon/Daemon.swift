@@ -157,13 +157,29 @@ public struct LedgerDaemon: Sendable {
         )
         let limits = self.configuration.limits
         let idle = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.idleTimeout))
+        let requestTimeout = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.requestTimeout))
+        // Both connection bounds in one budget: the accept loop asks it before accepting, and each connection's
+        // setup admits it (or closes it, over its address's share) before it counts as open.
+        let budget = HTTPConnectionBudget(
+            connectionsMax: limits.connectionsMax,
+            perAddressMax: limits.connectionsPerAddressMax
+        )
+        let logger = self.logger
+        let server = HTTPServerBuilder { responder in
+            LedgerHTTPChannel(
+                http: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
+                budget: budget,
+                requestTimeout: requestTimeout,
+                logger: logger
+            )
+        }
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: idle)),
+            server: server,
             configuration: .init(
                 address: .hostname(self.configuration.httpHost, port: self.configuration.httpPort),
                 serverName: "ledgerd",
-                availableConnectionsDelegate: MaximumAvailableConnections(limits.connectionsMax)
+                availableConnectionsDelegate: HTTPConnectionBudget.Delegate(budget: budget)
             ),
             onServerRunning: onServerRunning,
             logger: self.logger

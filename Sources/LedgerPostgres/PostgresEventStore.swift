@@ -581,6 +581,29 @@ public final class PostgresEventStore: EventStore, Sendable {
         }
     }
 
+    public func createdEvent(forOrder orderId: String) async throws -> Event? {
+        try self.checkOpen()
+        guard !orderId.utf8.contains(0) else { return nil }
+        let type = EventType.orderCreated.rawValue
+        return try await self.reading("reading an order's creation") {
+            // The (order_id, sequence) index finds the order's first event of the type without reading the rest.
+            let rows = try await self.rows(
+                """
+                SELECT sequence, event FROM \(unescaped: self.schema.events)
+                WHERE order_id = \(orderId) AND type = \(type) ORDER BY sequence LIMIT 1
+                """,
+                logger: self.logger
+            )
+            guard let row = rows.first else { return nil }
+            let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
+            let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
+            guard event.orderId == orderId, case .orderCreated = event.payload else {
+                throw StoreError(.corrupted, "Event \(sequence) is listed as the creation of \(orderId), but it is not.")
+            }
+            return event
+        }
+    }
+
     public func order(_ orderId: String) async throws -> OrderState? {
         try self.checkOpen()
         guard !orderId.utf8.contains(0) else { return nil }

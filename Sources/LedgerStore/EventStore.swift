@@ -272,6 +272,9 @@ public protocol EventStore: AnyObject, Sendable {
     func readEvents(from sequence: UInt64, limit: Int) async throws -> [Event]
     /// Every event of one order, in order.
     func events(forOrder orderId: String) async throws -> [Event]
+    /// The order's first order-created event, or nil when it has none: one event read, however many others name
+    /// the order (a page that shows the order must not slow down as forged callbacks pile up under its id).
+    func createdEvent(forOrder orderId: String) async throws -> Event?
     /// The projected state of one order, or nil when no event names it.
     func order(_ orderId: String) async throws -> OrderState?
     /// Orders with a status, oldest first (in the order the ledger first recorded an event naming each), after the

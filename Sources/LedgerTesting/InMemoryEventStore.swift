@@ -61,6 +61,12 @@ public actor InMemoryEventStore: EventStore {
         (self.orderIndex[orderId] ?? []).map { self.log[Int($0) - 1] }
     }
 
+    public func createdEvent(forOrder orderId: String) async throws -> Event? {
+        // The projection keeps the sequence of the first order-created event, as in the LMDB store.
+        guard let sequence = self.projection[orderId]?.order?.createdSequence else { return nil }
+        return self.log[Int(sequence) - 1]
+    }
+
     public func order(_ orderId: String) async throws -> OrderState? { self.projection[orderId] }
 
     public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {

@@ -484,6 +484,8 @@ struct DaemonProcess {
         environment["LEDGERD_POLL_FIRST_DELAY_MS"] = "3600000"
         environment["LEDGERD_POLL_DEADLINE_MS"] = "7200000"
         environment["LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX"] = "4096"
+        // The load generator's connections all come from one address.
+        environment["LEDGERD_LIMITS_HTTP_CONNECTIONS_PER_ADDRESS_MAX"] = "4096"
         if let batchCountMax { environment["LEDGERD_STORE_BATCH_COUNT_MAX"] = String(batchCountMax) }
         process.environment = environment
         let handle = FileHandle(forWritingAtPath: log)

@@ -14,6 +14,12 @@ enum Probe: Sendable {
     case stalledBody
     /// `count` idle connections held open while a valid notification for `orderId` is sent on one more.
     case manyConnections(count: Int, orderId: String)
+    /// A valid notification for `orderId` whose body is sent one byte every 200 ms, far slower than the request
+    /// deadline allows.
+    case drippedBody(orderId: String)
+    /// `limits.http.connectionsPerAddressMax` connections held from one address and one more from it (which
+    /// must be closed without an answer), then a valid notification for `orderId` from another address.
+    case addressFlood(orderId: String)
     /// Raw bytes on a fresh control connection (with their own newlines).
     case control([UInt8])
     /// Raw bytes on a fresh control connection, then the connection's write side is closed.
@@ -140,7 +146,7 @@ enum BadInputCorpus {
         Self.control(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#)
     }
 
-    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases
+    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases + Self.hostileNetCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

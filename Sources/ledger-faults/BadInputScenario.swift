@@ -14,7 +14,15 @@ struct BadInputScenario {
 
     func run() async throws -> ScenarioReport {
         var report = ScenarioReport("bad input corpus")
-        let daemon = try DaemonProcess(binaries: self.binaries, directory: self.directory)
+        // A request deadline longer than the idle timeout, so a head or body that stops is still cut off by the
+        // idle timeout, and one that drips by the deadline; a per-address bound the flood case can fill.
+        let daemon = try DaemonProcess(
+            binaries: self.binaries,
+            directory: self.directory,
+            extra: [
+                "limits": ["http": ["idleTimeoutMs": 1000, "requestTimeoutMs": 3000, "connectionsPerAddressMax": 64]]
+            ]
+        )
         try await daemon.start()
         _ = try await daemon.createOrders((1...40).map { String(format: "C%02d", $0) })
         var finalStates: [String: Aftermath] = [:]
@@ -147,10 +155,19 @@ struct BadInputScenario {
             case .manyConnections(let count, let orderId):
                 var idle: [Int32] = []
                 defer { for fd in idle { close(fd) } }
-                for _ in 0..<count { idle.append(try RawHTTP.connect(port: daemon.port, timeoutSeconds: 30)) }
+                // From several addresses, each within limits.http.connectionsPerAddressMax: many clients.
+                for index in 0..<count {
+                    let source = "127.0.1.\(1 + index / 50)"
+                    idle.append(try RawHTTP.connect(port: daemon.port, timeoutSeconds: 30, from: source))
+                }
                 return Self.answer(
                     try RawHTTP.exchange(port: daemon.port, RawHTTP.notify(BadInputCorpus.body(orderId)))
                 )
+            case .drippedBody(let orderId):
+                return try Self.drippedBody(port: daemon.port, orderId: orderId)
+            case .addressFlood(let orderId):
+                let limit = daemon.configuration["limits"]?["http"]?.int("connectionsPerAddressMax") ?? 128
+                return try Self.addressFlood(port: daemon.port, limit: limit, orderId: orderId)
             case .control(let bytes):
                 let connection = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
                 connection.send(bytes)
@@ -215,6 +232,45 @@ struct BadInputScenario {
         }
         if message["result"] != nil, message["id"] == .number("1") { return .rpcResult }
         return .http(-1, "unexpected control message \(message)")
+    }
+
+    /// Sends a valid notification's head, then its body one byte every 200 ms; the daemon must answer 408 and
+    /// close once limits.http.requestTimeoutMs has passed.
+    static func drippedBody(port: Int, orderId: String) throws -> Expected {
+        let fd = try RawHTTP.connect(port: port, timeoutSeconds: 1)
+        defer { close(fd) }
+        let body = BadInputCorpus.body(orderId)
+        let head = "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            + "Content-Length: \(body.count)\r\n\r\n"
+        _ = RawHTTP.send(fd, Array(head.utf8))
+        for byte in body {
+            var peek: UInt8 = 0
+            let ready = recv(fd, &peek, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+            if ready >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { return Self.answer(RawHTTP.readResponse(fd)) }
+            if !RawHTTP.send(fd, [byte]) { break }
+            usleep(200_000)
+        }
+        return Self.answer(RawHTTP.readResponse(fd))
+    }
+
+    /// Holds `limit` connections from 127.0.2.1 (each answered once, so surely accepted and counted), opens one
+    /// more from there, which must be closed without an answer, then sends a valid notification from the usual
+    /// address and returns its answer.
+    static func addressFlood(port: Int, limit: Int, orderId: String) throws -> Expected {
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<limit {
+            let fd = try RawHTTP.connect(port: port, timeoutSeconds: 15, from: "127.0.2.1")
+            held.append(fd)
+            _ = RawHTTP.send(fd, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            guard RawHTTP.readResponse(fd).0.status != nil else { return .http(-1, "a held connection was not served") }
+        }
+        let extra = try RawHTTP.connect(port: port, timeoutSeconds: 15, from: "127.0.2.1")
+        defer { close(extra) }
+        _ = RawHTTP.send(extra, Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let over = Self.answer(RawHTTP.readResponse(extra))
+        guard over == .closedWithoutAnswer else { return .http(-1, "the connection over the bound got \(over)") }
+        return Self.answer(try RawHTTP.exchange(port: port, RawHTTP.notify(BadInputCorpus.body(orderId))))
     }
 
     /// Sends a request line and one header, then one more header line every 200 ms without ever ending the head.

@@ -86,14 +86,26 @@ final class ControlConnection: @unchecked Sendable {
         }
     }
 
+    /// Every `order.history` entry of an order, following the pages.
+    func history(_ orderId: String) throws -> [JSONValue] {
+        var entries: [JSONValue] = []
+        var params: JSONObject = ["orderId": .string(orderId), "limit": 1000]
+        while true {
+            let page = try self.result("order.history", params)
+            entries += page["entries"]?.arrayValue ?? []
+            guard let next = page["nextCursor"], next != .null else { return entries }
+            params["cursor"] = next
+        }
+    }
+
     /// The result of one request, or its error thrown as `RPCError`.
     func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         try Self.unwrap(try self.call(method, params))
     }
 
     /// Sends the requests pipelined, keeping at most `inFlightMax` unanswered, and returns the responses in request
-    /// order. The window stays well under `control.requestsInFlightMax` (32 by default): the daemon counts a
-    /// request until its task has finished, a moment after the answer is written.
+    /// order. The window bounds what this client has outstanding; the daemon would take more (past
+    /// `control.requestsInFlightMax` it stops reading the connection until answers drain).
     func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
         let first = self.nextId
         self.nextId += requests.count

@@ -15,7 +15,9 @@ struct DuplicateStormScenario {
         let daemon = try DaemonProcess(
             binaries: self.binaries,
             directory: self.directory,
-            extra: ["limits": ["http": ["idleTimeoutMs": 10000]]]
+            // The copies come from one address here, as they would not from a real gateway; 512 at once need
+            // their own per-address bound.
+            extra: ["limits": ["http": ["idleTimeoutMs": 10000, "connectionsPerAddressMax": 1024]]]
         )
         try await daemon.start()
         defer { Task { [daemon] in await daemon.stop() } }
@@ -43,14 +45,13 @@ struct DuplicateStormScenario {
             "\(self.copies - okCount) copies were not answered OK: \(Array(Set(answers.map { "\($0.status ?? 0) \($0.body)" })).prefix(5))"
         )
         let connection = try await blocking { [daemon] in try daemon.control() }
-        let (state, history, audit) = try await blocking {
+        let (state, entries, audit) = try await blocking {
             (
                 try connection.result("order.get", ["orderId": "STORM1"]),
-                try connection.result("order.history", ["orderId": "STORM1"]),
+                try connection.history("STORM1"),
                 try connection.result("callbacks.audit", ["orderId": "STORM1"])
             )
         }
-        let entries = history["entries"]?.arrayValue ?? []
         let accepted = entries.filter { $0["effect"]?.string("classification") == "accepted" }.count
         let duplicates = entries.filter { $0["effect"]?.string("classification") == "duplicate" }.count
         // A state change is an entry whose state after differs from the state before it.

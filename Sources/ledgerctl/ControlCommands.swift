@@ -221,7 +221,19 @@ struct History: ParsableCommand {
     @Argument(help: "The order id.") var orderId: String
 
     func run() throws {
-        let result = try self.daemon.call("order.history", ["orderId": .string(self.orderId)])
+        // The daemon answers a page at a time; follow the cursors and show the whole history as one.
+        var entries: [JSONValue] = []
+        var cursor: JSONValue = .null
+        repeat {
+            var params: JSONObject = ["orderId": .string(self.orderId), "limit": .number("1000")]
+            if cursor != .null { params["cursor"] = cursor }
+            let page = try self.daemon.call("order.history", params)
+            entries += page["entries"]?.arrayValue ?? []
+            cursor = page["nextCursor"] ?? .null
+        } while cursor != .null
+        let result: JSONValue = .object([
+            "orderId": .string(self.orderId), "entries": .array(entries), "nextCursor": .null,
+        ])
         self.daemon.show(result) { result in
             TextTable.render(
                 ["seq", "recorded", "event", "effect", "state after", "flags"],
@@ -482,7 +494,8 @@ struct Backup: ParsableCommand {
     )
 
     @OptionGroup var daemon: DaemonOptions
-    @Argument(help: "Where to write the copy; relative paths are resolved here.") var path: String
+    @Argument(help: "A new directory for the copy, in a parent that exists; relative paths are resolved here.")
+    var path: String
 
     func run() throws {
         let absolute = self.path.hasPrefix("/") ? self.path : FileManager.default.currentDirectoryPath + "/" + self.path

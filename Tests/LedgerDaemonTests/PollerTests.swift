@@ -15,14 +15,23 @@ final class ScriptedGateway: GatewayQuerying {
         case badSignature
     }
 
-    private let state = Mutex<(answers: [String: [Answer]], asked: [(String, UInt32, Bool)])>(([:], []))
+    private let state = Mutex<(answers: [String: [Answer]], asked: [(String, UInt32, Bool)], at: [Instant])>(([:], [], []))
+    /// The clock each query's time is read from, when a test wants the times.
+    let clock: (any LedgerClock)?
+
+    init(clock: (any LedgerClock)? = nil) {
+        self.clock = clock
+    }
 
     func script(_ orderId: String, _ answers: [Answer]) { self.state.withLock { $0.answers[orderId] = answers } }
     var asked: [(String, UInt32, Bool)] { self.state.withLock { $0.asked } }
+    /// When each query was made, by `clock`.
+    var askedAt: [Instant] { self.state.withLock { $0.at } }
 
     func query(orderId: String, attempt: UInt32, final: Bool) async -> QueryResult {
         let answer = self.state.withLock { state -> Answer in
             state.asked.append((orderId, attempt, final))
+            if let clock = self.clock { state.at.append(clock.now()) }
             var answers = state.answers[orderId] ?? []
             let answer = answers.isEmpty ? .notPaid : answers.removeFirst()
             state.answers[orderId] = answers
@@ -130,17 +139,19 @@ struct PollScheduleTests {
 struct QueryPollerTests {
     final class Harness: Sendable {
         let clock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))
-        let gateway = ScriptedGateway()
+        let gateway: ScriptedGateway
         let store: any EventStore
         let ledger: Ledger
         let poller: QueryPoller
 
-        init(store: any EventStore = InMemoryEventStore()) {
+        init(store: any EventStore = InMemoryEventStore(), adjust: (inout PollSettings) -> Void = { _ in }) {
             var settings = PollSettings()
             settings.firstDelay = .seconds(30)
             settings.backoffBase = .seconds(10)
             settings.backoffCap = .seconds(20)
             settings.deadline = .seconds(120)
+            adjust(&settings)
+            self.gateway = ScriptedGateway(clock: self.clock)
             self.store = store
             self.ledger = Ledger(
                 store: store,
@@ -219,6 +230,29 @@ struct QueryPollerTests {
             _ = try await harness.ledger.recordNotification(body: Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8), remoteAddress: "x")
             _ = try await harness.advance(untilMilliseconds: 60_000) { false }
             #expect(harness.gateway.asked.isEmpty)
+        }
+    }
+
+    /// However many orders are due at once, the poller starts at most poll.queriesPerSecondMax queries in any
+    /// second of its clock, and still gets to every order.
+    @Test func queriesPerSecondBound() async throws {
+        let harness = Harness { settings in
+            settings.concurrency = 64
+            settings.queriesPerSecondMax = 5
+        }
+        try await self.run(harness) { harness in
+            for index in 0..<40 {
+                _ = try await harness.ledger.createOrder(
+                    CreateOrderRequest(orderId: "R\(index)", amount: "12.50", bankCode: "940", productName: "p")
+                )
+            }
+            // All 40 are due together after the first delay; the bound spreads them over at least eight seconds.
+            _ = try await harness.advance(untilMilliseconds: 60_000, step: 100) { false }
+            let times = harness.gateway.askedAt.map(\.millisecondsSinceEpoch).sorted()
+            #expect(Set(harness.gateway.asked.map(\.0)).count == 40, "every order is queried")
+            for index in times.indices.dropLast(5) {
+                #expect(times[index + 5] - times[index] >= 1000, "six queries within one second")
+            }
         }
     }
 

@@ -106,6 +106,25 @@ struct EventStoreContractTests {
         await store.close()
     }
 
+    /// The creation event of an order is read alone: callbacks before and after it, a second create and an order
+    /// that was never created do not change what is found.
+    @Test(arguments: StoreKind.allCases)
+    func createdEventAlone(_ kind: StoreKind) async throws {
+        let (store, _) = try await kind.make()
+        #expect(try await store.createdEvent(forOrder: "A1") == nil)
+        _ = try await store.append(AppendRequest([self.fixture.callback("A1", forged: true)]))
+        #expect(try await store.createdEvent(forOrder: "A1") == nil, "callbacks alone are no creation")
+        let created = try #require(try await store.append(AppendRequest([self.fixture.created("A1")])).events?.first)
+        for _ in 0..<5 { _ = try await store.append(AppendRequest([self.fixture.callback("A1", forged: true)])) }
+        _ = try await store.append(AppendRequest([self.fixture.created("A1", amount: "99.00")]))
+        _ = try await store.append(AppendRequest([self.fixture.created("B1")]))
+        #expect(try await store.createdEvent(forOrder: "A1") == created)
+        #expect(try await store.createdEvent(forOrder: "B1")?.orderId == "B1")
+        #expect(try await store.createdEvent(forOrder: "ZZ") == nil)
+        #expect(try await store.createdEvent(forOrder: "") == nil)
+        await store.close()
+    }
+
     /// The de-duplication index remembers the first validly signed callback of each signed content.
     @Test(arguments: StoreKind.allCases)
     func dedupIndex(_ kind: StoreKind) async throws {

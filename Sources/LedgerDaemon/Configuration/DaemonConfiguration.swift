@@ -117,6 +117,12 @@ public struct PollSettings: Sendable, Hashable {
     public var deadline: Duration = .seconds(1800)
     /// `poll.concurrency`: queries in flight at once.
     public var concurrency: Int = 8
+    /// `poll.queriesPerSecondMax`: queries started in any one second, whatever is due. After a restart with many
+    /// pending orders, or while the gateway fails fast, the concurrency bound alone lets the poller send thousands
+    /// of queries a second. 20 a second is well under what a gateway's query interface can be expected to take
+    /// from one merchant, and still polls 72,000 orders an hour: a merchant's unpaid orders are polled on
+    /// schedule, and a backlog drains steadily instead of hammering the gateway.
+    public var queriesPerSecondMax: Int = 20
     /// `poll.attemptTimeoutMs`: one query's timeout.
     public var attemptTimeout: Duration = .seconds(10)
     /// `poll.bodyBytesMax`: the most of a reply body that is read and recorded.
@@ -132,8 +138,20 @@ public struct HTTPLimits: Sendable, Hashable {
     /// `limits.http.idleTimeoutMs`: a connection idle this long (including one that never finishes its headers)
     /// is closed.
     public var idleTimeout: Duration = .seconds(10)
+    /// `limits.http.requestTimeoutMs`: a request's head and body must arrive within this long of its first byte,
+    /// however steadily they trickle in; otherwise it is answered 408 (when nothing was answered yet) and the
+    /// connection is closed. The idle timeout alone restarts with every byte, so a client sending one byte a second
+    /// would hold its connection for as long as it liked.
+    public var requestTimeout: Duration = .seconds(10)
     /// `limits.http.connectionsMax`: open HTTP connections at once.
     public var connectionsMax: Int = 1024
+    /// `limits.http.connectionsPerAddressMax`: open HTTP connections from one remote address (an IPv4 address or
+    /// an IPv6 /64); one more is closed at once, before it counts against `connectionsMax`. 128 by default (at
+    /// most `connectionsMax`): an eighth of the default `connectionsMax`, so one address can hold at most an
+    /// eighth of the server, while the gateway's bursts of notifications from one egress address and buyers
+    /// behind a carrier's shared address still fit. Behind a reverse proxy every connection comes from the
+    /// proxy's address: set it to `connectionsMax` there.
+    public var connectionsPerAddressMax: Int = 128
     /// `limits.http.rejectLogPerMinute`: log lines about refused bodies per minute; the rest are only counted.
     public var rejectLogPerMinute: Int = 60
 
@@ -267,6 +285,7 @@ extension DaemonConfiguration {
         poll.deadline = try values.milliseconds("poll.deadlineMs", range: 1...(30 * 86_400_000)) ?? poll.deadline
         poll.attemptTimeout = try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
         poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
+        poll.queriesPerSecondMax = try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
         poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
         guard poll.backoffCap >= poll.backoffBase else {
             throw ConfigurationError(key: "poll.backoffCapMs", message: "must be at least poll.backoffBaseMs")
@@ -285,6 +304,19 @@ extension DaemonConfiguration {
         }
         limits.idleTimeout = try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.idleTimeout
         limits.connectionsMax = try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.connectionsMax
+        limits.requestTimeout =
+            try values.milliseconds("limits.http.requestTimeoutMs", range: 100...600_000) ?? limits.requestTimeout
+        if let perAddress = try values.int("limits.http.connectionsPerAddressMax", range: 1...100_000) {
+            guard perAddress <= limits.connectionsMax else {
+                throw ConfigurationError(
+                    key: "limits.http.connectionsPerAddressMax",
+                    message: "must not exceed limits.http.connectionsMax (\(limits.connectionsMax))"
+                )
+            }
+            limits.connectionsPerAddressMax = perAddress
+        } else {
+            limits.connectionsPerAddressMax = min(limits.connectionsPerAddressMax, limits.connectionsMax)
+        }
         limits.rejectLogPerMinute = try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.rejectLogPerMinute
         configuration.limits = limits
 

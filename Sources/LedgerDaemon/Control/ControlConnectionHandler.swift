@@ -5,8 +5,14 @@ import NIOCore
 /// One control connection: parses each line as a JSON-RPC 2.0 request, runs it in its own task and writes the
 /// answer back with the request's id. Everything here runs on the channel's event loop; the tasks only touch the
 /// (thread-safe) channel and hop back to the loop to say they are done.
-final class ControlConnectionHandler: ChannelInboundHandler {
+///
+/// Backpressure, not refusal: with `control.requestsInFlightMax` requests running, further lines wait here and the
+/// connection is not read until answers drain; the same while the output waiting for the client is over the
+/// write buffer's high-water mark. Only a client whose unwritten output grows past `control.writeBufferBytesMax`
+/// beyond the message being written is dropped, as one that does not read.
+final class ControlConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ControlFrame
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let methods: ControlMethods
@@ -17,11 +23,28 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     private var closed = false
     /// Set when the client shut down its write side: the connection closes once the requests in flight answered.
     private var inputClosed: ChannelHandlerContext?
+    private var context: ChannelHandlerContext?
+    /// Lines read while `requestsInFlightMax` requests ran, in order. Reading stops while any wait, so they are at
+    /// most what one read of the socket brought in.
+    private var waiting = CircularBuffer<ByteBuffer>()
+    /// A read the channel asked for while input was held back.
+    private var readHeld = false
+    /// The sizes of the messages written and not yet handed to the socket, oldest first, and their sum.
+    private var unwritten = CircularBuffer<Int>()
+    private var unwrittenBytes = 0
 
     init(methods: ControlMethods, settings: ControlSettings, logger: Logger) {
         self.methods = methods
         self.settings = settings
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -30,7 +53,63 @@ final class ControlConnectionHandler: ChannelInboundHandler {
             ControlRefusalHandler.answerAndClose(context: context, Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
         case .line(let buffer):
             if ControlRequest.isBlank(buffer.readableBytesView) { return }
+            if !self.waiting.isEmpty || self.tasks.count >= self.settings.requestsInFlightMax {
+                self.waiting.append(buffer)
+                return
+            }
             self.handle(buffer.readableBytesView, context: context)
+        }
+    }
+
+    /// Whether the connection's input waits: requests are queued, or answers are backed up.
+    private func holdsInput(_ context: ChannelHandlerContext) -> Bool {
+        !self.waiting.isEmpty || self.tasks.count >= self.settings.requestsInFlightMax || !context.channel.isWritable
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.holdsInput(context) {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// Starts waiting requests as slots free up, then reads again once nothing is held back.
+    private func resume(_ context: ChannelHandlerContext) {
+        while self.tasks.count < self.settings.requestsInFlightMax, let line = self.waiting.popFirst() {
+            self.handle(line.readableBytesView, context: context)
+        }
+        if self.readHeld, !self.holdsInput(context) {
+            self.readHeld = false
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        self.send(Self.unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// Writes one message, counting it until the socket has taken it. The client is dropped as one that does not
+    /// read when what waits behind the oldest unwritten message passes `control.writeBufferBytesMax`: one large
+    /// answer is never enough.
+    private func send(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let size = buffer.readableBytes
+        self.unwritten.append(size)
+        self.unwrittenBytes += size
+        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        // Writes complete in the order they were made, so the oldest counted message is the one done.
+        written.futureResult.whenComplete { _ in
+            let handler = bound.value
+            if let done = handler.unwritten.popFirst() { handler.unwrittenBytes -= done }
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: written)
+        if self.unwrittenBytes - (self.unwritten.first ?? 0) > self.settings.writeBufferBytesMax {
+            self.logger.warning(
+                "control client dropped: it does not read its answers",
+                metadata: ["control.writeBufferBytesMax": "\(self.settings.writeBufferBytesMax)"]
+            )
+            context.close(promise: nil)
         }
     }
 
@@ -49,10 +128,6 @@ final class ControlConnectionHandler: ChannelInboundHandler {
             return
         case .failure(.invalid(let id, let message)):
             self.write(Self.response(id: id, error: .invalidRequest(message)), context: context)
-            return
-        }
-        guard self.tasks.count < self.settings.requestsInFlightMax else {
-            self.write(Self.response(id: parsed.id ?? .null, error: .tooManyRequests(self.settings.requestsInFlightMax)), context: context)
             return
         }
         let channel = context.channel
@@ -112,7 +187,8 @@ final class ControlConnectionHandler: ChannelInboundHandler {
 
     private func finished(_ taskId: UInt64) {
         self.tasks[taskId] = nil
-        if self.tasks.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
+        if let context = self.context { self.resume(context) }
+        if self.tasks.isEmpty, self.waiting.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
     }
 
     static func response(id: JSONValue, error: ControlError) -> JSONValue {
@@ -128,33 +204,26 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     }
 
     private func write(_ message: JSONValue, context: ChannelHandlerContext) {
-        context.writeAndFlush(Self.wrapOutboundOut(Self.encode(message)), promise: nil)
+        self.send(Self.encode(message), context: context, promise: nil)
     }
 
-    /// A client that stops reading lets our output pile up: once it passes `control.writeBufferBytesMax` the
-    /// connection is dropped, so one stuck client cannot grow the daemon's memory.
+    /// Output backed up over the high-water mark holds input back; once it drains, reading resumes.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable {
-            self.logger.warning(
-                "control client dropped: it does not read its answers",
-                metadata: ["control.writeBufferBytesMax": "\(self.settings.writeBufferBytesMax)"]
-            )
-            context.close(promise: nil)
-        }
+        if context.channel.isWritable { self.resume(context) }
         context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             // A subscriber or a long rebuild is legitimately quiet; only a connection with nothing running idles.
-            if self.tasks.isEmpty { context.close(promise: nil) }
+            if self.tasks.isEmpty, self.waiting.isEmpty { context.close(promise: nil) }
             return
         }
         if case ChannelEvent.inputClosed = event {
             // The line framer has already passed on a last line without its newline; answer what is running,
             // then close.
             self.inputClosed = context
-            if self.tasks.isEmpty { context.close(promise: nil) }
+            if self.tasks.isEmpty, self.waiting.isEmpty { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -163,6 +232,7 @@ final class ControlConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         for task in self.tasks.values { task.cancel() }
         self.tasks.removeAll()
+        self.waiting.removeAll()
         context.fireChannelInactive()
     }
 

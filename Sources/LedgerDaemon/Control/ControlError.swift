@@ -65,6 +65,8 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
             message: "uid \(uid) may not use this control socket; add it to control.allowedUids."
         )
     }
+    /// No longer sent: a client pipelining past `control.requestsInFlightMax` is slowed instead. Kept so that the
+    /// code and name are never given another meaning.
     public static func tooManyRequests(_ limit: Int) -> Self {
         .init(
             code: -32013,

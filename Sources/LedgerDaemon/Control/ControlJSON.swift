@@ -145,6 +145,28 @@ struct ControlParams {
         return value
     }
 
+    /// An order id to look up: 1 to 20 of `[A-Za-z0-9_-]`, as every stored order id is (notifications and
+    /// pay requests with another are refused before anything is stored). An id no order can have is a
+    /// parameter error, never a store lookup that fails.
+    func orderId(_ name: String = "orderId") throws(ControlError) -> String? {
+        guard let value = try self.string(name) else { return nil }
+        guard GatewayValidation.isOrderId(value) else { throw Self.impossibleOrderId(self.method, name) }
+        return value
+    }
+
+    func requiredOrderId(_ name: String = "orderId") throws(ControlError) -> String {
+        guard let value = try self.orderId(name) else {
+            throw .invalidParams("\(self.method) needs \(name), a string.")
+        }
+        return value
+    }
+
+    static func impossibleOrderId(_ method: String, _ name: String) -> ControlError {
+        .invalidParams(
+            "\(method): \(name) must be 1 to \(GatewayValidation.orderIdBytesMax) ASCII letters, digits, '_' or '-'."
+        )
+    }
+
     func int(_ name: String, _ range: ClosedRange<Int64>) throws(ControlError) -> Int64? {
         switch self.object[name] {
         case nil, .null?: return nil

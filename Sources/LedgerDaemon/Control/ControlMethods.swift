@@ -101,7 +101,7 @@ public final class ControlMethods: Sendable {
 
     func getOrder(_ params: ControlParams) async throws -> JSONValue {
         try params.allow(["orderId"])
-        let orderId = try params.requiredString("orderId")
+        let orderId = try params.requiredOrderId()
         guard let state = try await self.store.order(orderId), state.order != nil else {
             throw ControlError.orderNotFound(orderId)
         }
@@ -109,16 +109,37 @@ public final class ControlMethods: Sendable {
     }
 
     func history(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId"])
-        let orderId = try params.requiredString("orderId")
+        try params.allow(["orderId", "limit", "cursor"])
+        let orderId = try params.requiredOrderId()
+        let limit = Int(try params.int("limit", 1...Int64(Self.historyPageMax)) ?? Int64(Self.historyPageDefault))
+        // The cursor is the sequence number of the last entry returned; the page resumes after it.
+        var after: UInt64?
+        if let cursor = try params.string("cursor") {
+            guard !cursor.isEmpty, cursor.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let sequence = UInt64(cursor)
+            else {
+                throw ControlError.invalidParams("order.history: cursor is not one this method returned.")
+            }
+            after = sequence
+        }
         let entries = try await self.ledger.history(orderId)
         guard !entries.isEmpty else {
             throw ControlError(code: -32001, name: "order-not-found", message: "No event names order \(orderId).")
         }
+        var start = 0
+        if let after {
+            guard let index = entries.firstIndex(where: { $0.event.sequence == after }) else {
+                throw ControlError.invalidParams("order.history: cursor \(after) is not an event of order \(orderId).")
+            }
+            start = index + 1
+        }
+        let page = entries[start..<min(entries.count, start + limit)]
+        let next: JSONValue =
+            page.endIndex < entries.count ? .string(String(entries[page.endIndex - 1].event.sequence)) : .null
         return .object([
             "orderId": .string(orderId),
             "entries": .array(
-                entries.map { entry in
+                page.map { entry in
                     .object([
                         "event": entry.event.json, "effect": ControlJSON.effect(entry.effect),
                         "stateAfter": .string(entry.state.status.rawValue),
@@ -126,8 +147,14 @@ public final class ControlMethods: Sendable {
                     ])
                 }
             ),
+            "nextCursor": next,
         ])
     }
+
+    /// `order.history`'s page size when none is asked for, and the largest: pages keep one answer to a size a
+    /// client reads at once, however many callbacks an order has collected.
+    static let historyPageDefault = 100
+    static let historyPageMax = 1000
 
     /// The statuses in the order `order.list` walks them when no status is given.
     static let listOrder: [OrderStatus] = [.created, .paid, .expired, .unknown]
@@ -160,7 +187,7 @@ public final class ControlMethods: Sendable {
         var position: (status: OrderStatus, after: String?) = (statuses[0], nil)
         if let cursor = try params.string("cursor") {
             guard let colon = cursor.firstIndex(of: ":"), let status = OrderStatus(rawValue: String(cursor[..<colon])),
-                statuses.contains(status)
+                statuses.contains(status), GatewayValidation.isOrderId(String(cursor[cursor.index(after: colon)...]))
             else {
                 throw ControlError.invalidParams("order.list: cursor is not one this method returned for these filters.")
             }
@@ -220,7 +247,7 @@ public final class ControlMethods: Sendable {
 
     func queryNow(_ params: ControlParams) async throws -> JSONValue {
         try params.allow(["orderId"])
-        let orderId = try params.requiredString("orderId")
+        let orderId = try params.requiredOrderId()
         let (result, classification, state) = try await self.poller.queryNow(orderId)
         return .object([
             "orderId": .string(orderId), "classification": .string(classification.rawValue), "result": result.json,
@@ -232,7 +259,7 @@ public final class ControlMethods: Sendable {
         try params.allow(["orderId", "from", "to"])
         let audit = try await CallbackAudit.build(
             store: self.store,
-            orderId: try params.string("orderId"),
+            orderId: try params.orderId(),
             from: try params.string("from").map { text throws(ControlError) in try Self.instant(text, "from") },
             to: try params.string("to").map { text throws(ControlError) in try Self.instant(text, "to") }
         )
@@ -374,7 +401,9 @@ public final class ControlMethods: Sendable {
     func backup(_ params: ControlParams) async throws -> JSONValue {
         try params.allow(["path"])
         let path = try params.requiredString("path")
-        guard path.hasPrefix("/") else { throw ControlError.invalidParams("ledger.backup: path must be absolute.") }
+        if let problem = BackupDestination.problem(path) {
+            throw ControlError.invalidParams("ledger.backup: the path \(path) is refused because \(problem).")
+        }
         let report: BackupReport
         do {
             report = try await self.store.backup(to: path)

@@ -13,8 +13,8 @@ import Glibc
 ///
 /// A handler pipeline rather than `NIOAsyncChannel`: per connection a line framer bounded by
 /// `control.lineBytesMax`, an idle timer, and a handler that parses, dispatches each request to its own task
-/// (so requests pipeline and answers carry their ids) and writes answers back. The accept side counts
-/// connections and checks the peer's uid before any byte is read.
+/// (so requests pipeline and answers carry their ids) and writes answers back. The accept side checks the
+/// peer's uid, then counts connections, before any byte is read.
 public struct ControlServer: Service {
     let path: String
     let mode: UInt32
@@ -89,19 +89,16 @@ public struct ControlServer: Service {
             // piping a file) still reads the answers: the connection closes once they are written, not at EOF.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                let open = methods.connections.wrappingAdd(1, ordering: .relaxed).newValue
                 connections.add(channel)
-                channel.closeFuture.whenComplete { _ in
-                    methods.connections.wrappingSubtract(1, ordering: .relaxed)
-                    connections.remove(channel)
-                }
-                guard open <= settings.connectionsMax else {
-                    logger.warning("control connection refused: too many", metadata: ["control.connections": "\(open - 1)"])
-                    return Self.refuse(channel, .tooManyConnections(settings.connectionsMax))
-                }
+                channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 guard let provider = channel as? any SocketOptionProvider else {
                     return Self.refuse(channel, .internalError("The daemon cannot read the peer's credentials on this platform."))
                 }
+                // The peer's uid is checked first: a refused peer never counts against control.connectionsMax, so
+                // another user cannot lock the allowed ones out by holding connections. It hears why and its side
+                // is closed at once; the socket lingers until the client closes (up to 2 s, so a client that
+                // writes before it reads still reads the answer), but only for connectionsMax refused peers at a
+                // time: past that, refused peers are closed outright.
                 let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
                     level: SocketOptionLevel(SOL_SOCKET),
                     name: SocketOptionName(peerCredentialsOption)
@@ -109,7 +106,18 @@ public struct ControlServer: Service {
                 return credentials.flatMap { peer in
                     guard allowed.contains(peer.uid) else {
                         logger.warning("control connection refused: uid not allowed", metadata: ["peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
+                        guard connections.lingerRefused(channel, upTo: settings.connectionsMax) else {
+                            return Self.refuseAtOnce(channel, .permissionDenied(peer.uid))
+                        }
                         return Self.refuse(channel, .permissionDenied(peer.uid))
+                    }
+                    let open = methods.connections.wrappingAdd(1, ordering: .relaxed).newValue
+                    channel.closeFuture.whenComplete { _ in
+                        methods.connections.wrappingSubtract(1, ordering: .relaxed)
+                    }
+                    guard open <= settings.connectionsMax else {
+                        logger.warning("control connection refused: too many", metadata: ["control.connections": "\(open - 1)"])
+                        return Self.refuse(channel, .tooManyConnections(settings.connectionsMax))
                     }
                     return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
@@ -131,11 +139,31 @@ extension ControlServer {
     static func refuse(_ channel: any Channel, _ error: ControlError) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ControlRefusalHandler(error)) }
     }
+
+    /// A refusal that does not wait for the client: the error line, then the channel closes as soon as it is
+    /// written. On a Unix stream socket the client still reads the line before it sees the end.
+    static func refuseAtOnce(_ channel: any Channel, _ error: ControlError) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ControlRefusalHandler(error, waitForClient: false))
+        }
+    }
 }
 
-/// Open connections, so shutdown can close them.
+/// Open connections, so shutdown can close them, and the refused ones still lingering.
 final class ControlConnections: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let lingering = Atomic<Int>(0)
+
+    /// Whether a refused connection may linger until its client closes: true while fewer than `limit` do, and
+    /// then counted until it closes.
+    func lingerRefused(_ channel: any Channel, upTo limit: Int) -> Bool {
+        guard self.lingering.wrappingAdd(1, ordering: .relaxed).newValue <= limit else {
+            self.lingering.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        channel.closeFuture.whenComplete { _ in self.lingering.wrappingSubtract(1, ordering: .relaxed) }
+        return true
+    }
 
     func add(_ channel: any Channel) { self.channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
     func remove(_ channel: any Channel) { _ = self.channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
@@ -203,13 +231,23 @@ final class ControlRefusalHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let error: ControlError
+    let waitForClient: Bool
 
-    init(_ error: ControlError) {
+    init(_ error: ControlError, waitForClient: Bool = true) {
         self.error = error
+        self.waitForClient = waitForClient
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        Self.answerAndClose(context: context, ControlConnectionHandler.response(id: .null, error: self.error))
+        let message = ControlConnectionHandler.response(id: .null, error: self.error)
+        guard self.waitForClient else {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(ControlConnectionHandler.encode(message))).whenComplete { _ in
+                bound.value.close(promise: nil)
+            }
+            return
+        }
+        Self.answerAndClose(context: context, message)
     }
 
     /// Writes a last message, then closes our side for writing and the whole channel once the client has read

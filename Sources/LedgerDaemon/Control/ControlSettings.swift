@@ -12,14 +12,16 @@ public struct ControlSettings: Sendable, Hashable {
     public var connectionsMax: Int = 64
     /// `control.jsonDepthMax`: the deepest nesting of a request's arrays and objects.
     public var jsonDepthMax: Int = 32
-    /// `control.writeBufferBytesMax`: output queued for one client that does not read; past it the client is
-    /// dropped, so a stuck client cannot grow the daemon's memory.
+    /// `control.writeBufferBytesMax`: output queued for one client that does not read, beyond the message being
+    /// written (so one large answer never counts as not reading); past it the client is dropped, so a stuck
+    /// client cannot grow the daemon's memory. Output over it also stops the daemon reading the client's requests
+    /// until the output drains below half of it.
     public var writeBufferBytesMax: Int = 8 << 20
     /// `control.idleTimeoutMs`: a connection with nothing in flight, no subscription and no input for this long
     /// is closed.
     public var idleTimeout: Duration = .seconds(300)
-    /// `control.requestsInFlightMax`: requests one connection may have running at once; more are refused with
-    /// `too-many-requests` rather than queued.
+    /// `control.requestsInFlightMax`: requests one connection may have running at once. A client that pipelines
+    /// more is slowed, never refused: the daemon stops reading its connection until answers drain.
     public var requestsInFlightMax: Int = 32
     /// `control.subscriberQueueMax`: events queued for one `events.subscribe` before the subscriber is dropped.
     public var subscriberQueueMax: Int = 4096

@@ -162,7 +162,10 @@ public func buildLedgerRouter(
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: limits.form.bodyBytesMax)
-        } catch {
+        } catch is NIOTooManyBytesError {
+            // Any other failure means the body never arrived whole (the client went away, or
+            // limits.http.requestTimeoutMs cut it off and closed the connection): it is thrown, not counted as
+            // a refused body, and there is no one left to answer.
             metrics.notificationRejected()
             logRefusal("a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)", "\(context.remoteAddress)")
             return NotifyReply.tooLarge.response

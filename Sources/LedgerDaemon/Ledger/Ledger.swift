@@ -261,12 +261,11 @@ public actor Ledger {
         return self.created(pay, created: false)
     }
 
-    /// The order-created event of an order, if it was created.
+    /// The order-created event of an order, if it was created. One event is read, not the order's history: the
+    /// pay page calls this, and anyone can add callbacks to an order's history.
     public func orderCreated(_ orderId: String) async throws -> OrderCreated? {
-        guard let state = try await self.store.order(orderId), state.order != nil else { return nil }
-        for event in try await self.store.events(forOrder: orderId) {
-            if case .orderCreated(let created) = event.payload { return created }
-        }
+        guard let event = try await self.store.createdEvent(forOrder: orderId) else { return nil }
+        if case .orderCreated(let created) = event.payload { return created }
         return nil
     }
 

@@ -29,6 +29,9 @@ public actor QueryPoller: Service {
     /// The live entry of each scheduled order; heap entries of older generations are stale and skipped.
     private var scheduled: [String: (next: PollSchedule.Next, generation: UInt64)] = [:]
     private var inFlight: Set<String> = []
+    /// The global bound on queries started per second (`poll.queriesPerSecondMax`), over scheduled and operator
+    /// queries alike.
+    private var rate: QueryRateLimit
     private var generation: UInt64 = 0
     private var wake: CheckedContinuation<Void, Never>?
     /// On a store several daemons share, the election that makes this daemon the one that polls, and how often it
@@ -55,6 +58,7 @@ public actor QueryPoller: Service {
         self.ledger = ledger
         self.gateway = gateway
         self.schedule = PollSchedule(settings: settings)
+        self.rate = QueryRateLimit(perSecond: settings.queriesPerSecondMax)
         self.clock = clock
         self.random = SplitMix64(seed: seed)
         self.metrics = metrics
@@ -91,6 +95,14 @@ public actor QueryPoller: Service {
         guard let state = try await self.ledger.order(orderId), state.order != nil else {
             throw LedgerError(.orderNotFound, "No order \(orderId).")
         }
+        // An operator's query waits its turn under the global bound too, but is never refused.
+        while true {
+            let now = self.clock.now()
+            let start = self.rate.nextStart(now: now)
+            if start <= now { break }
+            try await self.clock.sleep(until: start)
+        }
+        self.rate.record(self.clock.now())
         let result = await self.gateway.query(orderId: orderId, attempt: state.queryAttempts + 1, final: false)
         let (classification, after) = try await self.ledger.recordQueryResult(orderId: orderId, result)
         self.metrics.pollAttempt(classification)
@@ -199,10 +211,11 @@ public actor QueryPoller: Service {
                 self.health.pollerAlive()
                 self.metrics.pendingOrders(self.scheduled.count + self.inFlight.count)
                 let now = self.clock.now()
-                // Start every due query the concurrency limit allows.
+                // Start every due query the concurrency limit and the rate limit allow.
                 while self.inFlight.count < self.schedule.settings.concurrency, self.lease?.isCurrent ?? true,
-                    let due = self.popDue(now: now)
+                    self.rate.nextStart(now: now) <= now, let due = self.popDue(now: now)
                 {
+                    self.rate.record(now)
                     group.addTask { await self.attempt(due) }
                 }
                 // Sleep until the next due time or the next heartbeat; a new order or a finished query wakes
@@ -213,11 +226,12 @@ public actor QueryPoller: Service {
         }
     }
 
-    /// The earliest of the next due time and one second from now (the heartbeat).
+    /// The earliest of the next due time (or, when the rate limit holds it back, the next allowed start) and one
+    /// second from now (the heartbeat).
     private func nextWake(now: Instant) -> Instant {
         let heartbeat = now.adding(milliseconds: 1000)
         guard self.inFlight.count < self.schedule.settings.concurrency, let first = self.peekDue() else { return heartbeat }
-        return min(first.at, heartbeat)
+        return min(max(first.at, self.rate.nextStart(now: now)), heartbeat)
     }
 
     private func sleep(until deadline: Instant) async {

@@ -195,6 +195,25 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         }
     }
 
+    public func createdEvent(forOrder orderId: String) async throws -> Event? {
+        try self.environment.read { txn in
+            // The projection keeps the sequence of the order's first order-created event: one lookup in the
+            // projection and one in the log, in the same transaction, so the two agree.
+            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
+            let generation = try self.liveGeneration(txn)
+            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else { return nil }
+            guard let sequence = try Self.decodeOrder(value, orderId: orderId).order?.createdSequence else { return nil }
+            guard let stored = try txn.get(self.layout.events, key: LMDBUInt64Key(sequence)) else {
+                throw StoreError(.corrupted, "The projection of order \(orderId) names event \(sequence), which is not in the log.")
+            }
+            let event = try LMDBLayout.decodeStored(stored, sequence: sequence)
+            guard case .orderCreated = event.payload, event.orderId == orderId else {
+                throw StoreError(.corrupted, "The projection of order \(orderId) names event \(sequence) as its creation, but it is not.")
+            }
+            return event
+        }
+    }
+
     public func order(_ orderId: String) async throws -> OrderState? {
         try self.environment.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }

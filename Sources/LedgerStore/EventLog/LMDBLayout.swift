@@ -59,12 +59,21 @@ struct LMDBLayout: Sendable {
 
     /// The handle of an order, or nil when no event names it.
     func handle(of orderId: String, in txn: borrowing LMDBReadTransaction) throws -> UInt64? {
-        try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
+        guard Self.canBeKey(orderId) else { return nil }
+        return try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
     }
 
     /// The same inside a write transaction.
     func handle(of orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> UInt64? {
-        try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
+        guard Self.canBeKey(orderId) else { return nil }
+        return try Self.u64(txn.get(self.orderIds, key: Array(orderId.utf8)))
+    }
+
+    /// Whether an order id can be an LMDB key at all: lmdb.h, mdb_get fails with MDB_BAD_VALSIZE for an empty key
+    /// or one longer than the maximum key size (511 bytes in the default build). No stored order has such an
+    /// id, so a lookup for one finds nothing instead of failing.
+    static func canBeKey(_ orderId: String) -> Bool {
+        !orderId.isEmpty && orderId.utf8.count <= 511
     }
 
     static let formatKey = Array("format".utf8)

@@ -354,8 +354,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// Writes a consistent copy of the environment into the directory `path` (created with mode 0700 if missing;
-    /// it must not already hold a `data.mdb`), while writes go on.
+    /// Writes a consistent copy of the environment into the directory `path` (created with mode 0700 if missing,
+    /// in a parent that must exist; it must not already hold a `data.mdb`), while writes go on. The copy's
+    /// `data.mdb` gets mode 0600: LMDB creates it with the process umask, and a backup is as secret as the ledger.
     ///
     /// lmdb.h, mdb_env_copy2: "This function may be used to make a backup of an existing environment. No lockfile
     /// is created, since it gets recreated at need. ... This call can trigger significant file size growth if run
@@ -364,13 +365,28 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// holds its read transaction for its whole run, so `growMap` waits for it (up to `mapGrowthWaitMax`); it
     /// blocks the calling thread for as long as the copy takes, so run it off Swift's cooperative pool.
     public func copy(to path: String, compact: Bool = true) throws(LMDBError) {
-        try Self.makeDirectory(path)
+        // Only the last component is created: a mistyped parent must fail, not appear as a new directory tree.
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw LMDBError(
+                code: LMDBResultCode(rawValue: errno),
+                operation: "mkdir(\(path))",
+                detail: "The backup directory \(path) could not be created; its parent must exist."
+            )
+        }
         try self.gate.enter("mdb_env_copy2")
         defer { self.gate.leave() }
         try check(
             mdb_env_copy2(self.env, path, compact ? UInt32(MDB_CP_COMPACT) : 0),
             "mdb_env_copy2(\(path)\(compact ? ", MDB_CP_COMPACT" : ""))"
         )
+        let data = path + "/data.mdb"
+        if chmod(data, 0o600) != 0 {
+            throw LMDBError(
+                code: LMDBResultCode(rawValue: errno),
+                operation: "chmod(\(data), 0600)",
+                detail: "The backup could not be made private to the ledger's user."
+            )
+        }
     }
 
     /// Flushes the data buffers to disk (mdb_env_sync). Commits already sync, since the environment is never
