@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerDaemon
 import LedgerStore
 import Synchronization
+import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
@@ -125,7 +126,7 @@ final class Flag: Sendable {
     /// Bodies dripped one byte at a time on every allowed connection are cut off at limits.http.requestTimeoutMs
     /// with a 408, and /healthz on another connection is answered.
     @Test func drippedBodiesMeetTheDeadline() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.limits.connectionsMax = 8
         configuration.limits.connectionsPerAddressMax = 8
@@ -178,7 +179,7 @@ final class Flag: Sendable {
     /// A request head trickled in more slowly than limits.http.requestTimeoutMs allows is cut off with a 408,
     /// although each piece comes well within the idle timeout.
     @Test func trickledHeadMeetsTheDeadline() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.limits.idleTimeout = .seconds(5)
         configuration.limits.requestTimeout = .seconds(1)
@@ -202,7 +203,7 @@ final class Flag: Sendable {
     /// One address gets limits.http.connectionsPerAddressMax connections; one more is closed at once without an
     /// answer, while another address is served, and the address is served again once one of its own closes.
     @Test func connectionsPerAddressAreBounded() async throws {
-        let directory = TestDirectory()
+        let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         configuration.limits.connectionsMax = 4
         configuration.limits.connectionsPerAddressMax = 2
