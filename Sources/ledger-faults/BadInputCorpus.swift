@@ -116,7 +116,7 @@ enum BadInputCorpus {
         Self.control(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#)
     }
 
-    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases
+    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases + Self.hostileTextCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(
