@@ -169,4 +169,12 @@ struct HostileTextTests {
         #expect(lines.contains { containsBytes(String($0), "refused a body that is not a notification") })
         #expect(!lines.contains { $0.utf8.starts(with: fake.utf8) }, "\(stream.contents)")
     }
+
+    /// A table cell with a newline or an escape sequence (a gateway's error message) stays on its row.
+    @Test func tableCellsEscapeControlCharacters() {
+        let table = TextTable.render(["order", "note"], [["A1", "gateway error\nA2  paid\u{1B}[2J"]])
+        let lines = table.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 3, "\(table)")
+        #expect(lines.last == "A1     gateway error\\nA2  paid\\u{1B}[2J", "\(table)")
+    }
 }
