@@ -237,9 +237,12 @@ enum PayPage {
     /// The policy of pages with no form and no script.
     static let policyWithoutForm = "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
+    /// The submit script's policy source, `'sha256-…'`, computed once.
+    static let submitScriptSource = HTMLText.scriptHashSource(PayPage.submitScript)
+
     /// The pay page's policy: the form may post only to the gateway's origin, and only the submit script runs.
     static func policy(formActionOrigin origin: String?) -> String {
-        "default-src 'none'; script-src \(HTMLText.scriptHashSource(Self.submitScript)); "
+        "default-src 'none'; script-src \(Self.submitScriptSource); "
             + "form-action \(origin ?? "'none'"); frame-ancestors 'none'; base-uri 'none'"
     }
 
