@@ -107,10 +107,10 @@ enum GatewayMessages {
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>系统发生错误</title></head>"
         + "<body><div class=\"error\"><h1>:(</h1><p>系统发生错误</p></div></body></html>"
 
-    /// A short HTML page with a title and a message; the text is escaped.
+    /// A short HTML page with a title and a message; the text is escaped byte by byte, as in the daemon's pages.
     static func page(title: String, message: String) -> String {
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>\(Self.escapeHTML(title))</title></head>"
-            + "<body><h1>\(Self.escapeHTML(title))</h1><p>\(Self.escapeHTML(message))</p></body></html>\n"
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>\(HTMLText.escape(title))</title></head>"
+            + "<body><h1>\(HTMLText.escape(title))</h1><p>\(HTMLText.escape(message))</p></body></html>\n"
     }
 
     /// The "cashier" page the buyer sees after a successful submission.
@@ -120,22 +120,6 @@ enum GatewayMessages {
             message: "Order \(order.orderId), amount \(order.amount) yuan, product \(order.bankCode), "
                 + "gateway number \(order.transactionId ?? ""). Awaiting payment."
         )
-    }
-
-    static func escapeHTML(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
     }
 
     /// The simulator's view of orders for `GET /sim/orders`.

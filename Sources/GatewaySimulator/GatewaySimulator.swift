@@ -206,7 +206,7 @@ public final class GatewaySimulator: Sendable {
             await self.state.recordSent(job.orderId)
             do {
                 let reply = try await self.post(job.body, to: job.url, client: client)
-                if reply.body.lowercased().contains("ok") {
+                if GatewayAcknowledgement.readsAsAcknowledgement(reply.body) {
                     await self.state.recordAcknowledged(job.orderId)
                     logger.debug("Notification acknowledged", metadata: ["notify.attempt": "\(attempt)"])
                     return

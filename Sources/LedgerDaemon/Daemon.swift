@@ -98,6 +98,9 @@ public struct LedgerDaemon: Sendable {
         seed: UInt64 = UInt64.random(in: 0...UInt64.max),
         logger: Logger
     ) throws {
+        // Every line the daemon writes escapes control characters, whichever logger the caller built, because
+        // many lines quote text from outside (refused field names, peer addresses, order ids).
+        let logger = logger.escapingControlCharacters()
         self.configuration = configuration
         self.logger = logger
         // Before the store opens, so a bad setting does not leave it open.

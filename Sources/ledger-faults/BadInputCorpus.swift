@@ -146,7 +146,8 @@ enum BadInputCorpus {
         Self.control(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#)
     }
 
-    static let cases: [CorpusCase] = Self.notifyCases + Self.controlCases + Self.hostileNetCases
+    static let cases: [CorpusCase] =
+        Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

@@ -32,7 +32,7 @@ struct Demo: AsyncParsableCommand {
     var logLevel: Logger.Level = .error
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LoggingSystem.bootstrap { label in EscapingLogHandler(wrapping: StreamLogHandler.standardError(label: label)) }
         var logger = Logger(label: "ledgerd-demo")
         logger.logLevel = self.logLevel
         let temporary = self.dataDir == nil

@@ -67,7 +67,7 @@ struct DaemonOptions: ParsableArguments {
     }
 
     func makeLogger(_ label: String) -> Logger {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LoggingSystem.bootstrap { label in EscapingLogHandler(wrapping: StreamLogHandler.standardError(label: label)) }
         var logger = Logger(label: label)
         logger.logLevel = self.logLevel
         return logger

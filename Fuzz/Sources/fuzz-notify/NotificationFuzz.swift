@@ -7,10 +7,14 @@ import LedgerCore
 ///
 /// Oracles: a parsed notification re-encodes to a body that parses to the same fields with the same verdicts; once
 /// re-signed with the key it verifies as valid under that dialect, and as a mismatch under another key; its
-/// callback event encodes and decodes (hash checked) to the same event.
+/// callback event encodes and decodes (hash checked) to the same event. And the input's fields, signed with the
+/// key as a query reply or as a pay request, never verify as a notification under any dialect, whatever fields are
+/// added unsigned (an empty `datetime` included).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNotification(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    NotificationOracle.check(fuzzInput(data, size))
+    let body = fuzzInput(data, size)
+    NotificationOracle.check(body)
+    NotificationOracle.checkOtherMessages(body)
     return 0
 }
 
@@ -33,6 +37,48 @@ enum NotificationOracle {
         PaymentNotification, NotificationRejection
     > {
         Result { () throws(NotificationRejection) in try PaymentNotification.parse(body, limits: limits) }
+    }
+
+    /// The extra fields configured for the "every received field" dialect in the cross-message check.
+    static let extraFields = ["msg", "status"]
+
+    /// Signs the input's fields as a query reply and as a pay request, re-posts each as a notification with the
+    /// notification's missing fields added unsigned, and checks that none verifies as one.
+    static func checkOtherMessages(_ body: [UInt8]) {
+        guard let decoded = try? FormCoding.decode(body, limits: Self.unlimited) else { return }
+        // The gateway joins values unencoded, so it never signs one with `&` or `=`: such values are left out, as
+        // are the signature fields, which the re-posted message replaces.
+        let fields = decoded.fields.filter { field in
+            !GatewayValidation.hasPairDelimiter(field.value)
+                && !["sign", "pay_md5sign"].contains { $0.utf8.elementsEqual(field.name.utf8) }
+        }
+        for dialect in Self.dialects {
+            for kind in [GatewayMessageKind.queryReply, .pay] {
+                let sign = Signer.sign(fields, kind: kind, key: Self.key, dialect: dialect)
+                for fill in ["", "1"] {
+                    var posted = fields
+                    for name in GatewayMessageKind.notify.documentedSignedFields
+                    where !posted.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) {
+                        posted.append(FormField(name, name == "orderid" ? "A1" : fill))
+                    }
+                    posted.append(FormField("sign", sign))
+                    let encoded = Array(FormCoding.encode(posted).utf8)
+                    for extra in [[], Self.extraFields] {
+                        let parsed = Result { () throws(NotificationRejection) in
+                            try PaymentNotification.parse(
+                                encoded,
+                                limits: Self.unlimited,
+                                dialect: dialect,
+                                extraFields: extra
+                            )
+                        }
+                        guard case .success(let notification) = parsed else { continue }
+                        let verdict = notification.verify(key: Self.key, dialect: dialect)
+                        fuzzCheck(verdict != .valid, "a signed \(kind) verified as a notification under \(dialect)")
+                    }
+                }
+            }
+        }
     }
 
     static func check(_ body: [UInt8]) {

@@ -28,8 +28,10 @@ public struct FormFields: Sendable, Hashable, Sequence {
         self.raw = raw
     }
 
+    /// The value of the field named exactly `name`, byte for byte. `String`'s `==` would also match a canonically
+    /// equivalent name (U+212A KELVIN SIGN equals `K`), which is not the name the sender wrote.
     public subscript(name: String) -> String? {
-        self.fields.first(where: { $0.name == name })?.value
+        self.fields.first(where: { $0.name.utf8.elementsEqual(name.utf8) })?.value
     }
 
     public var count: Int { self.fields.count }
@@ -101,7 +103,6 @@ public enum FormCoding {
         let bytes = Array(body)
         if bytes.count > limits.bodyBytesMax { throw .bodyTooLarge(bytesMax: limits.bodyBytesMax) }
         var fields: [FormField] = []
-        var seen = Set<String>()
         var start = 0
         var index = 0
         while start <= bytes.count {
@@ -116,7 +117,10 @@ public enum FormCoding {
                     equals < end
                     ? try Self.decodeComponent(bytes, equals + 1, end, fieldIndex: index, limits: limits) : ""
                 if name.isEmpty { throw .emptyName(fieldIndex: index) }
-                if !seen.insert(name).inserted { throw .repeatedField(name: name) }
+                // Names are compared as bytes, as the subscript finds them; at most `fieldsMax` of them.
+                if fields.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) {
+                    throw .repeatedField(name: name)
+                }
                 fields.append(FormField(name, value))
                 index += 1
             }

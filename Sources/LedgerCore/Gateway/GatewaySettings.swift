@@ -13,6 +13,10 @@ public struct GatewaySettings: Sendable, Hashable {
     public var bankCodes: [String]
     public var timeZone: GatewayTimeZone
     public var dialect: SigningDialect
+    /// The fields besides the documented ones that a notification may carry under the "every received field"
+    /// dialect (`signing.notificationExtraFields`, e.g. `msg`). Any other field is refused there, because every
+    /// received field is signed and an unknown one could make another message's signed text.
+    public var notificationExtraFields: [String]
     /// Allow `&`, `=`, `%` and `+` in signed values and attach. Off by default because the gateway does not
     /// URL-encode its callback bodies, so such a value arrives reframed or mangled.
     public var allowReservedCharacters: Bool
@@ -29,6 +33,7 @@ public struct GatewaySettings: Sendable, Hashable {
         bankCodes: [String] = GatewaySettings.defaultBankCodes,
         timeZone: GatewayTimeZone = .shanghai,
         dialect: SigningDialect = .document,
+        notificationExtraFields: [String] = [],
         allowReservedCharacters: Bool = false,
         limits: OrderLimits = .default
     ) {
@@ -39,6 +44,7 @@ public struct GatewaySettings: Sendable, Hashable {
         self.bankCodes = bankCodes
         self.timeZone = timeZone
         self.dialect = dialect
+        self.notificationExtraFields = notificationExtraFields
         self.allowReservedCharacters = allowReservedCharacters
         self.limits = limits
     }
@@ -68,6 +74,11 @@ public struct GatewaySettings: Sendable, Hashable {
         }
         for code in self.bankCodes where !GatewayValidation.isBankCode(code) {
             problems.append(.init(key: "gateway.bankCodes", message: "'\(code)' is not 1 to 16 ASCII letters or digits"))
+        }
+        for name in self.notificationExtraFields {
+            if let problem = NotificationFields.extraFieldProblem(name) {
+                problems.append(.init(key: "signing.notificationExtraFields", message: problem))
+            }
         }
         problems.append(contentsOf: self.limits.validate())
         return problems
@@ -158,25 +169,71 @@ public enum GatewayValidation {
 
     /// Why `text` is not an absolute http(s) URL with a host, or nil when it is one.
     public static func urlProblem(_ text: String) -> String? {
-        let lower = text.lowercased()
-        let rest: Substring
-        if lower.hasPrefix("https://") {
-            rest = text.dropFirst(8)
-        } else if lower.hasPrefix("http://") {
-            rest = text.dropFirst(7)
+        // Bytes, not `Character`s: a `/` joined to a combining mark must still end the host.
+        let bytes = Array(text.utf8)
+        let rest: ArraySlice<UInt8>
+        if Self.hasASCIIPrefix(bytes, "https://") {
+            rest = bytes.dropFirst(8)
+        } else if Self.hasASCIIPrefix(bytes, "http://") {
+            rest = bytes.dropFirst(7)
         } else {
             return "must be an absolute http:// or https:// URL"
         }
-        let host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if host.isEmpty || host.hasPrefix(":") || host.hasPrefix("@") { return "must name a host" }
-        if text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">") }) {
+        let host = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        if host.isEmpty || host.first == UInt8(ascii: ":") || host.first == UInt8(ascii: "@") {
+            return "must name a host"
+        }
+        let refused: Set<UInt8> = [UInt8(ascii: "\""), UInt8(ascii: "<"), UInt8(ascii: ">")]
+        if bytes.contains(where: { $0 <= 0x20 || $0 == 0x7F || refused.contains($0) }) {
             return "must not contain spaces, control characters, quotes or angle brackets"
         }
         return nil
     }
 
+    /// The origin (`scheme://host[:port]`) of an absolute http(s) URL, for a `Content-Security-Policy` source; nil
+    /// when the URL has none or its host holds anything but letters, digits, `.`, `-`, `:`, `[` and `]`, the only
+    /// bytes a policy source may carry without changing the policy.
+    public static func origin(of url: String) -> String? {
+        let bytes = Array(url.utf8)
+        let scheme: String
+        let rest: ArraySlice<UInt8>
+        if Self.hasASCIIPrefix(bytes, "https://") {
+            (scheme, rest) = ("https://", bytes.dropFirst(8))
+        } else if Self.hasASCIIPrefix(bytes, "http://") {
+            (scheme, rest) = ("http://", bytes.dropFirst(7))
+        } else {
+            return nil
+        }
+        var authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] }
+        let allowed = authority.allSatisfy { byte in
+            (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: ":")) || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
+        }
+        guard !authority.isEmpty, allowed else { return nil }
+        return scheme + String(decoding: authority, as: UTF8.self).lowercased()
+    }
+
+    /// Whether `bytes` begin with `prefix`, ASCII letters compared in either case.
+    static func hasASCIIPrefix(_ bytes: [UInt8], _ prefix: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        guard bytes.count >= expected.count else { return false }
+        return zip(bytes, expected).allSatisfy { received, wanted in
+            let isLetter = (received | 0x20) >= UInt8(ascii: "a") && (received | 0x20) <= UInt8(ascii: "z")
+            return (isLetter ? received | 0x20 : received) == wanted
+        }
+    }
+
     /// The first of `&`, `=`, `%` and `+` in `text`, the characters an unencoded callback body reframes or mangles.
-    public static func reservedCharacter(in text: String) -> Character? {
-        text.first { $0 == "&" || $0 == "=" || $0 == "%" || $0 == "+" }
+    /// Looked for among the scalars: a `&` joined to a combining mark is still a `&` in the gateway's body.
+    public static func reservedCharacter(in text: String) -> Unicode.Scalar? {
+        text.unicodeScalars.first { $0 == "&" || $0 == "=" || $0 == "%" || $0 == "+" }
+    }
+
+    /// Whether `text` contains `&` or `=`, the two characters that move the boundaries of a `name=value&` pair in a
+    /// canonical string: a signed value holding either could reframe one message's signed text as another's.
+    public static func hasPairDelimiter(_ text: String) -> Bool {
+        text.utf8.contains { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "=") }
     }
 }

@@ -39,7 +39,7 @@ public enum OrderRejection: Error, Sendable, Hashable, CustomStringConvertible {
     case fieldTooLong(field: String, bytesMax: Int)
     case fieldHasControlCharacters(field: String)
     case urlInvalid(field: String, reason: String)
-    case reservedCharacter(field: String, character: Character)
+    case reservedCharacter(field: String, character: Unicode.Scalar)
 
     public var description: String {
         switch self {

@@ -42,11 +42,14 @@ public enum SignTool {
     public static func parseFields(_ arguments: [String]) throws(FieldError) -> [FormField] {
         var fields: [FormField] = []
         for argument in arguments {
-            guard let equals = argument.firstIndex(of: "=") else { throw .noEquals(argument) }
-            let name = String(argument[..<equals])
+            // The first `=` byte, not the first `=` `Character`: pasted values come from outside, and an `=`
+            // joined to a combining mark or a prepend character is still where the gateway's pair splits.
+            let bytes = argument.utf8
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { throw .noEquals(argument) }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
             guard !name.isEmpty else { throw .emptyName(argument) }
-            guard !fields.contains(where: { $0.name == name }) else { throw .repeated(name) }
-            fields.append(FormField(name, String(argument[argument.index(after: equals)...])))
+            guard !fields.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) else { throw .repeated(name) }
+            fields.append(FormField(name, String(decoding: bytes[bytes.index(after: equals)...], as: UTF8.self)))
         }
         return fields
     }

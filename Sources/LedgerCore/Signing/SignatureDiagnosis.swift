@@ -198,12 +198,12 @@ extension Signer {
             hints.append("Signed fields are missing: \(missing.joined(separator: ", ")).")
         }
         for field in fields where field.name != kind.signatureField {
-            if field.value.contains(where: { $0 == "&" || $0 == "=" || $0 == "%" || $0 == "+" }) {
+            if GatewayValidation.reservedCharacter(in: field.value) != nil {
                 hints.append(
                     "The value of \(field.name) contains '&', '=', '%' or '+', which the gateway does not URL-encode; it may have been changed on the way."
                 )
             }
-            if field.value.hasPrefix(" ") || field.value.hasSuffix(" ") {
+            if field.value.utf8.first == 0x20 || field.value.utf8.last == 0x20 {
                 hints.append(
                     "The value of \(field.name) begins or ends with a space: a '+' sent without URL encoding arrives as a space."
                 )

@@ -249,6 +249,12 @@ extension DaemonConfiguration {
             gateway.dialect.notificationFieldSet = parsed
         }
         gateway.dialect.acceptLowercaseHex = try values.bool("signing.acceptLowercaseHex") ?? false
+        // Each name is checked by `gateway.validate()` below.
+        if let names = values.text("signing.notificationExtraFields") {
+            gateway.notificationExtraFields = names.split(separator: ",").map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }
+        }
         if let amountMax = try values.int("limits.order.amountFenMax") { gateway.limits.amountFenMax = Int64(amountMax) }
         // Their ranges are checked by `gateway.validate()` below: each at most the form field limit.
         gateway.limits.textBytesMax = try values.int("limits.order.textBytesMax") ?? gateway.limits.textBytesMax

@@ -96,7 +96,10 @@ enum NotifyReply: String, CaseIterable {
     }
 
     var response: Response {
-        precondition(!self.rawValue.lowercased().contains("ok"), "an error body must never read as an acknowledgement")
+        precondition(
+            !GatewayAcknowledgement.readsAsAcknowledgement(self.rawValue),
+            "an error body must never read as an acknowledgement"
+        )
         return Response(
             status: self.status,
             headers: [.contentType: "text/plain; charset=utf-8"],
@@ -235,52 +238,74 @@ public func buildLedgerRouter(
 }
 
 /// The buyer-facing HTML pages.
+///
+/// Every page carries a `Content-Security-Policy` that allows nothing but the pay page's one form post to the
+/// gateway's origin and its one submit script (by hash), so text that got past escaping still could not run, load,
+/// frame or send anything. Order ids a page cannot have issued are never echoed back.
 enum PayPage {
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
+    /// The pay page's only script. Its SHA-256 is in the pay page's policy; any other script is refused.
+    static let submitScript = "document.forms[0].submit();"
+
+    /// The policy of pages with no form and no script.
+    static let policyWithoutForm = "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+    /// The submit script's policy source, `'sha256-…'`, computed once.
+    static let submitScriptSource = HTMLText.scriptHashSource(PayPage.submitScript)
+
+    /// The pay page's policy: the form may post only to the gateway's origin, and only the submit script runs.
+    static func policy(formActionOrigin origin: String?) -> String {
+        "default-src 'none'; script-src \(Self.submitScriptSource); "
+            + "form-action \(origin ?? "'none'"); frame-ancestors 'none'; base-uri 'none'"
     }
 
-    static func html(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    static func escape(_ text: String) -> String { HTMLText.escape(text) }
+
+    static func html(_ status: HTTPResponse.Status, _ body: String, policy: String = PayPage.policyWithoutForm)
+        -> Response
+    {
         Response(
             status: status,
-            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .contentSecurityPolicy: policy,
+                .xContentTypeOptions: "nosniff", Self.referrerPolicy: "no-referrer",
+            ],
             body: .init(byteBuffer: ByteBuffer(string: body))
         )
     }
+
+    /// `Referrer-Policy`: the pages' URLs carry order ids, which no other site needs to see.
+    static let referrerPolicy = HTTPFields.Element.Name("Referrer-Policy")!
 
     /// An auto-submitting form that POSTs the signed fields to the gateway, with a button where scripts are off.
     static func render(_ created: OrderCreated) -> Response {
         let inputs = created.request.fields.map {
             "<input type=\"hidden\" name=\"\(Self.escape($0.name))\" value=\"\(Self.escape($0.value))\">"
         }.joined(separator: "\n")
+        let orderId = Self.escape(created.request.orderId)
         let page = """
             <!DOCTYPE html>
-            <html><head><meta charset="utf-8"><title>Pay order \(Self.escape(created.request.orderId))</title></head>
-            <body onload="document.forms[0].submit()">
+            <html><head><meta charset="utf-8"><title>Pay order \(orderId)</title></head>
+            <body>
             <form method="post" action="\(Self.escape(created.gatewayURL))" accept-charset="utf-8">
             \(inputs)
-            <noscript><p>Order \(Self.escape(created.request.orderId)): \(Self.escape(created.request.amount.text)) yuan.</p></noscript>
+            <noscript><p>Order \(orderId): \(Self.escape(created.request.amount.text)) yuan.</p></noscript>
             <button type="submit">Continue to payment</button>
             </form>
+            <script>\(Self.submitScript)</script>
             </body></html>
             """
-        return Self.html(.ok, page)
+        let origin = GatewayValidation.origin(of: created.gatewayURL)
+        return Self.html(.ok, page, policy: Self.policy(formActionOrigin: origin))
     }
 
+    /// No order under this id. An id that is not one by the gateway's order-id rules is not shown at all, so the
+    /// page never reflects what a link's author chose; a well-formed id (letters, digits, `_`, `-`) is shown.
     static func notFound(_ orderId: String) -> Response {
-        Self.html(.notFound, "<!DOCTYPE html><html><body><p>No such order: \(Self.escape(orderId))</p></body></html>")
+        let shown = GatewayValidation.isOrderId(orderId) ? "No such order: \(Self.escape(orderId))" : "No such order."
+        return Self.html(
+            .notFound,
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><p>\(shown)</p></body></html>"
+        )
     }
 
     static func status(orderId: String, state: OrderState?) -> Response {

@@ -286,7 +286,12 @@ public actor Ledger {
     public func recordNotification(body: [UInt8], remoteAddress: String) async throws -> NotificationReceipt {
         let notification: PaymentNotification
         do {
-            notification = try PaymentNotification.parse(body, limits: self.formLimits)
+            notification = try PaymentNotification.parse(
+                body,
+                limits: self.formLimits,
+                dialect: self.settings.dialect,
+                extraFields: self.settings.notificationExtraFields
+            )
         } catch {
             self.metrics.notificationRejected()
             return .rejected(error)

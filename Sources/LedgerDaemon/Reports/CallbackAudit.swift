@@ -73,6 +73,9 @@ public struct CallbackAudit: Sendable, Hashable {
 /// Plain-text tables for people (`ledgerctl` without `--json`, and `ledgerd demo`).
 public enum TextTable {
     public static func render(_ header: [String], _ rows: [[String]]) -> String {
+        // Cells quote outside text (a gateway's error message, a peer's body): a control character in one would
+        // end the row early or drive the terminal, so every cell is escaped as log lines are.
+        let rows = rows.map { $0.map(LogText.escape) }
         var widths = header.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count {
