@@ -6,12 +6,14 @@ public final class TemporaryDirectory: @unchecked Sendable {
     // @unchecked: `path` is immutable; the directory is removed once, in deinit.
     public let path: String
 
-    public init(prefix: String = "ledger") {
+    /// `permissions` other than 0700 are for tests that run a client under another uid, which must reach a
+    /// socket inside.
+    public init(prefix: String = "ledger", permissions: Int = 0o700) {
         self.path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(
             atPath: self.path,
             withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700]
+            attributes: [.posixPermissions: permissions]
         )
     }
 

@@ -141,21 +141,6 @@ enum Output {
             + "unknown orders)"
     }
 
-    /// Text from outside, safe for a terminal: control characters and anything that is not printable ASCII or a
-    /// letter, mark, number, punctuation or symbol are written as `\u{…}` escapes, scalar by scalar.
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar.properties.generalCategory {
-            case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
     static let auditColumns = [
         ("received", "received"), ("accepted", "accepted"), ("duplicate", "duplicate"), ("conflicting", "conflicting"),
         ("amount", "amountMismatch"), ("member", "memberMismatch"), ("not-00", "notSuccess"), ("bad-sign", "badSignature"),
@@ -379,7 +364,7 @@ struct Quarantine: ParsableCommand {
             if self.showBody {
                 for entry in entries {
                     let cut = entry["bodyCut"] == .bool(true) ? " (cut)" : ""
-                    text += "\n\n#\(Output.text(entry["id"]))\(cut): \(Output.escaped(entry["body"]?.stringValue ?? ""))"
+                    text += "\n\n#\(Output.text(entry["id"]))\(cut): \(LogText.escape(entry["body"]?.stringValue ?? ""))"
                 }
             }
             if let next = result["nextCursor"]?.stringValue { text += "\nmore: --cursor \(next)" }

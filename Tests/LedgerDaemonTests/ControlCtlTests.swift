@@ -68,7 +68,7 @@ import Testing
             #expect(quarantine.status == 0, "\(quarantine.err)")
             #expect(quarantine.out.contains("192.0.2.1:5") && quarantine.out.contains("bad-signature"), "\(quarantine.out)")
             // The body is shown escaped: no terminal control sequence or newline from outside reaches the screen.
-            #expect(quarantine.out.contains(#"attach=\u{1b}[2J\u{a}"#), "\(quarantine.out)")
+            #expect(quarantine.out.contains(#"attach=\u{1B}[2J\n"#), "\(quarantine.out)")
             #expect(!quarantine.out.contains("\u{1B}"))
             #expect(quarantine.out.contains("quarantine: 1 entries"))
             let quarantineJSON = try await Self.ctl(["quarantine", "--order", "K1", "--json"] + socket)

@@ -131,7 +131,9 @@ func withControlDaemon<T: Sendable>(
     configure: @Sendable (inout ControlSettings) -> Void = { _ in },
     _ body: @Sendable (ControlHarness) async throws -> T
 ) async throws -> T {
-    let directory = TemporaryDirectory()
+    // Traversable by other uids: the security tests run clients under another uid against the socket inside, which
+    // its own mode (and the uid check) guards.
+    let directory = TemporaryDirectory(permissions: 0o755)
     var configuration = try testConfiguration(directory: directory)
     configuration.socketMode = socketMode
     var daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
