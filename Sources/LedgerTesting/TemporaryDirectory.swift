@@ -19,3 +19,20 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: self.path) }
 }
+
+extension TemporaryDirectory {
+    /// Writes `contents` to the file at `path`, owner-only (0600), as a merchant key file must be: the daemon
+    /// refuses a key file that group or others can read.
+    @discardableResult
+    public static func writeSecret(_ contents: String, to path: String) throws -> String {
+        let created = FileManager.default.createFile(
+            atPath: path,
+            contents: Data(contents.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        guard created else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        // createFile keeps an existing file's mode; set it in every case.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        return path
+    }
+}

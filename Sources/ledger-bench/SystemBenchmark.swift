@@ -2,6 +2,7 @@ import Foundation
 import LedgerControlClient
 import LedgerCore
 import LedgerStore
+import LedgerTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -79,7 +80,7 @@ struct SystemBenchmark {
         let directory = try ScratchDirectory("system")
         defer { directory.remove() }
         let dataDir = directory.path + "/ledger"
-        try Array(self.key.utf8).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: directory.path + "/merchant.key")) }
+        try TemporaryDirectory.writeSecret(self.key, to: directory.path + "/merchant.key")
         let now = Instant(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
         let workload = try Workload(prefix: "S", start: now)
 

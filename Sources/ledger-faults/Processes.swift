@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LedgerCore
+import LedgerTesting
 import NIOCore
 import NIOHTTP1
 
@@ -96,7 +97,7 @@ final class DaemonProcess: @unchecked Sendable {
         self.port = freeTCPPort()
         self.dataDir = directory + "/ledger"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Merchant.keyText.write(toFile: directory + "/merchant.key", atomically: true, encoding: .utf8)
+        try TemporaryDirectory.writeSecret(Merchant.keyText, to: directory + "/merchant.key")
         var configuration: JSONObject = [
             "http": .string("127.0.0.1:\(self.port)"),
             "publicUrl": .string("http://127.0.0.1:\(self.port)"),

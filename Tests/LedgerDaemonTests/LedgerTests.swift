@@ -140,7 +140,7 @@ struct ConfigurationTests {
     @Test func precedence() async throws {
         let directory = TemporaryDirectory()
         let keyFile = directory.path + "/merchant.key"
-        try "file-key-123\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try TemporaryDirectory.writeSecret("file-key-123\n", to: keyFile)
         let file = directory.path + "/ledgerd.json"
         try """
         {"dataDir": "/from/file", "http": "127.0.0.1:7000", "gateway": {"memberId": "20002", "keyFile": "\(keyFile)", "url": "http://gw.example:1"}, "poll": {"deadlineMs": 60000}}
@@ -260,6 +260,23 @@ struct ConfigurationTests {
         #expect(configuration.httpHost == "127.0.0.1" && configuration.httpPort == 8080)
         #expect(configuration.gateway.baseURL == "http://127.0.0.1:9090")
         #expect(configuration.gateway.notifyURL == "http://127.0.0.1:8080/notify")
+    }
+
+    /// A key file that group or others can read is refused with the chmod to run; an owner-only one is read.
+    @Test func keyFileMustBeOwnerOnly() async throws {
+        let directory = TemporaryDirectory()
+        let path = try TemporaryDirectory.writeSecret("k-file-1", to: directory.path + "/merchant.key")
+        let environment = ["LEDGERD_GATEWAY_KEY_FILE": path]
+        let loaded = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
+        #expect(loaded.key == (try MerchantKey("k-file-1")))
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
+        } throws: { error in
+            let error = error as? ConfigurationError
+            return error?.key == "gateway.keyFile" && error?.message.contains("chmod 600 \(path)") == true
+                && error?.message.contains("640") == true
+        }
     }
 
     /// Invalid values fail at start with a message naming the key.

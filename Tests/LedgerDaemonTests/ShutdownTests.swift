@@ -35,7 +35,7 @@ struct ShutdownTests {
         let dataDir = directory.path + "/ledger"
         let orders = 300
         try await Self.prepareOrders(dataDir, count: orders)
-        try TestKeys.text.write(toFile: directory.path + "/merchant.key", atomically: true, encoding: .utf8)
+        try TemporaryDirectory.writeSecret(TestKeys.text, to: directory.path + "/merchant.key")
         let port = try freeTCPPort()
         let process = Process()
         process.executableURL = try DemoTests.executable("ledgerd")

@@ -200,6 +200,17 @@ extension DaemonConfiguration {
             keyText = inline
         } else {
             let keyFile = values.text("gateway.keyFile") ?? Self.defaultKeyFile
+            // The key signs every payment request and vouches for every notification: a copy others can read is
+            // a key others can use. Checked before it is read, so the daemon never holds a key it should refuse.
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: keyFile),
+                let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value, mode & 0o077 != 0
+            {
+                throw ConfigurationError(
+                    key: "gateway.keyFile",
+                    message: "the merchant key file \(keyFile) is readable by group or others (mode "
+                        + "\(String(mode & 0o777, radix: 8))); run chmod 600 \(keyFile)"
+                )
+            }
             guard let contents = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
                 throw ConfigurationError(
                     key: "gateway.keyFile",
