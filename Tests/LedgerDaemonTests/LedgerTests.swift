@@ -262,6 +262,49 @@ struct ConfigurationTests {
         #expect(configuration.gateway.notifyURL == "http://127.0.0.1:8080/notify")
     }
 
+    /// Unknown keys in the file and unknown `LEDGERD_*` variables stop the start, naming the nearest known key;
+    /// every key the README documents, and the PostgreSQL keys with another backend, are known.
+    @Test func unknownKeysNameTheNearest() async throws {
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/ledgerd.json"
+        try #"{"memberID": "10002"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+        } throws: { error in
+            let error = error as? ConfigurationError
+            return error?.key == "memberID" && error?.message.contains("did you mean gateway.memberId?") == true
+        }
+        await #expect {
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_POLL_DEADLINE": "1000"],
+                file: nil
+            )
+        } throws: { error in
+            let error = error as? ConfigurationError
+            return error?.key == "LEDGERD_POLL_DEADLINE"
+                && error?.message.contains("did you mean LEDGERD_POLL_DEADLINE_MS?") == true
+        }
+        await #expect {
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_ZZZZZZZZZZZZ": "1"],
+                file: nil
+            )
+        } throws: { error in
+            (error as? ConfigurationError)?.message.hasSuffix("is not a setting ledgerd knows") == true
+        }
+        // A file using many known keys, nested and in lists, loads; so do PostgreSQL keys beside the LMDB backend.
+        try """
+            {"dataDir": "/d", "gateway": {"memberId": "20002", "bankCodes": ["940"], "keyFile": "/k"},
+             "quarantine": {"entriesMax": 50}, "limits": {"http": {"requestTimeoutMs": 5000}},
+             "control": {"allowedUids": [1000]}, "store": {"backend": "lmdb", "postgresSchema": "s"},
+             "signing": {"notificationExtraFields": ["msg"]}, "poll": {"queriesPerSecondMax": 5}}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let loaded = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+        #expect(loaded.store.quarantineLimits.entriesMax == 50)
+    }
+
     /// A key file that group or others can read is refused with the chmod to run; an owner-only one is read.
     @Test func keyFileMustBeOwnerOnly() async throws {
         let directory = TemporaryDirectory()

@@ -191,7 +191,82 @@ extension DaemonConfiguration {
             }
         }
         let values = ConfigValues(reader: ConfigReader(providers: providers))
-        return try Self.build(from: values)
+        let configuration = try Self.build(from: values)
+        // Every key the build read is known; so are those it reads only in some cases.
+        let known = values.asked.keys.union(Self.conditionalKeys)
+        var given: [(key: String, source: String)] = environment.keys.sorted().compactMap { name in
+            name.hasPrefix("LEDGERD_") ? (name, "the environment") : nil
+        }
+        if let file {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            let keys = (try? JSONParser.parse(text)).map { Self.flattenedKeys($0) } ?? []
+            given += keys.map { ($0, "the configuration file \(file)") }
+        }
+        for (key, source) in given {
+            let isEnvironment = key.hasPrefix("LEDGERD_")
+            let spelled = isEnvironment ? known.map(ControlSettings.environmentName) : Array(known)
+            guard !spelled.contains(key) else { continue }
+            var message = "\(key) in \(source) is not a setting ledgerd knows"
+            if let nearest = Self.nearestKey(to: key, among: known) {
+                let name = isEnvironment ? ControlSettings.environmentName(nearest) : nearest
+                message += "; did you mean \(name)?"
+            }
+            throw ConfigurationError(key: key, message: message)
+        }
+        return configuration
+    }
+
+    /// Keys the build reads only in some cases: the key file when no inline key is given, and the PostgreSQL
+    /// store's keys when `store.backend` is `postgres`.
+    static let conditionalKeys: Set<String> = [
+        "gateway.keyFile", "store.postgresUrl", "store.postgresSchema", "store.postgresConnectionsMax", "store.postgresConnectTimeoutMs",
+        "store.postgresLeaderRetryMs", "store.postgresFollowIntervalMs",
+    ]
+
+    /// The dotted keys of a configuration file's JSON: nested objects are levels, anything else a value.
+    static func flattenedKeys(_ value: JSONValue, prefix: String = "") -> [String] {
+        guard let object = value.objectValue else { return prefix.isEmpty ? [] : [prefix] }
+        return object.flatMap { member in
+            Self.flattenedKeys(member.value, prefix: prefix.isEmpty ? member.key : prefix + "." + member.key)
+        }
+    }
+
+    /// The known key closest to `key` (compared without case and separators, whole or by its last part), when
+    /// one is close enough to be a likely misspelling.
+    static func nearestKey(to key: String, among known: Set<String>) -> String? {
+        func folded(_ text: some StringProtocol) -> [UInt8] {
+            text.utf8.compactMap { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte + 32
+                case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): return nil
+                default: return byte
+                }
+            }
+        }
+        var wanted = folded(key)
+        if key.hasPrefix("LEDGERD_") { wanted.removeFirst(7) }
+        var best: (key: String, distance: Int)?
+        for candidate in known.sorted() {
+            let whole = folded(candidate)
+            let last = folded(candidate.split(separator: ".").last ?? "")
+            let distance = min(Self.editDistance(wanted, whole), Self.editDistance(wanted, last))
+            if distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        guard let best, best.distance <= max(2, wanted.count / 3) else { return nil }
+        return best.key
+    }
+
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     static func build(from values: ConfigValues) throws -> DaemonConfiguration {
@@ -413,11 +488,19 @@ extension DaemonConfiguration {
 /// Typed reads over the configuration reader, each failing with the key's name.
 struct ConfigValues {
     let reader: ConfigReader
+    /// Every key asked for: what the build knows, so that anything else given is reported as unknown.
+    let asked = AskedKeys()
+
+    final class AskedKeys: @unchecked Sendable {
+        // @unchecked: written and read by the one thread that builds the configuration.
+        var keys: Set<String> = []
+    }
 
     /// A value as text, whether the source holds a string, a number, a boolean or a list (a JSON array in the
     /// file, joined with commas as the environment and flags spell a list), so that a list in the file is not
     /// passed over as absent.
     func text(_ key: String, secret: Bool = false) -> String? {
+        self.asked.keys.insert(key)
         let configKey = ConfigKey(key)
         if let value = self.reader.string(forKey: configKey, isSecret: secret) { return value }
         if let value = self.reader.int(forKey: configKey) { return String(value) }
