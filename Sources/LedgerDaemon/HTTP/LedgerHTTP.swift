@@ -210,18 +210,21 @@ public func buildLedgerRouter(
     router.post("/return", use: returnPage)
 
     router.get("/healthz") { _, _ -> Response in
-        var problems: [String] = []
+        // Each part says "ok" or what is wrong with it, so an operator (or a probe's log) sees which part failed.
+        var checks: JSONObject = ["http": "ok"]
         do {
             _ = try await ledger.store.head()
+            checks["store"] = "ok"
         } catch {
-            problems.append("store: \(error)")
+            checks["store"] = .string("\(error)")
         }
-        if !health.pollerHealthy { problems.append("poller: no heartbeat for 3 s") }
-        let body = problems.isEmpty ? "{\"status\":\"healthy\"}" : "{\"status\":\"unhealthy\",\"problems\":\(problems.count)}"
+        checks["poller"] = health.pollerHealthy ? "ok" : "no heartbeat for 3 s"
+        let healthy = checks.allSatisfy { $0.value == "ok" }
+        let body: JSONValue = ["status": healthy ? "healthy" : "unhealthy", "checks": .object(checks)]
         return Response(
-            status: problems.isEmpty ? .ok : .serviceUnavailable,
+            status: healthy ? .ok : .serviceUnavailable,
             headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(string: body))
+            body: .init(byteBuffer: ByteBuffer(string: JSONWriter.write(body, options: .sortedKeys)))
         )
     }
 
