@@ -13,6 +13,8 @@ extension PostgresEventStore {
         let limits = self.options.quarantineLimits
         let schema = self.schema
         let logger = self.logger
+        await self.quarantineTurn.take()
+        defer { Task { await self.quarantineTurn.give() } }
         do {
             return try await self.withConnection { connection in
                 try await Self.transaction(connection, isolation: "READ COMMITTED", logger: logger) { connection in
@@ -37,6 +39,19 @@ extension PostgresEventStore {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> QuarantineReceipt {
+        // An order is known when the live projection has it with an order-created event (any status but unknown).
+        var known = false
+        if let orderId = entry.orderId, !orderId.isEmpty, !orderId.utf8.contains(0) {
+            let found = try await connection.query(
+                """
+                SELECT count(*) FROM \(unescaped: schema.orders) AS o
+                JOIN \(unescaped: schema.meta) AS m ON o.generation = m.live_generation
+                WHERE o.order_id = \(orderId) AND o.status <> \(Int16(OrderStatus.unknown.code))
+                """,
+                logger: logger
+            ).collect()
+            known = (try found.first?.decode(Int64.self) ?? 0) > 0
+        }
         let statusRows = try await connection.query(
             """
             SELECT entries, bytes, dropped, next_id, total, unknown_orders FROM \(unescaped: schema.quarantineStatus)
@@ -59,19 +74,6 @@ extension PostgresEventStore {
         )
         var entry = entry
         entry.id = UInt64(nextId)
-        // An order is known when the live projection has it with an order-created event (any status but unknown).
-        var known = false
-        if let orderId = entry.orderId, !orderId.isEmpty, !orderId.utf8.contains(0) {
-            let found = try await connection.query(
-                """
-                SELECT count(*) FROM \(unescaped: schema.orders) AS o
-                JOIN \(unescaped: schema.meta) AS m ON o.generation = m.live_generation
-                WHERE o.order_id = \(orderId) AND o.status <> \(Int16(OrderStatus.unknown.code))
-                """,
-                logger: logger
-            ).collect()
-            known = (try found.first?.decode(Int64.self) ?? 0) > 0
-        }
         let accounted = entry.accountedBytes
         try await Self.execute(
             connection,
@@ -174,11 +176,17 @@ extension PostgresEventStore {
             // The filters on source and order id narrow the scan in SQL; `matches` applies every filter exactly.
             var found: [QuarantineEntry] = []
             var cursor = before
+            // An address filter may name a source (an IPv4 address, an IPv6 /64) or one full peer address, which
+            // lies in the source it folds to.
+            let source = query.remoteAddress.map(RemoteSource.of)
             while true {
                 let rows = try await self.rows(
                     """
                     SELECT id, entry FROM \(unescaped: self.schema.quarantine)
-                    WHERE id < \(cursor) ORDER BY id DESC LIMIT \(max(limit, 1) * 4)
+                    WHERE id < \(cursor)
+                      AND (\(query.orderId)::text IS NULL OR order_id = \(query.orderId))
+                      AND (\(source)::text IS NULL OR source = \(source) OR source = \(query.remoteAddress))
+                    ORDER BY id DESC LIMIT \(max(limit, 1) * 4)
                     """,
                     logger: self.logger
                 )
@@ -265,6 +273,28 @@ extension PostgresEventStore {
             }
         } catch {
             throw StoreError(.corrupted, "Quarantine entry \(id) does not decode: \(error.description)")
+        }
+    }
+}
+
+/// A turn that one task holds at a time, the others waiting in arrival order.
+actor QuarantineTurn {
+    private var held = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func take() async {
+        if !self.held {
+            self.held = true
+            return
+        }
+        await withCheckedContinuation { self.waiting.append($0) }
+    }
+
+    func give() {
+        if self.waiting.isEmpty {
+            self.held = false
+        } else {
+            self.waiting.removeFirst().resume()
         }
     }
 }

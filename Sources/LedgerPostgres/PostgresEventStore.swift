@@ -83,6 +83,9 @@ public final class PostgresEventStore: EventStore, Sendable {
 
     let writer: Mutex<Writer>
     private let longOperationRunning = Mutex(false)
+    /// One quarantine transaction at a time from this daemon: a flood of forgeries then holds one pooled
+    /// connection, never the pool the genuine appends need (they queue here, in memory, instead).
+    let quarantineTurn = QuarantineTurn()
 
     struct PendingAppend: CommitQueueJob, Sendable {
         var request: AppendRequest

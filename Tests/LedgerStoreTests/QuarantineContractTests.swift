@@ -183,6 +183,66 @@ struct LMDBQuarantineTests {
     }
 }
 
+extension LMDBQuarantineTests {
+    /// A ledger written before the quarantine existed (no quarantine databases) opens, verifies, and gets an empty
+    /// quarantine that then works.
+    @Test func ledgerWithoutQuarantineTablesOpens() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/ledger"
+        let fixture = StoreFixture()
+        do {
+            let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+            _ = try await store.append(AppendRequest([fixture.created("A1"), fixture.callback("A1", forged: true)]))
+            await store.close()
+        }
+        // Remove the three databases, as an environment written by an earlier build lacks them.
+        do {
+            let environment = try LMDBEnvironment(path: path, options: .init(mapSize: 1 << 20, mapSizeMax: 1 << 30))
+            for name in ["quarantine", "quarantine-index", "quarantine-counts"] {
+                let database = try environment.openDatabase(name: name)
+                try environment.write { txn in try txn.drop(database, delete: true) }
+            }
+            #expect(throws: LMDBError.self) { try environment.openDatabase(name: "quarantine", flags: []) }
+            environment.close()
+        }
+        let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+        #expect(try await store.quarantineStatus() == QuarantineStatus())
+        #expect(try await store.verifyChain(progress: nil).isIntact)
+        #expect(try await store.verifyProjection(differencesMax: 1, progress: nil).differenceCount == 0)
+        #expect(try await store.order("A1")?.callbacks.badSignature == 1)
+        let receipt = try await store.quarantine(
+            QuarantineEntry(
+                receivedAt: fixture.start,
+                remoteAddress: "192.0.2.1:5",
+                reason: .badSignature,
+                detail: "test",
+                orderId: "A1",
+                body: [1],
+                limits: .default
+            )
+        )
+        #expect(receipt == QuarantineReceipt(id: 1, dropped: 0, orderKnown: true))
+        await store.close()
+    }
+}
+
+extension QuarantineContractTests {
+    /// Of two senders holding as many entries, the one whose name sorts last loses its oldest: every store agrees.
+    @Test(arguments: StoreKind.allCases)
+    func tieGoesToTheSourceThatSortsLast(_ kind: StoreKind) async throws {
+        let limits = QuarantineLimits(entriesMax: 4)
+        let (store, _) = try await kind.make(quarantine: limits)
+        _ = try await store.quarantine(self.entry("192.0.2.9:1", limits: limits))  // 1: the source that sorts last
+        _ = try await store.quarantine(self.entry("192.0.2.1:1", limits: limits))  // 2
+        _ = try await store.quarantine(self.entry("192.0.2.9:2", limits: limits))  // 3
+        _ = try await store.quarantine(self.entry("192.0.2.1:2", limits: limits))  // 4: two each
+        let receipt = try await store.quarantine(self.entry("192.0.2.5:1", limits: limits))  // 5: full, a tie at two
+        #expect(receipt.dropped == 1)
+        #expect(try await store.quarantined(QuarantineQuery()).entries.map(\.id) == [5, 4, 3, 2])
+        await store.close()
+    }
+}
+
 /// Where a peer's notifications count: its IPv4 address, or its IPv6 /64.
 struct RemoteSourceTests {
     /// Ports are dropped, IPv6 addresses fold into their /64, anything else stays as it is.

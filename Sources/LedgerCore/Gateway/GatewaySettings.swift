@@ -69,6 +69,13 @@ public struct GatewaySettings: Sendable, Hashable {
                 problems.append(.init(key: key, message: reason))
             }
         }
+        // The pay page's Content-Security-Policy allows its form to post only to this origin; a URL it cannot take
+        // an origin from would leave every pay page unable to submit.
+        if GatewayValidation.urlProblem(self.baseURL) == nil, GatewayValidation.origin(of: self.baseURL) == nil {
+            problems.append(
+                .init(key: "gateway.url", message: "must have a host of ASCII letters, digits, '.' and '-' (or an IP address)")
+            )
+        }
         if self.bankCodes.isEmpty {
             problems.append(.init(key: "gateway.bankCodes", message: "must list at least one product code"))
         }

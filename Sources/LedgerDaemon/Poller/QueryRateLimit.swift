@@ -18,7 +18,9 @@ public struct QueryRateLimit: Sendable {
     /// The earliest instant at or after `now` at which one more query may start.
     public func nextStart(now: Instant) -> Instant {
         guard self.starts.count == self.perSecond else { return now }
-        return max(now, self.starts[self.oldest].adding(milliseconds: 1000))
+        // At most a second ahead: the window is kept in wall-clock instants, and a clock stepped back must not
+        // hold polling for as long as it stepped.
+        return min(max(now, self.starts[self.oldest].adding(milliseconds: 1000)), now.adding(milliseconds: 1000))
     }
 
     /// Records a query started at `now`; the caller has checked `nextStart(now:) <= now`.

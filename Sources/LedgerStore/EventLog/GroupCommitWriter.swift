@@ -41,8 +41,9 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private enum Job {
         case append(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)
-        /// A notification for the quarantine: written in the same transaction as the appends batched with it, so
-        /// a flood of forgeries shares commits (and syncs) instead of taking one each.
+        /// A notification for the quarantine: batched like appends, so a flood of forgeries shares commits (and
+        /// syncs) instead of taking one each; written in a transaction of its own after the appends', so a failing
+        /// quarantine write can never fail a genuine append.
         case quarantine(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)
         case exclusive(@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)
     }
@@ -92,7 +93,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             refuse(
                 StoreError(
                     .busy,
-                    "The ledger's write queue holds \(self.limits.queueDepthMax) appends (store.queueDepthMax); try again."
+                    "The ledger's write queue holds \(self.limits.queueDepthMax) writes (store.queueDepthMax); try again."
                 )
             )
             return
@@ -186,7 +187,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                     continuation.resume(throwing: Self.storeError(error, path: self.context.environment.path))
                 }
             } else {
-                self.commit(appends, quarantined)
+                if !appends.isEmpty { self.commit(appends) }
+                if !quarantined.isEmpty { self.commitQuarantine(quarantined) }
             }
         }
         self.finished.lock()
@@ -195,14 +197,45 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.finished.unlock()
     }
 
-    private func commit(
-        _ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)],
-        _ quarantined: [(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)]
-    ) {
+    /// Keeps quarantined notifications in one transaction of their own, after the appends batched with them (so a
+    /// notification for an order created in that batch counts under it).
+    private func commitQuarantine(_ batch: [(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)]) {
+        let context = self.context
+        let layout = context.layout
+        var receipts: [QuarantineReceipt] = []
+        do {
+            try context.environment.writeGrowing { txn in
+                // This closure may run again after the map grows: it derives everything from the context.
+                receipts = []
+                var handles = OrderHandles(layout: layout, expectedOrders: batch.count)
+                let live = ProjectionTable(
+                    layout: layout,
+                    generation: context.liveGeneration,
+                    unstoredFrom: context.head.sequence + 1,
+                    expectedOrders: 0
+                )
+                for (entry, _) in batch {
+                    var known = false
+                    if let orderId = entry.orderId, !orderId.isEmpty, let handle = try handles.existing(orderId, in: txn) {
+                        known = try live.state(handle: handle, in: txn)?.order != nil
+                    }
+                    receipts.append(
+                        try LMDBQuarantine.add(entry, orderKnown: known, limits: self.limits.quarantine, layout: layout, in: txn)
+                    )
+                }
+            }
+        } catch {
+            let failure = Self.storeError(error, path: context.environment.path)
+            for (_, continuation) in batch { continuation.resume(throwing: failure) }
+            return
+        }
+        for ((_, continuation), receipt) in zip(batch, receipts) { continuation.resume(returning: receipt) }
+    }
+
+    private func commit(_ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)]) {
         let context = self.context
         let layout = context.layout
         var outcomes: [AppendOutcome] = []
-        var receipts: [QuarantineReceipt] = []
         var newHead = context.head
         do {
             try context.environment.writeGrowing { txn in
@@ -259,17 +292,6 @@ final class GroupCommitWriter: @unchecked Sendable {
                     }
                     outcomes.append(.appended(appended))
                 }
-                // After the appends, so a notification for an order created in this batch counts under it.
-                receipts = []
-                for (entry, _) in quarantined {
-                    var known = false
-                    if let orderId = entry.orderId, !orderId.isEmpty, let handle = try handles.existing(orderId, in: txn) {
-                        known = try live.state(handle: handle, in: txn)?.order != nil
-                    }
-                    receipts.append(
-                        try LMDBQuarantine.add(entry, orderKnown: known, limits: self.limits.quarantine, layout: layout, in: txn)
-                    )
-                }
                 try Self.countEvents(outcomes, layout: layout, in: txn)
                 try live.flush(in: txn)
                 try txn.put(layout.meta, key: LMDBLayout.checkpointKey(context.liveGeneration), value: LMDBUInt64Key(head.sequence))
@@ -283,7 +305,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         } catch {
             let failure = Self.storeError(error, path: context.environment.path)
             for (_, continuation) in batch { continuation.resume(throwing: failure) }
-            for (_, continuation) in quarantined { continuation.resume(throwing: failure) }
             return
         }
         context.head = newHead
@@ -291,7 +312,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         if self.batchSizes.count < 4096 { self.batchSizes.append(batch.count) }
         self.condition.unlock()
         for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
-        for ((_, continuation), receipt) in zip(quarantined, receipts) { continuation.resume(returning: receipt) }
     }
 
     /// Adds the batch's events to the per-type counts in `meta`, in the same transaction, so `ledger.stats` reads

@@ -354,38 +354,53 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// Writes a consistent copy of the environment into the directory `path` (created with mode 0700 if missing,
-    /// in a parent that must exist; it must not already hold a `data.mdb`), while writes go on. The copy's
-    /// `data.mdb` gets mode 0600: LMDB creates it with the process umask, and a backup is as secret as the ledger.
+    /// Writes a consistent copy of the environment into the new directory `path` (created here with mode 0700, in a
+    /// parent that must exist), while writes go on. The copy's `data.mdb` is created owner-only (0600) before a
+    /// byte is written, and neither the directory nor the file may exist already or be a symbolic link: a local
+    /// user who can write the parent cannot slip in a directory or a link of theirs between a check and the copy,
+    /// nor open the file while it fills.
     ///
-    /// lmdb.h, mdb_env_copy2: "This function may be used to make a backup of an existing environment. No lockfile
+    /// lmdb.h, mdb_env_copyfd2: "This function may be used to make a backup of an existing environment. No lockfile
     /// is created, since it gets recreated at need. ... This call can trigger significant file size growth if run
     /// in parallel with write transactions, because it employs a read-only transaction." With `compact`
     /// (MDB_CP_COMPACT) free pages are omitted and pages renumbered, so the copy is as small as the data. The copy
     /// holds its read transaction for its whole run, so `growMap` waits for it (up to `mapGrowthWaitMax`); it
     /// blocks the calling thread for as long as the copy takes, so run it off Swift's cooperative pool.
     public func copy(to path: String, compact: Bool = true) throws(LMDBError) {
-        // Only the last component is created: a mistyped parent must fail, not appear as a new directory tree.
-        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+        // Only the last component is created, and it must be new: a mistyped parent must fail, not appear as a new
+        // directory tree, and an existing directory may belong to someone else.
+        if mkdir(path, 0o700) != 0 {
+            let error = errno
             throw LMDBError(
-                code: LMDBResultCode(rawValue: errno),
+                code: LMDBResultCode(rawValue: error),
                 operation: "mkdir(\(path))",
-                detail: "The backup directory \(path) could not be created; its parent must exist."
+                detail: error == EEXIST
+                    ? "The backup directory \(path) already exists; a backup goes into a new directory."
+                    : "The backup directory \(path) could not be created; its parent must exist."
             )
         }
-        try self.gate.enter("mdb_env_copy2")
-        defer { self.gate.leave() }
-        try check(
-            mdb_env_copy2(self.env, path, compact ? UInt32(MDB_CP_COMPACT) : 0),
-            "mdb_env_copy2(\(path)\(compact ? ", MDB_CP_COMPACT" : ""))"
-        )
-        let data = path + "/data.mdb"
-        if chmod(data, 0o600) != 0 {
+        let directory = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else {
+            throw LMDBError(code: LMDBResultCode(rawValue: errno), operation: "open(\(path))", detail: "The backup directory could not be opened.")
+        }
+        defer { _ = Glibc.close(directory) }
+        let file = openat(directory, "data.mdb", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard file >= 0 else {
             throw LMDBError(
                 code: LMDBResultCode(rawValue: errno),
-                operation: "chmod(\(data), 0600)",
-                detail: "The backup could not be made private to the ledger's user."
+                operation: "openat(\(path)/data.mdb)",
+                detail: "The backup's data file could not be created."
             )
+        }
+        defer { _ = Glibc.close(file) }
+        try self.gate.enter("mdb_env_copyfd2")
+        defer { self.gate.leave() }
+        try check(
+            mdb_env_copyfd2(self.env, file, compact ? UInt32(MDB_CP_COMPACT) : 0),
+            "mdb_env_copyfd2(\(path)/data.mdb\(compact ? ", MDB_CP_COMPACT" : ""))"
+        )
+        if fsync(file) != 0 {
+            throw LMDBError(code: LMDBResultCode(rawValue: errno), operation: "fsync(\(path)/data.mdb)", detail: "The backup could not be synced.")
         }
     }
 
