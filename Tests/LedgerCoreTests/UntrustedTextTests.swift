@@ -150,12 +150,16 @@ struct UntrustedTextTests {
         #expect(built == .failure(.reservedCharacter(field: "pay_attach", character: "&")))
     }
 
-    /// Control characters in log text become visible escapes; printable text, Chinese and backslashes stay as they are.
+    /// Control characters in log text become visible escapes and backslashes are doubled; printable text and
+    /// Chinese stay as they are.
     @Test func logEscaping() {
         #expect(LogText.escape("a\nb\r\tc") == "a\\nb\\r\\tc")
+        // Text that spells an escape stays distinguishable from one the escaping wrote.
+        #expect(LogText.escape(#"a\nb"#) == #"a\\nb"#)
+        #expect(LogText.escape(#"a\nb"#) != LogText.escape("a\nb"))
         #expect(LogText.escape("\u{1B}[2J\u{7F}\u{85}\u{2028}\u{202E}") == "\\u{1B}[2J\\u{7F}\\u{85}\\u{2028}\\u{202E}")
-        #expect(LogText.escape("订单 \\n é\u{0301}") == "订单 \\n é\u{0301}")
-        #expect(LogText.escape(LogText.escape("x\ny")) == LogText.escape("x\ny"))
+        #expect(LogText.escape("订单 \\n é\u{0301}") == "订单 \\\\n é\u{0301}")
+        #expect(LogText.escape("订单 é\u{0301}") == "订单 é\u{0301}")
     }
 
     /// Only the letters "ok" together, in any case, read as an acknowledgement.

@@ -38,13 +38,18 @@ public enum LogText {
     /// `text` with every control character written as an escape (`\n`, `\r`, `\t`, `\u{1B}`), so a value can never
     /// end a log line and start a forged one, move the cursor or reorder what a terminal shows. Escaped are the C0
     /// and C1 controls and DEL, the line and paragraph separators (U+2028, U+2029) and the bidirectional formatting
-    /// characters. Backslashes are kept as they are, so escaping twice changes nothing and messages stay readable.
+    /// characters. A backslash is doubled, so text that spells an escape (a literal `\n` before a fake line) never
+    /// reads as one the escaping wrote.
     public static func escape(_ text: String) -> String {
         // Printable ASCII, nearly every log value, needs no work.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
-        guard text.unicodeScalars.contains(where: Self.needsEscape) else { return text }
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) { return text }
+        guard text.unicodeScalars.contains(where: { Self.needsEscape($0) || $0 == "\\" }) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
+            if scalar == "\\" {
+                out.append(contentsOf: #"\\"#.unicodeScalars)
+                continue
+            }
             guard Self.needsEscape(scalar) else {
                 out.append(scalar)
                 continue
