@@ -13,14 +13,17 @@ public enum BackupDestination {
     public static func problem(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return "it is not an absolute path" }
         guard !path.utf8.contains(0) else { return "it contains a NUL byte" }
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        guard let slash = trimmed.lastIndex(of: "/") else { return "it is not an absolute path" }
-        let name = trimmed[trimmed.index(after: slash)...]
-        guard !name.isEmpty, name != ".", name != ".." else {
+        // Bytes, not Characters: a '/' joined to a combining mark after it is still a separator to the kernel.
+        var bytes = Array(path.utf8)
+        let slashByte = UInt8(ascii: "/")
+        while bytes.count > 1, bytes.last == slashByte { bytes.removeLast() }
+        guard let slash = bytes.lastIndex(of: slashByte) else { return "it is not an absolute path" }
+        let name = bytes[(slash + 1)...]
+        guard !name.isEmpty, !name.elementsEqual(".".utf8), !name.elementsEqual("..".utf8) else {
             return "it does not end in the name of a new directory"
         }
-        let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        let parent = slash == 0 ? "/" : String(decoding: bytes[..<slash], as: UTF8.self)
+        let trimmed = String(decoding: bytes, as: UTF8.self)
         var status = stat()
         guard stat(parent, &status) == 0 else {
             let reason = String(cString: strerror(errno))
