@@ -10,7 +10,7 @@ struct Ledgerd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledgerd",
         abstract: "The OrderLedger daemon: signs payment requests, records gateway callbacks durably, polls for missing ones.",
-        subcommands: [Run.self, Demo.self],
+        subcommands: [Run.self, Demo.self, VerifyStore.self],
         defaultSubcommand: nil
     )
 }
