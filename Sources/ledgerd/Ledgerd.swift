@@ -87,11 +87,16 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var options: DaemonOptions
 
+    @Flag(help: "Query the gateway for nothing (poll.enabled false): to inspect a restored copy of a ledger.")
+    var noPoll = false
+
     func run() async throws {
         let logger = self.options.makeLogger("ledgerd")
         let configuration: DaemonConfiguration
+        var flags = self.options.flags
+        if self.noPoll { flags["poll.enabled"] = "false" }
         do {
-            configuration = try await DaemonConfiguration.load(flags: self.options.flags, file: self.options.config)
+            configuration = try await DaemonConfiguration.load(flags: flags, file: self.options.config)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

@@ -125,6 +125,9 @@ public struct PollSettings: Sendable, Hashable {
     public var queriesPerSecondMax: Int = 20
     /// `poll.attemptTimeoutMs`: one query's timeout.
     public var attemptTimeout: Duration = .seconds(10)
+    /// `poll.enabled` (`ledgerd run --no-poll` sets it false): whether the daemon queries the gateway at all. Off,
+    /// a restored copy can be inspected without asking the real gateway about its orders.
+    public var enabled: Bool = true
     /// `poll.bodyBytesMax`: the most of a reply body that is read and recorded.
     public var bodyBytesMax: Int = 16 * 1024
 
@@ -379,6 +382,7 @@ extension DaemonConfiguration {
         poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
         poll.queriesPerSecondMax = try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
         poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
+        poll.enabled = try values.bool("poll.enabled") ?? poll.enabled
         guard poll.backoffCap >= poll.backoffBase else {
             throw ConfigurationError(key: "poll.backoffCapMs", message: "must be at least poll.backoffBaseMs")
         }

@@ -89,6 +89,7 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
             case .invalidOrder: return .invalidOrder(error.message)
             case .orderConflict: return .orderConflict(error.message)
             case .orderNotFound: return .init(code: -32001, name: "order-not-found", message: error.message)
+            case .pollingOff: return .unavailable(error.message)
             }
         }
         if let error = error as? StoreError {

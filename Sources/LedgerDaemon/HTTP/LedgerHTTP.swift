@@ -29,9 +29,13 @@ public struct LedgerRequestContext: RequestContext {
 /// Liveness of the parts `GET /healthz` reports on.
 public final class HealthState: Sendable {
     private let pollerHeartbeat = Mutex<ContinuousClock.Instant?>(nil)
+    private let pollingOff = Mutex(false)
     public init() {}
 
     func pollerAlive() { self.pollerHeartbeat.withLock { $0 = .now } }
+    /// The daemon runs with polling off: the poller has no heartbeat, and that is healthy.
+    func pollerOff() { self.pollingOff.withLock { $0 = true } }
+    var isPollingOff: Bool { self.pollingOff.withLock { $0 } }
 
     /// The poller beats at least once a second; three seconds of silence means it is stuck or gone.
     var pollerHealthy: Bool {
@@ -218,8 +222,8 @@ public func buildLedgerRouter(
         } catch {
             checks["store"] = .string("\(error)")
         }
-        checks["poller"] = health.pollerHealthy ? "ok" : "no heartbeat for 3 s"
-        let healthy = checks.allSatisfy { $0.value == "ok" }
+        checks["poller"] = health.isPollingOff ? "off" : health.pollerHealthy ? "ok" : "no heartbeat for 3 s"
+        let healthy = checks.allSatisfy { $0.value == "ok" || $0.value == "off" }
         let body: JSONValue = ["status": healthy ? "healthy" : "unhealthy", "checks": .object(checks)]
         return Response(
             status: healthy ? .ok : .serviceUnavailable,

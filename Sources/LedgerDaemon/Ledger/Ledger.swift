@@ -56,6 +56,8 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
         case invalidOrder = "invalid-order"
         case orderConflict = "order-conflict"
         case orderNotFound = "order-not-found"
+        /// The daemon runs with polling off (`poll.enabled` false, `ledgerd run --no-poll`).
+        case pollingOff = "polling-off"
     }
 
     public var code: Code

@@ -71,6 +71,7 @@ public actor QueryPoller: Service {
 
     /// Schedules (or reschedules) an order from its state; called for new orders and after every attempt.
     public func track(_ state: OrderState) {
+        guard self.schedule.settings.enabled else { return }
         // A standby daemon schedules nothing: the leader does, and a new leader loads every pending order.
         guard self.isLeading else { return }
         guard state.status == .created else {
@@ -92,6 +93,9 @@ public actor QueryPoller: Service {
 
     /// Queries one order now, outside the schedule (`order.queryNow`), and records the attempt.
     public func queryNow(_ orderId: String) async throws -> (QueryResult, QueryClassification, OrderState) {
+        guard self.schedule.settings.enabled else {
+            throw LedgerError(.pollingOff, "Polling is off (poll.enabled false, ledgerd run --no-poll): the gateway is not queried.")
+        }
         guard let state = try await self.ledger.order(orderId), state.order != nil else {
             throw LedgerError(.orderNotFound, "No order \(orderId).")
         }
@@ -111,6 +115,13 @@ public actor QueryPoller: Service {
     }
 
     public func run() async throws {
+        guard self.schedule.settings.enabled else {
+            // Off: nothing is queried; the service only waits for the daemon to stop.
+            self.metrics.pollLeader(false)
+            self.health.pollerOff()
+            try await gracefulShutdown()
+            return
+        }
         guard let election = self.election else {
             self.metrics.pollLeader(true)
             try await self.loadPending()
