@@ -153,6 +153,19 @@ struct QuarantineContractTests {
 
 /// The quarantine in LMDB survives a reopen, and a ledger written before it existed opens with an empty one.
 struct LMDBQuarantineTests {
+    /// A forged notification for order A1, as the daemon quarantines it.
+    static func forgery(_ fixture: StoreFixture) -> QuarantineEntry {
+        QuarantineEntry(
+            receivedAt: fixture.start,
+            remoteAddress: "192.0.2.1:5",
+            reason: .badSignature,
+            detail: "test",
+            orderId: "A1",
+            body: Array("memberid=1".utf8),
+            limits: .default
+        )
+    }
+
     /// Entries and counters are durable across a close and reopen.
     @Test func survivesReopen() async throws {
         let directory = TemporaryDirectory()
@@ -161,17 +174,7 @@ struct LMDBQuarantineTests {
         do {
             let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
             _ = try await store.append(AppendRequest([fixture.created("A1")]))
-            _ = try await store.quarantine(
-                QuarantineEntry(
-                    receivedAt: fixture.start,
-                    remoteAddress: "192.0.2.1:5",
-                    reason: .badSignature,
-                    detail: "test",
-                    orderId: "A1",
-                    body: Array("memberid=1".utf8),
-                    limits: .default
-                )
-            )
+            _ = try await store.quarantine(Self.forgery(fixture))
             await store.close()
         }
         let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
@@ -210,17 +213,7 @@ extension LMDBQuarantineTests {
         #expect(try await store.verifyChain(progress: nil).isIntact)
         #expect(try await store.verifyProjection(differencesMax: 1, progress: nil).differenceCount == 0)
         #expect(try await store.order("A1")?.callbacks.badSignature == 1)
-        let receipt = try await store.quarantine(
-            QuarantineEntry(
-                receivedAt: fixture.start,
-                remoteAddress: "192.0.2.1:5",
-                reason: .badSignature,
-                detail: "test",
-                orderId: "A1",
-                body: [1],
-                limits: .default
-            )
-        )
+        let receipt = try await store.quarantine(Self.forgery(fixture))
         #expect(receipt == QuarantineReceipt(id: 1, dropped: 0, orderKnown: true))
         await store.close()
     }
