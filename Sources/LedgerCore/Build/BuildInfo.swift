@@ -1,0 +1,15 @@
+/// What this build is: the release it belongs to and the commit it was built from, for `--version` on every
+/// executable and for the `ledger_build_info` metric. One place, so the three executables and the metrics never
+/// disagree.
+public enum BuildInfo {
+    /// The release version (semantic versioning).
+    public static let version = "0.7.0"
+
+    /// The commit the binaries were built from, or `unknown` when the build did not record one.
+    public static let commit = "unknown"
+
+    /// The line `--version` prints: `0.7.0 (commit abc1234)`.
+    public static var versionLine: String {
+        "\(Self.version) (commit \(Self.commit))"
+    }
+}
