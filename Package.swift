@@ -78,6 +78,7 @@ let package = Package(
             name: "LedgerDaemon",
             dependencies: [
                 "LedgerCore",
+                "LedgerControlProtocol",
                 "LedgerStore",
                 "LedgerPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -123,6 +124,7 @@ let package = Package(
                 "LedgerCore",
                 "LedgerStore",
                 "LedgerDaemon",
+                "LedgerControlProtocol",
                 "GatewaySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -132,11 +134,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The control protocol: one type per method's params and result, the error codes, the notifications, the
+        // envelopes and the text tables, encoded and decoded here only. The daemon, ledgerctl, the fault suite and
+        // the tests all use it; it needs nothing but the core.
+        .target(
+            name: "LedgerControlProtocol",
+            dependencies: ["LedgerCore"],
+            swiftSettings: strictSettings
+        ),
         // A blocking JSON-RPC client of the control socket, used by `ledgerctl` and the system benchmark; the fault
         // suite and the tests share the line socket under it.
         .target(
             name: "LedgerControlClient",
-            dependencies: ["LedgerCore"],
+            dependencies: ["LedgerCore", "LedgerControlProtocol"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -163,6 +173,7 @@ let package = Package(
                 "LedgerTesting",
                 "LedgerStore",
                 "LedgerPostgres",
+                "LedgerControlProtocol",
                 "LedgerControlClient",
                 "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -190,6 +201,7 @@ let package = Package(
             dependencies: [
                 "LedgerCore",
                 "LedgerTesting",
+                "LedgerControlProtocol",
                 "LedgerControlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -200,11 +212,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledgerctl",
+            // The protocol and the client only: none of the daemon's server libraries.
             dependencies: [
                 "LedgerCore",
+                "LedgerControlProtocol",
                 "LedgerControlClient",
-                // Only for TextTable, so ledgerctl and ledgerd demo print the same tables.
-                "LedgerDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -235,6 +247,7 @@ let package = Package(
             dependencies: [
                 "LedgerTesting",
                 "LedgerDaemon",
+                "LedgerControlProtocol",
                 "LedgerControlClient",
                 "GatewaySimulator",
                 "LedgerStore",

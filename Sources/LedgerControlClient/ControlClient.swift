@@ -1,4 +1,5 @@
 import Foundation
+public import LedgerControlProtocol
 public import LedgerCore
 
 #if canImport(Glibc)
@@ -69,18 +70,17 @@ public final class ControlClient {
         let id = self.nextId
         self.nextId += 1
         var bytes: [UInt8] = []
-        JSONWriter.write(.object(["jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params)]), into: &bytes)
+        JSONWriter.write(ControlEnvelope.request(id: id, method: method, params: .object(params)), into: &bytes)
         bytes.append(UInt8(ascii: "\n"))
         try self.sendAll(bytes)
         while true {
             let message = try self.readMessage()
             if message["id"] == .number(String(id)) || (message["id"] == .null && message["error"] != nil) {
                 if let error = message["error"] {
-                    throw .daemon(
-                        code: Int(error["code"]?.int64Value ?? 0),
-                        name: error["data"]?["name"]?.stringValue ?? "error",
-                        message: error["message"]?.stringValue ?? "The daemon answered with an error."
-                    )
+                    let answer =
+                        ControlError(json: error)
+                        ?? ControlError(code: 0, name: "error", message: "The daemon answered with an error.")
+                    throw .daemon(code: answer.code, name: answer.name, message: answer.message)
                 }
                 return message["result"] ?? .null
             }
@@ -88,6 +88,47 @@ public final class ControlClient {
                 guard onNotification(name, message["params"] ?? .null) else { return .null }
             }
         }
+    }
+
+    /// Calls a method with typed params and reads its typed result; `onNotification` sees every notification this
+    /// build knows that arrives first (progress, mostly).
+    public func call<M: ControlMethod>(
+        _ method: M.Type,
+        _ params: M.Params,
+        onNotification: (ControlNotification) -> Void = { _ in }
+    ) throws(ClientError) -> M.Result {
+        var notificationError: ClientError?
+        let result = try self.call(method.name.rawValue, params.json.objectValue ?? [:]) { name, params in
+            do throws(ControlError) {
+                if let notification = try ControlNotification(method: name, params: params) { onNotification(notification) }
+                return true
+            } catch {
+                notificationError = .protocolFailure("The daemon sent a \(name) notification this build cannot read: \(error.message)")
+                return false
+            }
+        }
+        if let notificationError { throw notificationError }
+        do throws(ControlError) {
+            return try M.Result(json: result, context: method.name.rawValue)
+        } catch {
+            throw .protocolFailure("The daemon's answer to \(method.name.rawValue) is not what this build reads: \(error.message)")
+        }
+    }
+
+    /// Reads notifications after a typed call (a subscription) until `onNotification` returns false or the daemon
+    /// closes the connection.
+    public func listen(notifications onNotification: (ControlNotification) -> Bool) throws(ClientError) {
+        var notificationError: ClientError?
+        try self.listen { name, params in
+            do throws(ControlError) {
+                guard let notification = try ControlNotification(method: name, params: params) else { return true }
+                return onNotification(notification)
+            } catch {
+                notificationError = .protocolFailure("The daemon sent a \(name) notification this build cannot read: \(error.message)")
+                return false
+            }
+        }
+        if let notificationError { throw notificationError }
     }
 
     /// Reads notifications after a call (a subscription) until `onNotification` returns false or the daemon

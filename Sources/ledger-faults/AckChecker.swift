@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 #if canImport(Glibc)
@@ -64,11 +65,8 @@ final class AckChecker: @unchecked Sendable {
     func check(_ connection: ControlConnection, acks: [Acknowledgement], touched: [String: Int]) throws -> [String] {
         var failures: [String] = []
         if let anchor = self.anchor {
-            let page = try connection.result(
-                "events.read",
-                ["fromSequence": .number(String(anchor.sequence)), "limit": 1]
-            )
-            let hash = page["events"]?.arrayValue?.first?.string("hash")
+            let page = try connection.result(EventsRead.self, EventsRead.Params(fromSequence: anchor.sequence, limit: 1))
+            let hash = page.events.first?.event.string("hash")
             if hash != anchor.hash {
                 failures.append(
                     "event \(anchor.sequence), checked before the restart, now has hash \(hash ?? "none") instead of \(anchor.hash)"
@@ -77,15 +75,15 @@ final class AckChecker: @unchecked Sendable {
         }
         while true {
             let page = try connection.result(
-                "events.read",
-                ["fromSequence": .number(String(self.nextSequence)), "limit": 1000]
+                EventsRead.self,
+                EventsRead.Params(fromSequence: self.nextSequence, limit: 1000)
             )
-            let events = page["events"]?.arrayValue ?? []
-            for event in events {
+            for view in page.events {
                 self.eventsRead += 1
-                guard let orderId = event.string("orderId"), let sequence = event.int("sequence") else { continue }
-                self.anchor = (UInt64(sequence), event.string("hash") ?? "")
-                switch event.string("type") {
+                let event = view.event
+                let orderId = view.orderId
+                self.anchor = (view.sequence, event.string("hash") ?? "")
+                switch view.type {
                 case "order.created.v1": self.created.insert(orderId)
                 case "callback.received.v1":
                     guard event["data"]?.string("verdict") == "valid" else { continue }
@@ -97,8 +95,8 @@ final class AckChecker: @unchecked Sendable {
                 default: break
                 }
             }
-            guard let next = page.int("nextSequence"), !events.isEmpty else { break }
-            self.nextSequence = UInt64(next)
+            guard !page.events.isEmpty else { break }
+            self.nextSequence = page.nextSequence
         }
         // Every acknowledged callback is in the log.
         for ack in acks where !(self.callbacks[ack.orderId] ?? []).contains(ack.transactionId) {
@@ -112,37 +110,38 @@ final class AckChecker: @unchecked Sendable {
         let orders = Array(Set(touched.keys).union(acked.keys)).sorted()
         for start in stride(from: 0, to: orders.count, by: 500) {
             let slice = Array(orders[start..<min(start + 500, orders.count)])
-            let answers = try connection.pipeline(slice.map { ("order.get", ["orderId": .string($0)]) })
+            let answers = try connection.pipeline(
+                slice.map { (OrderGet.name.rawValue, OrderIdParams(orderId: $0).json.objectValue ?? [:]) }
+            )
             for (orderId, answer) in zip(slice, answers) {
                 let recorded = self.callbacks[orderId]?.count ?? 0
-                guard let state = try? ControlConnection.unwrap(answer) else {
+                guard let result = try? ControlConnection.unwrap(answer) else {
                     failures.append("order \(orderId) cannot be read: \(answer["error"] ?? .null)")
                     continue
                 }
-                let counts = state["callbacks"]
+                let state = try ControlConnection.read(OrderGet.self, result)
+                let counts = state.callbacks
                 if recorded > 0 {
-                    if state.string("state") != "paid" {
+                    if state.state != .paid {
+                        failures.append("order \(orderId) has \(recorded) valid callbacks but is \(state.state.rawValue)")
+                    }
+                    if counts.accepted != 1 {
                         failures.append(
-                            "order \(orderId) has \(recorded) valid callbacks but is \(state.string("state") ?? "?")"
+                            "order \(orderId) accepted \(counts.accepted) callbacks; exactly one may change its state"
                         )
                     }
-                    if counts?.int("accepted") != 1 {
+                    if counts.duplicate != recorded - 1 {
                         failures.append(
-                            "order \(orderId) accepted \(counts?.int("accepted") ?? -1) callbacks; exactly one may change its state"
-                        )
-                    }
-                    if counts?.int("duplicate") != recorded - 1 {
-                        failures.append(
-                            "order \(orderId): \(recorded) callbacks in the log but \(counts?.int("duplicate") ?? -1) duplicates in the projection"
+                            "order \(orderId): \(recorded) callbacks in the log but \(counts.duplicate) duplicates in the projection"
                         )
                     }
                 }
                 if let sends = touched[orderId], recorded > sends {
                     failures.append("order \(orderId) has \(recorded) callbacks in the log but only \(sends) were sent")
                 }
-                if let transaction = acked[orderId], state["payment"]?.string("transactionId") != transaction {
+                if let transaction = acked[orderId], state.payment?.transactionId != transaction {
                     failures.append(
-                        "order \(orderId) was acknowledged with transaction \(transaction) but the projection has \(state["payment"]?.string("transactionId") ?? "no payment")"
+                        "order \(orderId) was acknowledged with transaction \(transaction) but the projection has \(state.payment?.transactionId ?? "no payment")"
                     )
                 }
             }
@@ -154,13 +153,11 @@ final class AckChecker: @unchecked Sendable {
     /// The hash chain verifies and the projection equals a rebuild.
     static func verify(_ connection: ControlConnection) throws -> [String] {
         var failures: [String] = []
-        let chain = try connection.result("ledger.verify")
-        if chain["intact"] != .bool(true) { failures.append("the hash chain breaks: \(chain["firstBreak"] ?? .null)") }
-        let projection = try connection.result("projection.verify")
-        if projection["matches"] != .bool(true) {
-            failures.append(
-                "the projection differs from a rebuild for \(projection.int("differenceCount") ?? -1) orders"
-            )
+        let chain = try connection.result(LedgerVerify.self, NoParams())
+        if !chain.intact { failures.append("the hash chain breaks: \(chain.firstBreak?.json ?? .null)") }
+        let projection = try connection.result(ProjectionVerify.self, ProjectionVerify.Params())
+        if !projection.matches {
+            failures.append("the projection differs from a rebuild for \(projection.differenceCount) orders")
         }
         return failures
     }

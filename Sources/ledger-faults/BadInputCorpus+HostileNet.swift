@@ -1,3 +1,4 @@
+import LedgerControlProtocol
 import LedgerCore
 
 /// Hostile clients from the open Internet: bodies dripped past the request deadline, one address holding more

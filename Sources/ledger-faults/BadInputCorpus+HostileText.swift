@@ -1,3 +1,4 @@
+import LedgerControlProtocol
 import LedgerCore
 
 /// Hostile text from the open Internet: markup joined to combining and prepend characters, signed texts of other

@@ -1,3 +1,4 @@
+import LedgerControlProtocol
 import LedgerCore
 
 /// What a corpus case sends.

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 #if canImport(Glibc)
@@ -100,29 +101,26 @@ struct BadInputScenario {
     }
 
     static func head(_ daemon: DaemonProcess) async throws -> Int {
-        try await daemon.call("ledger.stats")["head"]?.int("sequence") ?? -1
+        Int(try await daemon.call(LedgerStats.self).head.sequence)
     }
 
     /// Every notification the quarantine has counted (its exact counters, not the entries it still holds).
     static func quarantined(_ daemon: DaemonProcess) async throws -> Int {
-        let status = try await daemon.call("quarantine.read", ["limit": 1])["quarantine"]
-        return (status?.int("badSignature") ?? -1_000_000) + (status?.int("foreignMember") ?? -1_000_000)
+        let status = try await daemon.call(QuarantineRead.self, QuarantineRead.Params(limit: 1)).quarantine
+        return Int(status.badSignature + status.foreignMember)
     }
 
     static func check(_ aftermath: Aftermath, daemon: DaemonProcess) async throws -> [String] {
-        let state = try await daemon.call("order.get", ["orderId": .string(aftermath.orderId)])
+        let state = try await daemon.order(aftermath.orderId)
         var problems: [String] = []
-        if state.string("state") != aftermath.state {
-            problems.append(
-                "order \(aftermath.orderId) is \(state.string("state") ?? "?"), specified \(aftermath.state)"
-            )
+        if state.state.rawValue != aftermath.state {
+            problems.append("order \(aftermath.orderId) is \(state.state.rawValue), specified \(aftermath.state)")
         }
-        if let flag = aftermath.flag, !(state["flags"]?.arrayValue ?? []).contains(.string(flag)) {
-            problems.append("order \(aftermath.orderId) lacks the flag \(flag): \(state["flags"] ?? .null)")
+        if let flag = aftermath.flag, !state.flags.contains(flag) {
+            problems.append("order \(aftermath.orderId) lacks the flag \(flag): \(state.flags)")
         }
         if let received = aftermath.callbacksReceived {
-            let audit = try await daemon.call("callbacks.audit", ["orderId": .string(aftermath.orderId)])
-            let counted = audit["total"]?.int("received") ?? -1
+            let counted = Int(try await daemon.audit(aftermath.orderId).total.received)
             if counted != received {
                 problems.append("the audit counts \(counted) callbacks for order \(aftermath.orderId), specified \(received)")
             }
@@ -183,11 +181,11 @@ struct BadInputScenario {
                 // is the only one open. Each held connection is used once, so it is surely accepted and counted
                 // before the next is opened (accepts run on several event loops).
                 let first = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
-                for _ in 0..<200 where try first.result("ledger.stats").int("connections") != 1 { usleep(20_000) }
+                for _ in 0..<200 where try first.result(LedgerStats.self, NoParams()).connections != 1 { usleep(20_000) }
                 var held = [first]
                 for _ in 1..<limit {
                     let connection = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
-                    _ = try connection.result("ledger.stats")
+                    _ = try connection.result(LedgerStats.self, NoParams())
                     held.append(connection)
                 }
                 let extra = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
@@ -195,7 +193,7 @@ struct BadInputScenario {
                 held.removeAll()
                 // The slots free up as the daemon notices the closes; wait for a connection to be served again.
                 for _ in 0..<100 {
-                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result("ledger.stats")) != nil {
+                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result(LedgerStats.self, NoParams())) != nil {
                         break
                     }
                     usleep(50_000)

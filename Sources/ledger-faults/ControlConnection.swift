@@ -1,15 +1,7 @@
 import Foundation
 import LedgerControlClient
+import LedgerControlProtocol
 import LedgerCore
-
-/// A JSON-RPC error answer, with the code and the stable name the daemon sent.
-struct RPCError: Error, CustomStringConvertible {
-    var code: Int
-    var name: String
-    var message: String
-
-    var description: String { "\(self.code) \(self.name): \(self.message)" }
-}
 
 /// Why talking to a process failed: it is gone, it closed the connection, or it answered nonsense.
 struct HarnessError: Error, CustomStringConvertible {
@@ -72,9 +64,7 @@ final class ControlConnection: @unchecked Sendable {
     func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         let id = self.nextId
         self.nextId += 1
-        let request: JSONValue = [
-            "jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params),
-        ]
+        let request = ControlEnvelope.request(id: id, method: method, params: .object(params))
         guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
             throw HarnessError("the control socket closed")
         }
@@ -87,18 +77,32 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// Every `order.history` entry of an order, following the pages.
-    func history(_ orderId: String) throws -> [JSONValue] {
-        var entries: [JSONValue] = []
-        var params: JSONObject = ["orderId": .string(orderId), "limit": 1000]
+    func history(_ orderId: String) throws -> [OrderHistory.Entry] {
+        var entries: [OrderHistory.Entry] = []
+        var params = OrderHistory.Params(orderId: orderId, limit: ControlPages.historyMax)
         while true {
-            let page = try self.result("order.history", params)
-            entries += page["entries"]?.arrayValue ?? []
-            guard let next = page["nextCursor"], next != .null else { return entries }
-            params["cursor"] = next
+            let page = try self.result(OrderHistory.self, params)
+            entries += page.entries
+            guard let next = page.nextCursor else { return entries }
+            params.cursor = UInt64(next)
         }
     }
 
-    /// The result of one request, or its error thrown as `RPCError`.
+    /// The typed result of one request, or its error thrown as `ControlError`.
+    func result<M: ControlMethod>(_ method: M.Type, _ params: M.Params) throws -> M.Result {
+        try Self.read(method, try self.result(M.name.rawValue, params.json.objectValue ?? [:]))
+    }
+
+    /// A method's result read with the protocol's types; one that does not read is the daemon's fault.
+    static func read<M: ControlMethod>(_ method: M.Type, _ result: JSONValue) throws -> M.Result {
+        do throws(ControlError) {
+            return try M.Result(json: result, context: M.name.rawValue)
+        } catch {
+            throw HarnessError("the daemon's answer to \(M.name.rawValue) does not read: \(error.message)")
+        }
+    }
+
+    /// The result of one request, or its error thrown as `ControlError`.
     func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         try Self.unwrap(try self.call(method, params))
     }
@@ -113,10 +117,7 @@ final class ControlConnection: @unchecked Sendable {
         var sent = 0
         func send(_ offset: Int) throws {
             let (method, params) = requests[offset]
-            let request: JSONValue = [
-                "jsonrpc": "2.0", "id": .number(String(first + offset)), "method": .string(method),
-                "params": .object(params),
-            ]
+            let request = ControlEnvelope.request(id: first + offset, method: method, params: .object(params))
             guard self.send(Array((JSONWriter.write(request) + "\n").utf8)) else {
                 throw HarnessError("the control socket closed")
             }
@@ -141,11 +142,7 @@ final class ControlConnection: @unchecked Sendable {
 
     static func unwrap(_ response: JSONValue) throws -> JSONValue {
         if let error = response["error"] {
-            throw RPCError(
-                code: Int(error["code"]?.int64Value ?? 0),
-                name: error["data"]?["name"]?.stringValue ?? "",
-                message: error["message"]?.stringValue ?? ""
-            )
+            throw ControlError(json: error) ?? ControlError(code: 0, name: "", message: "\(error)")
         }
         guard let result = response["result"] else {
             throw HarnessError("a response without result or error: \(response)")

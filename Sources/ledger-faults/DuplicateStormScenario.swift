@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 /// The duplicate storm: N concurrent copies of one valid notification. Exactly one changes the order's state,
@@ -47,22 +48,22 @@ struct DuplicateStormScenario {
         let connection = try await blocking { [daemon] in try daemon.control() }
         let (state, entries, audit) = try await blocking {
             (
-                try connection.result("order.get", ["orderId": "STORM1"]),
+                try connection.result(OrderGet.self, OrderIdParams(orderId: "STORM1")),
                 try connection.history("STORM1"),
-                try connection.result("callbacks.audit", ["orderId": "STORM1"])
+                try connection.result(CallbacksAudit.self, CallbacksAudit.Params(orderId: "STORM1"))
             )
         }
-        let accepted = entries.filter { $0["effect"]?.string("classification") == "accepted" }.count
-        let duplicates = entries.filter { $0["effect"]?.string("classification") == "duplicate" }.count
+        let accepted = entries.filter { $0.effect.classification == "accepted" }.count
+        let duplicates = entries.filter { $0.effect.classification == "duplicate" }.count
         // A state change is an entry whose state after differs from the state before it.
         var changes = 0
         var previous = "unknown"
         for entry in entries {
-            let after = entry.string("stateAfter") ?? ""
-            if after != previous && entry["effect"]?.string("kind") == "callback" { changes += 1 }
+            let after = entry.stateAfter
+            if after != previous && entry.effect.kind == "callback" { changes += 1 }
             previous = after
         }
-        report.check(state.string("state") == "paid", "the order is \(state.string("state") ?? "?"), not paid")
+        report.check(state.state == .paid, "the order is \(state.state.rawValue), not paid")
         report.check(
             accepted == 1 && changes == 1,
             "\(accepted) callbacks accepted and \(changes) state changes; exactly one of each"
@@ -71,11 +72,10 @@ struct DuplicateStormScenario {
             duplicates == self.copies - 1,
             "\(duplicates) duplicates in the history, \(self.copies - 1) expected"
         )
-        let total = audit["total"]
+        let total = audit.total
         report.check(
-            total?.int("received") == self.copies && total?.int("accepted") == 1
-                && total?.int("duplicate") == self.copies - 1,
-            "the audit counts \(total ?? .null)"
+            total.received == self.copies && total.accepted == 1 && total.duplicate == self.copies - 1,
+            "the audit counts \(total.json)"
         )
         let failures = try await blocking { try AckChecker.verify(connection) }
         report.check(failures.isEmpty, failures.joined(separator: "; "))

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 /// Gateway faults through the simulator, both as real processes: dropped, duplicated, delayed, tampered and
@@ -129,17 +130,17 @@ struct GatewayFaultsScenario {
         defer { Task { await http.shutdown() } }
         for gatewayCase in Self.cases {
             let created = try await daemon.call(
-                "order.create",
-                [
-                    "orderId": .string(gatewayCase.orderId), "amount": "12.50", "bankCode": "940",
-                    "productName": "fault suite",
-                ]
+                OrderCreate.self,
+                OrderCreate.Params(
+                    orderId: gatewayCase.orderId,
+                    amount: "12.50",
+                    bankCode: "940",
+                    productName: "fault suite"
+                )
             )
             // The buyer's browser submits the signed form to the gateway.
-            let fields = (created["fields"]?.objectValue.map { Array($0) } ?? []).map {
-                FormField($0.0, $0.1.stringValue ?? "")
-            }
-            let submitted = try await http.post(created.string("gatewayUrl") ?? "", FormCoding.encode(fields))
+            let fields = created.fields.map { FormField($0.name, $0.value) }
+            let submitted = try await http.post(created.gatewayUrl, FormCoding.encode(fields))
             guard submitted.status == 200 else {
                 report.fail("\(gatewayCase.orderId): the gateway refused the order: \(submitted)")
                 continue
@@ -157,43 +158,40 @@ struct GatewayFaultsScenario {
         }
         // SUCCESS then NOTPAY: once G12 is paid, the gateway's queries say NOTPAY; the ledger asks at once.
         let g12Paid = try await eventually {
-            try await daemon.call("order.get", ["orderId": "G12"]).string("state") == "paid"
+            try await daemon.order("G12").state == .paid
         }
         _ = try await http.post(simulator.url + "/sim/query-fault", "orderid=G12&fault=unpaid")
-        let requery = try? await daemon.call("order.queryNow", ["orderId": "G12"])
+        let requery = try? await daemon.call(OrderQueryNow.self, OrderIdParams(orderId: "G12"))
         report.check(
-            g12Paid && requery?.string("classification") != nil,
-            "G12: paid \(g12Paid), queryNow answered \(requery ?? .null)"
+            g12Paid && requery != nil,
+            "G12: paid \(g12Paid), queryNow answered \(requery?.json ?? .null)"
         )
 
         for gatewayCase in Self.cases {
             let converged = try await eventually(seconds: 60) {
-                try await daemon.call("order.get", ["orderId": .string(gatewayCase.orderId)]).string("state")
-                    == gatewayCase.state
+                try await daemon.order(gatewayCase.orderId).state.rawValue == gatewayCase.state
             }
-            let state = try await daemon.call("order.get", ["orderId": .string(gatewayCase.orderId)])
-            let history =
-                try await daemon.call("order.history", ["orderId": .string(gatewayCase.orderId)])["entries"]?.arrayValue
-                ?? []
+            let state = try await daemon.order(gatewayCase.orderId)
+            let history = try await daemon.history(gatewayCase.orderId)
             var problems: [String] = []
-            if !converged { problems.append("is \(state.string("state") ?? "?"), the truth is \(gatewayCase.state)") }
-            if let source = gatewayCase.source, state["payment"]?.string("source") != source {
-                problems.append("paid by \(state["payment"]?.string("source") ?? "nothing"), expected by \(source)")
+            if !converged { problems.append("is \(state.state.rawValue), the truth is \(gatewayCase.state)") }
+            if let source = gatewayCase.source, state.payment?.source != source {
+                problems.append("paid by \(state.payment?.source ?? "nothing"), expected by \(source)")
             }
-            if state["payment"]?.string("amount").map({ $0 == "12.5000" || $0 == "12.50" }) == false {
-                problems.append("paid amount \(state["payment"]?.string("amount") ?? "")")
+            if state.payment.map({ $0.amount == "12.5000" || $0.amount == "12.50" }) == false {
+                problems.append("paid amount \(state.payment?.amount ?? "")")
             }
             // No paid order ever goes back.
             var wasPaid = false
             for entry in history {
-                let after = entry.string("stateAfter")
-                if wasPaid && after != "paid" { problems.append("went back from paid to \(after ?? "?")") }
+                let after = entry.stateAfter
+                if wasPaid && after != "paid" { problems.append("went back from paid to \(after)") }
                 if after == "paid" { wasPaid = true }
             }
             if let expected = gatewayCase.firstQueryOutcome {
                 let first = history.compactMap { entry -> String? in
-                    guard entry["event"]?.string("type") == "query.result.v1",
-                        let outcome = entry["event"]?["data"]?["outcome"]
+                    guard entry.event.type == "query.result.v1",
+                        let outcome = entry.event.event["data"]?["outcome"]
                     else { return nil }
                     if outcome.string("kind") == "reply" {
                         return outcome.string("verdict") == "valid" ? "reply" : "bad-signature"
@@ -225,9 +223,9 @@ struct GatewayFaultsScenario {
         for order in simOrders {
             guard let orderId = order.string("orderid") ?? order.string("orderId") else { continue }
             let paidAtGateway = order["paid"] == .bool(true)
-            let ledgerState = try await daemon.call("order.get", ["orderId": .string(orderId)]).string("state")
-            if paidAtGateway != (ledgerState == "paid") {
-                disagreements.append("\(orderId): gateway paid \(paidAtGateway), ledger \(ledgerState ?? "?")")
+            let ledgerState = try await daemon.order(orderId).state
+            if paidAtGateway != (ledgerState == .paid) {
+                disagreements.append("\(orderId): gateway paid \(paidAtGateway), ledger \(ledgerState.rawValue)")
             }
         }
         report.check(
@@ -245,24 +243,22 @@ struct GatewayFaultsScenario {
     /// Checks particular to one case.
     func specifics(
         _ gatewayCase: Case,
-        state: JSONValue,
+        state: OrderView,
         daemon: DaemonProcess,
         simulator: SimulatorProcess,
         http: HTTP
     ) async throws -> [String] {
         var problems: [String] = []
-        let flags = state["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let callbacks = state["callbacks"]
+        let flags = state.flags
+        let callbacks = state.callbacks
         switch gatewayCase.orderId {
         case "G03":
             let done = try await eventually {
                 try await self.callbackCount(gatewayCase.orderId, simulator: simulator, http: http) == 5
             }
             if !done { problems.append("the gateway's 5 copies were not all acknowledged") }
-            if callbacks?.int("accepted") != 1 {
-                problems.append(
-                    "accepted \(callbacks?.int("accepted") ?? -1) callbacks, exactly one may change the state"
-                )
+            if callbacks.accepted != 1 {
+                problems.append("accepted \(callbacks.accepted) callbacks, exactly one may change the state")
             }
         case "G04":
             // The delayed notification arrives after the query paid the order: a duplicate, acknowledged.
@@ -272,9 +268,9 @@ struct GatewayFaultsScenario {
             if !done { problems.append("the delayed notification was never acknowledged") }
         case "G05", "G06":
             // The forged copies are in the quarantine, not the log: the audit counts them for the order.
-            let audit = try await daemon.call("callbacks.audit", ["orderId": .string(gatewayCase.orderId)])
-            if (audit["total"]?.int("badSignature") ?? 0) < 1 { problems.append("no bad-signature callback in the audit") }
-            if (state["callbacks"]?.int("badSignature") ?? 0) != 0 {
+            let audit = try await daemon.audit(gatewayCase.orderId)
+            if audit.total.badSignature < 1 { problems.append("no bad-signature callback in the audit") }
+            if state.callbacks.badSignature != 0 {
                 problems.append("a bad-signature callback entered the log")
             }
             if !flags.isEmpty { problems.append("flags \(flags)") }

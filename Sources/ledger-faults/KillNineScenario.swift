@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 /// kill -9 under load: concurrent senders post valid, distinct, signed notifications for created orders and record

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 import LedgerTesting
 import NIOCore
@@ -165,7 +166,7 @@ final class DaemonProcess: @unchecked Sendable {
             }),
                 response.status != nil,
                 (try? await blocking({ [path = self.socketPath] in
-                    try ControlConnection(path, timeoutSeconds: 5).result("ledger.stats")
+                    try ControlConnection(path, timeoutSeconds: 5).result(LedgerStats.self, NoParams())
                 })) != nil
             {
                 return
@@ -203,10 +204,29 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// One control call on a fresh connection, off the cooperative pool.
-    func call(_ method: String, _ params: JSONObject = [:]) async throws -> JSONValue {
+    func call<M: ControlMethod>(_ method: M.Type, _ params: M.Params) async throws -> M.Result {
         try await blocking { [path = self.socketPath] in
             try ControlConnection(path, timeoutSeconds: 120).result(method, params)
         }
+    }
+
+    func call<M: ControlMethod>(_ method: M.Type) async throws -> M.Result where M.Params == NoParams {
+        try await self.call(method, NoParams())
+    }
+
+    /// One order's projected state.
+    func order(_ orderId: String) async throws -> OrderView {
+        try await self.call(OrderGet.self, OrderIdParams(orderId: orderId))
+    }
+
+    /// One order's duplicate-callback audit.
+    func audit(_ orderId: String) async throws -> CallbacksAudit.Result {
+        try await self.call(CallbacksAudit.self, CallbacksAudit.Params(orderId: orderId))
+    }
+
+    /// Every entry of one order's history.
+    func history(_ orderId: String) async throws -> [OrderHistory.Entry] {
+        try await blocking { [path = self.socketPath] in try ControlConnection(path, timeoutSeconds: 120).history(orderId) }
     }
 
     /// The last lines of the daemon's log, for failure messages.
@@ -221,11 +241,14 @@ final class DaemonProcess: @unchecked Sendable {
             let connection = try ControlConnection(path, timeoutSeconds: 120)
             var requests: [(String, JSONObject)] = []
             for id in ids {
-                var params: JSONObject = [
-                    "orderId": .string(id), "amount": .string(amount), "bankCode": "940", "productName": "fault suite",
-                ]
-                if let attach { params["attach"] = .string(attach) }
-                requests.append(("order.create", params))
+                let params = OrderCreate.Params(
+                    orderId: id,
+                    amount: amount,
+                    bankCode: "940",
+                    productName: "fault suite",
+                    attach: attach
+                )
+                requests.append((OrderCreate.name.rawValue, params.json.objectValue ?? [:]))
             }
             var created: [String] = []
             for (id, response) in zip(ids, try connection.pipeline(requests)) {

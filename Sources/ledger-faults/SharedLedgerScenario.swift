@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 /// Two daemons on one PostgreSQL ledger, as real processes behind no load balancer but each taking traffic:
@@ -64,7 +65,7 @@ struct SharedLedgerScenario {
 
         // Orders created on either daemon, read from the other; a subscriber on b sees a's appends.
         let subscriber = try await blocking { [b = daemons[1]] in try b.control() }
-        _ = try await blocking { try subscriber.result("events.subscribe") }
+        _ = try await blocking { try subscriber.result(EventsSubscribe.self, EventsSubscribe.Params()) }
         var created: [String] = []
         for index in 0..<10 {
             let id = "SH\(index)"
@@ -73,19 +74,19 @@ struct SharedLedgerScenario {
         }
         for (index, id) in created.enumerated() {
             let other = daemons[(index + 1) % 2]
-            let state = try await other.call("order.get", ["orderId": .string(id)])
-            report.check(state.string("state") == "created", "\(id), created on one daemon, reads \(state) on the other")
+            let state = try await other.order(id)
+            report.check(state.state == .created, "\(id), created on one daemon, reads \(state.json) on the other")
         }
         let expected = created.count
         let (seen, sequences) = try await blocking { () -> (Set<String>, [Int]) in
             var seen: Set<String> = []
             var sequences: [Int] = []
             while seen.count < expected, let message = try subscriber.readMessage() {
-                if message.string("method") == "events.event", let event = message["params"]?["event"],
-                    let id = event.string("orderId"), let sequence = event.int("sequence")
+                if let method = message.string("method"),
+                    case .event(_, let event)? = try? ControlNotification(method: method, params: message["params"] ?? .null)
                 {
-                    seen.insert(id)
-                    sequences.append(sequence)
+                    seen.insert(event.orderId)
+                    sequences.append(Int(event.sequence))
                 }
             }
             return (seen, sequences)
@@ -119,22 +120,22 @@ struct SharedLedgerScenario {
         }
         let sent = self.copies * daemons.count
         for id in notified {
-            let histories = try await daemons.asyncMap { try await $0.call("order.history", ["orderId": .string(id)]) }
-            let entries = histories[0]["entries"]?.arrayValue ?? []
-            let accepted = entries.filter { $0["effect"]?.string("classification") == "accepted" }.count
-            let duplicates = entries.filter { $0["effect"]?.string("classification") == "duplicate" }.count
+            let histories = try await daemons.asyncMap { try await $0.history(id) }
+            let entries = histories[0]
+            let accepted = entries.filter { $0.effect.classification == "accepted" }.count
+            let duplicates = entries.filter { $0.effect.classification == "duplicate" }.count
             report.check(
                 accepted == 1 && duplicates == sent - 1,
                 "\(id): \(accepted) accepted and \(duplicates) duplicates of \(sent) copies; 1 and \(sent - 1) expected"
             )
             report.check(
-                JSONWriter.write(histories[0]) == JSONWriter.write(histories[1]),
+                histories[0] == histories[1],
                 "\(id): order.history differs between the daemons"
             )
-            let audit = try await daemons[1].call("callbacks.audit", ["orderId": .string(id)])
+            let total = try await daemons[1].audit(id).total
             report.check(
-                audit["total"]?.int("received") == sent && audit["total"]?.int("duplicate") == sent - 1,
-                "\(id): the audit counts \(audit["total"] ?? .null)"
+                total.received == sent && total.duplicate == sent - 1,
+                "\(id): the audit counts \(total.json)"
             )
         }
 
@@ -144,20 +145,20 @@ struct SharedLedgerScenario {
         /// the notification: only a query can find it paid.
         func createPaidSilently(_ id: String, on daemon: DaemonProcess) async throws {
             let order = try await daemon.call(
-                "order.create",
-                ["orderId": .string(id), "amount": "12.50", "bankCode": "940", "productName": "shared ledger"]
+                OrderCreate.self,
+                OrderCreate.Params(orderId: id, amount: "12.50", bankCode: "940", productName: "shared ledger")
             )
-            let fields = (order["fields"]?.objectValue.map { Array($0) } ?? []).map { FormField($0.0, $0.1.stringValue ?? "") }
-            let submitted = try await http.post(order.string("gatewayUrl") ?? "", FormCoding.encode(fields))
+            let fields = order.fields.map { FormField($0.name, $0.value) }
+            let submitted = try await http.post(order.gatewayUrl, FormCoding.encode(fields))
             report.check(submitted.status == 200, "\(id): the gateway refused the order: \(submitted)")
             let paid = try await http.post(simulator.url + "/sim/pay", "orderid=\(id)&drop=1")
             report.check(paid.status == 200, "\(id): the simulator did not pay: \(paid)")
         }
         /// The order's state, and the sequence of the query result that paid it.
         func paidByQuery(_ id: String, on daemon: DaemonProcess) async throws -> Int? {
-            let state = try await daemon.call("order.get", ["orderId": .string(id)])
-            guard state.string("state") == "paid", state["payment"]?.string("source") == "query" else { return nil }
-            return state["payment"]?.int("sequence") ?? 0
+            let state = try await daemon.order(id)
+            guard state.state == .paid, let payment = state.payment, payment.source == "query" else { return nil }
+            return Int(payment.sequence)
         }
 
         // Orders created on the standby with their notifications dropped: the leader hears of them through the log
@@ -175,9 +176,9 @@ struct SharedLedgerScenario {
         for id in pending { try await createPaidSilently(id, on: leader) }
         await leader.kill9()
         let killed = ContinuousClock.now
-        let headAtKill = try await standby.call("ledger.stats")["head"]?.int("sequence") ?? 0
+        let headAtKill = Int(try await standby.call(LedgerStats.self).head.sequence)
         let tookOver = try await eventually(seconds: 30) {
-            try await standby.call("ledger.stats")["pollLeader"] == .bool(true)
+            try await standby.call(LedgerStats.self).pollLeader
         }
         let takeover = ContinuousClock.now - killed
         report.check(tookOver, "the standby did not take over polling within 30 s of the leader's SIGKILL")
@@ -192,16 +193,16 @@ struct SharedLedgerScenario {
             allPaid && paidAt.allSatisfy { $0 > headAtKill },
             "after the takeover the pending orders are paid by query results at \(paidAt), not all after the head at the kill (\(headAtKill))"
         )
-        let head = try await standby.call("ledger.verify")
-        report.check(head["intact"] == .bool(true), "the chain does not verify after the kill: \(head)")
+        let chain = try await standby.call(LedgerVerify.self)
+        report.check(chain.intact, "the chain does not verify after the kill: \(chain.json)")
         // The killed daemon comes back as a standby: still exactly one leader, the one that took over.
         try await leader.start()
         let after = try await self.leaders(daemons, within: 10)
         report.check(after.count == 1, "after the restart \(after.count) daemons lead; exactly one must")
         report.check(!self.sawTwoLeaders.value, "two daemons led the poll at the same moment")
-        let history = try await leader.call("order.history", ["orderId": .string(pending[0])])
-        let sameHistory = try await standby.call("order.history", ["orderId": .string(pending[0])])
-        report.check(JSONWriter.write(history) == JSONWriter.write(sameHistory), "the restarted daemon reads another history")
+        let history = try await leader.history(pending[0])
+        let sameHistory = try await standby.history(pending[0])
+        report.check(history == sameHistory, "the restarted daemon reads another history")
         // Both stop cleanly (a drain, exit 0), leader last, so the standby's wait for leadership is cancelled too.
         for daemon in [leader, standby] {
             let status = await daemon.stop()
@@ -225,7 +226,7 @@ struct SharedLedgerScenario {
         _ = try await eventually(seconds: seconds) {
             leading = []
             for daemon in daemons where daemon.isRunning {
-                if try await daemon.call("ledger.stats")["pollLeader"] == .bool(true) { leading.append(daemon) }
+                if try await daemon.call(LedgerStats.self).pollLeader { leading.append(daemon) }
             }
             if leading.count > 1 { self.sawTwoLeaders.with { $0 = true } }
             return leading.count == 1

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 
 #if canImport(Glibc)
@@ -68,8 +69,8 @@ struct StorageFaultsScenario {
         }
         let answers = await Self.notifyAll(orders, daemon: daemon)
         let refused = answers.filter { $0.value != Self.acknowledgement }
-        let stats = try await daemon.call("ledger.stats")
-        let mapBytes = stats.int("mapBytes") ?? 0
+        let stats = try await daemon.call(LedgerStats.self)
+        let mapBytes = Int(stats.mapBytes ?? 0)
         report.check(
             createErrors.isEmpty,
             "map full: order.create failed while the map grew: \(createErrors.prefix(3))"
@@ -128,11 +129,11 @@ struct StorageFaultsScenario {
         var createAnswer: String
         do {
             _ = try await daemon.call(
-                "order.create",
-                ["orderId": "DFULL", "amount": "1.00", "bankCode": "940", "productName": "p"]
+                OrderCreate.self,
+                OrderCreate.Params(orderId: "DFULL", amount: "1.00", bankCode: "940", productName: "p")
             )
             createAnswer = "created"
-        } catch let error as RPCError {
+        } catch let error as ControlError {
             createAnswer = "\(error.code)"
         }
         let refused = during1.filter { $0.value != Self.acknowledgement }
@@ -153,8 +154,8 @@ struct StorageFaultsScenario {
         // What was refused was not stored; what was acknowledged was.
         var leaked: [String] = []
         for orderId in refused.keys.sorted() {
-            let state = try await daemon.call("order.get", ["orderId": .string(orderId)])
-            if state.string("state") != "created" || state["callbacks"]?.int("received") != 0 { leaked.append(orderId) }
+            let state = try await daemon.order(orderId)
+            if state.state != .created || state.callbacks.received != 0 { leaked.append(orderId) }
         }
         report.check(leaked.isEmpty, "disk full: refused notifications were stored after all: \(leaked.prefix(5))")
 
@@ -219,8 +220,8 @@ struct StorageFaultsScenario {
             answers.values.allSatisfy { $0 == Self.acknowledgement },
             "corruption: setup notifications refused"
         )
-        let history = try await daemon.call("order.history", ["orderId": "R2"])
-        let damagedSequence = history["entries"]?.arrayValue?.first?["event"]?.int("sequence") ?? -1
+        let history = try await daemon.history("R2")
+        let damagedSequence = history.first.map { Int($0.event.sequence) } ?? -1
         await daemon.stop()
 
         // Flip one byte of the marker wherever it is in the file: the live record and any stale page copies.
@@ -238,46 +239,46 @@ struct StorageFaultsScenario {
         report.check(flipped > 0, "corruption: the marker was not found in data.mdb")
 
         try await daemon.start()
-        let chain = try await daemon.call("ledger.verify")
-        let firstBreak = chain["firstBreak"]
+        let chain = try await daemon.call(LedgerVerify.self)
+        let firstBreak = chain.firstBreak
         report.check(
-            chain["intact"] == .bool(false) && firstBreak?.int("sequence") == damagedSequence
-                && (firstBreak?.string("reason") ?? "").contains("checksum"),
-            "corruption: ledger.verify reported \(chain)"
+            !chain.intact && firstBreak.map { Int($0.sequence) } == damagedSequence
+                && (firstBreak?.reason ?? "").contains("checksum"),
+            "corruption: ledger.verify reported \(chain.json)"
         )
         // Never served as a fact: reading the damaged event fails with store-corrupted, whatever the path.
-        for (method, params) in [
-            ("order.history", ["orderId": JSONValue.string("R2")]),
-            ("events.read", ["fromSequence": .number(String(damagedSequence)), "limit": 10]),
-        ] as [(String, JSONObject)] {
+        /// A read of the damaged record is refused as store-corrupted.
+        func expectCorrupted<M: ControlMethod>(_ method: M.Type, _ params: M.Params) async throws {
             do {
                 let result = try await daemon.call(method, params)
                 report.check(
                     false,
-                    "corruption: \(method) served the damaged record: \(String(describing: result).prefix(300))"
+                    "corruption: \(M.name.rawValue) served the damaged record: \(String(describing: result.json).prefix(300))"
                 )
-            } catch let error as RPCError {
+            } catch let error as ControlError {
                 report.check(
                     error.code == -32006 && error.name == "store-corrupted",
-                    "corruption: \(method) answered \(error), specified store-corrupted (-32006)"
+                    "corruption: \(M.name.rawValue) answered \(error), specified store-corrupted (-32006)"
                 )
             }
         }
+        try await expectCorrupted(OrderHistory.self, OrderHistory.Params(orderId: "R2"))
+        try await expectCorrupted(EventsRead.self, EventsRead.Params(fromSequence: UInt64(max(1, damagedSequence)), limit: 10))
         do {
-            let result = try await daemon.call("projection.verify")
+            let result = try await daemon.call(ProjectionVerify.self, ProjectionVerify.Params())
             report.check(
                 false,
-                "corruption: projection.verify replayed the damaged record: \(String(describing: result).prefix(300))"
+                "corruption: projection.verify replayed the damaged record: \(String(describing: result.json).prefix(300))"
             )
-        } catch let error as RPCError {
+        } catch let error as ControlError {
             report.check(
                 error.code == -32006,
                 "corruption: projection.verify answered \(error), specified store-corrupted (-32006)"
             )
         }
         // The rest of the ledger keeps serving: other orders are read and paid.
-        let others = try await daemon.call("order.history", ["orderId": "R3"])
-        report.check((others["entries"]?.arrayValue?.count ?? 0) == 2, "corruption: order R3's history is \(others)")
+        let others = try await daemon.history("R3")
+        report.check(others.count == 2, "corruption: order R3's history is \(others.map(\.json))")
         let later = await Self.notifyAll(["R5"], daemon: daemon)
         report.check(
             later["R5"] == Self.acknowledgement,

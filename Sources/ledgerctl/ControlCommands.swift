@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import LedgerCore
 import LedgerControlClient
-import LedgerDaemon
+import LedgerControlProtocol
+import LedgerCore
 
 /// Options every daemon command shares.
 struct DaemonOptions: ParsableArguments {
@@ -17,13 +17,32 @@ struct DaemonOptions: ParsableArguments {
         return self.socket ?? environment["LEDGERD_SOCKET"] ?? environment["LEDGER_SOCKET"] ?? "./ledgerd.sock"
     }
 
+    /// Reads what the user typed as the method's params with the protocol's own strict reader, so a bad value gets
+    /// the very message the daemon would give (exit 1), then calls.
+    func call<M: ControlMethod>(
+        _ method: M.Type,
+        given: JSONObject,
+        onNotification: (ControlNotification) -> Void = { _ in }
+    ) throws -> M.Result {
+        try self.call(method, try self.params(method, given: given), onNotification: onNotification)
+    }
+
+    /// What the user typed, read as the method's params; a bad value fails as the daemon would answer it.
+    func params<M: ControlMethod>(_ method: M.Type, given: JSONObject) throws -> M.Params {
+        do throws(ControlError) {
+            return try M.Params(json: .object(given), context: M.name.rawValue)
+        } catch {
+            throw self.fail(.daemon(code: error.code, name: error.name, message: error.message))
+        }
+    }
+
     /// Connects, calls, and turns failures into the documented exit codes: 1 for an error answer, 3 when the
     /// daemon cannot be reached.
-    func call(
-        _ method: String,
-        _ params: JSONObject = [:],
-        onNotification: (String, JSONValue) -> Bool = { _, _ in true }
-    ) throws -> JSONValue {
+    func call<M: ControlMethod>(
+        _ method: M.Type,
+        _ params: M.Params,
+        onNotification: (ControlNotification) -> Void = { _ in }
+    ) throws -> M.Result {
         do throws(ClientError) {
             let client = try ControlClient(path: self.socketPath)
             return try client.call(method, params, onNotification: onNotification)
@@ -55,33 +74,28 @@ struct DaemonOptions: ParsableArguments {
 
     /// Calls a method that reports progress, drawing it as a bar on standard error (not with `--json`) that ends at
     /// 100% when the answer comes.
-    func callWithProgress(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
-        var last: JSONValue?
-        let result = try self.call(method, params) { notification, progress in
-            if notification == method + ".progress", !self.json {
+    func callWithProgress<M: ControlMethod>(_ method: M.Type, given: JSONObject = [:]) throws -> M.Result {
+        var last: ProgressView?
+        let result = try self.call(method, given: given) { notification in
+            if case .progress(let name, let progress) = notification, name == M.name, !self.json {
                 last = progress
-                _ = progressLine(progress)
+                Output.progress(progress)
             }
-            return true
         }
-        if let last {
-            var finished = last
-            if case .object(var members) = last {
-                members["done"] = last["total"] ?? .null
-                finished = .object(members)
-            }
-            _ = progressLine(finished)
+        if var finished = last {
+            finished.done = finished.total
+            Output.progress(finished)
             Output.error("")
         }
         return result
     }
 
-    /// Prints the result as JSON with `--json`, or as `human` renders it.
-    func show(_ result: JSONValue, _ human: (JSONValue) -> String) {
+    /// Prints the result as JSON with `--json`, or as text.
+    func show(_ result: some ControlMessage, _ text: String) {
         if self.json {
-            print(JSONWriter.write(result, options: [.sortedKeys, .prettyPrinted]))
+            print(JSONWriter.write(result.json, options: [.sortedKeys, .prettyPrinted]))
         } else {
-            print(human(result))
+            print(text)
         }
     }
 }
@@ -91,67 +105,9 @@ enum Output {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// A value as table text: strings bare, null empty, everything else as JSON.
-    static func text(_ value: JSONValue?) -> String {
-        switch value {
-        case nil, .null?: return ""
-        case .string(let text)?: return text
-        case .number(let text)?: return text
-        case .bool(let flag)?: return flag ? "yes" : "no"
-        case .array(let items)?: return items.map { Self.text($0) }.joined(separator: ",")
-        case .object?: return value!.description
-        }
-    }
-
-    /// `key  value` lines, for one object.
-    static func fields(_ rows: [(String, JSONValue?)]) -> String {
-        TextTable.render(["field", "value"], rows.map { [$0.0, Self.text($0.1)] })
-    }
-
-    static func orderRows(_ orders: [JSONValue]) -> String {
-        TextTable.render(
-            ["order", "state", "amount", "bank", "paid by", "transaction", "flags", "queries"],
-            orders.map { order in
-                [
-                    Self.text(order["orderId"]), Self.text(order["state"]), Self.text(order["order"]?["amount"]),
-                    Self.text(order["order"]?["bankCode"]), Self.text(order["payment"]?["source"]),
-                    Self.text(order["payment"]?["transactionId"]), Self.text(order["flags"]), Self.text(order["queryAttempts"]),
-                ]
-            }
-        )
-    }
-
-    static func order(_ order: JSONValue) -> String {
-        Self.fields([
-            ("order", order["orderId"]), ("state", order["state"]), ("flags", order["flags"]),
-            ("amount", order["order"]?["amount"]), ("bank code", order["order"]?["bankCode"]),
-            ("product", order["order"]?["productName"]), ("created", order["order"]?["createdAt"]),
-            ("paid by", order["payment"]?["source"]), ("transaction", order["payment"]?["transactionId"]),
-            ("paid at", order["payment"]?["paidAt"]), ("paid amount", order["payment"]?["amount"]),
-            ("callbacks", order["callbacks"]?["received"]), ("queries", order["queryAttempts"]),
-            ("events", order["eventCount"]),
-        ])
-    }
-
-    /// One line on what the quarantine holds, has dropped and has counted.
-    static func quarantineSummary(_ status: JSONValue?) -> String {
-        "quarantine: \(Self.text(status?["entries"])) entries, \(Self.text(status?["bytes"])) bytes held, "
-            + "\(Self.text(status?["dropped"])) dropped; counted \(Self.text(status?["badSignature"])) bad signatures, "
-            + "\(Self.text(status?["foreignMember"])) foreign member ids (\(Self.text(status?["unknownOrders"])) for "
-            + "unknown orders)"
-    }
-
-    static let auditColumns = [
-        ("received", "received"), ("accepted", "accepted"), ("duplicate", "duplicate"), ("conflicting", "conflicting"),
-        ("amount", "amountMismatch"), ("member", "memberMismatch"), ("not-00", "notSuccess"), ("bad-sign", "badSignature"),
-        ("unknown", "unknownOrder"),
-    ]
-
-    static func events(_ events: [JSONValue]) -> String {
-        TextTable.render(
-            ["seq", "recorded", "event", "order"],
-            events.map { [Self.text($0["sequence"]), Self.text($0["recordedAt"]), Self.text($0["type"]), Self.text($0["orderId"])] }
-        )
+    /// Draws the progress bar on standard error, rewriting one line.
+    static func progress(_ progress: ProgressView) {
+        FileHandle.standardError.write(Data(("\r" + progress.bar).utf8))
     }
 }
 
@@ -169,16 +125,15 @@ struct Create: ParsableCommand {
     @Option(help: "Free text the gateway returns in its notification.") var attach: String?
 
     func run() throws {
-        var params: JSONObject = ["amount": .string(self.amount), "bankCode": .string(self.bank), "productName": .string(self.product)]
-        if let orderId { params["orderId"] = .string(orderId) }
-        if let attach { params["attach"] = .string(attach) }
-        let result = try self.daemon.call("order.create", params)
-        self.daemon.show(result) { result in
-            let fields = result["fields"]?.objectValue.map { $0.map { ($0.key, Optional($0.value)) } } ?? []
-            return "order \(Output.text(result["orderId"])) \(result["created"] == .bool(true) ? "created" : "already existed with these fields")\n"
-                + "pay page: \(Output.text(result["payUrl"]))\ngateway:  \(Output.text(result["gatewayUrl"]))\n\n"
-                + Output.fields(fields)
-        }
+        let params = OrderCreate.Params(
+            orderId: self.orderId,
+            amount: self.amount,
+            bankCode: self.bank,
+            productName: self.product,
+            attach: self.attach
+        )
+        let result = try self.daemon.call(OrderCreate.self, params)
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -192,8 +147,8 @@ struct Get: ParsableCommand {
     @Argument(help: "The order id.") var orderId: String
 
     func run() throws {
-        let result = try self.daemon.call("order.get", ["orderId": .string(self.orderId)])
-        self.daemon.show(result, Output.order)
+        let result = try self.daemon.call(OrderGet.self, given: ["orderId": .string(self.orderId)])
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -207,33 +162,17 @@ struct History: ParsableCommand {
 
     func run() throws {
         // The daemon answers a page at a time; follow the cursors and show the whole history as one.
-        var entries: [JSONValue] = []
-        var cursor: JSONValue = .null
-        repeat {
-            var params: JSONObject = ["orderId": .string(self.orderId), "limit": .number("1000")]
-            if cursor != .null { params["cursor"] = cursor }
-            let page = try self.daemon.call("order.history", params)
-            entries += page["entries"]?.arrayValue ?? []
-            cursor = page["nextCursor"] ?? .null
-        } while cursor != .null
-        let result: JSONValue = .object([
-            "orderId": .string(self.orderId), "entries": .array(entries), "nextCursor": .null,
-        ])
-        self.daemon.show(result) { result in
-            TextTable.render(
-                ["seq", "recorded", "event", "effect", "state after", "flags"],
-                (result["entries"]?.arrayValue ?? []).map { entry in
-                    let effect = entry["effect"]
-                    let effectText = [Output.text(effect?["kind"]), Output.text(effect?["classification"])].filter { !$0.isEmpty }
-                        .joined(separator: ": ")
-                    return [
-                        Output.text(entry["event"]?["sequence"]), Output.text(entry["event"]?["recordedAt"]),
-                        Output.text(entry["event"]?["type"]), effectText, Output.text(entry["stateAfter"]),
-                        Output.text(entry["flagsAfter"]),
-                    ]
-                }
-            )
+        var params = try self.daemon.params(OrderHistory.self, given: ["orderId": .string(self.orderId)])
+        params.limit = ControlPages.historyMax
+        var entries: [OrderHistory.Entry] = []
+        while true {
+            let page = try self.daemon.call(OrderHistory.self, params)
+            entries += page.entries
+            guard let next = page.nextCursor, let cursor = UInt64(next) else { break }
+            params.cursor = cursor
         }
+        let result = OrderHistory.Result(orderId: self.orderId, entries: entries, nextCursor: nil)
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -253,22 +192,15 @@ struct List: ParsableCommand {
     @Option(help: "Orders per page (1-1000).") var limit: Int = 100
 
     func run() throws {
-        var params: JSONObject = ["limit": .number(String(self.limit))]
-        if let status { params["status"] = .string(status) }
-        if let flag { params["flag"] = .string(flag) }
-        if let bank { params["bankCode"] = .string(bank) }
-        if let from { params["createdFrom"] = .string(from) }
-        if let to { params["createdTo"] = .string(to) }
-        if let cursor { params["cursor"] = .string(cursor) }
-        let result = try self.daemon.call("order.list", params)
-        self.daemon.show(result) { result in
-            var text = Output.orderRows(result["orders"]?.arrayValue ?? [])
-            if let counts = result["counts"]?.objectValue {
-                text += "\n\n" + counts.map { "\($0.key) \(Output.text($0.value))" }.joined(separator: ", ")
-            }
-            if let next = result["nextCursor"]?.stringValue { text += "\nmore: --cursor \(next)" }
-            return text
-        }
+        var given: JSONObject = ["limit": .number(String(self.limit))]
+        if let status { given["status"] = .string(status) }
+        if let flag { given["flag"] = .string(flag) }
+        if let bank { given["bankCode"] = .string(bank) }
+        if let from { given["createdFrom"] = .string(from) }
+        if let to { given["createdTo"] = .string(to) }
+        if let cursor { given["cursor"] = .string(cursor) }
+        let result = try self.daemon.call(OrderList.self, given: given)
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -282,11 +214,8 @@ struct QueryNow: ParsableCommand {
     @Argument(help: "The order id.") var orderId: String
 
     func run() throws {
-        let result = try self.daemon.call("order.queryNow", ["orderId": .string(self.orderId)])
-        self.daemon.show(result) { result in
-            "query #\(Output.text(result["result"]?["attempt"])): \(Output.text(result["result"]?["outcome"]?["kind"])), "
-                + "\(Output.text(result["classification"]))\n\n" + Output.order(result["order"] ?? .null)
-        }
+        let result = try self.daemon.call(OrderQueryNow.self, given: ["orderId": .string(self.orderId)])
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -302,20 +231,12 @@ struct Audit: ParsableCommand {
     @Option(help: "Orders with a callback at or before this RFC 3339 time.") var to: String?
 
     func run() throws {
-        var params: JSONObject = [:]
-        if let orderId { params["orderId"] = .string(orderId) }
-        if let from { params["from"] = .string(from) }
-        if let to { params["to"] = .string(to) }
-        let result = try self.daemon.call("callbacks.audit", params)
-        self.daemon.show(result) { result in
-            func cells(_ name: String, _ state: String, _ counts: JSONValue?) -> [String] {
-                [name, state] + Output.auditColumns.map { Output.text(counts?[$0.1]) }
-            }
-            var rows = (result["orders"]?.arrayValue ?? []).map { cells(Output.text($0["orderId"]), Output.text($0["state"]), $0["counts"]) }
-            rows.append(cells("total", "", result["total"]))
-            return TextTable.render(["order", "state"] + Output.auditColumns.map(\.0), rows) + "\n\n"
-                + Output.quarantineSummary(result["quarantine"])
-        }
+        var given: JSONObject = [:]
+        if let orderId { given["orderId"] = .string(orderId) }
+        if let from { given["from"] = .string(from) }
+        if let to { given["to"] = .string(to) }
+        let result = try self.daemon.call(CallbacksAudit.self, given: given)
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -343,33 +264,13 @@ struct Quarantine: ParsableCommand {
     @Flag(help: "Print each entry's body (escaped) under the table.") var showBody = false
 
     func run() throws {
-        var params: JSONObject = ["limit": .number(String(self.limit))]
-        if let reason { params["reason"] = .string(reason) }
-        if let orderId { params["orderId"] = .string(orderId) }
-        if let remote { params["remoteAddress"] = .string(remote) }
-        if let cursor { params["cursor"] = .string(cursor) }
-        let result = try self.daemon.call("quarantine.read", params)
-        self.daemon.show(result) { result in
-            let entries = result["entries"]?.arrayValue ?? []
-            var text = TextTable.render(
-                ["id", "received", "remote", "reason", "order", "bytes", "detail"],
-                entries.map { entry in
-                    [
-                        Output.text(entry["id"]), Output.text(entry["receivedAt"]), Output.text(entry["remoteAddress"]),
-                        Output.text(entry["reason"]), Output.text(entry["orderId"]), Output.text(entry["bodyBytes"]),
-                        Output.text(entry["detail"]),
-                    ]
-                }
-            )
-            if self.showBody {
-                for entry in entries {
-                    let cut = entry["bodyCut"] == .bool(true) ? " (cut)" : ""
-                    text += "\n\n#\(Output.text(entry["id"]))\(cut): \(LogText.escape(entry["body"]?.stringValue ?? ""))"
-                }
-            }
-            if let next = result["nextCursor"]?.stringValue { text += "\nmore: --cursor \(next)" }
-            return text + "\n\n" + Output.quarantineSummary(result["quarantine"])
-        }
+        var given: JSONObject = ["limit": .number(String(self.limit))]
+        if let reason { given["reason"] = .string(reason) }
+        if let orderId { given["orderId"] = .string(orderId) }
+        if let remote { given["remoteAddress"] = .string(remote) }
+        if let cursor { given["cursor"] = .string(cursor) }
+        let result = try self.daemon.call(QuarantineRead.self, given: given)
+        self.daemon.show(result, result.text(bodies: self.showBody))
     }
 }
 
@@ -379,21 +280,8 @@ struct Stats: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let result = try self.daemon.call("ledger.stats")
-        self.daemon.show(result) { result in
-            var rows: [(String, JSONValue?)] = [
-                ("head sequence", result["head"]?["sequence"]), ("head hash", result["head"]?["hash"]),
-            ]
-            for member in result["eventsByType"]?.objectValue ?? [:] { rows.append(("events " + member.key, member.value)) }
-            for member in result["ordersByState"]?.objectValue ?? [:] { rows.append(("orders " + member.key, member.value)) }
-            rows += [
-                ("store bytes", result["storeBytes"]), ("map bytes", result["mapBytes"]),
-                ("poller pending", result["pollerPending"]), ("poll leader", result["pollLeader"]),
-                ("control connections", result["connections"]), ("event subscribers", result["subscribers"]),
-                ("uptime seconds", result["uptimeSeconds"]),
-            ]
-            return Output.fields(rows)
-        }
+        let result = try self.daemon.call(LedgerStats.self, NoParams())
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -406,27 +294,10 @@ struct Verify: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let result = try self.daemon.callWithProgress("ledger.verify")
-        self.daemon.show(result) { result in
-            if result["intact"] == .bool(true) {
-                return "chain intact: \(Output.text(result["eventsChecked"])) events, head \(Output.text(result["head"]?["sequence"])) \(Output.text(result["head"]?["hash"]))"
-            }
-            return "chain BROKEN at sequence \(Output.text(result["firstBreak"]?["sequence"])): \(Output.text(result["firstBreak"]?["reason"]))"
-        }
-        if result["intact"] != .bool(true) { throw ExitCode(1) }
+        let result = try self.daemon.callWithProgress(LedgerVerify.self)
+        self.daemon.show(result, result.text)
+        if !result.intact { throw ExitCode(1) }
     }
-}
-
-/// Draws `phase done/total` with a bar on standard error, rewriting one line.
-func progressLine(_ params: JSONValue) -> Bool {
-    let done = Double(params["done"]?.numberText ?? "0") ?? 0
-    let total = max(Double(params["total"]?.numberText ?? "1") ?? 1, 1)
-    let width = 30
-    let filled = min(width, Int(done / total * Double(width)))
-    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-    let text = "\r\(Output.text(params["phase"])) [\(bar)] \(Int(done))/\(Int(total))"
-    FileHandle.standardError.write(Data(text.utf8))
-    return true
 }
 
 struct Rebuild: ParsableCommand {
@@ -437,10 +308,8 @@ struct Rebuild: ParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        let result = try self.daemon.callWithProgress("projection.rebuild")
-        self.daemon.show(result) { result in
-            "rebuilt: \(Output.text(result["eventsReplayed"])) events, \(Output.text(result["orders"])) orders, head \(Output.text(result["head"]?["sequence"])), \(Output.text(result["seconds"])) s"
-        }
+        let result = try self.daemon.callWithProgress(ProjectionRebuild.self)
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -456,19 +325,11 @@ struct VerifyProjection: ParsableCommand {
 
     func run() throws {
         let result = try self.daemon.callWithProgress(
-            "projection.verify",
-            ["differencesMax": .number(String(self.differencesMax))]
+            ProjectionVerify.self,
+            given: ["differencesMax": .number(String(self.differencesMax))]
         )
-        self.daemon.show(result) { result in
-            var text = "compared \(Output.text(result["ordersCompared"])) orders after \(Output.text(result["eventsReplayed"])) events: "
-            text += "\(Output.text(result["differenceCount"])) differ"
-            let rows = (result["differences"]?.arrayValue ?? []).map { difference in
-                [Output.text(difference["orderId"]), Output.text(difference["live"]?["state"]), Output.text(difference["rebuilt"]?["state"])]
-            }
-            if !rows.isEmpty { text += "\n\n" + TextTable.render(["order", "live", "rebuilt"], rows) }
-            return text
-        }
-        if result["matches"] != .bool(true) { throw ExitCode(1) }
+        self.daemon.show(result, result.text)
+        if !result.matches { throw ExitCode(1) }
     }
 }
 
@@ -484,10 +345,8 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         let absolute = self.path.hasPrefix("/") ? self.path : FileManager.default.currentDirectoryPath + "/" + self.path
-        let result = try self.daemon.call("ledger.backup", ["path": .string(absolute)])
-        self.daemon.show(result) { result in
-            "backup written to \(Output.text(result["path"])): \(Output.text(result["bytes"])) bytes, head \(Output.text(result["head"]?["sequence"]))"
-        }
+        let result = try self.daemon.call(LedgerBackup.self, LedgerBackup.Params(path: absolute))
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -500,12 +359,10 @@ struct Events: ParsableCommand {
 
     func run() throws {
         let result = try self.daemon.call(
-            "events.read",
-            ["fromSequence": .number(String(self.from)), "limit": .number(String(self.limit))]
+            EventsRead.self,
+            given: ["fromSequence": .number(String(self.from)), "limit": .number(String(self.limit))]
         )
-        self.daemon.show(result) { result in
-            Output.events(result["events"]?.arrayValue ?? []) + "\nnext: --from \(Output.text(result["nextSequence"]))"
-        }
+        self.daemon.show(result, result.text)
     }
 }
 
@@ -519,35 +376,31 @@ struct Tail: ParsableCommand {
     @Option(help: "Stop after this many events.") var count: Int?
 
     func run() throws {
-        var params: JSONObject = [:]
-        if let from { params["fromSequence"] = .number(String(from)) }
+        var given: JSONObject = [:]
+        if let from { given["fromSequence"] = .number(String(from)) }
+        let params = try self.daemon.params(EventsSubscribe.self, given: given)
         var seen = 0
         var dropped: String?
-        let handle: (String, JSONValue) -> Bool = { method, params in
-            switch method {
-            case "events.event":
-                let event = params["event"] ?? .null
-                if self.daemon.json {
-                    print(JSONWriter.write(event, options: .sortedKeys))
-                } else {
-                    print([Output.text(event["sequence"]), Output.text(event["recordedAt"]), Output.text(event["type"]), Output.text(event["orderId"])].joined(separator: "  "))
-                }
+        let handle: (ControlNotification) -> Bool = { notification in
+            switch notification {
+            case .event(_, let event):
+                print(self.daemon.json ? JSONWriter.write(event.json, options: .sortedKeys) : event.line)
                 // Each event reaches a reader as it commits, even through a pipe (where standard output is
                 // block-buffered), and none is lost in a buffer when tail is killed.
                 fflush(nil)
                 seen += 1
                 return self.count.map { seen < $0 } ?? true
-            case "events.dropped":
-                dropped = Output.text(params["reason"])
+            case .dropped(_, let reason):
+                dropped = reason
                 return false
-            default:
+            case .progress:
                 return true
             }
         }
         do throws(ClientError) {
             let client = try ControlClient(path: self.daemon.socketPath)
-            _ = try client.call("events.subscribe", params)
-            if self.count.map({ seen < $0 }) ?? true { try client.listen(handle) }
+            _ = try client.call(EventsSubscribe.self, params)
+            if self.count.map({ seen < $0 }) ?? true { try client.listen(notifications: handle) }
         } catch {
             throw self.daemon.fail(error)
         }

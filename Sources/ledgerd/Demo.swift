@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import GatewaySimulator
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
@@ -217,11 +218,12 @@ struct DemoScenario {
         var states: [OrderState] = []
         for (orderId, _, _) in plans { if let state = try await self.daemon.ledger.order(orderId) { states.append(state) } }
         print("\n4. Orders:\n")
-        print(TextTable.orders(states))
+        print(OrderView.table(states.map(OrderView.init)))
         print("\n5. History of DEMO-06 (tampered amount, recovered by the poller):\n")
-        print(TextTable.history(try await self.daemon.ledger.history("DEMO-06")))
+        let history = try await self.daemon.ledger.history("DEMO-06")
+        print(OrderHistory.Result(orderId: "DEMO-06", entries: history.map(OrderHistory.Entry.init), nextCursor: nil).text)
         print("\n6. Duplicate-callback audit:\n")
-        print(TextTable.audit(try await CallbackAudit.build(store: self.daemon.store)))
+        print(try await CallbackAudit.build(store: self.daemon.store).result.text)
         let chain = try await self.daemon.store.verifyChain(progress: nil)
         print("\n7. Hash chain: \(chain.isIntact ? "intact" : "BROKEN"), \(chain.eventsChecked) events, head \(chain.head.hash.hex.prefix(16))…")
         let mismatches = plans.filter { plan in states.first { $0.orderId == plan.0 }?.status != plan.1.expected }

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
@@ -148,7 +149,7 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
             #expect(checked.status == 0, "\(checked.output)")
             #expect(checked.output.contains("0 problems"))
             let schemas = Set(records.map(\.schema))
-            for method in ControlMethods.names {
+            for method in ControlMethodName.allCases.map(\.rawValue) {
                 #expect(schemas.contains("control/\(method).result.json"), "no traffic recorded for \(method)")
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerControlClient
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerTesting
@@ -96,6 +97,7 @@ final class RPCSession: @unchecked Sendable {
 
     private func record(_ message: JSONValue, method: String?) {
         self.records.append(SchemaRecord(schema: "control/response.json", instance: message))
+        Self.checkRoundTrip(message, method: method)
         if let name = message["method"]?.stringValue {
             self.notifications.append((name, message["params"] ?? .null))
             self.records.append(SchemaRecord(schema: "control/\(name).notification.json", instance: message["params"] ?? .null))
@@ -103,6 +105,27 @@ final class RPCSession: @unchecked Sendable {
             self.records.append(SchemaRecord(schema: "control/error.json", instance: error))
         } else if let method, let result = message["result"] {
             self.records.append(SchemaRecord(schema: "control/\(method).result.json", instance: result))
+        }
+    }
+}
+
+extension RPCSession {
+    /// The typed protocol reads every result and notification the daemon sends and writes it back the same: the
+    /// types are the protocol, and the schemas check what they write.
+    static func checkRoundTrip(_ message: JSONValue, method: String?) {
+        do throws(ControlError) {
+            if let name = message["method"]?.stringValue, let params = message["params"] {
+                guard let notification = try ControlNotification(method: name, params: params) else {
+                    Issue.record("the protocol has no type for the notification \(name)")
+                    return
+                }
+                #expect(notification.params == params, "\(name): the typed notification differs from the wire")
+            } else if let method, let name = ControlMethodName(rawValue: method), let result = message["result"] {
+                let reread = try name.method.resultRoundTrip(result)
+                #expect(reread == result, "\(method): the typed result differs from the wire: \(reread) vs \(result)")
+            }
+        } catch {
+            Issue.record("the typed protocol cannot read the daemon's message: \(error.message) in \(message)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import LedgerControlProtocol
 import LedgerCore
 import Logging
 import NIOCore
@@ -135,9 +136,8 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         let taskId = self.nextTask
         self.nextTask += 1
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let notify: ControlNotify = { method, params in
-            let message: JSONValue = .object(["jsonrpc": "2.0", "method": .string(method), "params": params])
-            channel.writeAndFlush(Self.encode(message), promise: nil)
+        let notify: ControlNotify = { notification in
+            channel.writeAndFlush(Self.encode(ControlEnvelope.notification(notification)), promise: nil)
         }
         let id = parsed.id
         let method = parsed.method
@@ -180,7 +180,7 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             return
         }
         if let id {
-            channel.writeAndFlush(Self.encode(.object(["jsonrpc": "2.0", "id": id, "result": answer.result])), promise: nil)
+            channel.writeAndFlush(Self.encode(ControlEnvelope.response(id: id, result: answer.result)), promise: nil)
         }
         await answer.after?()
     }
@@ -192,7 +192,7 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     }
 
     static func response(id: JSONValue, error: ControlError) -> JSONValue {
-        .object(["jsonrpc": "2.0", "id": id, "error": error.json])
+        ControlEnvelope.response(id: id, error: error)
     }
 
     static func encode(_ message: JSONValue) -> ByteBuffer {

@@ -1,4 +1,5 @@
 import Foundation
+public import LedgerControlProtocol
 import LedgerCore
 import LedgerStore
 import Synchronization
@@ -15,8 +16,8 @@ struct ControlAnswer: Sendable {
     }
 }
 
-/// Sends a JSON-RPC notification (`method`, `params`) on the requesting connection.
-typealias ControlNotify = @Sendable (_ method: String, _ params: JSONValue) -> Void
+/// Sends a JSON-RPC notification on the requesting connection.
+typealias ControlNotify = @Sendable (_ notification: ControlNotification) -> Void
 
 /// The control methods: each reads its params, calls the ledger, the store or the poller, and shapes the result.
 /// No I/O of its own, so every method can be tested without a socket.
@@ -31,13 +32,6 @@ public final class ControlMethods: Sendable {
     /// Open connections, maintained by the server, for `ledger.stats`.
     let connections = Atomic<Int>(0)
 
-    /// Every method name, in the order `ledgerctl` lists them.
-    public static let names = [
-        "order.create", "order.get", "order.history", "order.list", "order.queryNow", "callbacks.audit", "quarantine.read",
-        "projection.rebuild", "projection.verify", "ledger.verify", "ledger.stats", "ledger.backup", "events.read",
-        "events.subscribe",
-    ]
-
     public init(ledger: Ledger, poller: QueryPoller, settings: ControlSettings) {
         self.ledger = ledger
         self.poller = poller
@@ -50,142 +44,113 @@ public final class ControlMethods: Sendable {
         -> ControlAnswer
     {
         // An unknown method is -32601 whatever its params look like.
-        guard Self.names.contains(method) else { throw .methodNotFound(method) }
-        let params = try ControlParams(params, method: method)
+        guard let name = ControlMethodName(rawValue: method) else { throw .methodNotFound(method) }
         do {
-            switch method {
-            case "order.create": return ControlAnswer(try await self.createOrder(params))
-            case "order.get": return ControlAnswer(try await self.getOrder(params))
-            case "order.history": return ControlAnswer(try await self.history(params))
-            case "order.list": return ControlAnswer(try await self.listOrders(params))
-            case "order.queryNow": return ControlAnswer(try await self.queryNow(params))
-            case "callbacks.audit": return ControlAnswer(try await self.audit(params))
-            case "quarantine.read": return ControlAnswer(try await self.readQuarantine(params))
-            case "projection.rebuild": return ControlAnswer(try await self.rebuild(params, notify: notify))
-            case "projection.verify": return ControlAnswer(try await self.verifyProjection(params, notify: notify))
-            case "ledger.verify": return ControlAnswer(try await self.verifyChain(params, notify: notify))
-            case "ledger.stats": return ControlAnswer(try await self.stats(params))
-            case "ledger.backup": return ControlAnswer(try await self.backup(params))
-            case "events.read": return ControlAnswer(try await self.readEvents(params))
-            case "events.subscribe": return try await self.subscribe(params, notify: notify)
-            default: throw ControlError.methodNotFound(method)
+            switch name {
+            case .orderCreate: return try await Self.answer(OrderCreate.self, params, self.createOrder)
+            case .orderGet: return try await Self.answer(OrderGet.self, params, self.getOrder)
+            case .orderHistory: return try await Self.answer(OrderHistory.self, params, self.history)
+            case .orderList: return try await Self.answer(OrderList.self, params, self.listOrders)
+            case .orderQueryNow: return try await Self.answer(OrderQueryNow.self, params, self.queryNow)
+            case .callbacksAudit: return try await Self.answer(CallbacksAudit.self, params, self.audit)
+            case .quarantineRead: return try await Self.answer(QuarantineRead.self, params, self.readQuarantine)
+            case .projectionRebuild:
+                return try await Self.answer(ProjectionRebuild.self, params) { try await self.rebuild($0, notify: notify) }
+            case .projectionVerify:
+                return try await Self.answer(ProjectionVerify.self, params) {
+                    try await self.verifyProjection($0, notify: notify)
+                }
+            case .ledgerVerify:
+                return try await Self.answer(LedgerVerify.self, params) { try await self.verifyChain($0, notify: notify) }
+            case .ledgerStats: return try await Self.answer(LedgerStats.self, params, self.stats)
+            case .ledgerBackup: return try await Self.answer(LedgerBackup.self, params, self.backup)
+            case .eventsRead: return try await Self.answer(EventsRead.self, params, self.readEvents)
+            case .eventsSubscribe:
+                let params = try EventsSubscribe.Params(json: params, context: method)
+                return try await self.subscribe(params, notify: notify)
             }
         } catch {
             throw ControlError.from(error)
         }
     }
 
+    /// Reads a method's params (a -32602 error naming what is wrong), runs it, and writes its result.
+    private static func answer<M: ControlMethod>(
+        _ method: M.Type,
+        _ params: JSONValue?,
+        _ body: (M.Params) async throws -> M.Result
+    ) async throws -> ControlAnswer {
+        let params = try M.Params(json: params, context: M.name.rawValue)
+        return ControlAnswer(try await body(params).json)
+    }
+
     // MARK: Orders
 
-    func createOrder(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId", "amount", "bankCode", "productName", "attach", "productNum", "productDesc", "productUrl"])
+    func createOrder(_ params: OrderCreate.Params) async throws -> OrderCreate.Result {
         let request = CreateOrderRequest(
-            orderId: try params.string("orderId"),
-            amount: try params.requiredString("amount"),
-            bankCode: try params.requiredString("bankCode"),
-            productName: try params.requiredString("productName"),
-            attach: try params.string("attach"),
-            productNum: try params.string("productNum"),
-            productDesc: try params.string("productDesc"),
-            productURL: try params.string("productUrl")
+            orderId: params.orderId,
+            amount: params.amount,
+            bankCode: params.bankCode,
+            productName: params.productName,
+            attach: params.attach,
+            productNum: params.productNum,
+            productDesc: params.productDesc,
+            productURL: params.productUrl
         )
         let created = try await self.ledger.createOrder(request)
-        // The pay request's field names are unique (PayRequest builds them), so an object loses nothing; the
-        // object keeps the signed order for people who read it.
-        let fields = JSONObject(created.fields.map { ($0.name, JSONValue.string($0.value)) })
-        return .object([
-            "orderId": .string(created.orderId), "gatewayUrl": .string(created.gatewayURL), "fields": .object(fields),
-            "payUrl": .string(created.payURL), "created": .bool(created.created),
-        ])
+        return OrderCreate.Result(
+            orderId: created.orderId,
+            gatewayUrl: created.gatewayURL,
+            fields: created.fields.map { ($0.name, $0.value) },
+            payUrl: created.payURL,
+            created: created.created
+        )
     }
 
-    func getOrder(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId"])
-        let orderId = try params.requiredOrderId()
-        guard let state = try await self.store.order(orderId), state.order != nil else {
-            throw ControlError.orderNotFound(orderId)
+    func getOrder(_ params: OrderIdParams) async throws -> OrderView {
+        guard let state = try await self.store.order(params.orderId), state.order != nil else {
+            throw ControlError.orderNotFound(params.orderId)
         }
-        return ControlJSON.order(state)
+        return OrderView(state)
     }
 
-    func history(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId", "limit", "cursor"])
-        let orderId = try params.requiredOrderId()
-        let limit = Int(try params.int("limit", 1...Int64(Self.historyPageMax)) ?? Int64(Self.historyPageDefault))
-        // The cursor is the sequence number of the last entry returned; the page resumes after it.
-        var after: UInt64?
-        if let cursor = try params.string("cursor") {
-            guard !cursor.isEmpty, cursor.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                let sequence = UInt64(cursor)
-            else {
-                throw ControlError.invalidParams("order.history: cursor is not one this method returned.")
-            }
-            after = sequence
-        }
+    func history(_ params: OrderHistory.Params) async throws -> OrderHistory.Result {
+        let orderId = params.orderId
+        let limit = params.limit ?? ControlPages.historyDefault
         let entries = try await self.ledger.history(orderId)
         guard !entries.isEmpty else {
             throw ControlError(code: -32001, name: "order-not-found", message: "No event names order \(orderId).")
         }
         var start = 0
-        if let after {
+        // The cursor is the sequence number of the last entry returned; the page resumes after it.
+        if let after = params.cursor {
             guard let index = entries.firstIndex(where: { $0.event.sequence == after }) else {
                 throw ControlError.invalidParams("order.history: cursor \(after) is not an event of order \(orderId).")
             }
             start = index + 1
         }
         let page = entries[start..<min(entries.count, start + limit)]
-        let next: JSONValue =
-            page.endIndex < entries.count ? .string(String(entries[page.endIndex - 1].event.sequence)) : .null
-        return .object([
-            "orderId": .string(orderId),
-            "entries": .array(
-                page.map { entry in
-                    .object([
-                        "event": entry.event.json, "effect": ControlJSON.effect(entry.effect),
-                        "stateAfter": .string(entry.state.status.rawValue),
-                        "flagsAfter": .array(entry.state.flags.names.map { .string($0) }),
-                    ])
-                }
-            ),
-            "nextCursor": next,
-        ])
+        let next = page.endIndex < entries.count ? String(entries[page.endIndex - 1].event.sequence) : nil
+        return OrderHistory.Result(
+            orderId: orderId,
+            entries: page.map(OrderHistory.Entry.init),
+            nextCursor: next
+        )
     }
-
-    /// `order.history`'s page size when none is asked for, and the largest: pages keep one answer to a size a
-    /// client reads at once, however many callbacks an order has collected.
-    static let historyPageDefault = 100
-    static let historyPageMax = 1000
 
     /// The statuses in the order `order.list` walks them when no status is given.
     static let listOrder: [OrderStatus] = [.created, .paid, .expired, .unknown]
 
-    func listOrders(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["status", "flag", "bankCode", "createdFrom", "createdTo", "cursor", "limit"])
-        let statuses: [OrderStatus]
-        if let text = try params.string("status") {
-            guard let status = OrderStatus(rawValue: text) else {
-                throw ControlError.invalidParams("order.list: status must be one of created, paid, expired, unknown.")
-            }
-            statuses = [status]
-        } else {
-            statuses = Self.listOrder
-        }
-        var flag: ReviewFlags?
-        if let name = try params.string("flag") {
-            guard let parsed = ReviewFlags(name: name) else {
-                throw ControlError.invalidParams(
-                    "order.list: flag must be one of \(ReviewFlags.names.map(\.1).joined(separator: ", "))."
-                )
-            }
-            flag = parsed
-        }
-        let bankCode = try params.string("bankCode")
-        let from = try params.string("createdFrom").map { text throws(ControlError) in try Self.instant(text, "createdFrom") }
-        let to = try params.string("createdTo").map { text throws(ControlError) in try Self.instant(text, "createdTo") }
-        let limit = Int(try params.int("limit", 1...1000) ?? 100)
+    func listOrders(_ params: OrderList.Params) async throws -> OrderList.Result {
+        let statuses = params.status.map { [$0] } ?? Self.listOrder
+        let flag = params.flag.flatMap(ReviewFlags.init(name:))
+        let bankCode = params.bankCode
+        let from = try params.createdFrom.map { text throws(ControlError) in try controlInstant(text, "createdFrom") }
+        let to = try params.createdTo.map { text throws(ControlError) in try controlInstant(text, "createdTo") }
+        let limit = params.limit ?? ControlPages.listDefault
         // The cursor is `status:orderId`, the last order returned: paging resumes after it in the same walk.
         var position: (status: OrderStatus, after: String?) = (statuses[0], nil)
-        if let cursor = try params.string("cursor") {
+        if let cursor = params.cursor {
             guard let colon = cursor.firstIndex(of: ":"), let status = OrderStatus(rawValue: String(cursor[..<colon])),
                 statuses.contains(status), GatewayValidation.isOrderId(String(cursor[cursor.index(after: colon)...]))
             else {
@@ -227,91 +192,47 @@ public final class ControlMethods: Sendable {
             after = nil
         }
         let statistics = try await self.store.statistics()
-        var counts: JSONObject = [:]
-        for status in OrderStatus.allCases { counts[status.rawValue] = ControlJSON.number(statistics.ordersByStatus[status] ?? 0) }
-        return .object([
-            "orders": .array(found.map(ControlJSON.order)), "nextCursor": next.map { .string($0) } ?? .null,
-            "counts": .object(counts),
-        ])
+        return OrderList.Result(
+            orders: found.map(OrderView.init),
+            nextCursor: next,
+            counts: OrderStatus.allCases.map { ($0.rawValue, UInt64(statistics.ordersByStatus[$0] ?? 0)) }
+        )
     }
 
-    static func instant(_ text: String, _ name: String) throws(ControlError) -> Instant {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let plain = ISO8601DateFormatter()
-        guard let date = formatter.date(from: text) ?? plain.date(from: text) else {
-            throw .invalidParams("\(name) must be an RFC 3339 time such as 2026-11-27T09:30:00Z.")
-        }
-        return Instant(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    func queryNow(_ params: OrderIdParams) async throws -> OrderQueryNow.Result {
+        let (result, classification, state) = try await self.poller.queryNow(params.orderId)
+        return OrderQueryNow.Result(
+            orderId: params.orderId,
+            classification: classification.rawValue,
+            result: result.json,
+            order: OrderView(state)
+        )
     }
 
-    func queryNow(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId"])
-        let orderId = try params.requiredOrderId()
-        let (result, classification, state) = try await self.poller.queryNow(orderId)
-        return .object([
-            "orderId": .string(orderId), "classification": .string(classification.rawValue), "result": result.json,
-            "order": ControlJSON.order(state),
-        ])
-    }
-
-    func audit(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["orderId", "from", "to"])
+    func audit(_ params: CallbacksAudit.Params) async throws -> CallbacksAudit.Result {
         let audit = try await CallbackAudit.build(
             store: self.store,
-            orderId: try params.orderId(),
-            from: try params.string("from").map { text throws(ControlError) in try Self.instant(text, "from") },
-            to: try params.string("to").map { text throws(ControlError) in try Self.instant(text, "to") }
+            orderId: params.orderId,
+            from: try params.from.map { text throws(ControlError) in try controlInstant(text, "from") },
+            to: try params.to.map { text throws(ControlError) in try controlInstant(text, "to") }
         )
-        return .object([
-            "orders": .array(
-                audit.rows.map { row in
-                    .object(["orderId": .string(row.orderId), "state": .string(row.status.rawValue), "counts": ControlJSON.counts(row.counts)])
-                }
-            ),
-            "total": ControlJSON.counts(audit.total),
-            "quarantine": ControlJSON.quarantineStatus(audit.quarantine),
-        ])
+        return audit.result
     }
 
     /// A page of the quarantine, newest first, with what it holds and has dropped.
-    func readQuarantine(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["reason", "orderId", "remoteAddress", "cursor", "limit"])
-        var query = QuarantineQuery(limit: Int(try params.int("limit", 1...1000) ?? 100))
-        if let text = try params.string("reason") {
-            guard let reason = QuarantineReason(rawValue: text) else {
-                let names = QuarantineReason.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ControlError.invalidParams("quarantine.read: reason must be one of \(names).")
-            }
-            query.reason = reason
-        }
-        if let orderId = try params.string("orderId") {
-            guard GatewayValidation.isOrderId(orderId) else {
-                throw ControlError.invalidParams("quarantine.read: orderId must be 1 to 20 of letters, digits, '_' and '-'.")
-            }
-            query.orderId = orderId
-        }
-        if let remote = try params.string("remoteAddress") {
-            guard !remote.isEmpty, remote.utf8.count <= QuarantineEntry.textBytesMax else {
-                throw ControlError.invalidParams(
-                    "quarantine.read: remoteAddress must be 1 to \(QuarantineEntry.textBytesMax) bytes."
-                )
-            }
-            query.remoteAddress = remote
-        }
-        if let cursor = try params.string("cursor") {
-            guard let before = UInt64(cursor), before > 0 else {
-                throw ControlError.invalidParams("quarantine.read: cursor is not one this method returned.")
-            }
-            query.before = before
-        }
+    func readQuarantine(_ params: QuarantineRead.Params) async throws -> QuarantineRead.Result {
+        var query = QuarantineQuery(limit: params.limit ?? ControlPages.listDefault)
+        query.reason = params.reason
+        query.orderId = params.orderId
+        query.remoteAddress = params.remoteAddress
+        query.before = params.cursor
         let page = try await self.store.quarantined(query)
         let status = try await self.store.quarantineStatus()
-        return .object([
-            "entries": .array(page.entries.map(ControlJSON.quarantineEntry)),
-            "nextCursor": page.nextCursor.map { .string(String($0)) } ?? .null,
-            "quarantine": ControlJSON.quarantineStatus(status),
-        ])
+        return QuarantineRead.Result(
+            entries: page.entries.map(QuarantineEntryView.init),
+            nextCursor: page.nextCursor.map { String($0) },
+            quarantine: QuarantineStatusView(status)
+        )
     }
 
     // MARK: The log and the projection
@@ -328,79 +249,74 @@ public final class ControlMethods: Sendable {
         return try await body()
     }
 
-    func rebuild(_ params: ControlParams, notify: @escaping ControlNotify) async throws -> JSONValue {
-        try params.allow([])
+    func rebuild(_ params: NoParams, notify: @escaping ControlNotify) async throws -> ProjectionRebuild.Result {
         let report = try await self.exclusiveReplay {
-            try await self.store.rebuildProjection { notify("projection.rebuild.progress", ControlJSON.progress($0)) }
+            try await self.store.rebuildProjection { notify(.progress(method: .projectionRebuild, ProgressView($0))) }
         }
-        return .object([
-            "eventsReplayed": ControlJSON.number(report.eventsReplayed), "orders": ControlJSON.number(report.orders),
-            "head": ControlJSON.head(report.head), "seconds": ControlJSON.seconds(report.seconds),
-        ])
+        return ProjectionRebuild.Result(
+            eventsReplayed: UInt64(report.eventsReplayed),
+            orders: UInt64(report.orders),
+            head: HeadView(report.head),
+            seconds: ControlJSON.seconds(report.seconds).numberText
+        )
     }
 
-    func verifyProjection(_ params: ControlParams, notify: @escaping ControlNotify) async throws -> JSONValue {
-        try params.allow(["differencesMax"])
-        let differencesMax = Int(try params.int("differencesMax", 0...10_000) ?? 100)
+    func verifyProjection(_ params: ProjectionVerify.Params, notify: @escaping ControlNotify) async throws
+        -> ProjectionVerify.Result
+    {
+        let differencesMax = params.differencesMax ?? ControlPages.differencesDefault
         let report = try await self.exclusiveReplay {
             try await self.store.verifyProjection(differencesMax: differencesMax) {
-                notify("projection.verify.progress", ControlJSON.progress($0))
+                notify(.progress(method: .projectionVerify, ProgressView($0)))
             }
         }
-        return .object([
-            "matches": .bool(report.differenceCount == 0),
-            "eventsReplayed": ControlJSON.number(report.eventsReplayed),
-            "ordersCompared": ControlJSON.number(report.ordersCompared),
-            "differenceCount": ControlJSON.number(report.differenceCount),
-            "differences": .array(
-                report.differences.map { difference in
-                    .object([
-                        "orderId": .string(difference.orderId),
-                        "live": difference.live.map(ControlJSON.order) ?? .null,
-                        "rebuilt": difference.rebuilt.map(ControlJSON.order) ?? .null,
-                    ])
-                }
-            ),
-            "head": ControlJSON.head(report.head), "seconds": ControlJSON.seconds(report.seconds),
-        ])
+        return ProjectionVerify.Result(
+            matches: report.differenceCount == 0,
+            eventsReplayed: UInt64(report.eventsReplayed),
+            ordersCompared: UInt64(report.ordersCompared),
+            differenceCount: UInt64(report.differenceCount),
+            differences: report.differences.map { difference in
+                ProjectionVerify.Difference(
+                    orderId: difference.orderId,
+                    live: difference.live.map(OrderView.init),
+                    rebuilt: difference.rebuilt.map(OrderView.init)
+                )
+            },
+            head: HeadView(report.head),
+            seconds: ControlJSON.seconds(report.seconds).numberText
+        )
     }
 
-    func verifyChain(_ params: ControlParams, notify: @escaping ControlNotify) async throws -> JSONValue {
-        try params.allow([])
-        let report = try await self.store.verifyChain { notify("ledger.verify.progress", ControlJSON.progress($0)) }
-        let firstBreak: JSONValue = report.firstBreak.map { brk in
-            .object(["sequence": ControlJSON.number(brk.sequence), "reason": .string(brk.description)])
-        } ?? .null
-        return .object([
-            "intact": .bool(report.isIntact), "eventsChecked": ControlJSON.number(report.eventsChecked),
-            "head": ControlJSON.head(report.head), "firstBreak": firstBreak, "seconds": ControlJSON.seconds(report.seconds),
-        ])
+    func verifyChain(_ params: NoParams, notify: @escaping ControlNotify) async throws -> LedgerVerify.Result {
+        let report = try await self.store.verifyChain { notify(.progress(method: .ledgerVerify, ProgressView($0))) }
+        return LedgerVerify.Result(
+            intact: report.isIntact,
+            eventsChecked: UInt64(report.eventsChecked),
+            head: HeadView(report.head),
+            firstBreak: report.firstBreak.map { LedgerVerify.Break(sequence: $0.sequence, reason: $0.description) },
+            seconds: ControlJSON.seconds(report.seconds).numberText
+        )
     }
 
-    func stats(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow([])
+    func stats(_ params: NoParams) async throws -> LedgerStats.Result {
         let statistics = try await self.store.statistics()
-        var events: JSONObject = [:]
-        for type in EventType.allCases { events[type.rawValue] = ControlJSON.number(statistics.eventsByType[type] ?? 0) }
-        var orders: JSONObject = [:]
-        for status in OrderStatus.allCases { orders[status.rawValue] = ControlJSON.number(statistics.ordersByStatus[status] ?? 0) }
         let uptime = ContinuousClock.now - self.started
-        let pending = await self.poller.pendingCount
-        let leading = await self.poller.isLeading
-        return .object([
-            "head": ControlJSON.head(statistics.head), "eventsByType": .object(events), "ordersByState": .object(orders),
-            "storeBytes": ControlJSON.number(statistics.storeBytes),
-            "mapBytes": statistics.mapBytes.map { ControlJSON.number($0) } ?? .null,
-            "pollerPending": ControlJSON.number(pending), "pollLeader": .bool(leading),
-            "connections": ControlJSON.number(self.connections.load(ordering: .relaxed)),
-            "subscribers": ControlJSON.number(self.ledger.feed.subscriberCount),
-            "uptimeSeconds": ControlJSON.number(uptime.components.seconds),
-        ])
+        return LedgerStats.Result(
+            head: HeadView(statistics.head),
+            eventsByType: EventType.allCases.map { ($0.rawValue, UInt64(statistics.eventsByType[$0] ?? 0)) },
+            ordersByState: OrderStatus.allCases.map { ($0.rawValue, UInt64(statistics.ordersByStatus[$0] ?? 0)) },
+            storeBytes: UInt64(statistics.storeBytes),
+            mapBytes: statistics.mapBytes.map { UInt64($0) },
+            pollerPending: UInt64(await self.poller.pendingCount),
+            pollLeader: await self.poller.isLeading,
+            connections: UInt64(max(0, self.connections.load(ordering: .relaxed))),
+            subscribers: UInt64(self.ledger.feed.subscriberCount),
+            uptimeSeconds: UInt64(max(0, uptime.components.seconds))
+        )
     }
 
-    func backup(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["path"])
-        let path = try params.requiredString("path")
+    func backup(_ params: LedgerBackup.Params) async throws -> LedgerBackup.Result {
+        let path = params.path
         if let problem = BackupDestination.problem(path) {
             throw ControlError.invalidParams("ledger.backup: the path \(path) is refused because \(problem).")
         }
@@ -410,37 +326,40 @@ public final class ControlMethods: Sendable {
         } catch let error as StoreError where error.code == .io || error.code == .invalidArgument {
             throw ControlError.backupFailed(error.message)
         }
-        return .object([
-            "path": .string(report.path), "bytes": ControlJSON.number(report.bytes), "head": ControlJSON.head(report.head),
-            "seconds": ControlJSON.seconds(report.seconds),
-        ])
+        return LedgerBackup.Result(
+            path: report.path,
+            bytes: UInt64(report.bytes),
+            head: HeadView(report.head),
+            seconds: ControlJSON.seconds(report.seconds).numberText
+        )
     }
 
-    func readEvents(_ params: ControlParams) async throws -> JSONValue {
-        try params.allow(["fromSequence", "limit"])
-        let from = UInt64(try params.int("fromSequence", 1...Int64.max) ?? 1)
-        let limit = Int(try params.int("limit", 1...Int64(self.settings.eventsPageMax)) ?? 100)
+    func readEvents(_ params: EventsRead.Params) async throws -> EventsRead.Result {
+        let from = params.fromSequence ?? 1
+        let limit = params.limit ?? min(100, self.settings.eventsPageMax)
+        guard limit <= self.settings.eventsPageMax else {
+            throw ControlFields.outOfRange("events.read", "limit", 1...Int64(self.settings.eventsPageMax))
+        }
         let events = try await self.store.readEvents(from: from, limit: limit)
         let head = try await self.store.head()
         let next = (events.last?.sequence).map { $0 + 1 } ?? from
-        return .object([
-            "events": .array(events.map(\.json)), "nextSequence": ControlJSON.number(next), "head": ControlJSON.head(head),
-        ])
+        return EventsRead.Result(events: events.map(EventView.init), nextSequence: next, head: HeadView(head))
     }
 
     /// Sends every event from `fromSequence` (the backlog from the store, then live ones from the feed) as
     /// `events.event` notifications, until the connection closes or the subscriber falls behind.
-    func subscribe(_ params: ControlParams, notify: @escaping ControlNotify) async throws -> ControlAnswer {
-        try params.allow(["fromSequence"])
+    func subscribe(_ params: EventsSubscribe.Params, notify: @escaping ControlNotify) async throws -> ControlAnswer {
         let head = try await self.store.head()
-        let from = UInt64(try params.int("fromSequence", 1...Int64.max) ?? (Int64(head.sequence) + 1))
+        let from = params.fromSequence ?? (head.sequence + 1)
         // Subscribe before reading the backlog, so no event falls between the two; live events already sent
         // from the backlog are skipped by sequence number.
         let (id, stream) = self.ledger.feed.subscribe(queueMax: self.settings.subscriberQueueMax)
+        let subscription = UInt64(id)
         let store = self.store
         let pageMax = self.settings.eventsPageMax
         let feed = self.ledger.feed
-        return ControlAnswer(.object(["subscription": ControlJSON.number(id), "fromSequence": ControlJSON.number(from)])) {
+        let result = EventsSubscribe.Result(subscription: subscription, fromSequence: from)
+        return ControlAnswer(result.json) {
             defer { feed.unsubscribe(id) }
             var next = from
             /// Sends the stored events from `next` up to `end` (exclusive; nil: the head) and advances `next`.
@@ -448,10 +367,13 @@ public final class ControlMethods: Sendable {
                 while !Task.isCancelled, end.map({ next < $0 }) ?? true {
                     let limit = end.map { Int(min(UInt64(pageMax), $0 - next)) } ?? pageMax
                     let page = try await store.readEvents(from: next, limit: limit)
-                    for event in page { notify("events.event", .object(["subscription": ControlJSON.number(id), "event": event.json])) }
+                    for event in page { notify(.event(subscription: subscription, event: EventView(event))) }
                     guard let last = page.last else {
                         guard let end else { return }
-                        throw StoreError(.corrupted, "The log does not hold events \(next) to \(end - 1), though event \(end) was published.")
+                        throw StoreError(
+                            .corrupted,
+                            "The log does not hold events \(next) to \(end - 1), though event \(end) was published."
+                        )
                     }
                     next = last.sequence + 1
                 }
@@ -466,24 +388,90 @@ public final class ControlMethods: Sendable {
                         // publication then finds it sent and is skipped.
                         if event.sequence > next { try await sendStored(upTo: event.sequence) }
                         guard event.sequence == next else { continue }
-                        notify("events.event", .object(["subscription": ControlJSON.number(id), "event": event.json]))
+                        notify(.event(subscription: subscription, event: EventView(event)))
                         next = event.sequence + 1
                     }
                 }
             } catch {
-                notify("events.dropped", .object(["subscription": ControlJSON.number(id), "reason": .string("Reading the log failed: \(error)")]))
+                notify(.dropped(subscription: subscription, reason: "Reading the log failed: \(error)"))
                 return
             }
             guard !Task.isCancelled else { return }
             notify(
-                "events.dropped",
-                .object([
-                    "subscription": ControlJSON.number(id),
-                    "reason": .string(
-                        "The subscriber fell more than control.subscriberQueueMax (\(self.settings.subscriberQueueMax)) appends behind; subscribe again from sequence \(next)."
-                    ),
-                ])
+                .dropped(
+                    subscription: subscription,
+                    reason: "The subscriber fell more than control.subscriberQueueMax "
+                        + "(\(self.settings.subscriberQueueMax)) appends behind; subscribe again from sequence \(next)."
+                )
             )
         }
+    }
+}
+
+// The control messages built from the store's reports, which the protocol module does not know.
+
+extension HeadView {
+    init(_ head: LogHead) {
+        self.init(sequence: head.sequence, hash: head.hash.hex)
+    }
+}
+
+extension ProgressView {
+    init(_ progress: StoreProgress) {
+        self.init(
+            phase: progress.phase,
+            done: UInt64(progress.done),
+            total: UInt64(progress.total),
+            rate: ControlJSON.seconds(progress.rate).numberText,
+            secondsRemaining: progress.secondsRemaining.flatMap { ControlJSON.seconds($0).numberText }
+        )
+    }
+}
+
+extension OrderHistory.Entry {
+    public init(_ entry: HistoryEntry) {
+        self.init(
+            event: EventView(entry.event),
+            effect: EffectView(entry.effect),
+            stateAfter: entry.state.status.rawValue,
+            flagsAfter: entry.state.flags.names
+        )
+    }
+}
+
+extension CallbackAudit {
+    /// The audit as `callbacks.audit` answers it.
+    public var result: CallbacksAudit.Result {
+        CallbacksAudit.Result(
+            orders: self.rows.map { row in
+                CallbacksAudit.Row(orderId: row.orderId, state: row.status.rawValue, counts: CountsView(row.counts))
+            },
+            total: CountsView(self.total),
+            quarantine: QuarantineStatusView(self.quarantine)
+        )
+    }
+}
+
+extension ControlError {
+    /// Maps the ledger's and the store's errors to protocol errors; anything else is internal.
+    static func from(_ error: any Error) -> ControlError {
+        if let error = error as? ControlError { return error }
+        if let error = error as? LedgerError {
+            switch error.code {
+            case .invalidOrder: return .invalidOrder(error.message)
+            case .orderConflict: return .orderConflict(error.message)
+            case .orderNotFound: return .init(code: -32001, name: "order-not-found", message: error.message)
+            case .pollingOff: return .unavailable(error.message)
+            }
+        }
+        if let error = error as? StoreError {
+            switch error.code {
+            case .full: return .storeFull(error.message)
+            case .corrupted: return .storeCorrupted(error.message)
+            case .closed, .busy, .io: return .unavailable(error.message)
+            case .invalidArgument: return .invalidParams(error.message)
+            }
+        }
+        return .internalError("The daemon failed: \(error)")
     }
 }

@@ -1,3 +1,4 @@
+import LedgerControlProtocol
 import LedgerCore
 public import Logging
 import NIOCore

@@ -1,7 +1,7 @@
 public import LedgerCore
-import LedgerStore
 
-/// A JSON-RPC error: a code, a stable name in `error.data.name`, and a full-sentence message.
+/// A JSON-RPC error: a code, a stable name in `error.data.name`, and a full-sentence message. Every code the
+/// protocol uses is defined here, once; the daemon maps its own errors onto them.
 public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: Int
     public var name: String
@@ -80,26 +80,12 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
     public var json: JSONValue {
         .object(["code": .number(String(self.code)), "message": .string(self.message), "data": .object(["name": .string(self.name)])])
     }
+}
 
-    /// Maps the ledger's and the store's errors to protocol errors; anything else is internal.
-    static func from(_ error: any Error) -> ControlError {
-        if let error = error as? ControlError { return error }
-        if let error = error as? LedgerError {
-            switch error.code {
-            case .invalidOrder: return .invalidOrder(error.message)
-            case .orderConflict: return .orderConflict(error.message)
-            case .orderNotFound: return .init(code: -32001, name: "order-not-found", message: error.message)
-            case .pollingOff: return .unavailable(error.message)
-            }
-        }
-        if let error = error as? StoreError {
-            switch error.code {
-            case .full: return .storeFull(error.message)
-            case .corrupted: return .storeCorrupted(error.message)
-            case .closed, .busy, .io: return .unavailable(error.message)
-            case .invalidArgument: return .invalidParams(error.message)
-            }
-        }
-        return .internalError("The daemon failed: \(error)")
+extension ControlError {
+    /// Reads an error object as JSON-RPC writes it (`code`, `message`, `data.name`), or nil when it is not one.
+    public init?(json: JSONValue) {
+        guard let code = json["code"]?.int64Value, let message = json["message"]?.stringValue else { return nil }
+        self.init(code: Int(code), name: json["data"]?["name"]?.stringValue ?? "error", message: message)
     }
 }
