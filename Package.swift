@@ -101,7 +101,7 @@ let package = Package(
         // tests and the test tools (fault suite, benchmarks, crash test); no production target depends on it.
         .target(
             name: "LedgerTesting",
-            dependencies: ["LedgerCore", "LedgerStore"],
+            dependencies: ["LedgerCore", "LedgerStore", "LedgerControlProtocol", "LedgerControlClient"],
             swiftSettings: strictSettings
         ),
         // A faithful fake of the gateway, with fault injection, for tests, benchmarks and the demo.
@@ -236,6 +236,34 @@ let package = Package(
                 "LedgerTesting",
                 "LedgerStore",
                 "LedgerCore",
+                "LedgerPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The gateway simulator, on its own.
+        .testTarget(
+            name: "GatewaySimulatorTests",
+            dependencies: [
+                "LedgerTesting",
+                "GatewaySimulator",
+                "LedgerCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The tools as real processes: the demo, the fault suite and the benchmarks.
+        .testTarget(
+            name: "ToolTests",
+            dependencies: [
+                "LedgerTesting",
+                "LedgerCore",
+                "LedgerStore",
                 "LedgerPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -11,14 +11,14 @@ public enum ClientError: Error, CustomStringConvertible {
     /// The daemon cannot be reached: exit 3.
     case cannotConnect(String)
     /// The daemon answered with an error: exit 1.
-    case daemon(code: Int, name: String, message: String)
+    case daemon(ControlError)
     /// The connection broke or the answer was not JSON-RPC: exit 3.
     case protocolFailure(String)
 
     public var description: String {
         switch self {
         case .cannotConnect(let message), .protocolFailure(let message): return message
-        case .daemon(_, let name, let message): return "\(message) (\(name))"
+        case .daemon(let error): return "\(error.message) (\(error.name))"
         }
     }
 
@@ -80,7 +80,7 @@ public final class ControlClient {
                     let answer =
                         ControlError(json: error)
                         ?? ControlError(code: 0, name: "error", message: "The daemon answered with an error.")
-                    throw .daemon(code: answer.code, name: answer.name, message: answer.message)
+                    throw .daemon(answer)
                 }
                 return message["result"] ?? .null
             }

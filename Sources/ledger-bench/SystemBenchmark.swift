@@ -62,7 +62,6 @@ struct SystemBenchmark {
     let ledgerd: String
     let benchExecutable: String
     let loadScript: String
-    let key = "ledger-bench-merchant-key"
 
     struct Results {
         var callbacks: [Int: LoadResult] = [:]
@@ -81,7 +80,6 @@ struct SystemBenchmark {
         let directory = try ScratchDirectory("system")
         defer { directory.remove() }
         let dataDir = directory.path + "/ledger"
-        try TemporaryDirectory.writeSecret(self.key, to: directory.path + "/merchant.key")
         let now = Instant(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
         let workload = try Workload(prefix: "S", start: now)
 
@@ -100,7 +98,7 @@ struct SystemBenchmark {
         }
 
         // Every child is stopped on every path out, errors included, before the scratch directory is removed.
-        try whileRunning(DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: nil)) { daemon in
+        try whileRunning(self.startDaemon(directory.path + "/ledgerd", dataDir: dataDir, batchCountMax: nil)) { daemon in
             try Self.waitUntilSettled(daemon)
             results.rssAnonIdleBytes = daemon.rssAnon()
             Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
@@ -124,12 +122,12 @@ struct SystemBenchmark {
             if self.config.parts.contains(.rebuild) {
                 results.rebuild = try self.rebuildRun(daemon)
             }
-            results.events = try ControlClient(path: daemon.socket).call(LedgerStats.self, NoParams()).head.sequence
+            results.events = try ControlClient(path: daemon.socketPath).call(LedgerStats.self, NoParams()).head.sequence
         }
 
         if self.config.parts.contains(.callbacks), let connections = self.config.connections.last {
             // The same daemon with group commit off: one transaction and one fsync per callback.
-            try whileRunning(DaemonProcess.start(self.ledgerd, directory: directory.path, dataDir: dataDir, batchCountMax: 1)) { daemon in
+            try whileRunning(self.startDaemon(directory.path + "/ledgerd-one-fsync", dataDir: dataDir, batchCountMax: 1)) { daemon in
                 try Self.waitUntilSettled(daemon)
                 results.callbacksOneFsync = try self.callbackRun(
                     daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
@@ -138,12 +136,12 @@ struct SystemBenchmark {
             }
             // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
             try whileRunning(BareServerProcess.start(self.benchExecutable)) { bare in
-                let bareBefore = processCPUSeconds(bare.process.processIdentifier)
+                let bareBefore = bare.cpuSeconds()
                 results.bareOK = try self.load(
                     port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
                     distinct: false
                 )
-                if let bareBefore, let bareAfter = processCPUSeconds(bare.process.processIdentifier) {
+                if let bareBefore, let bareAfter = bare.cpuSeconds() {
                     results.bareOK?.serverCPU = bareAfter - bareBefore
                 }
             }
@@ -207,7 +205,7 @@ struct SystemBenchmark {
     // MARK: Runs
 
     /// A load run against the daemon, checked against the ledger: every answered `OK` must be a paid order.
-    private func callbackRun(_ daemon: DaemonProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
+    private func callbackRun(_ daemon: LedgerdProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
         let before = try Self.settledPaidOrders(daemon)
         let cpuBefore = daemon.cpuSeconds()
         var result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
@@ -226,8 +224,8 @@ struct SystemBenchmark {
 
     /// At start the poller loads every pending order from the ledger; measuring during that load would charge
     /// its work to the first run. Waits until it tracks every created order.
-    private static func waitUntilSettled(_ daemon: DaemonProcess) throws {
-        let client = try ControlClient(path: daemon.socket)
+    private static func waitUntilSettled(_ daemon: LedgerdProcess) throws {
+        let client = try ControlClient(path: daemon.socketPath)
         let deadline = Date().addingTimeInterval(600)
         var last: Int64 = -1
         var unchanged = 0
@@ -248,15 +246,15 @@ struct SystemBenchmark {
         Progress.say("the poller tracks every pending order; measuring")
     }
 
-    private static func paidOrders(_ daemon: DaemonProcess) throws -> Int {
-        let stats = try ControlClient(path: daemon.socket).call(LedgerStats.self, NoParams())
+    private static func paidOrders(_ daemon: LedgerdProcess) throws -> Int {
+        let stats = try ControlClient(path: daemon.socketPath).call(LedgerStats.self, NoParams())
         return stats.ordersByState.first { $0.state == "paid" }.map { Int($0.count) } ?? -1
     }
 
     /// The paid count once the requests still in flight when the load generator stopped have finished: the same
     /// count twice, 200 ms apart (for at most 5 s). Read right away, one run's late requests would count in the
     /// next run's difference and push it past its allowance for requests in flight.
-    private static func settledPaidOrders(_ daemon: DaemonProcess) throws -> Int {
+    private static func settledPaidOrders(_ daemon: LedgerdProcess) throws -> Int {
         var count = try Self.paidOrders(daemon)
         for _ in 0..<25 {
             usleep(200_000)
@@ -275,7 +273,7 @@ struct SystemBenchmark {
         Progress.say("load: \(label) for \(self.config.seconds) s")
         let childCPUBefore = childrenCPUSeconds()
         let window = ContinuousClock.now
-        let output = try runProcess(
+        let output = try runToEnd(
             "/usr/bin/env",
             [
                 "wrk", "-t", "\(threads)", "-c", "\(connections)", "-d", "\(self.config.seconds)s", "--timeout", "10s",
@@ -312,7 +310,7 @@ struct SystemBenchmark {
     }
 
     /// `clients` threads, each a control-socket connection calling `order.history` for random orders.
-    private func controlRun(_ daemon: DaemonProcess, clients: Int, orders: Range<Int>) throws -> (perSecond: Double, latency: Percentiles, calls: Int) {
+    private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> (perSecond: Double, latency: Percentiles, calls: Int) {
         Progress.say("control socket: order.history from \(clients) client(s) for \(self.config.controlSeconds) s")
         let workload = try Workload(prefix: "S")
         let samples = PartBox<[Double]>(count: clients)
@@ -320,7 +318,7 @@ struct SystemBenchmark {
         let seconds = Double(self.config.controlSeconds)
         let done = DispatchGroup()
         let start = DispatchSemaphore(value: 0)
-        let socket = daemon.socket
+        let socket = daemon.socketPath
         for client in 0..<clients {
             done.enter()
             let thread = Thread {
@@ -368,9 +366,9 @@ struct SystemBenchmark {
     }
 
     /// `projection.rebuild` through the control socket, timed from the client.
-    private func rebuildRun(_ daemon: DaemonProcess) throws -> (seconds: Double, events: UInt64, orders: UInt64) {
+    private func rebuildRun(_ daemon: LedgerdProcess) throws -> (seconds: Double, events: UInt64, orders: UInt64) {
         Progress.say("projection.rebuild through the control socket")
-        let client = try ControlClient(path: daemon.socket)
+        let client = try ControlClient(path: daemon.socketPath)
         let clock = ContinuousClock()
         let started = clock.now
         let result = try client.call(ProjectionRebuild.self, NoParams())
@@ -389,20 +387,12 @@ struct SystemBenchmark {
 // MARK: Processes
 
 /// Runs a command to its end and returns what it printed (stdout and stderr); a failure is an error.
-func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw BenchError("\(arguments.first ?? executable) exited with status \(process.terminationStatus):\n\(output)")
+func runToEnd(_ executable: String, _ arguments: [String]) throws -> String {
+    let output = try ChildProcess.run(executable, arguments)
+    guard output.status == 0 else {
+        throw BenchError("\(arguments.first ?? executable) exited with status \(output.status):\n\(output.output)")
     }
-    return output
+    return output.output
 }
 
 /// CPU seconds (user + system) of this process's terminated and waited-for children.
@@ -413,164 +403,59 @@ func childrenCPUSeconds() -> Double {
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// CPU seconds (user + system) a running process has used so far (/proc/PID/stat, fields 14 and 15).
-func processCPUSeconds(_ pid: Int32) -> Double? {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
-        return nil
-    }
-    // The fields after the command name (which may hold spaces) start at field 3.
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-/// A free TCP port on the loopback interface, as the kernel picks it.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw BenchError("Cannot create a socket.") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
-        }
-    }
-    guard bound else { throw BenchError("Cannot bind a loopback port.") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// Whether something accepts TCP connections on the loopback port.
-func portAccepts(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
-
-/// Waits until `ready` holds or `process` ends, for at most `seconds`.
-func waitUntil(_ seconds: Double, process: Process, what: String, logFile: String?, _ ready: () -> Bool) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while !ready() {
-        let log = logFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
-        guard process.isRunning else { throw BenchError("\(what) exited during start-up:\n\(log)") }
-        guard Date() < deadline else { throw BenchError("\(what) did not start within \(Int(seconds)) s:\n\(log)") }
-        usleep(50_000)
-    }
-}
-
-/// A `ledgerd run` child process on a data directory, with its HTTP port and control socket.
-struct DaemonProcess {
-    let process: Process
-    let port: Int
-    let socket: String
-
-    static func start(_ executable: String, directory: String, dataDir: String, batchCountMax: Int?) throws -> DaemonProcess {
-        let port = try freePort()
-        let socket = directory + "/ledgerd.sock"
-        let log = directory + "/ledgerd-\(port).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = [
-            "run", "--data-dir", dataDir, "--socket", socket, "--http", "127.0.0.1:\(port)",
-            "--key-file", directory + "/merchant.key", "--member-id", "10001", "--log-level", "warning",
+extension SystemBenchmark {
+    /// The benchmark's daemon: the kit's harness on the seeded data, with the bounds the load generator needs
+    /// (its connections all come from one address).
+    func startDaemon(_ directory: String, dataDir: String, batchCountMax: Int?) throws -> LedgerdProcess {
+        var extra: JSONObject = [
+            "limits": ["http": ["connectionsMax": 4096, "connectionsPerAddressMax": 4096]]
         ]
-        var environment = ProcessInfo.processInfo.environment
-        // The seeded orders are fresh; with these delays the poller queries none of them during the run.
-        environment["LEDGERD_POLL_FIRST_DELAY_MS"] = "3600000"
-        environment["LEDGERD_POLL_DEADLINE_MS"] = "7200000"
-        environment["LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX"] = "4096"
-        // The load generator's connections all come from one address.
-        environment["LEDGERD_LIMITS_HTTP_CONNECTIONS_PER_ADDRESS_MAX"] = "4096"
-        if let batchCountMax { environment["LEDGERD_STORE_BATCH_COUNT_MAX"] = String(batchCountMax) }
-        process.environment = environment
-        let handle = FileHandle(forWritingAtPath: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        do {
-            try waitUntil(120, process: process, what: "ledgerd", logFile: log) {
-                FileManager.default.fileExists(atPath: socket) && portAccepts(port)
-            }
-        } catch {
-            stopChild(process)
-            throw error
-        }
-        return DaemonProcess(process: process, port: port, socket: socket)
+        if let batchCountMax { extra["store"] = ["batchCountMax": .number(String(batchCountMax))] }
+        let daemon = try LedgerdProcess(executable: self.ledgerd, directory: directory, extra: extra)
+        daemon.dataDir = dataDir
+        try daemon.startBlocking()
+        return daemon
     }
-
-    /// Anonymous resident memory (/proc/PID/status, RssAnon) in bytes.
-    func rssAnon() -> UInt64? {
-        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") })
-        else { return nil }
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 2, let kilobytes = UInt64(fields[1]) else { return nil }
-        return kilobytes * 1024
-    }
-
-    /// CPU seconds (user + system) the daemon has used so far.
-    func cpuSeconds() -> Double? { processCPUSeconds(self.process.processIdentifier) }
-
-    func stop() { stopChild(self.process) }
 }
 
-/// `ledger-bench bare-ok` as a child process.
-struct BareServerProcess {
-    let process: Process
-    let port: Int
+/// `ledger-bench bare-ok` as a child process: the same HTTP stack answering a bare OK.
+final class BareServerProcess {
+    let process = Process()
+    let port = freeTCPPort()
 
     static func start(_ executable: String) throws -> BareServerProcess {
-        let port = try freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["bare-ok", "--port", String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        do {
-            try waitUntil(30, process: process, what: "the bare OK server", logFile: nil) { portAccepts(port) }
-        } catch {
-            stopChild(process)
-            throw error
+        let server = BareServerProcess()
+        server.process.executableURL = URL(fileURLWithPath: executable)
+        server.process.arguments = ["bare-ok", "--port", String(server.port)]
+        server.process.standardOutput = FileHandle.nullDevice
+        try server.process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while !portAccepts(server.port) {
+            guard server.process.isRunning, Date() < deadline else {
+                server.stopBlocking()
+                throw BenchError("the bare OK server did not start within 30 s")
+            }
+            usleep(50_000)
         }
-        return BareServerProcess(process: process, port: port)
+        return server
     }
 
-    func stop() { stopChild(self.process) }
+    func cpuSeconds() -> Double? { processCPUSeconds(self.process.processIdentifier) }
+
+    func stopBlocking() { ChildProcess.stop(self.process) }
 }
 
 /// A child process the benchmark starts and must stop.
-protocol ChildProcess {
-    func stop()
+protocol BenchChild {
+    func stopBlocking()
 }
 
-extension DaemonProcess: ChildProcess {}
-extension BareServerProcess: ChildProcess {}
+extension LedgerdProcess: BenchChild {}
+
+extension BareServerProcess: BenchChild {}
 
 /// Runs `body` with a started child and stops the child however `body` ends.
-func whileRunning<Child: ChildProcess, T>(_ child: Child, _ body: (Child) throws -> T) rethrows -> T {
-    defer { child.stop() }
+func whileRunning<Child: BenchChild, T>(_ child: Child, _ body: (Child) throws -> T) rethrows -> T {
+    defer { child.stopBlocking() }
     return try body(child)
-}
-
-/// SIGTERM, up to 30 s for the graceful drain, then SIGKILL. Safe on a process that has already exited.
-func stopChild(_ process: Process) {
-    if process.isRunning { process.terminate() }
-    let deadline = Date().addingTimeInterval(30)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
-        Progress.say("\(process.executableURL?.lastPathComponent ?? "a child") did not stop within 30 s of SIGTERM; killing it")
-        kill(process.processIdentifier, SIGKILL)
-    }
-    process.waitUntilExit()
 }

@@ -91,7 +91,7 @@ struct SystemCommand: AsyncParsableCommand {
         let script = self.script ?? root.appendingPathComponent("tools/bench-notify.lua").path
         guard FileManager.default.fileExists(atPath: script) else { throw BenchError("No load script at \(script); pass --script.") }
         if config.parts.contains(.callbacks) {
-            guard (try? runProcess("/usr/bin/env", ["sh", "-c", "command -v wrk"])) != nil else {
+            guard (try? runToEnd("/usr/bin/env", ["sh", "-c", "command -v wrk"])) != nil else {
                 throw BenchError("The callback runs need wrk, which is not installed (Debian: apt-get install wrk).")
             }
         }

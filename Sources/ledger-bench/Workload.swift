@@ -18,9 +18,10 @@ struct Workload: Sendable {
 
     init(prefix: String, start: Instant = Instant(millisecondsSinceEpoch: 1_795_741_323_000)) throws {
         self.start = start
-        self.key = try MerchantKey("ledger-bench-merchant-key")
+        // The merchant the harnessed daemon is configured for, so its signatures verify there.
+        self.key = TestMerchant.key
         self.settings = GatewaySettings(
-            memberId: "10001",
+            memberId: TestMerchant.memberId,
             baseURL: "http://127.0.0.1:9090",
             notifyURL: "http://127.0.0.1:8080/notify",
             callbackURL: "http://127.0.0.1:8080/return"

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// Hostile clients from the open Internet: bodies dripped past the request deadline, one address holding more
 /// than its share of connections, and order ids no order can have on the control socket.

@@ -1,5 +1,6 @@
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// Hostile text from the open Internet: markup joined to combining and prepend characters, signed texts of other
 /// messages passed off as notifications, and control characters meant for the log. Orders `C31`…`C35` are theirs.
@@ -9,7 +10,7 @@ extension BadInputCorpus {
     static func resigned(_ orderId: String, _ name: String, _ value: String) -> [UInt8] {
         var fields = Self.fields(orderId).filter { $0.name != "sign" }
         if let index = fields.firstIndex(where: { $0.name == name }) { fields[index].value = value }
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: Merchant.key)))
+        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: TestMerchant.key)))
         return Self.bytes(FormCoding.encode(fields))
     }
 
@@ -17,11 +18,11 @@ extension BadInputCorpus {
     /// an empty value drops out of the signed text, so once it signed the same text as a notification.
     static func queryReplyAsNotification(_ orderId: String) -> [UInt8] {
         var fields = [
-            FormField("memberid", Merchant.memberId), FormField("orderid", orderId), FormField("amount", "12.5000"),
+            FormField("memberid", TestMerchant.memberId), FormField("orderid", orderId), FormField("amount", "12.5000"),
             FormField("time_end", "1970-01-01 08:00:00"), FormField("transaction_id", "T" + orderId),
             FormField("returncode", "00"), FormField("trade_state", "NOTPAY"),
         ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .queryReply, key: Merchant.key)))
+        fields.append(FormField("sign", Signer.sign(fields, kind: .queryReply, key: TestMerchant.key)))
         fields.append(FormField("datetime", ""))
         return Self.bytes(FormCoding.encode(fields))
     }

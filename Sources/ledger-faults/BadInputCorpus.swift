@@ -1,5 +1,6 @@
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// What a corpus case sends.
 enum Probe: Sendable {
@@ -97,8 +98,8 @@ enum BadInputCorpus {
         amount: String = "12.5000",
         transactionId: String? = nil,
         returnCode: String = "00",
-        memberId: String = Merchant.memberId,
-        key: MerchantKey = Merchant.key
+        memberId: String = TestMerchant.memberId,
+        key: MerchantKey = TestMerchant.key
     ) -> [FormField] {
         Notification.fields(
             orderId: orderId,
@@ -195,7 +196,7 @@ enum BadInputCorpus {
         ),
         CorpusCase(
             "signed with another key",
-            .notify(Self.body(Self.fields("C02", key: Merchant.otherKey))),
+            .notify(Self.body(Self.fields("C02", key: TestMerchant.otherKey))),
             Self.badSignature,
             appends: 0,
             quarantined: 1,

@@ -2,22 +2,7 @@ import Foundation
 import LedgerControlClient
 import LedgerControlProtocol
 import LedgerCore
-
-/// Why talking to a process failed: it is gone, it closed the connection, or it answered nonsense.
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Runs blocking work (socket reads, process waits) on its own thread, so it never holds one of the two
-/// cooperative threads the HTTP senders need.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.stackSize = 4 << 20
-        thread.start()
-    }
-}
+import LedgerTesting
 
 /// The control socket's client for the suite, and its tool for hostile input (raw lines, half lines, floods): a
 /// `LineSocket` with a receive timeout, plus JSON-RPC calls.

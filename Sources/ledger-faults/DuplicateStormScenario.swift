@@ -1,6 +1,7 @@
 import Foundation
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// The duplicate storm: N concurrent copies of one valid notification. Exactly one changes the order's state,
 /// N-1 are duplicates in the audit, and every copy is answered `OK` (each copy is durably recorded).

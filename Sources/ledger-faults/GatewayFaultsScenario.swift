@@ -1,6 +1,7 @@
 import Foundation
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// Gateway faults through the simulator, both as real processes: dropped, duplicated, delayed, tampered and
 /// badly signed notifications; 5xx, HTML, timed-out, error-envelope and badly signed query replies; SUCCESS then

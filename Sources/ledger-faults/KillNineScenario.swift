@@ -1,6 +1,7 @@
 import Foundation
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// kill -9 under load: concurrent senders post valid, distinct, signed notifications for created orders and record
 /// every `OK`; the daemon is killed with SIGKILL at a random moment and restarted; after every restart every

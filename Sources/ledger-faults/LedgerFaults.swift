@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LedgerTesting
 
 /// The crash and fault suite: the real `ledgerd` and `gateway-sim` processes, real HTTP over loopback and the real
 /// control socket, under kill -9, duplicate storms, hostile input, storage faults and gateway faults.

@@ -10,229 +10,42 @@ import NIOHTTP1
     import Glibc
 #endif
 
-/// Where the binaries under test are: next to this executable (SwiftPM builds every product into one directory).
+/// Where the binaries under test are: next to this executable (SwiftPM builds every product into one directory),
+/// or in the directory `--bin-dir` names.
 struct Binaries: Sendable {
-    let directory: String
+    let ledgerd: String
+    let gatewaySim: String
 
     init(override: String?) throws {
-        let directory =
-            override
-            ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-        for name in ["ledgerd", "gateway-sim"]
-        where !FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
-            throw HarnessError("\(name) is not built in \(directory); run swift build first (or pass --bin-dir)")
-        }
-        self.directory = directory
+        self.ledgerd = try BuiltProducts.path("ledgerd", in: override)
+        self.gatewaySim = try BuiltProducts.path("gateway-sim", in: override)
     }
-
-    var ledgerd: String { self.directory + "/ledgerd" }
-    var gatewaySim: String { self.directory + "/gateway-sim" }
 }
 
-/// The key and member id every process of the suite shares.
-enum Merchant {
-    static let memberId = "10001"
-    static let keyText = "fault-suite-key-2026"
-    static let key = try! MerchantKey(Self.keyText)
-    static let otherKey = try! MerchantKey("not-the-merchant-key")
-}
+/// The suite's daemons: the kit's `ledgerd` harness with the suite's bounds.
+typealias DaemonProcess = LedgerdProcess
 
-/// A free TCP port on loopback, below the kernel's ephemeral range. A daemon restarted after SIGKILL needs its port
-/// again, and a port from the ephemeral range can meanwhile become the local end of another connection: a client
-/// reconnecting to the dead daemon can even be given that very port and connect to itself (TCP self-connect), and
-/// the restart then fails with "address in use". Ports below the range are never handed out that way.
-func freeTCPPort() -> Int {
-    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
-        .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-    let ephemeralLow = range?.first ?? 32768
-    if ephemeralLow > 12_000 {
-        for _ in 0..<200 {
-            let port = Int.random(in: 10_000..<ephemeralLow)
-            if bindLoopback(port: port) != nil { return port }
-        }
-    }
-    return bindLoopback(port: 0) ?? 0
-}
-
-/// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or nil when it was taken.
-private func bindLoopback(port: Int) -> Int? {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return nil }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-    }
-    guard bound == 0 else { return nil }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// A `ledgerd run` process with its own data directory, socket, port and configuration file. It can be started,
-/// killed with SIGKILL and started again on the same data.
-final class DaemonProcess: @unchecked Sendable {
-    let binaries: Binaries
-    let directory: String
-    let port: Int
-    var dataDir: String
-    var configuration: JSONObject
-    private var process: Process?
-    private(set) var starts = 0
-
-    var socketPath: String { self.directory + "/ctl.sock" }
-    var baseURL: String { "http://127.0.0.1:\(self.port)" }
-    var logPath: String { self.directory + "/ledgerd.log" }
-
-    /// `extra` is merged into the configuration file (nested keys as in the README).
-    init(binaries: Binaries, directory: String, gatewayURL: String = "http://127.0.0.1:9", extra: JSONObject = [:])
-        throws
-    {
-        self.binaries = binaries
-        self.directory = directory
-        self.port = freeTCPPort()
-        self.dataDir = directory + "/ledger"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try TemporaryDirectory.writeSecret(Merchant.keyText, to: directory + "/merchant.key")
+extension LedgerdProcess {
+    /// A daemon of the suite: a slow client is cut off after a second (so the slowloris probe ends quickly), and
+    /// the control socket's bounds are small enough for the hostile probes to reach. `extra` is merged into the
+    /// configuration file.
+    convenience init(
+        binaries: Binaries,
+        directory: String,
+        gatewayURL: String = "http://127.0.0.1:9",
+        extra: JSONObject = [:]
+    ) throws {
         var configuration: JSONObject = [
-            "http": .string("127.0.0.1:\(self.port)"),
-            "publicUrl": .string("http://127.0.0.1:\(self.port)"),
-            "gateway": [
-                "url": .string(gatewayURL), "memberId": .string(Merchant.memberId),
-                "keyFile": .string(directory + "/merchant.key"),
-            ],
-            // The poller stays quiet unless a scenario wants it: its queries would only add noise to the log.
-            "poll": ["firstDelayMs": 3_600_000, "deadlineMs": 7_200_000],
-            // A slow client is cut off after a second, so the slowloris probe ends quickly.
             "limits": ["http": ["idleTimeoutMs": 1000]],
             "control": ["lineBytesMax": 65536, "connectionsMax": 16],
         ]
         for (key, value) in extra { configuration[key] = value }
-        self.configuration = configuration
-    }
-
-    /// A scenario that stops with an error leaves no daemon behind.
-    deinit {
-        if let process = self.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    var isRunning: Bool { self.process?.isRunning ?? false }
-    var pid: Int32 { self.process?.processIdentifier ?? 0 }
-
-    /// Starts the daemon and waits until both HTTP and the control socket answer.
-    func start() async throws {
-        var configuration = self.configuration
-        configuration["dataDir"] = .string(self.dataDir)
-        configuration["socket"] = .string(self.socketPath)
-        try JSONWriter.write(.object(configuration)).write(
-            toFile: self.directory + "/ledgerd.json",
-            atomically: true,
-            encoding: .utf8
-        )
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.binaries.ledgerd)
-        process.arguments = ["run", "--config", self.directory + "/ledgerd.json", "--log-level", "warning"]
-        if !FileManager.default.fileExists(atPath: self.logPath) {
-            _ = FileManager.default.createFile(atPath: self.logPath, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? log.close()
-        self.process = process
-        self.starts += 1
-        try await self.waitReady()
-    }
-
-    /// Polls until `GET /healthz` gets any answer and a control call succeeds; fails if the process exits first.
-    func waitReady(seconds: Double = 60) async throws {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            guard self.isRunning else { throw HarnessError("ledgerd exited while starting: \(self.logTail())") }
-            if let response = try? await blocking({ [port = self.port] in
-                try RawHTTP.exchange(
-                    port: port,
-                    Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8),
-                    timeoutSeconds: 2
-                )
-            }),
-                response.status != nil,
-                (try? await blocking({ [path = self.socketPath] in
-                    try ControlConnection(path, timeoutSeconds: 5).result(LedgerStats.self, NoParams())
-                })) != nil
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(30))
-        }
-        throw HarnessError("ledgerd did not become ready: \(self.logTail())")
-    }
-
-    /// SIGKILL, then wait for the process to be gone.
-    func kill9() async {
-        guard let process = self.process else { return }
-        kill(process.processIdentifier, SIGKILL)
-        await Self.wait(process)
-        self.process = nil
-    }
-
-    /// SIGTERM, then wait; returns the exit status (0 for a clean drain).
-    @discardableResult
-    func stop() async -> Int32 {
-        guard let process = self.process else { return 0 }
-        kill(process.processIdentifier, SIGTERM)
-        await Self.wait(process)
-        self.process = nil
-        return process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
-    }
-
-    static func wait(_ process: Process) async {
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        try self.init(executable: binaries.ledgerd, directory: directory, gatewayURL: gatewayURL, extra: configuration)
     }
 
     /// A control connection to the running daemon.
     func control(timeoutSeconds: Int = 60) throws -> ControlConnection {
         try ControlConnection(self.socketPath, timeoutSeconds: timeoutSeconds)
-    }
-
-    /// One control call on a fresh connection, off the cooperative pool.
-    func call<M: ControlMethod>(_ method: M.Type, _ params: M.Params) async throws -> M.Result {
-        try await blocking { [path = self.socketPath] in
-            try ControlConnection(path, timeoutSeconds: 120).result(method, params)
-        }
-    }
-
-    func call<M: ControlMethod>(_ method: M.Type) async throws -> M.Result where M.Params == NoParams {
-        try await self.call(method, NoParams())
-    }
-
-    /// One order's projected state.
-    func order(_ orderId: String) async throws -> OrderView {
-        try await self.call(OrderGet.self, OrderIdParams(orderId: orderId))
-    }
-
-    /// One order's duplicate-callback audit.
-    func audit(_ orderId: String) async throws -> CallbacksAudit.Result {
-        try await self.call(CallbacksAudit.self, CallbacksAudit.Params(orderId: orderId))
-    }
-
-    /// Every entry of one order's history.
-    func history(_ orderId: String) async throws -> [OrderHistory.Entry] {
-        try await blocking { [path = self.socketPath] in try ControlConnection(path, timeoutSeconds: 120).history(orderId) }
-    }
-
-    /// The last lines of the daemon's log, for failure messages.
-    func logTail(_ lines: Int = 15) -> String {
-        let text = (try? String(contentsOfFile: self.logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
     /// Creates orders through `order.create`, pipelined on one connection; returns the created ids.
@@ -260,65 +73,12 @@ final class DaemonProcess: @unchecked Sendable {
     }
 }
 
-/// A `gateway-sim` process on a free port.
-final class SimulatorProcess: @unchecked Sendable {
-    let process = Process()
-    let url: String
-    let port: Int
+/// The suite's gateway: the kit's `gateway-sim` harness.
+typealias SimulatorProcess = GatewaySimProcess
 
-    init(binaries: Binaries, directory: String, extraArguments: [String] = []) throws {
-        self.port = freeTCPPort()
-        self.url = "http://127.0.0.1:\(self.port)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Merchant.keyText.write(toFile: directory + "/sim.key", atomically: true, encoding: .utf8)
-        self.process.executableURL = URL(fileURLWithPath: binaries.gatewaySim)
-        self.process.arguments =
-            [
-                "--listen", "127.0.0.1:\(self.port)", "--member-id", Merchant.memberId, "--key-file",
-                directory + "/sim.key",
-                "--notify-retry-delay-ms", "200", "--notify-timeout-ms", "3000", "--log-level", "warning",
-            ] + extraArguments
-        _ = FileManager.default.createFile(atPath: directory + "/gateway-sim.log", contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/gateway-sim.log"))
-        self.process.standardOutput = log
-        self.process.standardError = log
-        self.process.standardInput = FileHandle.nullDevice
-    }
-
-    deinit {
-        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
-    }
-
-    func start() async throws {
-        try self.process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            guard self.process.isRunning else { throw HarnessError("gateway-sim exited while starting") }
-            if let response = try? await blocking({ [port = self.port] in
-                try RawHTTP.exchange(
-                    port: port,
-                    Array("GET /sim/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8),
-                    timeoutSeconds: 2
-                )
-            }),
-                response.status == 200
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(30))
-        }
-        throw HarnessError("gateway-sim did not start")
-    }
-
-    func stop() async {
-        guard self.process.isRunning else { return }
-        kill(self.process.processIdentifier, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while self.process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-        if self.process.isRunning {
-            kill(self.process.processIdentifier, SIGKILL)
-            await DaemonProcess.wait(self.process)
-        }
+extension GatewaySimProcess {
+    convenience init(binaries: Binaries, directory: String, extraArguments: [String] = []) throws {
+        try self.init(executable: binaries.gatewaySim, directory: directory, extraArguments: extraArguments)
     }
 }
 

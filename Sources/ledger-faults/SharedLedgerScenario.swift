@@ -1,6 +1,7 @@
 import Foundation
 import LedgerControlProtocol
 import LedgerCore
+import LedgerTesting
 
 /// Two daemons on one PostgreSQL ledger, as real processes behind no load balancer but each taking traffic:
 /// - exactly one polls at a time;

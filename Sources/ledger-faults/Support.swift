@@ -15,8 +15,8 @@ enum Notification {
         amount: String = "12.5000",
         transactionId: String? = nil,
         returnCode: String = "00",
-        memberId: String = Merchant.memberId,
-        key: MerchantKey = Merchant.key
+        memberId: String = TestMerchant.memberId,
+        key: MerchantKey = TestMerchant.key
     ) -> [FormField] {
         SignedNotification.fields(
             orderId: orderId,

@@ -32,7 +32,7 @@ struct DaemonOptions: ParsableArguments {
         do throws(ControlError) {
             return try M.Params(json: .object(given), context: M.name.rawValue)
         } catch {
-            throw self.fail(.daemon(code: error.code, name: error.name, message: error.message))
+            throw self.fail(.daemon(error))
         }
     }
 
@@ -58,8 +58,10 @@ struct DaemonOptions: ParsableArguments {
         if self.json {
             let object: JSONValue
             switch error {
-            case .daemon(let code, let name, let message):
-                object = ["code": .number(String(code)), "name": .string(name), "message": .string(message)]
+            case .daemon(let error):
+                object = [
+                    "code": .number(String(error.code)), "name": .string(error.name), "message": .string(error.message),
+                ]
             case .cannotConnect(let message):
                 object = ["code": .null, "name": "cannot-connect", "message": .string(message)]
             case .protocolFailure(let message):

@@ -74,16 +74,11 @@ struct EventSchemaTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("events-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: file) }
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.packageRoot.appendingPathComponent("tools/check-schemas").path, file.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let run = try ChildProcess.run(
+            "/usr/bin/env",
+            ["python3", Self.packageRoot.appendingPathComponent("tools/check-schemas").path, file.path]
+        )
+        return (run.status, run.output)
     }
 
     /// Every event kind's JSON form, as the encoder writes it, is valid against its schema.

@@ -46,31 +46,9 @@ struct SignToolTests {
 
 /// `ledgerctl sign` run as a real process.
 struct LedgerCtlSignProcessTests {
-    static func executable() -> URL? {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [
-            selfDirectory.appendingPathComponent("ledgerctl"), root.appendingPathComponent(".build/debug/ledgerctl"),
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-        let url = try #require(Self.executable(), "ledgerctl must be built next to the tests (swift build --build-tests)")
-        let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let run = try ChildProcess.run(try BuiltProducts.path("ledgerctl"), arguments, environment: environment)
+        return (run.status, run.stdout, run.stderr)
     }
 
     /// The key comes from LEDGER_KEY or a key file; the signature matches the library's.

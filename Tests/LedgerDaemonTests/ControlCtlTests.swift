@@ -7,7 +7,7 @@ import Testing
 
 /// `ledgerctl` as a real process against a real daemon: output, `--json` and exit codes.
 @Suite(.serialized) struct ControlCtlTests {
-    static func executable() throws -> String { try builtExecutable("ledgerctl").path }
+    static func executable() throws -> String { try BuiltProducts.path("ledgerctl") }
 
     /// Runs ledgerctl with its output on pipes; with `timeoutSeconds`, under `timeout`, which ends it with SIGKILL
     /// then (exit status 137). Not SIGTERM: a child of this test process inherits the daemon's ignored SIGTERM.
@@ -18,8 +18,9 @@ import Testing
     ) async throws -> (status: Int32, out: String, err: String) {
         let path = try Self.executable()
         let (command, all) = timeoutSeconds.map { ("/usr/bin/timeout", ["-s", "KILL", "\($0)", path] + arguments) } ?? (path, arguments)
-        let (status, out, err) = try await blocking { try runProcessSplit(command, all, environment: environment) }
-        return (status, out, err)
+        let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let result = try await blocking { try ChildProcess.run(command, all, environment: environment) }
+        return (result.status, result.stdout, result.stderr)
     }
 
     /// Every subcommand prints a table, `--json` prints the raw result, and exit codes follow the contract.
@@ -128,7 +129,7 @@ import Testing
         // A socket file nobody listens on.
         let path = directory.path + "/dead.sock"
         let script = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()"
-        _ = try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path]) }
+        _ = try await blocking { try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, path]) }
         let refused = try await Self.ctl(["stats", "--socket", path])
         #expect(refused.status == 3)
         #expect(refused.err.contains("refuses connections"))

@@ -61,7 +61,7 @@ import Testing
                 """
             let path = harness.socketPath
             let client = Task {
-                try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path, marker]) }
+                try await blocking { try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, path, marker]) }
             }
             var connected = false
             for _ in 0..<400 where !connected {

@@ -112,7 +112,7 @@ import Glibc
                 sys.stdout.write(data.decode())
                 """
             let path = harness.socketPath
-            let result = try await blocking { try runProcess("/usr/bin/env", ["python3", "-c", script, path]) }
+            let result = try await blocking { try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, path]) }
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains("permission-denied"), "\(result.output)")
             #expect(!result.output.contains("\"result\""))

@@ -10,16 +10,6 @@ import Testing
 import Glibc
 #endif
 
-/// Runs blocking work on its own thread, so a test waiting on a socket never holds one of the few cooperative
-/// threads the daemon's own tasks need (two on this machine).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-}
-
 /// A blocking Unix-socket client for tests: raw bytes in, JSON lines out, with a receive timeout.
 final class TestSocket: @unchecked Sendable {
     private let socket: LineSocket
@@ -187,47 +177,11 @@ func waitForSocket(_ path: String, task: Task<Void, any Error>? = nil) async thr
 }
 
 /// Runs the schema checker on recorded traffic.
-func checkSchemas(_ records: [SchemaRecord]) throws -> (status: Int32, output: String) {
+func checkSchemas(_ records: [SchemaRecord]) throws -> ProcessOutput {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("control-\(UUID().uuidString).jsonl")
     defer { try? FileManager.default.removeItem(at: file) }
     try (records.map(\.line).joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-    return try runProcess("/usr/bin/env", ["python3", root.appendingPathComponent("tools/check-schemas").path, file.path])
+    return try ChildProcess.run("/usr/bin/env", ["python3", root.appendingPathComponent("tools/check-schemas").path, file.path])
 }
 
-/// Runs a program to completion and returns its status and combined output.
-func runProcess(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-    let (status, out, err) = try runProcessSplit(path, arguments, environment: environment)
-    return (status, out + err)
-}
-
-func runProcessSplit(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Read both pipes concurrently with the child, so a full pipe never blocks it.
-    let errData = Mutex2<Data>(Data())
-    let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-    reader.start()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    while !errData.isSet { usleep(1000) }
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(), as: UTF8.self))
-}
-
-/// A tiny lock-protected box for test threads.
-final class Mutex2<T>: @unchecked Sendable {
-    private var value: T
-    private var done = false
-    private let lock = NSLock()
-    init(_ value: T) { self.value = value }
-    func set(_ value: T) { self.lock.withLock { self.value = value; self.done = true } }
-    func get() -> T { self.lock.withLock { self.value } }
-    var isSet: Bool { self.lock.withLock { self.done } }
-}

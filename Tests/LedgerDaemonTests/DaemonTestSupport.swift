@@ -155,23 +155,9 @@ func shutdownLater(_ client: HTTPClient) {
     Task { try? await client.shutdown() }
 }
 
-/// An executable of this package built next to the tests (`swift build --build-tests`), or in `.build/debug`.
-func builtExecutable(_ name: String, filePath: String = #filePath) throws -> URL {
-    let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-    let candidates = [selfDirectory.appendingPathComponent(name), root.appendingPathComponent(".build/debug/\(name)")]
-    return try #require(
-        candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-        "\(name) must be built next to the tests (swift build --build-tests)"
-    )
-}
-
 /// The test PostgreSQL (`LEDGER_TEST_POSTGRES_URL`, which `.ci/run` sets): under `CI=true` a missing URL fails the
 /// test; otherwise the test is cancelled (reported as skipped) with `note`.
 func requirePostgresURL(_ note: String = "PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.") throws -> String {
-    if let url = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"], !url.isEmpty { return url }
-    if ProcessInfo.processInfo.environment["CI"] == "true" {
-        throw TestFailure("CI=true but LEDGER_TEST_POSTGRES_URL is not set")
-    }
-    try Test.cancel(Comment(rawValue: note))
+    guard let url = try PostgresTestURL.value() else { try Test.cancel(Comment(rawValue: note)) }
+    return url
 }

@@ -30,7 +30,7 @@ struct EndToEndTests {
         let gatewayURL = try await simulator.waitUntilListening()
         var configuration = try testConfiguration(directory: directory, gatewayURL: gatewayURL)
         // The notify URL must be known before the daemon's port is: take a free port up front.
-        let port = try freeTCPPort()
+        let port = freeTCPPort()
         configuration.httpPort = port
         configuration.publicURL = "http://127.0.0.1:\(port)"
         configuration.gateway.notifyURL = configuration.publicURL + "/notify"
@@ -206,16 +206,4 @@ struct EndToEndTests {
             #expect(attempts == Array(1...UInt32(attempts.count)), "attempt numbers continue without gaps across the restart")
         }
     }
-}
-
-func freeTCPPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

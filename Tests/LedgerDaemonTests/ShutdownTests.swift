@@ -36,9 +36,9 @@ struct ShutdownTests {
         let orders = 300
         try await Self.prepareOrders(dataDir, count: orders)
         try TemporaryDirectory.writeSecret(TestKeys.text, to: directory.path + "/merchant.key")
-        let port = try freeTCPPort()
+        let port = freeTCPPort()
         let process = Process()
-        process.executableURL = try DemoTests.executable("ledgerd")
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("ledgerd"))
         process.arguments = [
             "run", "--data-dir", dataDir, "--socket", directory.path + "/ledgerd.sock", "--http", "127.0.0.1:\(port)",
             "--key-file", directory.path + "/merchant.key", "--member-id", TestKeys.memberId,

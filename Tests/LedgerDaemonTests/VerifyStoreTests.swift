@@ -21,15 +21,18 @@ struct VerifyStoreTests {
         )
         _ = try await ledger.createOrder(CreateOrderRequest(orderId: "V1", amount: "1.00", bankCode: "940", productName: "p"))
         await store.close()
-        let ledgerd = try builtExecutable("ledgerd").path
-        let (status, out, err) = try await blocking { try runProcessSplit(ledgerd, ["verify-store", path]) }
-        #expect(status == 0, "\(err)")
-        #expect(out.contains("chain intact: 1 events"), "\(out)")
-        #expect(out.contains("projection: 1 orders compared after 1 events, 0 differ"), "\(out)")
-        let (missing, _, missingErr) = try await blocking {
-            try runProcessSplit(ledgerd, ["verify-store", directory.path + "/nothing"])
+        let ledgerd = try BuiltProducts.path("ledgerd")
+        let verified = try await blocking { try ChildProcess.run(ledgerd, ["verify-store", path]) }
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stdout.contains("chain intact: 1 events"), "\(verified.stdout)")
+        #expect(
+            verified.stdout.contains("projection: 1 orders compared after 1 events, 0 differ"),
+            "\(verified.stdout)"
+        )
+        let missing = try await blocking {
+            try ChildProcess.run(ledgerd, ["verify-store", directory.path + "/nothing"])
         }
-        #expect(missing != 0)
-        #expect(missingErr.contains("holds no ledger"), "\(missingErr)")
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("holds no ledger"), "\(missing.stderr)")
     }
 }

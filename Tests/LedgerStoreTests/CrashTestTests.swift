@@ -6,30 +6,9 @@ import Testing
 
 /// The crash test, run as real processes: a writer killed with SIGKILL at random moments, twenty times.
 struct CrashTestTests {
-    static func executable() throws -> URL {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let selfDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [
-            selfDirectory.appendingPathComponent("ledger-crash"), root.appendingPathComponent(".build/debug/ledger-crash"),
-        ]
-        return try #require(
-            candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-            "ledger-crash must be built next to the tests (swift build --build-tests)"
-        )
-    }
-
     static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = try Self.executable()
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let run = try ChildProcess.run(try BuiltProducts.path("ledger-crash"), arguments)
+        return (run.status, run.output)
     }
 
     /// Twenty kill -9 cycles under concurrent appends lose no acknowledged event and leave chain and projection

@@ -12,18 +12,7 @@ import Testing
 /// Unset outside CI, each PostgreSQL case is cancelled, which Swift Testing reports as skipped, with the reason;
 /// unset in CI, each fails. Every store gets a schema of its own, so tests run in parallel and never share data.
 enum PostgresTestDatabase {
-    static let urlVariable = "LEDGER_TEST_POSTGRES_URL"
-
-    struct NotConfigured: Error, CustomStringConvertible {
-        var description: String {
-            "CI=true but \(PostgresTestDatabase.urlVariable) is not set: the PostgreSQL event store must be tested in CI (.ci/run starts a cluster and sets it)."
-        }
-    }
-
-    static var url: String? {
-        guard let url = ProcessInfo.processInfo.environment[Self.urlVariable], !url.isEmpty else { return nil }
-        return url
-    }
+    static let urlVariable = PostgresTestURL.variable
 
     /// Printed once per run, so the skip is visible even in a summary that hides cancelled cases.
     private static let skipNote: Void = {
@@ -34,8 +23,7 @@ enum PostgresTestDatabase {
 
     /// The URL; or fails the test in CI; or cancels (skips) the current test case.
     static func requireURL() throws -> String {
-        if let url = Self.url { return url }
-        if ProcessInfo.processInfo.environment["CI"] == "true" { throw NotConfigured() }
+        if let url = try PostgresTestURL.value() { return url }
         _ = Self.skipNote
         try Test.cancel("PostgreSQL tests need \(Self.urlVariable); it is not set.")
     }

@@ -10,16 +10,15 @@ import Testing
     /// The key `ledger-faults` gives every daemon it starts.
     static let key = try! MerchantKey("fault-suite-key-2026")
 
-    static func executable() throws -> URL { try builtExecutable("ledger-faults") }
-
-    static func run(_ arguments: [String]) throws -> (Int32, String) {
-        try runProcess(try Self.executable().path, arguments)
+    static func run(_ arguments: [String]) throws -> ProcessOutput {
+        try ChildProcess.run(try BuiltProducts.path("ledger-faults"), arguments)
     }
 
     /// The short suite passes: 20 kill -9 cycles under load, a storm of 1,000 copies, the bad-input corpus,
     /// storage faults and gateway faults, all against the real daemon and simulator.
     @Test func shortSuitePasses() throws {
-        let (status, output) = try Self.run(["run", "--seed", "2026", "--only", "kill", "storm", "corpus", "storage", "gateway"])
+        let statusRun = try Self.run(["run", "--seed", "2026", "--only", "kill", "storm", "corpus", "storage", "gateway"])
+        let (status, output) = (statusRun.status, statusRun.output)
         #expect(status == 0, "\(output)")
         #expect(output.contains("cases passed"), "\(output)")
         #expect(output.contains("20/20"), "\(output)")
@@ -29,8 +28,9 @@ import Testing
     /// seen by the other's subscribers, one state change per order for the same notification sent to both at once,
     /// identical histories, and after the polling daemon's SIGKILL the other polls the pending orders to paid.
     @Test func sharedLedgerPasses() throws {
-        let url = try requirePostgresURL("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.")
-        let (status, output) = try Self.run(["run", "--only", "shared", "--postgres-url", url])
+        guard let url = try PostgresTestURL.value() else { try Test.cancel("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.") }
+        let statusRun = try Self.run(["run", "--only", "shared", "--postgres-url", url])
+        let (status, output) = (statusRun.status, statusRun.output)
         #expect(status == 0, "\(output)")
         #expect(output.contains("shared ledger") && output.contains("cases passed"), "\(output)")
         #expect(output.contains("orders queried by the new leader"), "\(output)")
@@ -101,7 +101,8 @@ import Testing
         let ackFile = directory.path + "/acks"
 
         try "L1 TL1\nL2 TL2\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
-        let (lostStatus, lostOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let lostStatusRun = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let (lostStatus, lostOutput) = (lostStatusRun.status, lostStatusRun.output)
         #expect(lostStatus != 0)
         #expect(
             lostOutput.contains("the acknowledged callback for order L2 (transaction TL2) is not in the log"),
@@ -109,12 +110,14 @@ import Testing
         )
 
         try "L3 TL3\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
-        let (twiceStatus, twiceOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let twiceStatusRun = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let (twiceStatus, twiceOutput) = (twiceStatusRun.status, twiceStatusRun.output)
         #expect(twiceStatus != 0)
         #expect(twiceOutput.contains("order L3: 2 callbacks in the log but 0 duplicates"), "\(twiceOutput)")
 
         try "L1 TL1\n".write(toFile: ackFile, atomically: true, encoding: .utf8)
-        let (okStatus, okOutput) = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let okStatusRun = try Self.run(["check", "--data-dir", dataDir, "--ack-file", ackFile])
+        let (okStatus, okOutput) = (okStatusRun.status, okStatusRun.output)
         #expect(okStatus == 0, "\(okOutput)")
     }
 }

@@ -23,24 +23,12 @@ struct StoreBenchTests {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
-        let process = Process()
-        process.executableURL = try DemoTests.executable("ledger-bench")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // Progress goes to a file, so a full stderr pipe can never stall the run while stdout is read.
-        let errorPath = NSTemporaryDirectory() + "ledger-bench-test-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errorPath) }
-        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let stdout = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try errors.close()
-        let log = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-        return Run(status: process.terminationStatus, stdout: stdout, stderr: log)
+        let run = try ChildProcess.run(
+            try BuiltProducts.path("ledger-bench"),
+            arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        )
+        return Run(status: run.status, stdout: Data(run.stdout.utf8), stderr: run.stderr)
     }
 
     static func parse(_ data: Data) throws -> JSONValue {
@@ -71,7 +59,7 @@ struct StoreBenchTests {
     /// `--backend postgres --quick`: every EventStore-level figure on both stores with the ratio, the server's
     /// version and durability settings, and no schema left behind.
     @Test func quickPostgresRunComparesBothStores() async throws {
-        let url = try requirePostgresURL("The PostgreSQL store benchmark smoke test needs LEDGER_TEST_POSTGRES_URL; it is not set.")
+        guard let url = try PostgresTestURL.value() else { try Test.cancel("The PostgreSQL store benchmark smoke test needs LEDGER_TEST_POSTGRES_URL; it is not set.") }
         // The URL through the benchmark's own variable, as tools/bench users would set it.
         let run = try Self.run(
             ["store", "--backend", "postgres"] + Self.smallCounts,

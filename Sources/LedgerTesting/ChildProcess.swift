@@ -1,0 +1,221 @@
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Child processes for the tests, the fault suite, the benchmarks and the crash test: finding the built binaries,
+// running a command to its end, free ports, and stopping a child on every path. One copy of each.
+
+/// What a command printed and how it ended.
+public struct ProcessOutput: Sendable {
+    /// The exit status, or 128 + the signal's number when a signal ended it (as a shell reports it).
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+
+    /// Standard output then standard error.
+    public var output: String { self.stdout + self.stderr }
+}
+
+/// The error of a harness: a binary missing, a process that did not start or answer.
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+public enum ChildProcess {
+    /// Runs a program to its end, reading standard output and standard error at the same time as it runs (so a
+    /// full pipe never blocks it). `input` is written to its standard input, which is then closed.
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        input: [UInt8]? = nil,
+        directory: String? = nil
+    ) throws -> ProcessOutput {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let stdin = input.map { _ in Pipe() }
+        process.standardInput = stdin ?? FileHandle.nullDevice
+        try process.run()
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(Data(input))
+            try? stdin.fileHandleForWriting.close()
+        }
+        let errData = ThreadResult<Data>()
+        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ProcessOutput(
+            status: Self.status(process),
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.wait(), as: UTF8.self)
+        )
+    }
+
+    /// The exit status as a shell reports it: 128 + the signal for a process a signal ended.
+    public static func status(_ process: Process) -> Int32 {
+        process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+    }
+
+    /// SIGTERM, up to `graceSeconds` for a graceful drain, then SIGKILL; waits for the end. Safe on a process that
+    /// has already exited. (Children of a test process inherit an ignored SIGTERM and need the SIGKILL.)
+    public static func stop(_ process: Process, graceSeconds: Double = 30) {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// The value a background thread produces, waited for by another.
+final class ThreadResult<T>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: T?
+
+    func set(_ value: T) {
+        self.condition.lock()
+        self.value = value
+        self.condition.broadcast()
+        self.condition.unlock()
+    }
+
+    func wait() -> T {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.value == nil { self.condition.wait() }
+        return self.value!
+    }
+}
+
+/// Runs blocking work (socket reads, process waits) on its own thread, so it never holds one of the few
+/// cooperative threads (two on a two-core machine) that the code under test needs.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+}
+
+/// The binaries SwiftPM built: next to the running executable (the test bundle, the fault suite and the benchmark
+/// are built into the same directory as `ledgerd`), or under `.build/debug` of the package.
+public enum BuiltProducts {
+    /// The directory of the running executable.
+    public static var directory: String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    }
+
+    /// The path of a built executable, or an error that says how to build it.
+    public static func path(_ name: String, in directory: String? = nil, filePath: String = #filePath) throws -> String {
+        var candidates = [(directory ?? Self.directory) + "/" + name]
+        // The package root, from a source file under Sources/ or Tests/.
+        let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/\(name)").path)
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw HarnessError("\(name) is not built in \(candidates[0]); run swift build --build-tests first")
+        }
+        return found
+    }
+}
+
+/// A free TCP port on loopback, below the kernel's ephemeral range. A daemon restarted after SIGKILL needs its port
+/// again, and a port from the ephemeral range can meanwhile become the local end of another connection: a client
+/// reconnecting to the dead daemon can even be given that very port and connect to itself (TCP self-connect), and
+/// the restart then fails with "address in use". Ports below the range are never handed out that way.
+public func freeTCPPort() -> Int {
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    let ephemeralLow = range?.first ?? 32768
+    if ephemeralLow > 12_000 {
+        for _ in 0..<200 {
+            let port = Int.random(in: 10_000..<ephemeralLow)
+            if bindLoopback(port: port) != nil { return port }
+        }
+    }
+    return bindLoopback(port: 0) ?? 0
+}
+
+/// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or nil when it was taken.
+private func bindLoopback(port: Int) -> Int? {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var address = loopbackAddress(port: port)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    guard bound == 0 else { return nil }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether something accepts TCP connections on the loopback port.
+public func portAccepts(_ port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = loopbackAddress(port: port)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+private func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}
+
+/// CPU seconds (user + system) a running process has used so far (/proc/PID/stat, fields 14 and 15).
+public func processCPUSeconds(_ pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return nil }
+    // The fields after the command name (which may hold spaces) start at field 3.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The PostgreSQL the tests, the fault suite and the benchmarks use: `LEDGER_TEST_POSTGRES_URL` (for example
+/// postgres://USER@127.0.0.1:5432/DB, or postgres://USER@/DB?host=/socket/dir). `.ci/run` starts a throwaway
+/// cluster and sets it, with `CI=true`.
+public enum PostgresTestURL {
+    public static let variable = "LEDGER_TEST_POSTGRES_URL"
+
+    /// The URL; nil when it is unset outside CI (the caller skips, saying so); an error when it is unset in CI,
+    /// where the PostgreSQL store must be tested.
+    public static func value() throws -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        if let url = environment[Self.variable], !url.isEmpty { return url }
+        if environment["CI"] == "true" {
+            throw HarnessError(
+                "CI=true but \(Self.variable) is not set: the PostgreSQL event store must be tested in CI (.ci/run "
+                    + "starts a cluster and sets it)."
+            )
+        }
+        return nil
+    }
+}

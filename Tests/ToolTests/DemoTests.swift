@@ -1,0 +1,16 @@
+import Foundation
+import LedgerTesting
+import Testing
+
+/// `ledgerd demo`, the README's first quick-start command, run as a real process.
+struct DemoTests {
+    /// The demo runs the whole flow against the simulator, converges, and exits 0.
+    @Test func demoConverges() throws {
+        let demo = try ChildProcess.run(try BuiltProducts.path("ledgerd"), ["demo", "--timeout", "90"])
+        let text = demo.output
+        #expect(demo.status == 0, "\(text)")
+        #expect(text.contains("The ledger converged to the truth: 9 paid, 1 expired."))
+        #expect(text.contains("Duplicate-callback audit"))
+        #expect(text.contains("Hash chain: intact"))
+    }
+}
