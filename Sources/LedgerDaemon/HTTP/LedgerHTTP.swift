@@ -368,7 +368,7 @@ func addAdminRoutes(
     }
 }
 
-/// Counts every answered request in `ledger_http_requests_total` by the route's pattern (`/pay/:orderId`, never
+/// Counts every answered request in `ledger_http_requests_total` by the route's pattern (`/pay/{orderId}`, never
 /// the path a client sent, so no client can create label values) and the status.
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = LedgerRequestContext

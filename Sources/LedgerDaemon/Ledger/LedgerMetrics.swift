@@ -54,7 +54,7 @@ public final class LedgerMetrics: Sendable {
     private let storeMapMax: Gauge
     let process: ProcessMetrics
     /// `ledger_http_requests_total` by route and status, made on first use. Both labels come from a bounded set:
-    /// the route is the router's pattern (or `unmatched`), the status one the daemon answered.
+    /// the route is the router's pattern (`/pay/{orderId}`, or `unmatched`), the status one the daemon answered.
     private let requests = Mutex<[String: Counter]>([:])
 
     static let requestsHelp = "HTTP requests answered, by route pattern and status."
