@@ -269,6 +269,24 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         #expect(metrics.value("ledger_store_map_max_bytes") == Double(configuration.store.mapSizeMax))
     }
 
+    /// /healthz names the part that is unhealthy: with the store closed under it, it answers 503 with the store's
+    /// error under "store", and "http" still "ok".
+    @Test func healthNamesTheUnhealthyPart() async throws {
+        let directory = TemporaryDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            let client = HTTPClient()
+            defer { shutdownLater(client) }
+            await running.daemon.store.close()
+            let (status, body) = try await get(client, running.baseURL + "/healthz")
+            #expect(status == 503, "\(body)")
+            let health = try JSONParser.parse(body)
+            #expect(health["status"] == "unhealthy")
+            #expect(health["checks"]?["http"] == "ok")
+            let store = try #require(health["checks"]?["store"]?.stringValue)
+            #expect(store != "ok" && !store.isEmpty, "\(body)")
+        }
+    }
+
     /// With http.adminListen set, /healthz and /metrics answer there and 404 on the public listener, which keeps
     /// /notify, /pay/ and /return; the admin listener serves nothing else; both stop when the daemon drains.
     @Test func adminListenerServesOnlyTheOperatorsPaths() async throws {

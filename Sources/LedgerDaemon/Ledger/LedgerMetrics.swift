@@ -50,14 +50,25 @@ public final class LedgerMetrics: Sendable {
     private let quarantineDroppedStored: Gauge
     private let forwardedMalformed: Counter
     private let storeUsed: Gauge
-    private let storeMap: Gauge
-    private let storeMapMax: Gauge
     let process: ProcessMetrics
     /// `ledger_http_requests_total` by route and status, made on first use. Both labels come from a bounded set:
     /// the route is the router's pattern (`/pay/{orderId}`, or `unmatched`), the status one the daemon answered.
     private let requests = Mutex<[String: Counter]>([:])
 
     static let requestsHelp = "HTTP requests answered, by route pattern and status."
+    /// Made on first use, so a store without a map (PostgreSQL) has no map families rather than zeros.
+    static var storeMapFamily: MetricNameDescriptor {
+        .init(
+            "ledger_store_map_bytes",
+            help: "The LMDB map's current size; it grows by doubling up to ledger_store_map_max_bytes."
+        )
+    }
+    static var storeMapMaxFamily: MetricNameDescriptor {
+        .init(
+            "ledger_store_map_max_bytes",
+            help: "store.mapSizeMax: the most the LMDB map may grow to; appends fail when it is full."
+        )
+    }
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -182,18 +193,6 @@ public final class LedgerMetrics: Sendable {
                 help: "Bytes the store uses: LMDB's pages in use, or PostgreSQL's size of the ledger's tables."
             )
         )
-        self.storeMap = registry.makeGauge(
-            descriptor: .init(
-                "ledger_store_map_bytes",
-                help: "The LMDB map's current size; it grows by doubling up to ledger_store_map_max_bytes."
-            )
-        )
-        self.storeMapMax = registry.makeGauge(
-            descriptor: .init(
-                "ledger_store_map_max_bytes",
-                help: "store.mapSizeMax: the most the LMDB map may grow to; appends fail when it is full."
-            )
-        )
         registry.makeGauge(
             descriptor: .init(
                 "ledger_build_info",
@@ -220,8 +219,12 @@ public final class LedgerMetrics: Sendable {
     /// How much of its room the store uses.
     public func storeSize(_ size: StoreSize) {
         self.storeUsed.set(Int64(clamping: size.usedBytes))
-        if let map = size.mapBytes { self.storeMap.set(Int64(clamping: map)) }
-        if let mapMax = size.mapBytesMax { self.storeMapMax.set(Int64(clamping: mapMax)) }
+        if let map = size.mapBytes {
+            self.registry.makeGauge(descriptor: Self.storeMapFamily).set(Int64(clamping: map))
+        }
+        if let mapMax = size.mapBytesMax {
+            self.registry.makeGauge(descriptor: Self.storeMapMaxFamily).set(Int64(clamping: mapMax))
+        }
     }
 
     func callbackRecorded(_ classification: CallbackClassification) { self.callbacks[classification]?.increment() }
