@@ -432,6 +432,18 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
             ("LEDGERD_HTTP_TRUSTED_PROXIES", "proxy.example", "http.trustedProxies"),
         ]
         await expectRefusals(environment, refusals)
+        // In a file `http` is HOST:PORT, so the two keys under it are spelled whole.
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/ledgerd.json"
+        let json = #"{"http": "127.0.0.1:8080", "http.adminListen": "127.0.0.1:9101", "http.trustedProxies": ["10.0.0.0/8"]}"#
+        try json.write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: ["LEDGERD_GATEWAY_KEY": "k-1"],
+            file: file
+        )
+        #expect(fromFile.adminListen?.port == 9101)
+        #expect(fromFile.trustedProxies == (try TrustedProxies(parsing: "10.0.0.0/8")))
     }
 
     /// A JSON log line stays one valid object whatever the message holds (a newline, a quote, a control character,
