@@ -435,7 +435,8 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         // In a file `http` is HOST:PORT, so the two keys under it are spelled whole.
         let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
-        let json = #"{"http": "127.0.0.1:8080", "http.adminListen": "127.0.0.1:9101", "http.trustedProxies": ["10.0.0.0/8"]}"#
+        let json = #"{"http": "127.0.0.1:8080", "http.adminListen": "127.0.0.1:9101", "#
+            + #""http.trustedProxies": ["10.0.0.0/8"]}"#
         try json.write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try await DaemonConfiguration.load(
             flags: [:],
