@@ -32,15 +32,15 @@ public struct JSONLogHandler: LogHandler {
 
     /// Writes the line to standard error in one `write(2)`, so lines from several threads do not interleave.
     public static let standardError: Output = { line in
-        var bytes = Array(line.utf8)
+        let bytes = Array(line.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
             if written < 0 && errno == EINTR { continue }
+            // A closed or full standard error loses the line; logging must never stop the daemon.
             guard written > 0 else { return }
             offset += written
         }
-        bytes.removeAll()
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
