@@ -63,6 +63,8 @@ public struct LedgerDaemon: Sendable {
     public let poller: QueryPoller
     public let metrics: LedgerMetrics
     public let health: HealthState
+    /// The rate-limited log lines about refused notifications, shared by the listeners.
+    let refusalLog: RateLimitedLog
     /// The control socket's bounds (`control.*`), from the configuration; tests may set them directly.
     public var control: ControlSettings
     let httpClient: HTTPClient
@@ -114,6 +116,7 @@ public struct LedgerDaemon: Sendable {
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
         self.health = HealthState()
+        self.refusalLog = RateLimitedLog(perMinute: configuration.limits.rejectLogPerMinute, logger: logger)
         self.ledger = Ledger(
             store: self.store,
             settings: configuration.gateway,
@@ -147,22 +150,46 @@ public struct LedgerDaemon: Sendable {
         )
     }
 
-    /// The HTTP application, on the configured address.
+    /// The HTTP application on the configured address (`http`): every endpoint, or only the public ones when
+    /// `http.adminListen` gives `/healthz` and `/metrics` an address of their own.
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
+        let role: ListenerRole = self.configuration.adminListen == nil ? .publicAndAdmin : .publicOnly
+        let address = (host: self.configuration.httpHost, port: self.configuration.httpPort)
+        return self.makeApplication(role: role, address: address, onServerRunning: onServerRunning)
+    }
+
+    /// The admin listener (`http.adminListen`), serving `/healthz` and `/metrics` only; nil when it is not set.
+    public func makeAdminApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+        -> Application<RouterResponder<LedgerRequestContext>>?
+    {
+        guard let address = self.configuration.adminListen else { return nil }
+        return self.makeApplication(role: .adminOnly, address: address, onServerRunning: onServerRunning)
+    }
+
+    /// One listener: its router, and the connection bounds and request deadline every listener has.
+    func makeApplication(
+        role: ListenerRole,
+        address: (host: String, port: Int),
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void
+    ) -> Application<RouterResponder<LedgerRequestContext>> {
         let router = buildLedgerRouter(
             ledger: self.ledger,
             limits: self.configuration.limits,
             metrics: self.metrics,
             health: self.health,
+            refusalLog: self.refusalLog,
+            trustedProxies: self.configuration.trustedProxies,
+            role: role,
             logger: self.logger
         )
         let limits = self.configuration.limits
         let idle = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.idleTimeout))
         let requestTimeout = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.requestTimeout))
         // Both connection bounds in one budget: the accept loop asks it before accepting, and each connection's
-        // setup admits it (or closes it, over its address's share) before it counts as open.
+        // setup admits it (or closes it, over its address's share) before it counts as open. Each listener has
+        // its own, so a flood on the public address cannot take the admin listener's connections.
         let budget = HTTPConnectionBudget(
             connectionsMax: limits.connectionsMax,
             perAddressMax: limits.connectionsPerAddressMax
@@ -180,7 +207,7 @@ public struct LedgerDaemon: Sendable {
             router: router,
             server: server,
             configuration: .init(
-                address: .hostname(self.configuration.httpHost, port: self.configuration.httpPort),
+                address: .hostname(address.host, port: address.port),
                 serverName: "ledgerd",
                 availableConnectionsDelegate: HTTPConnectionBudget.Delegate(budget: budget)
             ),
@@ -189,11 +216,13 @@ public struct LedgerDaemon: Sendable {
         )
     }
 
-    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, control socket, HTTP, in that
-    /// order; shutdown in reverse, so in-flight callbacks finish and are committed before the store closes.
+    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, control socket, HTTP (the admin
+    /// listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish and are
+    /// committed before the store closes, and both listeners drain the same way.
     public func run(
         extraServices: [any Service] = [],
-        onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+        onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        onAdminRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) async throws {
         let poller = self.poller
         await self.ledger.observeOrders { state in await poller.track(state) }
@@ -212,8 +241,11 @@ public struct LedgerDaemon: Sendable {
             poller: self.poller,
             logger: self.logger
         )
-        let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, control] + extraServices
-            + [self.makeApplication(onServerRunning: onHTTPRunning)]
+        var listeners: [any Service] = [RateLimitedLog.Reporter(log: self.refusalLog)]
+        if let admin = self.makeAdminApplication(onServerRunning: onAdminRunning) { listeners.append(admin) }
+        listeners.append(self.makeApplication(onServerRunning: onHTTPRunning))
+        let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, control]
+            + extraServices + listeners
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

@@ -298,3 +298,23 @@ actor QuarantineTurn {
         }
     }
 }
+
+extension PostgresEventStore: StoreSizeReporting {
+    /// The total size (tables, indexes and TOAST) of every table in the ledger's schema: the disk the ledger
+    /// takes on the server. PostgreSQL has no map to fill, so the map figures are absent.
+    public func storeSize() async throws -> StoreSize {
+        try self.checkOpen()
+        return try await self.reading("reading the size of the ledger's tables") {
+            let rows = try await self.rows(
+                """
+                SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = \(self.schema.name) AND c.relkind IN ('r', 'p')
+                """,
+                logger: self.logger
+            )
+            let bytes = try rows.first?.decode(Int64.self) ?? 0
+            return StoreSize(usedBytes: Int(bytes))
+        }
+    }
+}

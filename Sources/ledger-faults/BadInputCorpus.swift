@@ -149,7 +149,7 @@ enum BadInputCorpus {
     }
 
     static let cases: [CorpusCase] =
-        Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases
+        Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases + Self.observeCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

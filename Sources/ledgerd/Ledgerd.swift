@@ -49,8 +49,15 @@ struct DaemonOptions: ParsableArguments {
     )
     var postgresURL: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    @Option(
+        help: "Log level: trace, debug, info, notice, warning, error, critical (log.level, LEDGERD_LOG_LEVEL); default info."
+    )
+    var logLevel: String?
+
+    @Option(
+        help: "Log format: text, or json for one JSON object per line (log.format, LEDGERD_LOG_FORMAT). Default text."
+    )
+    var logFormat: String?
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -63,15 +70,11 @@ struct DaemonOptions: ParsableArguments {
         flags["publicUrl"] = self.publicURL
         flags["store.backend"] = self.store
         flags["store.postgresUrl"] = self.postgresURL
+        flags["log.level"] = self.logLevel
+        flags["log.format"] = self.logFormat
         return flags
     }
 
-    func makeLogger(_ label: String) -> Logger {
-        LoggingSystem.bootstrap { label in EscapingLogHandler(wrapping: StreamLogHandler.standardError(label: label)) }
-        var logger = Logger(label: label)
-        logger.logLevel = self.logLevel
-        return logger
-    }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
@@ -91,7 +94,6 @@ struct Run: AsyncParsableCommand {
     var noPoll = false
 
     func run() async throws {
-        let logger = self.options.makeLogger("ledgerd")
         let configuration: DaemonConfiguration
         var flags = self.options.flags
         if self.noPoll { flags["poll.enabled"] = "false" }
@@ -100,6 +102,8 @@ struct Run: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
+        // After the configuration, which says how to log; a configuration error is the command line's message.
+        let logger = configuration.log.bootstrap(label: "ledgerd")
         let store = try await LedgerDaemon.openStore(configuration: configuration, logger: logger)
         let daemon: LedgerDaemon
         do {
@@ -118,6 +122,7 @@ struct Run: AsyncParsableCommand {
             metadata: [
                 "store": "\(storeLocation)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
                 "gateway.url": "\(configuration.gateway.baseURL)", "gateway.member": "\(configuration.gateway.memberId)",
+                "http.admin": "\(configuration.adminListen.map { "\($0.host):\($0.port)" } ?? "on http")",
             ]
         )
         try await daemon.run()

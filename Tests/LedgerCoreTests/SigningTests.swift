@@ -283,6 +283,39 @@ struct SignatureDiagnosisTests {
         #expect(diagnosis.matches.first?.differences.count == 1)
     }
 
+    /// The one-line summary the daemon logs names the settings that would accept the signature, or that no
+    /// variant does, and never the expected signature.
+    @Test(arguments: [
+        (SigningRecipe(selection: .documented, emptyValueRule: .phpEmpty), false,
+         "matches under signing.emptyValueRule=php-empty"),
+        (SigningRecipe(selection: .allReceived, emptyValueRule: .emptyString), false,
+         "matches under signing.notificationFieldSet=all-received"),
+        (SigningRecipe(selection: .documented, emptyValueRule: .emptyString), true,
+         "matches under signing.acceptLowercaseHex=true"),
+        (SigningRecipe(selection: .documented, emptyValueRule: .emptyString, joiner: .arrow), false,
+         "matches under pairs joined with '=>' (no setting accepts it)"),
+        (SigningRecipe(selection: .documentedWithAttach, emptyValueRule: .emptyString), false,
+         "matches under signed fields documented+attach (no setting accepts it)"),
+    ])
+    func summary(_ recipe: SigningRecipe, _ lowercase: Bool, _ expected: String) {
+        let diagnosis = Signer.diagnose(self.signed(with: recipe, lowercase: lowercase), kind: .notify, key: self.key)
+        #expect(diagnosis.summary == expected)
+        #expect(!diagnosis.explanation.isEmpty)
+        #expect(!diagnosis.summary.contains(diagnosis.expected) && !diagnosis.explanation.contains(diagnosis.expected))
+    }
+
+    /// With no variant matching, the summary says so and the explanation carries the hints.
+    @Test func summaryWhenNothingMatches() {
+        var message = self.signed(with: SigningRecipe(selection: .documented, emptyValueRule: .emptyString))
+        message[0].value = "10002"
+        let diagnosis = Signer.diagnose(message, kind: .notify, key: self.key)
+        #expect(diagnosis.summary == "matches no known dialect")
+        #expect(diagnosis.explanation.contains("key"))
+        let document = SigningRecipe(selection: .documented, emptyValueRule: .emptyString)
+        let valid = Signer.diagnose(self.signed(with: document), kind: .notify, key: self.key)
+        #expect(valid.summary == "verifies under the dialect in force")
+    }
+
     /// When no variant matches, the diagnosis says so and points at the key or altered values.
     @Test func noVariantMatches() {
         var message = self.signed(with: SigningRecipe(selection: .documented, emptyValueRule: .emptyString))

@@ -107,20 +107,12 @@ final class Flag: Sendable {
         #expect(defaults.limits.connectionsPerAddressMax == 128)
         #expect(defaults.limits.requestTimeout == .seconds(10))
         #expect(defaults.poll.queriesPerSecondMax == 20)
-        let refusals: [(String, String, String)] = [
+        let refusals: [(variable: String, value: String, key: String)] = [
             ("LEDGERD_LIMITS_HTTP_CONNECTIONS_PER_ADDRESS_MAX", "16", "limits.http.connectionsPerAddressMax"),
             ("LEDGERD_LIMITS_HTTP_REQUEST_TIMEOUT_MS", "0", "limits.http.requestTimeoutMs"),
             ("LEDGERD_POLL_QUERIES_PER_SECOND_MAX", "0", "poll.queriesPerSecondMax"),
         ]
-        for (variable, value, key) in refusals {
-            var refused = environment
-            refused[variable] = value
-            await #expect {
-                _ = try await DaemonConfiguration.load(flags: [:], environment: refused, file: nil)
-            } throws: { error in
-                (error as? ConfigurationError)?.key == key
-            }
-        }
+        await expectRefusals(environment, refusals)
     }
 
     /// Bodies dripped one byte at a time on every allowed connection are cut off at limits.http.requestTimeoutMs

@@ -85,6 +85,11 @@ struct PostgresDaemonTests {
             #expect(state.status == .paid)
             #expect(state.callbacks.duplicate == 1)
             #expect(try await running.daemon.ledger.history("PG1").count == 3)
+            // The store's size is its tables' size on the server; there is no map to report.
+            let metrics = try Exposition(try await get(client, running.baseURL + "/metrics").1)
+            #expect(try #require(metrics.value("ledger_store_used_bytes")) > 0)
+            #expect(metrics.value("ledger_store_map_bytes") == nil)
+            #expect(metrics.value("ledger_store_map_max_bytes") == nil)
             await #expect {
                 try await running.daemon.store.backup(to: directory.path + "/backup")
             } throws: { error in

@@ -213,3 +213,38 @@ extension Signer {
         return hints
     }
 }
+
+extension SignatureDiagnosis {
+    /// The diagnosis in one line, for the daemon's log: the settings under which the received signature verifies
+    /// ("matches under signing.emptyValueRule=php-empty"), or that no known variant does. It never carries the
+    /// expected signature or a canonical string, which would hand whoever can read the log a signing oracle.
+    public var summary: String {
+        if self.verdict == .valid { return "verifies under the dialect in force" }
+        guard let match = self.matches.first else { return "matches no known dialect" }
+        let inForce = SigningRecipe(self.dialect, for: self.kind)
+        var settings: [String] = []
+        if match.recipe.emptyValueRule != inForce.emptyValueRule {
+            settings.append("signing.emptyValueRule=\(match.recipe.emptyValueRule.rawValue)")
+        }
+        if match.recipe.selection != inForce.selection {
+            switch match.recipe.selection {
+            case .documented where self.kind == .notify:
+                settings.append("signing.notificationFieldSet=\(NotificationFieldSet.documented.rawValue)")
+            case .allReceived where self.kind == .notify:
+                settings.append("signing.notificationFieldSet=\(NotificationFieldSet.allReceived.rawValue)")
+            case .documented, .documentedWithAttach, .allReceived, .allReceivedWithAttach:
+                settings.append("signed fields \(match.recipe.selection.rawValue) (no setting accepts it)")
+            }
+        }
+        if match.recipe.joiner != inForce.joiner {
+            settings.append("pairs joined with '\(match.recipe.joiner.rawValue)' (no setting accepts it)")
+        }
+        if match.lowercase && !self.dialect.acceptLowercaseHex { settings.append("signing.acceptLowercaseHex=true") }
+        return "matches under " + settings.joined(separator: ", ")
+    }
+
+    /// The sentences behind `summary`: what differs from the dialect in force, or the hints when nothing matches.
+    public var explanation: String {
+        (self.matches.first?.differences ?? self.hints).joined(separator: " ")
+    }
+}

@@ -43,6 +43,13 @@ public struct DaemonConfiguration: Sendable {
     public var storeBackend: StoreBackend = .lmdb
     /// The control socket's bounds (`control.*`).
     public var control: ControlSettings = ControlSettings()
+    /// `log.format` and `log.level`.
+    public var log: LogSettings = LogSettings()
+    /// `http.adminListen`: `HOST:PORT` where `/healthz` and `/metrics` are served instead of on `http`; nil (the
+    /// default) serves them on `http` with the rest.
+    public var adminListen: (host: String, port: Int)?
+    /// `http.trustedProxies`: the reverse proxies whose `X-Forwarded-For` names the client. None by default.
+    public var trustedProxies: TrustedProxies = .none
 
     public init(gateway: GatewaySettings, key: MerchantKey) {
         self.gateway = gateway
@@ -364,14 +371,9 @@ extension DaemonConfiguration {
             configuration.socketMode = parsed
         }
         if let http = values.text("http") {
-            guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]),
-                (0...65535).contains(port), colon > http.startIndex
-            else {
-                throw ConfigurationError(key: "http", message: "'\(http)' is not HOST:PORT")
-            }
-            configuration.httpHost = String(http[..<colon])
-            configuration.httpPort = port
+            (configuration.httpHost, configuration.httpPort) = try Self.hostPort(http, key: "http")
         }
+        try Self.readObservability(from: values, into: &configuration)
 
         var poll = PollSettings()
         poll.firstDelay = try values.milliseconds("poll.firstDelayMs", range: 0...86_400_000) ?? poll.firstDelay

@@ -1,19 +1,26 @@
 import Foundation
+import HTTPTypes
 public import Hummingbird
 import LedgerCore
 import LedgerStore
 public import Logging
-import NIOCore
+public import NIOCore
+import ServiceLifecycle
 import Synchronization
 
-/// The request context of the daemon's HTTP endpoints: Hummingbird's, plus the peer's address, which every
+/// The request context of the daemon's HTTP endpoints: Hummingbird's, plus the client's address, which every
 /// recorded notification keeps.
 public struct LedgerRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: String
+    /// The TCP peer.
+    public let peer: SocketAddress?
+    /// The client: the TCP peer's address and port, or, behind a trusted proxy (`http.trustedProxies`), the
+    /// address it forwarded (`ClientAddressMiddleware` sets it before any route runs).
+    public var remoteAddress: String
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.peer = source.channel.remoteAddress
         self.remoteAddress = Self.describe(source.channel.remoteAddress)
     }
 
@@ -44,9 +51,10 @@ public final class HealthState: Sendable {
     }
 }
 
-/// Logs refused bodies at most `perMinute` times a minute; the rest are only counted, so a flood of garbage
-/// cannot flood the log either.
-final class RateLimitedLog: Sendable {
+/// The log lines about refused notifications: at most `perMinute` a minute (`limits.http.rejectLogPerMinute`); the
+/// rest are only counted, and their number is logged as one line when the minute ends (or the daemon stops), so a
+/// flood of garbage or forgeries cannot flood the log either. One limit for every kind of refusal.
+public final class RateLimitedLog: Sendable {
     private struct Window {
         var start = ContinuousClock.now
         var logged = 0
@@ -55,25 +63,63 @@ final class RateLimitedLog: Sendable {
 
     private let window = Mutex(Window())
     private let perMinute: Int
+    private let logger: Logger
+    static let windowLength: Duration = .seconds(60)
 
-    init(perMinute: Int) {
+    init(perMinute: Int, logger: Logger) {
         self.perMinute = perMinute
+        self.logger = logger
     }
 
-    /// Whether to log this occurrence, and how many were suppressed since the last logged one.
-    func admit() -> (log: Bool, suppressed: Int) {
-        self.window.withLock { window in
-            if ContinuousClock.now - window.start >= .seconds(60) {
+    /// Logs a warning unless this minute's lines are used up. `metadata` is built only for a line that is written,
+    /// so a suppressed one costs nothing more than counting it.
+    func warning(_ message: Logger.Message, metadata: () -> Logger.Metadata) {
+        let (admitted, suppressedBefore) = self.window.withLock { window -> (Bool, Int) in
+            var suppressedBefore = 0
+            if ContinuousClock.now - window.start >= Self.windowLength {
+                suppressedBefore = window.suppressed
                 window = Window()
             }
-            if window.logged < self.perMinute {
-                window.logged += 1
-                let suppressed = window.suppressed
-                window.suppressed = 0
-                return (true, suppressed)
+            guard window.logged < self.perMinute else {
+                window.suppressed += 1
+                return (false, suppressedBefore)
             }
-            window.suppressed += 1
-            return (false, 0)
+            window.logged += 1
+            return (true, suppressedBefore)
+        }
+        self.logSuppressed(suppressedBefore)
+        if admitted { self.logger.warning(message, metadata: metadata()) }
+    }
+
+    /// Logs how many lines were suppressed and not yet reported, if any.
+    func reportSuppressed() {
+        let suppressed = self.window.withLock { window -> Int in
+            defer { window.suppressed = 0 }
+            return window.suppressed
+        }
+        self.logSuppressed(suppressed)
+    }
+
+    private func logSuppressed(_ count: Int) {
+        guard count > 0 else { return }
+        // One message for every count, so the line is easy to find; the count is in the metadata too.
+        let text = "suppressed \(count) log lines about refused notifications (limits.http.rejectLogPerMinute)"
+        self.logger.warning("\(text)", metadata: ["suppressed": "\(count)"])
+    }
+
+    /// Reports the suppressed lines at the end of every minute and once more when the daemon stops, after the
+    /// HTTP listeners have drained (it is before them in the service group).
+    struct Reporter: Service {
+        let log: RateLimitedLog
+
+        func run() async throws {
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: RateLimitedLog.windowLength)
+                    self.log.reportSuppressed()
+                }
+            }
+            self.log.reportSuppressed()
         }
     }
 }
@@ -136,33 +182,83 @@ enum NotifyReply: String, CaseIterable {
     }
 }
 
-/// Builds the router of the daemon's HTTP endpoints: `POST /notify`, `GET /pay/{orderId}`, `GET|POST /return`,
-/// `GET /healthz` and `GET /metrics`.
+/// Which of the daemon's endpoints a listener serves: the public ones (`/notify`, `/pay/…`, `/return`), the
+/// operator's (`/healthz`, `/metrics`), or both when no `http.adminListen` is set.
+public enum ListenerRole: Sendable {
+    case publicAndAdmin
+    case publicOnly
+    case adminOnly
+
+    var servesPublic: Bool {
+        switch self {
+        case .publicAndAdmin, .publicOnly: return true
+        case .adminOnly: return false
+        }
+    }
+
+    var servesAdmin: Bool {
+        switch self {
+        case .publicAndAdmin, .adminOnly: return true
+        case .publicOnly: return false
+        }
+    }
+}
+
+/// Builds the router of one listener: `POST /notify`, `GET /pay/{orderId}`, `GET|POST /return`, `GET /healthz`
+/// and `GET /metrics`, or the part of them `role` names. A path the role leaves out answers 404, as any unknown
+/// path does.
 public func buildLedgerRouter(
     ledger: Ledger,
     limits: HTTPLimits,
     metrics: LedgerMetrics,
     health: HealthState,
+    refusalLog: RateLimitedLog,
+    trustedProxies: TrustedProxies = .none,
+    role: ListenerRole = .publicAndAdmin,
     logger: Logger
 ) -> Router<LedgerRequestContext> {
     let router = Router(context: LedgerRequestContext.self)
-    let rejectLog = RateLimitedLog(perMinute: limits.rejectLogPerMinute)
-    // Every refusal is counted (`ledger_callbacks_rejected_total`); the log lines are rate-limited
+    // First, so they see every request, the ones no route matches included.
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    router.add(middleware: ClientAddressMiddleware(trustedProxies: trustedProxies, metrics: metrics))
+    if role.servesPublic {
+        addPublicRoutes(
+            to: router,
+            ledger: ledger,
+            limits: limits,
+            metrics: metrics,
+            refusalLog: refusalLog,
+            logger: logger
+        )
+    }
+    if role.servesAdmin {
+        addAdminRoutes(to: router, ledger: ledger, metrics: metrics, health: health)
+    }
+    return router
+}
+
+/// `POST /notify`, `GET /pay/{orderId}` and `GET|POST /return`: what the gateway and buyers reach.
+func addPublicRoutes(
+    to router: Router<LedgerRequestContext>,
+    ledger: Ledger,
+    limits: HTTPLimits,
+    metrics: LedgerMetrics,
+    refusalLog: RateLimitedLog,
+    logger: Logger
+) {
+    // Every refusal is counted (`ledger_notifications_refused_total`); the log lines are rate-limited
     // (`limits.http.rejectLogPerMinute`), so a flood of bad bodies cannot flood the log.
     let logRefusal: @Sendable (_ reason: String, _ remote: String) -> Void = { reason, remote in
-        let (log, suppressed) = rejectLog.admit()
-        guard log else { return }
-        logger.warning(
-            "refused a body that is not a notification",
-            metadata: ["reason": "\(reason)", "remote": "\(remote)", "suppressed": "\(suppressed)"]
-        )
+        refusalLog.warning("refused a body that is not a notification") {
+            ["reason": "\(reason)", "remote": "\(remote)"]
+        }
     }
 
     router.post("/notify") { request, context -> Response in
         // A body announced larger than the bound is refused before any of it is read, so the client hears 413 at
         // once instead of sending (or pretending to send) the whole body first.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.form.bodyBytesMax {
-            metrics.notificationRejected()
+            metrics.notificationRejected(.tooLarge)
             logRefusal("a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax))", "\(context.remoteAddress)")
             return NotifyReply.tooLarge.response
         }
@@ -173,7 +269,7 @@ public func buildLedgerRouter(
             // Any other failure means the body never arrived whole (the client went away, or
             // limits.http.requestTimeoutMs cut it off and closed the connection): it is thrown, not counted as
             // a refused body, and there is no one left to answer.
-            metrics.notificationRejected()
+            metrics.notificationRejected(.tooLarge)
             logRefusal("a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)", "\(context.remoteAddress)")
             return NotifyReply.tooLarge.response
         }
@@ -185,7 +281,24 @@ public func buildLedgerRouter(
             logger.error("notification not recorded", metadata: ["error": "\(error)", "remote": "\(context.remoteAddress)"])
             return NotifyReply.unavailable.response
         }
-        if case .rejected(let rejection) = receipt { logRefusal("\(rejection)", "\(context.remoteAddress)") }
+        switch receipt {
+        case .rejected(let rejection):
+            logRefusal("\(rejection)", "\(context.remoteAddress)")
+        case .quarantined(let reason, let id):
+            // A live 403 is what an operator sees when the gateway and the daemon disagree on the signing
+            // dialect: the line says which setting would accept the signature, as `ledgerctl sign --verify` does.
+            refusalLog.warning("refused a notification the gateway did not vouch for") {
+                let (diagnosis, explanation) = ledger.unvouchedDiagnosis(body: Array(buffer: body))
+                var metadata: Logger.Metadata = [
+                    "reason": "\(reason.rawValue)", "remote": "\(context.remoteAddress)", "quarantine.id": "\(id)",
+                    "signature.diagnosis": "\(diagnosis)",
+                ]
+                if !explanation.isEmpty { metadata["signature.explanation"] = "\(explanation)" }
+                return metadata
+            }
+        case .recorded:
+            break
+        }
         return NotifyReply.answer(receipt)
     }
 
@@ -213,6 +326,15 @@ public func buildLedgerRouter(
     router.get("/return", use: returnPage)
     router.post("/return", use: returnPage)
 
+}
+
+/// `GET /healthz` and `GET /metrics`: the operator's, never to be exposed to the Internet.
+func addAdminRoutes(
+    to router: Router<LedgerRequestContext>,
+    ledger: Ledger,
+    metrics: LedgerMetrics,
+    health: HealthState
+) {
     router.get("/healthz") { _, _ -> Response in
         // Each part says "ok" or what is wrong with it, so an operator (or a probe's log) sees which part failed.
         var checks: JSONObject = ["http": "ok"]
@@ -235,13 +357,74 @@ public func buildLedgerRouter(
     router.get("/metrics") { _, _ -> Response in
         if let store = ledger.store as? any CommitBatchReporting { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
         if let status = try? await ledger.store.quarantineStatus() { metrics.quarantineStatus(status) }
+        if let store = ledger.store as? any StoreSizeReporting, let size = try? await store.storeSize() {
+            metrics.storeSize(size)
+        }
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4"],
             body: .init(byteBuffer: ByteBuffer(string: metrics.render()))
         )
     }
-    return router
+}
+
+/// Counts every answered request in `ledger_http_requests_total` by the route's pattern (`/pay/{orderId}`, never
+/// the path a client sent, so no client can create label values) and the status.
+struct RequestMetricsMiddleware: RouterMiddleware {
+    typealias Context = LedgerRequestContext
+    let metrics: LedgerMetrics
+
+    /// The matched route's pattern; `unmatched` when no route took the request (the router says `NotFound`).
+    static func route(_ context: Context) -> String {
+        guard let path = context.endpointPath, path != "NotFound" else { return "unmatched" }
+        return path
+    }
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            self.metrics.httpRequest(route: Self.route(context), status: response.status.code)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
+            self.metrics.httpRequest(route: Self.route(context), status: status.code)
+            throw error
+        }
+    }
+}
+
+/// Sets the request's client address before any route runs: the TCP peer, or behind a trusted proxy the address
+/// it forwarded in `X-Forwarded-For`. That address is what the ledger records, what the quarantine's per-sender
+/// fairness groups by and what the log lines show.
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = LedgerRequestContext
+    let trustedProxies: TrustedProxies
+    let metrics: LedgerMetrics
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard !self.trustedProxies.isEmpty else { return try await next(request, context) }
+        var context = context
+        let forwardedFor = request.headers[values: Self.forwardedFor]
+        switch self.trustedProxies.client(peer: context.peer, forwardedFor: forwardedFor) {
+        case .peer:
+            break
+        case .forwarded(let address):
+            context.remoteAddress = address.description
+        case .malformed:
+            self.metrics.forwardedForMalformed()
+        }
+        return try await next(request, context)
+    }
 }
 
 /// The buyer-facing HTML pages.

@@ -295,7 +295,11 @@ public actor Ledger {
                 extraFields: self.settings.notificationExtraFields
             )
         } catch {
-            self.metrics.notificationRejected()
+            if case .form(.bodyTooLarge) = error {
+                self.metrics.notificationRejected(.tooLarge)
+            } else {
+                self.metrics.notificationRejected(.malformed)
+            }
             return .rejected(error)
         }
         let verdict = notification.verify(key: self.key, dialect: self.settings.dialect)
@@ -311,6 +315,7 @@ public actor Ledger {
             )
             let receipt = try await self.store.quarantine(entry)
             self.metrics.notificationQuarantined(reason, dropped: receipt.dropped)
+            self.metrics.notificationRefused(Self.refusalCause(verdict))
             return .quarantined(reason, id: receipt.id)
         }
         let event = PendingEvent(
@@ -353,6 +358,42 @@ public actor Ledger {
             return (.foreignMember, "Validly signed for member id \(notification.memberId), not \(memberId).")
         }
         return nil
+    }
+
+    /// How `ledger_notifications_refused_total` counts a notification the gateway did not vouch for: by what is
+    /// wrong with its signature, or, validly signed, as another member's.
+    static func refusalCause(_ verdict: SignatureVerdict) -> RefusalCause {
+        switch verdict {
+        case .valid: return .foreignMember
+        case .missing: return .signatureMissing
+        case .malformed: return .signatureMalformed
+        case .mismatch: return .signatureMismatch
+        }
+    }
+
+    /// Why a quarantined notification was not vouched for, for the log: for a bad signature, the diagnosis that
+    /// `ledgerctl sign --verify` gives (the settings under which it would verify, or that none would), without the
+    /// expected signature; for a foreign member id, whose it is. Computed only for the lines the rate limit lets
+    /// through, so a flood of forgeries costs no more than the refusals themselves.
+    public nonisolated func unvouchedDiagnosis(body: [UInt8]) -> (diagnosis: String, explanation: String) {
+        guard
+            let notification = try? PaymentNotification.parse(
+                body,
+                limits: self.formLimits,
+                dialect: self.settings.dialect,
+                extraFields: self.settings.notificationExtraFields
+            )
+        else { return ("not a notification", "") }
+        let diagnosis = Signer.diagnose(
+            notification.fields.fields,
+            kind: .notify,
+            key: self.key,
+            dialect: self.settings.dialect
+        )
+        if diagnosis.verdict == .valid {
+            return ("signed for member id \(notification.memberId), not \(self.settings.memberId)", "")
+        }
+        return (diagnosis.summary, diagnosis.explanation)
     }
 
     // MARK: Query results

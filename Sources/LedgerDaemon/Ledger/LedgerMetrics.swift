@@ -1,108 +1,280 @@
-public import CoreMetrics
 public import LedgerCore
 public import LedgerStore
-import Metrics
 public import Prometheus
+import Synchronization
 
-/// The daemon's metrics, through swift-metrics with a Prometheus registry of its own (not the process-wide
-/// bootstrap, so several daemons in one test process keep separate figures). `GET /metrics` emits the registry.
+/// Why `POST /notify` refused a body, as `ledger_notifications_refused_total` counts it. A fixed set, so no client
+/// can create label values.
+public enum RefusalCause: String, Sendable, CaseIterable {
+    /// Over `limits.notify.bodyBytesMax`, declared or read.
+    case tooLarge = "too-large"
+    /// Not a notification: the form or the fields are wrong.
+    case malformed
+    /// No `sign` field, or an empty one.
+    case signatureMissing = "signature-missing"
+    /// A `sign` field that is not 32 hexadecimal digits.
+    case signatureMalformed = "signature-malformed"
+    /// A well-formed signature that does not verify under the merchant key and the dialect in force.
+    case signatureMismatch = "signature-mismatch"
+    /// Validly signed, for another member id.
+    case foreignMember = "foreign-member"
+}
+
+extension MetricNameDescriptor {
+    /// A family named in full, with the help text its `# HELP` line carries.
+    init(_ name: String, help: String) {
+        self.init(metricName: name, unitName: "", helpText: help)
+    }
+}
+
+/// The daemon's metrics, in a Prometheus registry of its own (not a process-wide bootstrap, so several daemons in one
+/// test process keep separate figures). `GET /metrics` emits the registry.
+///
+/// Every family is made through the registry with its help text, so the exposition has a `# HELP` line beside the
+/// `# TYPE` line of each; swift-metrics' factory has no place for help text and would leave it out.
 public final class LedgerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    let factory: PrometheusMetricsFactory
-    private let callbacks: [CallbackClassification: CoreMetrics.Counter]
-    private let rejected: CoreMetrics.Counter
-    private let appends: CoreMetrics.Counter
-    private let appendLatency: CoreMetrics.Timer
-    private let pollAttempts: [String: CoreMetrics.Counter]
-    private let pending: CoreMetrics.Gauge
-    private let batchSizes: CoreMetrics.Recorder
-    private let leader: CoreMetrics.Gauge
-    private let quarantined: [QuarantineReason: CoreMetrics.Counter]
-    private let quarantineDrops: CoreMetrics.Counter
-    private let quarantineEntries: CoreMetrics.Gauge
-    private let quarantineBytes: CoreMetrics.Gauge
-    private let quarantineDroppedStored: CoreMetrics.Gauge
+    private let callbacks: [CallbackClassification: Counter]
+    private let rejected: Counter
+    private let refused: [RefusalCause: Counter]
+    private let appends: Counter
+    private let appendLatency: DurationHistogram
+    private let pollAttempts: [QueryClassification: Counter]
+    private let pending: Gauge
+    private let batchSizes: ValueHistogram
+    private let leader: Gauge
+    private let quarantined: [QuarantineReason: Counter]
+    private let quarantineDrops: Counter
+    private let quarantineEntries: Gauge
+    private let quarantineBytes: Gauge
+    private let quarantineDroppedStored: Gauge
+    private let forwardedMalformed: Counter
+    private let storeUsed: Gauge
+    let process: ProcessMetrics
+    /// `ledger_http_requests_total` by route and status, made on first use. Both labels come from a bounded set:
+    /// the route is the router's pattern (`/pay/{orderId}`, or `unmatched`), the status one the daemon answered.
+    private let requests = Mutex<[String: Counter]>([:])
+
+    static let requestsHelp = "HTTP requests answered, by route pattern and status."
+    /// Made on first use, so a store without a map (PostgreSQL) has no map families rather than zeros.
+    static var storeMapFamily: MetricNameDescriptor {
+        .init(
+            "ledger_store_map_bytes",
+            help: "The LMDB map's current size; it grows by doubling up to ledger_store_map_max_bytes."
+        )
+    }
+    static var storeMapMaxFamily: MetricNameDescriptor {
+        .init(
+            "ledger_store_map_max_bytes",
+            help: "store.mapSizeMax: the most the LMDB map may grow to; appends fail when it is full."
+        )
+    }
 
     public init() {
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
-        ]
         self.registry = registry
-        self.factory = factory
-        var callbacks: [CallbackClassification: CoreMetrics.Counter] = [:]
+        var callbacks: [CallbackClassification: Counter] = [:]
         for classification in CallbackClassification.allCases {
-            callbacks[classification] = CoreMetrics.Counter(
-                label: "ledger_callbacks_total",
-                dimensions: [("verdict", classification.rawValue)],
-                factory: factory
+            callbacks[classification] = registry.makeCounter(
+                descriptor: .init(
+                    "ledger_callbacks_total",
+                    help: "Notifications the gateway vouched for, recorded, by what the projection made of them."
+                ),
+                labels: [("verdict", classification.rawValue)]
             )
         }
         self.callbacks = callbacks
-        self.rejected = CoreMetrics.Counter(label: "ledger_callbacks_rejected_total", factory: factory)
-        self.appends = CoreMetrics.Counter(label: "ledger_events_appended_total", factory: factory)
-        self.appendLatency = CoreMetrics.Timer(label: "ledger_append_seconds", factory: factory)
-        var attempts: [String: CoreMetrics.Counter] = [:]
-        for outcome in QueryClassification.allCases.map(\.rawValue) {
-            attempts[outcome] = CoreMetrics.Counter(label: "ledger_poll_attempts_total", dimensions: [("outcome", outcome)], factory: factory)
+        self.rejected = registry.makeCounter(
+            descriptor: .init(
+                "ledger_callbacks_rejected_total",
+                help: "Bodies POSTed to /notify that are not a notification (malformed or too large); nothing "
+                    + "recorded."
+            )
+        )
+        var refused: [RefusalCause: Counter] = [:]
+        for cause in RefusalCause.allCases {
+            refused[cause] = registry.makeCounter(
+                descriptor: .init(
+                    "ledger_notifications_refused_total",
+                    help: "Bodies POSTed to /notify and not acknowledged, by cause."
+                ),
+                labels: [("cause", cause.rawValue)]
+            )
+        }
+        self.refused = refused
+        self.appends = registry.makeCounter(
+            descriptor: .init(
+                "ledger_events_appended_total",
+                help: "Events appended to the log."
+            )
+        )
+        self.appendLatency = registry.makeDurationHistogram(
+            descriptor: .init("ledger_append_seconds", help: "Time from an append's request to its durable commit."),
+            labels: [],
+            buckets: [
+                .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                .seconds(1),
+            ]
+        )
+        var attempts: [QueryClassification: Counter] = [:]
+        for outcome in QueryClassification.allCases {
+            attempts[outcome] = registry.makeCounter(
+                descriptor: .init(
+                    "ledger_poll_attempts_total",
+                    help: "Order queries sent to the gateway, by what the reply said."
+                ),
+                labels: [("outcome", outcome.rawValue)]
+            )
         }
         self.pollAttempts = attempts
-        self.pending = CoreMetrics.Gauge(label: "ledger_orders_pending", factory: factory)
-        self.batchSizes = CoreMetrics.Recorder(label: "ledger_commit_batch_size", aggregate: true, factory: factory)
-        self.leader = CoreMetrics.Gauge(label: "ledger_poll_leader", factory: factory)
-        var quarantined: [QuarantineReason: CoreMetrics.Counter] = [:]
+        self.pending = registry.makeGauge(
+            descriptor: .init(
+                "ledger_orders_pending",
+                help: "Orders the poller is watching."
+            )
+        )
+        self.batchSizes = registry.makeValueHistogram(
+            descriptor: .init("ledger_commit_batch_size", help: "Appends committed together in one transaction."),
+            labels: [],
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        )
+        self.leader = registry.makeGauge(
+            descriptor: .init(
+                "ledger_poll_leader",
+                help: "1 while this daemon polls the gateway, 0 while another daemon sharing the store does."
+            )
+        )
+        var quarantined: [QuarantineReason: Counter] = [:]
         for reason in QuarantineReason.allCases {
-            quarantined[reason] = CoreMetrics.Counter(
-                label: "ledger_quarantined_total",
-                dimensions: [("reason", reason.rawValue)],
-                factory: factory
+            quarantined[reason] = registry.makeCounter(
+                descriptor: .init(
+                    "ledger_quarantined_total",
+                    help: "Notifications this daemon put in the quarantine, by reason."
+                ),
+                labels: [("reason", reason.rawValue)]
             )
         }
         self.quarantined = quarantined
-        self.quarantineDrops = CoreMetrics.Counter(label: "ledger_quarantine_drops_total", factory: factory)
-        self.quarantineEntries = CoreMetrics.Gauge(label: "ledger_quarantine_entries", factory: factory)
-        self.quarantineBytes = CoreMetrics.Gauge(label: "ledger_quarantine_bytes", factory: factory)
-        self.quarantineDroppedStored = CoreMetrics.Gauge(label: "ledger_quarantine_dropped", factory: factory)
+        self.quarantineDrops = registry.makeCounter(
+            descriptor: .init(
+                "ledger_quarantine_drops_total",
+                help: "Quarantine entries this daemon dropped to make room for newer ones."
+            )
+        )
+        self.quarantineEntries = registry.makeGauge(
+            descriptor: .init(
+                "ledger_quarantine_entries",
+                help: "Entries in the quarantine."
+            )
+        )
+        self.quarantineBytes = registry.makeGauge(
+            descriptor: .init(
+                "ledger_quarantine_bytes",
+                help: "Bytes the quarantine holds."
+            )
+        )
+        self.quarantineDroppedStored = registry.makeGauge(
+            descriptor: .init(
+                "ledger_quarantine_dropped",
+                help: "Quarantine entries dropped since the ledger began, by every daemon of the store."
+            )
+        )
+        self.forwardedMalformed = registry.makeCounter(
+            descriptor: .init(
+                "ledger_http_forwarded_malformed_total",
+                help: "Requests from a trusted proxy whose X-Forwarded-For did not parse; the proxy's address was "
+                    + "used."
+            )
+        )
+        self.storeUsed = registry.makeGauge(
+            descriptor: .init(
+                "ledger_store_used_bytes",
+                help: "Bytes the store uses: LMDB's pages in use, or PostgreSQL's size of the ledger's tables."
+            )
+        )
+        registry.makeGauge(
+            descriptor: .init(
+                "ledger_build_info",
+                help: "Always 1; the labels name the release and the commit this daemon was built from."
+            ),
+            labels: [("version", BuildInfo.version), ("commit", BuildInfo.commit)]
+        ).set(Int64(1))
+        self.process = ProcessMetrics(registry: registry)
     }
 
     /// A notification kept in the quarantine by this daemon, and the entries dropped to make room for it.
     func notificationQuarantined(_ reason: QuarantineReason, dropped: Int) {
         self.quarantined[reason]?.increment()
-        if dropped > 0 { self.quarantineDrops.increment(by: dropped) }
+        if dropped > 0 { self.quarantineDrops.increment(by: Int64(dropped)) }
     }
 
     /// What the store's quarantine holds, and has dropped since the ledger began (every daemon's, on a shared store).
     public func quarantineStatus(_ status: QuarantineStatus) {
-        self.quarantineEntries.record(Int64(clamping: status.entries))
-        self.quarantineBytes.record(Int64(clamping: status.bytes))
-        self.quarantineDroppedStored.record(Int64(clamping: status.dropped))
+        self.quarantineEntries.set(Int64(clamping: status.entries))
+        self.quarantineBytes.set(Int64(clamping: status.bytes))
+        self.quarantineDroppedStored.set(Int64(clamping: status.dropped))
+    }
+
+    /// How much of its room the store uses.
+    public func storeSize(_ size: StoreSize) {
+        self.storeUsed.set(Int64(clamping: size.usedBytes))
+        if let map = size.mapBytes {
+            self.registry.makeGauge(descriptor: Self.storeMapFamily).set(Int64(clamping: map))
+        }
+        if let mapMax = size.mapBytesMax {
+            self.registry.makeGauge(descriptor: Self.storeMapMaxFamily).set(Int64(clamping: mapMax))
+        }
     }
 
     func callbackRecorded(_ classification: CallbackClassification) { self.callbacks[classification]?.increment() }
-    func notificationRejected() { self.rejected.increment() }
 
-    func recordAppend(events: Int, since start: ContinuousClock.Instant) {
-        self.appends.increment(by: events)
-        let elapsed = ContinuousClock.now - start
-        self.appendLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    /// A body that is not a notification (`ledger_callbacks_rejected_total`), counted by cause as well.
+    func notificationRejected(_ cause: RefusalCause) {
+        self.rejected.increment()
+        self.notificationRefused(cause)
     }
 
-    func pollAttempt(_ classification: QueryClassification) { self.pollAttempts[classification.rawValue]?.increment() }
-    func pendingOrders(_ count: Int) { self.pending.record(count) }
+    func notificationRefused(_ cause: RefusalCause) { self.refused[cause]?.increment() }
+
+    func forwardedForMalformed() { self.forwardedMalformed.increment() }
+
+    /// One answered request: `route` is the router's pattern, never the request's path.
+    func httpRequest(route: String, status: Int) {
+        let key = route + " " + String(status)
+        let counter = self.requests.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = self.registry.makeCounter(
+                descriptor: .init("ledger_http_requests_total", help: Self.requestsHelp),
+                labels: [("route", route), ("status", String(status))]
+            )
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func recordAppend(events: Int, since start: ContinuousClock.Instant) {
+        self.appends.increment(by: Int64(events))
+        self.appendLatency.record(ContinuousClock.now - start)
+    }
+
+    func pollAttempt(_ classification: QueryClassification) { self.pollAttempts[classification]?.increment() }
+    func pendingOrders(_ count: Int) { self.pending.set(Int64(count)) }
     /// 1 while this daemon polls (always, on an embedded store), 0 while another daemon leads.
-    func pollLeader(_ leading: Bool) { self.leader.record(leading ? 1 : 0) }
+    func pollLeader(_ leading: Bool) { self.leader.set(Int64(leading ? 1 : 0)) }
 
     /// A histogram of commit batch sizes, filled from the store's writer.
     public func commitBatchSizes(_ sizes: [Int]) {
-        for size in sizes { self.batchSizes.record(size) }
+        for size in sizes { self.batchSizes.record(Double(size)) }
     }
 
-    /// The Prometheus text format of every metric.
+    /// The Prometheus text format of every metric, with the process figures read now.
     public func render() -> String {
-        var buffer: [UInt8] = []
-        self.registry.emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
+        self.process.withFreshFigures {
+            var buffer: [UInt8] = []
+            self.registry.emit(into: &buffer)
+            return String(decoding: buffer, as: UTF8.self)
+        }
     }
 }

@@ -36,19 +36,29 @@ public struct EscapingLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var event = event
-        var merged = self.metadata
-        if let provided = self.metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
-        if let error = event.error {
-            // The error's text is outside text too (a decoding error quotes what it refused), so it travels as
-            // escaped metadata under the keys `StreamLogHandler` itself uses for it.
-            merged["error.message"] = .string("\(error)")
-            merged["error.type"] = .string(String(reflecting: type(of: error)))
-            event.error = nil
-        }
+        let merged = Self.merged(event, handlerMetadata: self.metadata, provider: self.metadataProvider)
+        event.error = nil
         event.message = Logger.Message(stringLiteral: LogText.escape(event.message.description))
         event.metadata = merged.isEmpty ? nil : Self.escape(merged)
         self.wrapped.log(event: event)
+    }
+
+    /// An event's whole metadata: the handler's, the provider's, the event's own (each overriding the one before),
+    /// and its error. The error's text is outside text too (a decoding error quotes what it refused), so it travels
+    /// as metadata, escaped with the rest, under the keys `StreamLogHandler` itself uses for it.
+    static func merged(
+        _ event: LogEvent,
+        handlerMetadata: Logger.Metadata,
+        provider: Logger.MetadataProvider?
+    ) -> Logger.Metadata {
+        var merged = handlerMetadata
+        if let provided = provider?.get() { merged.merge(provided) { _, new in new } }
+        if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
+        if let error = event.error {
+            merged["error.message"] = .string("\(error)")
+            merged["error.type"] = .string(String(reflecting: type(of: error)))
+        }
+        return merged
     }
 
     static func escape(_ metadata: Logger.Metadata) -> Logger.Metadata {
@@ -69,9 +79,9 @@ public struct EscapingLogHandler: LogHandler {
 
 extension Logger {
     /// This logger with its handler wrapped in an `EscapingLogHandler`; a logger already escaping is returned as it
-    /// is, so wrapping twice costs nothing.
+    /// is, so wrapping twice costs nothing, and so is one writing JSON lines, which escape for themselves.
     public func escapingControlCharacters() -> Logger {
-        guard !(self.handler is EscapingLogHandler) else { return self }
+        guard !(self.handler is EscapingLogHandler), !(self.handler is JSONLogHandler) else { return self }
         var logger = self
         logger.handler = EscapingLogHandler(wrapping: self.handler)
         return logger

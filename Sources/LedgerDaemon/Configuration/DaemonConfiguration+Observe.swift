@@ -1,0 +1,88 @@
+public import Logging
+
+/// How the daemon writes its log (`log.*`).
+public struct LogSettings: Sendable, Hashable {
+    /// `log.format` (`--log-format`, `LEDGERD_LOG_FORMAT`): `text`, one line per event as swift-log's stream
+    /// handler writes it, or `json`, one JSON object per line for log shippers.
+    public var format: LogFormat = .text
+    /// `log.level` (`--log-level`, `LEDGERD_LOG_LEVEL`): trace, debug, info, notice, warning, error, critical.
+    public var level: Logger.Level = .info
+
+    public init() {}
+}
+
+/// `log.format`.
+public enum LogFormat: String, Sendable, Hashable, CaseIterable {
+    case text
+    case json
+}
+
+extension DaemonConfiguration {
+    /// The keys of observing and fronting the daemon: `log.format`, `log.level`, `http.adminListen` and
+    /// `http.trustedProxies`.
+    static func readObservability(from values: ConfigValues, into configuration: inout DaemonConfiguration) throws {
+        var log = LogSettings()
+        if let format = values.text("log.format") {
+            guard let parsed = LogFormat(rawValue: format) else {
+                throw ConfigurationError(key: "log.format", message: "'\(format)' is not text or json")
+            }
+            log.format = parsed
+        }
+        if let level = values.text("log.level") {
+            guard let parsed = Logger.Level(rawValue: level) else {
+                let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigurationError(key: "log.level", message: "'\(level)' is not one of \(levels)")
+            }
+            log.level = parsed
+        }
+        configuration.log = log
+        if let admin = values.text("http.adminListen") {
+            let address = try Self.hostPort(admin, key: "http.adminListen")
+            guard address.host != configuration.httpHost || address.port != configuration.httpPort || address.port == 0
+            else {
+                throw ConfigurationError(key: "http.adminListen", message: "must differ from http (\(admin))")
+            }
+            configuration.adminListen = address
+        }
+        if let proxies = values.text("http.trustedProxies") {
+            do {
+                configuration.trustedProxies = try TrustedProxies(parsing: proxies)
+            } catch {
+                throw ConfigurationError(
+                    key: "http.trustedProxies",
+                    message: "'\(error.entry)' is not an IPv4 or IPv6 address or a network (ADDRESS/PREFIX)"
+                )
+            }
+        }
+    }
+
+    /// `HOST:PORT`, split at the last colon (so `[::1]:8081` keeps its brackets off the host).
+    static func hostPort(_ text: String, key: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port), colon > text.startIndex
+        else {
+            throw ConfigurationError(key: key, message: "'\(text)' is not HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+extension LogSettings {
+    /// Sets up swift-log for the process in the configured format (once per process; swift-log allows no second
+    /// bootstrap) and returns a logger at the configured level. Text lines are escaped by `EscapingLogHandler`;
+    /// JSON lines escape for themselves.
+    public func bootstrap(label: String) -> Logger {
+        let format = self.format
+        LoggingSystem.bootstrap { label in
+            switch format {
+            case .text: return EscapingLogHandler(wrapping: StreamLogHandler.standardError(label: label))
+            case .json: return JSONLogHandler(label: label)
+            }
+        }
+        var logger = Logger(label: label)
+        logger.logLevel = self.level
+        return logger
+    }
+}
