@@ -477,25 +477,12 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
     /// body whose field name carries a newline and a fake line stays inside its object and decodes back exactly.
     @Test func daemonWritesJSONLines() async throws {
         let directory = TemporaryDirectory()
-        try TemporaryDirectory.writeSecret(TestKeys.text, to: directory.path + "/merchant.key")
-        let port = try freeTCPPort()
-        let errors = directory.path + "/stderr.log"
-        FileManager.default.createFile(atPath: errors, contents: nil)
-        let process = Process()
-        process.executableURL = try builtExecutable("ledgerd")
-        process.arguments = [
-            "run", "--data-dir", directory.path + "/ledger", "--socket", directory.path + "/ledgerd.sock",
-            "--http", "127.0.0.1:\(port)", "--key-file", directory.path + "/merchant.key", "--member-id",
-            TestKeys.memberId, "--public-url", "http://127.0.0.1:\(port)", "--log-format", "json",
-            "--log-level", "info", "--no-poll", "--gateway-url", "http://127.0.0.1:9",
-        ]
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        let daemon = try LedgerdProcess(executable: try BuiltProducts.path("ledgerd"), directory: directory.path)
+        daemon.arguments = ["--log-format", "json", "--log-level", "info", "--no-poll"]
+        try await daemon.start()
+        defer { Task { await daemon.kill9() } }
+        let port = daemon.port
+        let errors = daemon.logPath
         let fake = "2026-01-01T00:00:00Z info ledgerd: order paid \"quoted\"\u{01}"
         let repeated = FormCoding.encode([FormField("x\n" + fake, "1"), FormField("x\n" + fake, "2")])
         let body = Notifications.body(Notifications.fields(orderId: "A1")) + "&" + repeated
