@@ -188,7 +188,8 @@ extension PostgresEventStore {
         case let error as CommitOutcomeUnknown:
             return StoreError(
                 .io,
-                "The connection to PostgreSQL at \(settings) failed while committing (\(Self.describe(error.underlying))); the append may or may not be stored. Read the order back before retrying."
+                "The connection to PostgreSQL at \(settings) failed while committing (\(Self.describe(error.underlying))); the append may or may not be stored. Read the order back before retrying.",
+                cause: error.underlying
             )
         case let error as PSQLError:
             if error.code == .server {
@@ -202,11 +203,19 @@ extension PostgresEventStore {
                 case "23": code = .corrupted  // an integrity constraint the store's own writes should never break
                 default: code = .io
                 }
-                return StoreError(code, "PostgreSQL refused \(what) (SQLSTATE \(state)): \(message)")
+                return StoreError(code, "PostgreSQL refused \(what) (SQLSTATE \(state)): \(message)", cause: error)
             }
-            return StoreError(.io, "PostgreSQL at \(settings) could not be used for \(what): \(Self.describe(error)).")
+            return StoreError(
+                .io,
+                "PostgreSQL at \(settings) could not be used for \(what): \(Self.describe(error)).",
+                cause: error
+            )
         default:
-            return StoreError(.io, "PostgreSQL at \(settings) could not be used for \(what): \(Self.describe(error)).")
+            return StoreError(
+                .io,
+                "PostgreSQL at \(settings) could not be used for \(what): \(Self.describe(error)).",
+                cause: error
+            )
         }
     }
 

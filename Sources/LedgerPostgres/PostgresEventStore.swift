@@ -219,14 +219,17 @@ public final class PostgresEventStore: EventStore, Sendable {
             case .deadline:
                 // The cancelled body usually fails with the pool's last connection error, the useful part.
                 var cause = "no connection was made (the log shows each attempt's error)"
+                var underlying: (any Error)?
                 if case .finished(.failure(let error)) = try await group.next(), let failure = error as? PSQLError,
                     failure.code != .poolClosed
                 {
                     cause = Self.describe(failure)
+                    underlying = failure
                 }
                 throw StoreError(
                     .io,
-                    "PostgreSQL at \(settings) did not answer within \(deadline) (store.postgresConnectTimeoutMs): \(cause)."
+                    "PostgreSQL at \(settings) did not answer within \(deadline) (store.postgresConnectTimeoutMs): \(cause).",
+                    cause: underlying
                 )
             }
         }

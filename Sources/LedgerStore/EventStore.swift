@@ -240,7 +240,24 @@ public struct StoreStatistics: Sendable, Hashable {
 }
 
 /// Why the store could not do what was asked. Operating errors, with a message that says what to do.
-public struct StoreError: Error, Sendable, CustomStringConvertible {
+/// Where in the source an error was raised, as NIO's file-system errors record it: for the log, not for users.
+public struct ErrorLocation: Sendable, Hashable, CustomStringConvertible {
+    public var function: String
+    public var file: String
+    public var line: Int
+
+    public init(function: String, file: String, line: Int) {
+        self.function = function
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(self.function) (\(self.file):\(self.line))" }
+}
+
+/// A store's failure: a code the daemon maps to its answers, a message an operator can act on, the error that
+/// caused it (an `LMDBError` with its failing call, a PostgreSQL error), and where it was raised.
+public struct StoreError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Code: String, Sendable, Hashable {
         case full = "store-full"
         case corrupted
@@ -252,13 +269,33 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The underlying error, kept whole rather than flattened into the message.
+    public var cause: (any Error)?
+    public var location: ErrorLocation
 
-    public init(_ code: Code, _ message: String) {
+    public init(
+        _ code: Code,
+        _ message: String,
+        cause: (any Error)? = nil,
+        function: String = #function,
+        file: String = #fileID,
+        line: Int = #line
+    ) {
         self.code = code
         self.message = message
+        self.cause = cause
+        self.location = ErrorLocation(function: function, file: file, line: line)
     }
 
+    /// The message, as users and clients see it.
     public var description: String { self.message }
+
+    /// Everything, for the log: code, message, cause and location.
+    public var debugDescription: String {
+        var text = "\(self.code.rawValue): \(self.message)"
+        if let cause { text += " [cause: \(cause)]" }
+        return text + " [at \(self.location)]"
+    }
 }
 
 /// The ledger's storage, behind which LMDB (the embedded default) or another engine sits. The daemon depends on

@@ -287,6 +287,27 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         }
     }
 
+    /// A control method that fails on the daemon's side (the store closed under it) answers the client with the
+    /// message only, and logs the error whole: its code, cause and where it was raised.
+    @Test func daemonFailuresAreLoggedWithTheirCause() async throws {
+        let directory = TemporaryDirectory()
+        let captured = CapturedLog()
+        try await withRunningDaemon(try testConfiguration(directory: directory), logger: captured.logger) { running in
+            _ = try await running.daemon.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            await running.daemon.store.close()
+            let path = running.daemon.configuration.socketPath
+            let answer = try await blocking { try RPCSession(path).call("order.get", ["orderId": "A1"]) }
+            #expect(answer["error"]?["data"]?["name"] == "unavailable", "\(answer)")
+            #expect(answer["error"]?["message"]?.stringValue?.contains("[at ") == false)
+            let logged = try #require(captured.all.first { $0.message == "control method failed" })
+            #expect(logged.metadata["method"] == "order.get")
+            let error = logged.metadata["error"] ?? ""
+            #expect(error.hasPrefix("closed: ") && error.contains("[at ") && error.contains("(LedgerStore/"), "\(error) / \(answer)")
+        }
+    }
+
     /// With http.adminListen set, /healthz and /metrics answer there and 404 on the public listener, which keeps
     /// /notify, /pay/ and /return; the admin listener serves nothing else; both stop when the daemon drains.
     @Test func adminListenerServesOnlyTheOperatorsPaths() async throws {

@@ -139,6 +139,12 @@ struct LMDBEventStoreTests {
         let error = try #require(failure as? StoreError)
         #expect(error.code == .full)
         #expect(error.message.contains("mapSizeMax"))
+        // The cause is kept whole, with LMDB's code and the failing call, and the error says where it was raised.
+        let cause = try #require(error.cause as? LMDBError, "\(String(reflecting: error))")
+        #expect(cause.code == .mapFull)
+        #expect(!cause.operation.isEmpty)
+        #expect(error.location.file.hasPrefix("LedgerStore/"), "\(error.location)")
+        #expect(String(reflecting: error).contains("store-full: ") && String(reflecting: error).contains(cause.operation))
         #expect(try await store.head().sequence == UInt64(stored))
         #expect(try await store.verifyChain(progress: nil).isIntact)
         #expect(try await store.order("F0")?.status == .created)

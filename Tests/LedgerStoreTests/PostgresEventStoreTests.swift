@@ -258,17 +258,24 @@ import Testing
         await store.close()
     }
 
-    /// An unreachable server fails the open with an error that names it.
+    /// An unreachable server fails the open with an error that names it, and never shows the password.
     @Test(.timeLimit(.minutes(1))) func unreachableServer() async throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-postgres-\(UUID().uuidString)").path
         var options = PostgresEventStore.Options()
         options.connectTimeout = .seconds(2)
         let started = ContinuousClock.now
         await #expect {
-            try await PostgresEventStore.open(url: "postgres://nobody@/nothing?host=\(missing)", options: options, logger: PostgresTestDatabase.logger)
+            try await PostgresEventStore.open(
+                url: "postgres://nobody:s3cret-pw@/nothing?host=\(missing)",
+                options: options,
+                logger: PostgresTestDatabase.logger
+            )
         } throws: { error in
             guard let error = error as? StoreError else { return false }
-            return error.code == .io && error.message.contains(missing)
+            // Neither the message nor the full form for the log (cause and location) carries the password.
+            let full = String(reflecting: error)
+            return error.code == .io && error.message.contains(missing) && !full.contains("s3cret-pw")
+                && full.contains("[at ") && full.hasPrefix("io: ")
         }
         #expect(ContinuousClock.now - started < .seconds(10))
     }

@@ -2,6 +2,7 @@ import Foundation
 public import LedgerControlProtocol
 import LedgerCore
 import LedgerStore
+import Logging
 import Synchronization
 
 /// What a method answers: its result, and work to run once the result is written (a subscription's stream), so
@@ -70,7 +71,21 @@ public final class ControlMethods: Sendable {
                 return try await self.subscribe(params, notify: notify)
             }
         } catch {
-            throw ControlError.from(error)
+            let answer = ControlError.from(error)
+            // A failure of the daemon's own (not of the request) is logged with its cause and where it was raised;
+            // the client gets the message only.
+            switch answer.code {
+            case ControlError.internalError("").code, ControlError.unavailable("").code,
+                ControlError.storeFull("").code, ControlError.storeCorrupted("").code,
+                ControlError.backupFailed("").code:
+                self.ledger.logger.error(
+                    "control method failed",
+                    metadata: ["method": "\(method)", "error": "\(String(reflecting: error))"]
+                )
+            default:
+                break
+            }
+            throw answer
         }
     }
 

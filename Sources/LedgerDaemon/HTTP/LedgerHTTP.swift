@@ -278,7 +278,7 @@ func addPublicRoutes(
             receipt = try await ledger.recordNotification(body: Array(buffer: body), remoteAddress: context.remoteAddress)
         } catch {
             // Not stored, so not acknowledged: the gateway sends it again.
-            logger.error("notification not recorded", metadata: ["error": "\(error)", "remote": "\(context.remoteAddress)"])
+            logger.error("notification not recorded", metadata: ["error": "\(String(reflecting: error))", "remote": "\(context.remoteAddress)"])
             return NotifyReply.unavailable.response
         }
         switch receipt {

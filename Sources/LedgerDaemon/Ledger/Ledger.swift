@@ -51,7 +51,9 @@ public struct CreatedOrder: Sendable, Hashable {
 }
 
 /// Errors of the ledger's operations, with stable codes the control protocol maps to its error codes.
-public struct LedgerError: Error, Sendable, CustomStringConvertible {
+/// A refusal of the ledger's: a code the control protocol maps to its answers, a message, the error that caused it
+/// (if another did), and where it was raised.
+public struct LedgerError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Code: String, Sendable, Hashable {
         case invalidOrder = "invalid-order"
         case orderConflict = "order-conflict"
@@ -62,13 +64,31 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    public var cause: (any Error)?
+    public var location: ErrorLocation
 
-    public init(_ code: Code, _ message: String) {
+    public init(
+        _ code: Code,
+        _ message: String,
+        cause: (any Error)? = nil,
+        function: String = #function,
+        file: String = #fileID,
+        line: Int = #line
+    ) {
         self.code = code
         self.message = message
+        self.cause = cause
+        self.location = ErrorLocation(function: function, file: file, line: line)
     }
 
     public var description: String { self.message }
+
+    /// Everything, for the log: code, message, cause and location.
+    public var debugDescription: String {
+        var text = "\(self.code.rawValue): \(self.message)"
+        if let cause { text += " [cause: \(cause)]" }
+        return text + " [at \(self.location)]"
+    }
 }
 
 /// What became of a notification body.

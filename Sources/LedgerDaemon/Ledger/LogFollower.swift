@@ -150,7 +150,7 @@ public actor LogFollower: Service {
                     self.lastWarning = now
                     self.logger.warning(
                         "following the log failed; trying again",
-                        metadata: ["error": "\(error)", "follow.failures": "\(self.failures)"]
+                        metadata: ["error": "\(String(reflecting: error))", "follow.failures": "\(self.failures)"]
                     )
                 }
                 return

@@ -166,7 +166,7 @@ public actor QueryPoller: Service {
                 self.standDown()
             } catch {
                 // Loading the pending orders failed, say, or the store is closing: stand by, then try again.
-                self.logger.error("polling as the leader failed; standing by", metadata: ["error": "\(error)"])
+                self.logger.error("polling as the leader failed; standing by", metadata: ["error": "\(String(reflecting: error))"])
                 self.standDown()
                 try? await Task.sleep(for: election.retry)
             }
@@ -296,7 +296,7 @@ public actor QueryPoller: Service {
             self.finish(due.orderId, state: state)
         } catch {
             // Not recorded (store full, shutting down): try again later from the stored state.
-            self.logger.error("query result not recorded", metadata: ["order.id": "\(due.orderId)", "error": "\(error)"])
+            self.logger.error("query result not recorded", metadata: ["order.id": "\(due.orderId)", "error": "\(String(reflecting: error))"])
             if let state = try? await self.ledger.order(due.orderId) {
                 self.finish(due.orderId, state: state)
             } else {

@@ -418,23 +418,35 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// directory, whose file system is asked whether an I/O error was a full disk.
     static func storeError(_ error: any Error, path: String) -> any Error {
         guard let lmdb = error as? LMDBError else { return error }
+        if lmdb.isEnvironmentClosed {
+            return StoreError(.closed, "The ledger store is closed; the daemon is stopping.", cause: lmdb)
+        }
         switch lmdb.code {
         case .mapFull:
-            return StoreError(.full, "The ledger store is full: \(lmdb.description) Raise store.mapSizeMax.")
+            return StoreError(
+                .full,
+                "The ledger store is full: \(lmdb.description) Raise store.mapSizeMax.",
+                cause: lmdb
+            )
         case .diskFull:
-            return StoreError(.full, "The disk holding the ledger is full; nothing of this write was stored. \(lmdb.description)")
+            return StoreError(
+                .full,
+                "The disk holding the ledger is full; nothing of this write was stored. \(lmdb.description)",
+                cause: lmdb
+            )
         case .ioError where Self.diskIsFull(path):
             // mdb_page_flush reports a short write as EIO (mdb.c: "TODO: Use which error code?"), and a write on a
             // disk that fills up midway is short, so on a full disk a commit fails with ENOSPC or with EIO
             // depending on where the space ran out. Either way the meta page was not written: nothing was stored.
             return StoreError(
                 .full,
-                "The disk holding the ledger is full (a commit's write came up short); nothing of this write was stored. \(lmdb.description)"
+                "The disk holding the ledger is full (a commit's write came up short); nothing of this write was stored. \(lmdb.description)",
+                cause: lmdb
             )
         case .corrupted, .pageNotFound, .panic, .invalid:
-            return StoreError(.corrupted, lmdb.description)
+            return StoreError(.corrupted, lmdb.description, cause: lmdb)
         default:
-            return StoreError(.io, lmdb.description)
+            return StoreError(.io, lmdb.description, cause: lmdb)
         }
     }
 }

@@ -245,7 +245,7 @@ extension LMDBEventStore {
     }
 
     public func quarantineStatus() async throws -> QuarantineStatus {
-        try self.environment.read { txn in
+        try self.read { txn in
             try txn.get(self.layout.quarantineCounts, key: LMDBQuarantine.statusKey).map(LMDBQuarantine.Record.init)?
                 .status ?? QuarantineStatus()
         }

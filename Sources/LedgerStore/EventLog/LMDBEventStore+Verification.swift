@@ -7,7 +7,7 @@ extension LMDBEventStore {
     public func verifyChain(progress: ProgressHandler?) async throws -> ChainReport {
         let started = ContinuousClock.now
         return try await DedicatedThread.run("ledger-verify") { [self] in
-            try self.environment.read { txn in
+            try self.read { txn in
                 let recorded = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
                 var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
                 var expected: UInt64 = 1
@@ -81,7 +81,7 @@ extension LMDBEventStore {
             context.liveGeneration = scratch
             return context.head
         }
-        let count = try self.environment.read { txn in UInt64(try txn.stat(self.layout.orders[scratch]).entries) }
+        let count = try self.read { txn in UInt64(try txn.stat(self.layout.orders[scratch]).entries) }
         return RebuildReport(eventsReplayed: head.sequence, orders: count, head: head, seconds: Self.seconds(since: started))
     }
 
@@ -167,7 +167,7 @@ extension LMDBEventStore {
     /// order's handle (looked up here, in parallel with the writer applying the previous chunk).
     private func decodeChunk(from sequence: UInt64, count: Int) async throws -> [(Event, UInt64)] {
         try await DedicatedThread.run("ledger-replay") { [self] in
-            try self.environment.read { txn in
+            try self.read { txn in
                 var events: [(Event, UInt64)] = []
                 events.reserveCapacity(count)
                 var handles: [String: UInt64] = [:]
@@ -234,7 +234,7 @@ extension LMDBEventStore {
     /// Merges the two generations' order tables in handle order; equal encodings mean equal states, because the
     /// encoding is deterministic.
     private func compareGenerations(scratch: Int, differencesMax: Int) throws -> Comparison {
-        try self.environment.read { txn in
+        try self.read { txn in
             let generation = Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
             let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
             let liveCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0

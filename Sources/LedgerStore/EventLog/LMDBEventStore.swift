@@ -155,8 +155,18 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
     }
 
+    /// A read-only transaction, with LMDB's errors mapped to the store's as the writer maps them (a closed
+    /// environment is `closed`, damage is `corrupted`), the LMDB error kept as the cause.
+    func read<T>(_ body: (borrowing LMDBReadTransaction) throws -> T) throws -> T {
+        do {
+            return try self.environment.read(body)
+        } catch {
+            throw GroupCommitWriter.storeError(error, path: self.environment.path)
+        }
+    }
+
     public func head() async throws -> LogHead {
-        try self.environment.read { txn in
+        try self.read { txn in
             try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
         }
     }
@@ -164,7 +174,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     public func readEvents(from sequence: UInt64, limit: Int) async throws -> [Event] {
         let limit = min(max(limit, 0), self.options.readPageMax)
         if limit == 0 { return [] }
-        return try self.environment.read { txn in
+        return try self.read { txn in
             var events: [Event] = []
             events.reserveCapacity(min(limit, 1024))
             try txn.forEach(self.layout.events, from: LMDBUInt64Key(max(sequence, 1))) { key, value in
@@ -177,7 +187,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func events(forOrder orderId: String) async throws -> [Event] {
-        try self.environment.read { txn in
+        try self.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return [] }
             var sequences: [UInt64] = []
             try txn.withCursor(self.layout.orderEvents) { cursor in
@@ -196,7 +206,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func createdEvent(forOrder orderId: String) async throws -> Event? {
-        try self.environment.read { txn in
+        try self.read { txn in
             // The projection keeps the sequence of the order's first order-created event: one lookup in the
             // projection and one in the log, in the same transaction, so the two agree.
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
@@ -215,7 +225,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func order(_ orderId: String) async throws -> OrderState? {
-        try self.environment.read { txn in
+        try self.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             let generation = try self.liveGeneration(txn)
             guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else { return nil }
@@ -234,7 +244,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     public func orders(status: OrderStatus, after afterOrderId: String?, limit: Int) async throws -> [OrderState] {
         let limit = min(max(limit, 0), self.options.readPageMax)
         if limit == 0 { return [] }
-        return try self.environment.read { txn in
+        return try self.read { txn in
             let generation = try self.liveGeneration(txn)
             var handles: [UInt64] = []
             handles.reserveCapacity(min(limit, 1024))
@@ -276,7 +286,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func firstCallback(orderId: String, signedContentKey: String) async throws -> UInt64? {
-        try self.environment.read { txn in
+        try self.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             return LMDBLayout.u64(
                 try txn.get(self.layout.callbackDedup, key: LMDBLayout.dedupKey(handle: handle, signedContentKey: signedContentKey))
@@ -285,7 +295,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func statistics() async throws -> StoreStatistics {
-        let (head, byType, byStatus) = try self.environment.read { txn in
+        let (head, byType, byStatus) = try self.read { txn in
             let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
             var byType: [EventType: UInt64] = [:]
             for type in EventType.allCases {

@@ -145,6 +145,11 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// True when the environment was closed before the transaction could begin (the daemon is stopping).
+    public var isEnvironmentClosed: Bool {
+        self.code == .badTxn && (self.detail ?? "").hasPrefix("The LMDB environment has been closed")
+    }
+
     /// True when the failure is the data directory being held by another process or by another environment handle
     /// in this one.
     public var isDirectoryInUse: Bool {
