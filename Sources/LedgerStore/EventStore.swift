@@ -255,9 +255,29 @@ public struct ErrorLocation: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(self.function) (\(self.file):\(self.line))" }
 }
 
+/// An error of the ledger's own: a code, the message clients see (`description`), the error that caused it and
+/// where it was raised, all in the debug form the daemon logs.
+public protocol LocatedError: Error, CustomStringConvertible, CustomDebugStringConvertible {
+    associatedtype Code: RawRepresentable where Code.RawValue == String
+    var code: Code { get }
+    var message: String { get }
+    var cause: (any Error)? { get }
+    var location: ErrorLocation { get }
+}
+
+extension LocatedError {
+    public var description: String { self.message }
+
+    public var debugDescription: String {
+        var text = "\(self.code.rawValue): \(self.message)"
+        if let cause = self.cause { text += " [cause: \(cause)]" }
+        return text + " [at \(self.location)]"
+    }
+}
+
 /// A store's failure: a code the daemon maps to its answers, a message an operator can act on, the error that
 /// caused it (an `LMDBError` with its failing call, a PostgreSQL error), and where it was raised.
-public struct StoreError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct StoreError: LocatedError, Sendable {
     public enum Code: String, Sendable, Hashable {
         case full = "store-full"
         case corrupted
@@ -285,16 +305,6 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, CustomDebugS
         self.message = message
         self.cause = cause
         self.location = ErrorLocation(function: function, file: file, line: line)
-    }
-
-    /// The message, as users and clients see it.
-    public var description: String { self.message }
-
-    /// Everything, for the log: code, message, cause and location.
-    public var debugDescription: String {
-        var text = "\(self.code.rawValue): \(self.message)"
-        if let cause { text += " [cause: \(cause)]" }
-        return text + " [at \(self.location)]"
     }
 }
 

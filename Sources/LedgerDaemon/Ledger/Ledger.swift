@@ -53,7 +53,7 @@ public struct CreatedOrder: Sendable, Hashable {
 /// Errors of the ledger's operations, with stable codes the control protocol maps to its error codes.
 /// A refusal of the ledger's: a code the control protocol maps to its answers, a message, the error that caused it
 /// (if another did), and where it was raised.
-public struct LedgerError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct LedgerError: LocatedError, Sendable {
     public enum Code: String, Sendable, Hashable {
         case invalidOrder = "invalid-order"
         case orderConflict = "order-conflict"
@@ -79,15 +79,6 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible, CustomDebug
         self.message = message
         self.cause = cause
         self.location = ErrorLocation(function: function, file: file, line: line)
-    }
-
-    public var description: String { self.message }
-
-    /// Everything, for the log: code, message, cause and location.
-    public var debugDescription: String {
-        var text = "\(self.code.rawValue): \(self.message)"
-        if let cause { text += " [cause: \(cause)]" }
-        return text + " [at \(self.location)]"
     }
 }
 
