@@ -23,6 +23,8 @@ typealias ControlNotify = @Sendable (_ method: String, _ params: JSONValue) -> V
 public final class ControlMethods: Sendable {
     let ledger: Ledger
     let poller: QueryPoller
+    /// Nil in tests that build the methods without one; `forward.*` then answer that forwarding is off.
+    let forwarder: Forwarder?
     let settings: ControlSettings
     let started = ContinuousClock.now
     /// Set while a rebuild or a projection verification runs: both replay the whole log, and two at once only
@@ -36,11 +38,12 @@ public final class ControlMethods: Sendable {
         "order.create", "order.get", "order.history", "order.list", "order.queryNow", "callbacks.audit", "quarantine.read",
         "projection.rebuild", "projection.verify", "ledger.verify", "ledger.stats", "ledger.backup", "events.read",
         "events.subscribe",
-    ]
+    ] + ControlMethods.forwardNames
 
-    public init(ledger: Ledger, poller: QueryPoller, settings: ControlSettings) {
+    public init(ledger: Ledger, poller: QueryPoller, settings: ControlSettings, forwarder: Forwarder? = nil) {
         self.ledger = ledger
         self.poller = poller
+        self.forwarder = forwarder
         self.settings = settings
     }
 
@@ -68,6 +71,8 @@ public final class ControlMethods: Sendable {
             case "ledger.backup": return ControlAnswer(try await self.backup(params))
             case "events.read": return ControlAnswer(try await self.readEvents(params))
             case "events.subscribe": return try await self.subscribe(params, notify: notify)
+            case "forward.status", "forward.retry", "forward.replay":
+                return ControlAnswer(try await self.callForward(method, params))
             default: throw ControlError.methodNotFound(method)
             }
         } catch {
