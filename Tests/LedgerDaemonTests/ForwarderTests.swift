@@ -6,22 +6,14 @@ import LedgerDaemon
 import LedgerStore
 import LedgerTesting
 import NIOCore
-import NIOPosix
 import Synchronization
 import Testing
 
-/// Waits (polling) until `condition` holds, or fails after `limit`: the forwarder works in the background.
-func eventually(
-    _ what: String,
-    limit: Duration = .seconds(20),
-    _ condition: @Sendable () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
+/// Waits (real time, bounded) until `condition` holds, or fails naming `what`: the forwarder works in the background.
+func eventually(_ what: String, _ condition: @Sendable () async throws -> Bool) async throws {
+    guard try await EndToEndTests.eventually(seconds: 20, condition) else {
+        throw TestFailure("timed out waiting until \(what)")
     }
-    throw TestFailure("timed out waiting until \(what)")
 }
 
 /// A store whose appends wait at a gate before they reach the log: while one waits, its events are not committed.
@@ -211,9 +203,7 @@ struct ForwarderTests {
     @Test func receiverDownThenUp() async throws {
         let rig = ForwardRig()
         // A port that was free a moment ago, with nothing listening on it yet.
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(probe.localAddress?.port)
-        try await probe.close()
+        let port = try freeTCPPort()
         try await rig.run(rig.settings(url: "http://127.0.0.1:\(port)/hook")) { forwarder in
             try await rig.create("A1")
             try await rig.pay("A1")

@@ -4,7 +4,7 @@ import LedgerStore
 /// `forward.status`, `forward.retry`, `forward.replay`: operating the forwarder (issue 16). Self-contained so the
 /// methods move to the typed protocol as they are; the schemas are `schemas/control/forward.*.json`.
 extension ControlMethods {
-    static let forwardNames = ["forward.status", "forward.retry", "forward.replay"]
+    public static let forwardNames = ["forward.status", "forward.retry", "forward.replay"]
 
     /// Deliveries listed per kind (failing, dead) when no limit is asked for, and the most.
     static let forwardListDefault = 20
