@@ -44,6 +44,7 @@ final class ForwardRig: Sendable {
     let ledger: Ledger
     let receiver: ShopReceiver
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+    let metrics = LedgerMetrics()
 
     init(receiverSecret: [UInt8] = ForwardRig.secret) {
         let store = InMemoryEventStore()
@@ -94,7 +95,7 @@ final class ForwardRig: Sendable {
             transport: HTTPForwardTransport(httpClient: self.client, timeout: settings.timeout),
             clock: self.clock,
             seed: 11,
-            metrics: LedgerMetrics(),
+            metrics: self.metrics,
             logger: testLogger
         )
         await self.ledger.observeOrders { _ in await forwarder.wake() }
@@ -283,6 +284,32 @@ struct ForwarderTests {
             try await eventually("the retry delivers") { await forwarder.status(limit: 10).dead == 0 }
             try await eventually("the outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
             #expect(rig.receiver.received.map(\.status) == [500, 500, 204])
+        }
+        await rig.finish()
+    }
+
+    /// The metrics count attempts by outcome and show the pending deliveries and the age of the oldest.
+    @Test func metricsFollowDeliveries() async throws {
+        let rig = ForwardRig()
+        rig.receiver.answer { _ in .status(500) }
+        let url = try await rig.receiver.start()
+        try await rig.run(rig.settings(url: url)) { forwarder in
+            try await rig.create("A1")
+            try await rig.pay("A1")
+            try await eventually("the first attempt fails") { await forwarder.status(limit: 10).failing.count == 1 }
+            try await eventually("one delivery is pending") {
+                rig.metrics.render().contains("ledger_forward_pending 1")
+            }
+            let failing = rig.metrics.render()
+            #expect(failing.contains(#"ledger_forward_deliveries_total{outcome="failed"} 1"#), "\(failing)")
+            #expect(!failing.contains(#"ledger_forward_oldest_pending_seconds 0\n"#))
+            rig.receiver.answer { _ in .status(200) }
+            rig.clock.advance(by: 5_501)
+            try await eventually("the delivery is counted") {
+                let text = rig.metrics.render()
+                return text.contains(#"ledger_forward_deliveries_total{outcome="delivered"} 1"#)
+                    && text.contains("ledger_forward_pending 0") && text.contains("ledger_forward_position 2")
+            }
         }
         await rig.finish()
     }

@@ -65,8 +65,8 @@ extension ControlMethods {
         do {
             let count = try await forwarder.retry(orderId: orderId)
             return .object(["retried": ControlJSON.number(count)])
-        } catch let unavailable as Forwarder.Unavailable {
-            throw ControlError.unavailable(unavailable.description)
+        } catch {
+            throw ControlError.unavailable(error.description)
         }
     }
 

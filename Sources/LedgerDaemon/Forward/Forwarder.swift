@@ -45,7 +45,8 @@ public actor Forwarder: Service {
     private var sleeper: CheckedContinuation<Void, Never>?
     private var woken = false
     private var stopping = false
-    private var metricsRecordedAt: Instant?
+    private var oldestCheckedAt: ContinuousClock.Instant?
+    private var oldestCached: Instant?
 
     public init(
         store: any EventStore,
@@ -355,7 +356,7 @@ public actor Forwarder: Service {
         }
         let timer = Task { [clock = self.clock] in
             try await clock.sleep(until: deadline)
-            await self.wakeUp()
+            self.wakeUp()
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -383,11 +384,16 @@ public actor Forwarder: Service {
 
     private func recordMetrics() {
         let now = self.clock.now()
-        if let last = self.metricsRecordedAt, now < last.adding(milliseconds: 1000) { return }
-        self.metricsRecordedAt = now
-        let oldest = self.oldestPending()
-        let age = oldest.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
-        self.metrics.outbox(pending: self.outbox.count - self.deadCount, dead: self.deadCount, oldestAgeSeconds: age, position: self.position)
+        // The counts are kept as deliveries change; the oldest pending one takes a pass over the slots, so it is
+        // looked for at most once a second of real time however often the loop turns.
+        let tick = ContinuousClock.now
+        if self.oldestCheckedAt.map({ tick - $0 >= .seconds(1) }) ?? true {
+            self.oldestCheckedAt = tick
+            self.oldestCached = self.oldestPending()
+        }
+        let age = self.oldestCached.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
+        let pending = self.outbox.count - self.deadCount
+        self.metrics.outbox(pending: pending, dead: self.deadCount, oldestAgeSeconds: pending == 0 ? 0 : age, position: self.position)
     }
 
     private func oldestPending() -> Instant? {
