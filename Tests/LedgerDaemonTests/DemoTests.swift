@@ -6,7 +6,7 @@ import Testing
 struct DemoTests {
     static func executable(_ name: String) throws -> URL { try builtExecutable(name) }
 
-    /// The demo runs the whole flow against the simulator, converges, and exits 0.
+    /// The demo runs the whole flow against the simulator, converges, the shop receives every outcome, and it exits 0.
     @Test func demoConverges() throws {
         let process = Process()
         process.executableURL = try Self.executable("ledgerd")
@@ -22,5 +22,6 @@ struct DemoTests {
         #expect(text.contains("The ledger converged to the truth: 9 paid, 1 expired."))
         #expect(text.contains("Duplicate-callback audit"))
         #expect(text.contains("Hash chain: intact"))
+        #expect(text.contains("The shop received every outcome: 9 order.paid, 1 order.expired, each signature verified."))
     }
 }

@@ -116,6 +116,11 @@ final class ForwardRig: Sendable {
         _ = try await self.ledger.recordNotification(body: Array(body.utf8), remoteAddress: "127.0.0.1:1")
     }
 
+    func createPaid(_ orderId: String) async throws {
+        try await self.create(orderId)
+        try await self.pay(orderId)
+    }
+
     func expire(_ orderId: String) async throws {
         let result = QueryResult(
             attempt: 1,
@@ -141,8 +146,7 @@ struct ForwarderTests {
         let rig = ForwardRig()
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url)) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await rig.create("B1")
             try await rig.expire("B1")
             try await eventually("both outcomes arrive") { rig.receiver.received.count == 2 }
@@ -169,8 +173,7 @@ struct ForwarderTests {
         rig.receiver.answer { _ in .status(500) }
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url)) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             let failures: [(ShopReceiver.Answer, String)] = [
                 (.status(301), "HTTP 301"), (.status(400), "HTTP 400"),
                 (.delayed(milliseconds: 1500, status: 200), "forward.timeoutMs"),
@@ -206,8 +209,7 @@ struct ForwarderTests {
         // A port that was free a moment ago, with nothing listening on it yet.
         let port = try freeTCPPort()
         try await rig.run(rig.settings(url: "http://127.0.0.1:\(port)/hook")) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await eventually("the first attempt fails") {
                 await forwarder.status(limit: 10).failing.first?.attempts == 1
             }
@@ -227,11 +229,9 @@ struct ForwarderTests {
         rig.receiver.answer { $0.orderId == "A1" ? .status(503) : .status(200) }
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url)) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await rig.pay("A1", transactionId: "T-OTHER")
-            try await rig.create("B1")
-            try await rig.pay("B1")
+            try await rig.createPaid("B1")
             try await eventually("B1 arrives") { rig.receiver.received.contains { $0.orderId == "B1" && $0.status == 200 } }
             try await eventually("A1's first outcome fails") { await forwarder.status(limit: 10).failing.count == 1 }
             #expect(rig.receiver.received.filter { $0.orderId == "A1" }.map(\.type) == ["order.paid"])
@@ -254,8 +254,7 @@ struct ForwarderTests {
         let rig = ForwardRig(receiverSecret: receiverSecret)
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url, secrets: [ForwardRig.secret, ForwardRig.otherSecret])) { _ in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await eventually("the outcome arrives") { rig.receiver.received.count == 1 }
             let received = try #require(rig.receiver.received.first)
             #expect(received.verified)
@@ -271,8 +270,7 @@ struct ForwarderTests {
         rig.receiver.answer { _ in .status(500) }
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url, schedule: [0, 1000])) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await eventually("the first attempt fails") { await forwarder.status(limit: 10).failing.count == 1 }
             rig.clock.advance(by: 1_101)
             try await eventually("the delivery is dead") { await forwarder.status(limit: 10).dead == 1 }
@@ -294,8 +292,7 @@ struct ForwarderTests {
         rig.receiver.answer { _ in .status(500) }
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url)) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await eventually("the first attempt fails") { await forwarder.status(limit: 10).failing.count == 1 }
             try await eventually("one delivery is pending") {
                 rig.metrics.render().contains("ledger_forward_pending 1")
@@ -319,8 +316,7 @@ struct ForwarderTests {
         let rig = ForwardRig()
         let url = try await rig.receiver.start()
         try await rig.run(rig.settings(url: url)) { forwarder in
-            try await rig.create("A1")
-            try await rig.pay("A1")
+            try await rig.createPaid("A1")
             try await eventually("the outcome arrives") { rig.receiver.received.count == 1 }
             // Delivered and recorded as such: a replay over a delivery still held would keep it, not add one.
             try await eventually("the outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
