@@ -147,7 +147,7 @@ enum BadInputCorpus {
     }
 
     static let cases: [CorpusCase] =
-        Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases
+        Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases + Self.forwardCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

@@ -209,13 +209,26 @@ struct EndToEndTests {
 }
 
 func freeTCPPort() throws -> Int {
+    let (port, descriptor) = try boundTCPPort()
+    close(descriptor)
+    return port
+}
+
+/// A loopback TCP port bound (not listening) by the returned descriptor: connections to it are refused, and no other
+/// server can take it until the descriptor is closed.
+func boundTCPPort() throws -> (port: Int, descriptor: Int32) {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
+    var reuse: Int32 = 1
+    setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard bound == 0 else {
+        close(descriptor)
+        throw TestFailure("cannot bind a loopback port")
+    }
+    return (Int(UInt16(bigEndian: address.sin_port)), descriptor)
 }

@@ -206,14 +206,16 @@ struct ForwarderTests {
     /// A receiver that is down (connection refused) is retried; once it listens, the outcome arrives.
     @Test func receiverDownThenUp() async throws {
         let rig = ForwardRig()
-        // A port that was free a moment ago, with nothing listening on it yet.
-        let port = try freeTCPPort()
+        // A port held bound but not listening, so connections to it are refused and no other test's server can take
+        // it; released just before the receiver starts on it.
+        let (port, holder) = try boundTCPPort()
         try await rig.run(rig.settings(url: "http://127.0.0.1:\(port)/hook")) { forwarder in
             try await rig.createPaid("A1")
             try await eventually("the first attempt fails") {
                 await forwarder.status(limit: 10).failing.first?.attempts == 1
             }
             #expect(rig.receiver.received.isEmpty)
+            close(holder)
             _ = try await rig.receiver.start(port: port)
             rig.clock.advance(by: 5_501)
             try await eventually("the outcome arrives") { rig.receiver.received.count == 1 }
