@@ -509,6 +509,7 @@ extension DaemonConfiguration {
         settings.concurrency = try values.int("forward.concurrency", range: 1...256) ?? settings.concurrency
         settings.outboxMax = try values.int("forward.outboxMax", range: 100...10_000_000) ?? settings.outboxMax
         settings.pollInterval = try values.milliseconds("forward.pollIntervalMs", range: 10...60_000) ?? settings.pollInterval
+        settings.writeInterval = try values.milliseconds("forward.writeIntervalMs", range: 0...10_000) ?? settings.writeInterval
         if let schedule = values.text("forward.schedule") {
             do {
                 settings.schedule = try ForwardSettings.parseSchedule(schedule)

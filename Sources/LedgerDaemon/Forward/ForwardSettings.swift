@@ -27,6 +27,11 @@ public struct ForwardSettings: Sendable, Hashable {
     /// `forward.outboxMax`: deliveries held at once, pending and dead. When it is reached the forwarder stops deriving
     /// new outcomes (they wait in the log, where nothing is lost) until deliveries finish or dead ones are retried.
     public var outboxMax: Int = 100_000
+    /// `forward.writeIntervalMs`: the forwarder writes its state (results, new deliveries, position) to the store at
+    /// most this often. Each write is a commit with a sync on the store's one writer, which the ledger's appends
+    /// share; at 100 ms the forwarder takes at most ten of them a second however fast the shop answers. 0 writes
+    /// after every turn.
+    public var writeInterval: Duration = .milliseconds(100)
     /// `forward.pollIntervalMs`: how often the forwarder looks at the log when no append has woken it (appends by
     /// other daemons on a shared store, or a missed wake-up).
     public var pollInterval: Duration = .seconds(1)

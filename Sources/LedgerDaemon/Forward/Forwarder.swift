@@ -45,6 +45,12 @@ public actor Forwarder: Service {
     private var sleeper: CheckedContinuation<Void, Never>?
     private var woken = false
     private var stopping = false
+    /// Slots whose last result is not stored yet: their next delivery waits for it, so a crash cannot leave an
+    /// earlier outcome undelivered in the store while a later one of the same order was sent.
+    private var unsavedSlots: Set<Slot> = []
+    /// When the forwarder last wrote to the store, and whether an append woke it since it last derived.
+    private var lastWriteAt: ContinuousClock.Instant?
+    private var appendedSinceDerive = false
     private var oldestCheckedAt: ContinuousClock.Instant?
     private var oldestCached: Instant?
 
@@ -73,8 +79,11 @@ public actor Forwarder: Service {
 
     public nonisolated var enabled: Bool { self.settings.enabled }
 
-    /// Something was appended: derive now instead of at the next poll.
-    public func wake() { self.wakeUp() }
+    /// Something was appended: derive now (or at the next write turn) instead of at the next poll.
+    public func wake() {
+        self.appendedSinceDerive = true
+        self.wakeUp()
+    }
 
     public func run() async throws {
         guard self.settings.enabled else {
@@ -112,21 +121,33 @@ public actor Forwarder: Service {
                     await self.sleep(until: self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)))
                     continue
                 }
-                do {
-                    if !self.loaded { try await self.load() }
-                    try await self.flush()
-                    try await self.applyReplays()
-                    try await self.derive()
-                } catch {
-                    self.logger.error("forwarding paused by a store error; trying again", metadata: ["error": "\(error)"])
-                    await self.sleep(until: self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)))
-                    continue
+                // The store is written at most once per `forward.writeIntervalMs`: each write is a commit (a sync)
+                // on the store's one writer, which the ledger's own appends share. Between writes, deliveries still
+                // start; only those behind an unstored result wait.
+                let writeDue = self.lastWriteAt.map { ContinuousClock.now - $0 >= self.settings.writeInterval } ?? true
+                if writeDue || !self.loaded {
+                    do {
+                        if !self.loaded { try await self.load() }
+                        try await self.flush()
+                        try await self.applyReplays()
+                        try await self.derive()
+                        self.lastWriteAt = ContinuousClock.now
+                    } catch {
+                        self.logger.error("forwarding paused by a store error; trying again", metadata: ["error": "\(error)"])
+                        await self.sleep(until: self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)))
+                        continue
+                    }
                 }
                 for (delivery, receiver) in self.takeDue() {
                     group.addTask { await self.attempt(delivery, to: receiver) }
                 }
                 self.recordMetrics()
-                await self.sleep(until: self.nextWake())
+                // Work waiting for the store wakes the loop when the next write is due, whatever the ledger's clock.
+                var writeIn: Duration?
+                if !self.unsaved.isEmpty || !self.replays.isEmpty || self.appendedSinceDerive, let last = self.lastWriteAt {
+                    writeIn = max(.zero, self.settings.writeInterval - (ContinuousClock.now - last))
+                }
+                await self.sleep(until: self.nextWake(), orAfter: writeIn)
             }
         }
     }
@@ -162,6 +183,7 @@ public actor Forwarder: Service {
         self.outbox = [:]
         self.queues = [:]
         self.unsaved = [:]
+        self.unsavedSlots = []
         self.deadCount = 0
         self.logger.info("forwarder standing by")
     }
@@ -207,9 +229,12 @@ public actor Forwarder: Service {
         for (key, delivery) in taken {
             if let delivery { write.put.append(delivery) } else { write.remove.append(key) }
         }
+        let slots = self.unsavedSlots
+        self.unsavedSlots = []
         do {
             try await self.store.forwardWrite(write)
         } catch {
+            self.unsavedSlots.formUnion(slots)
             // Nothing of it was stored: the results wait for the next write (newer ones, recorded meanwhile, win).
             self.unsaved.merge(taken) { newer, _ in newer }
             throw error
@@ -219,6 +244,7 @@ public actor Forwarder: Service {
     /// Reads committed events after the position and derives their outcomes into the outbox, with the new position
     /// in the same write. Stops while the outbox is full: the rest waits in the log.
     private func derive() async throws {
+        self.appendedSinceDerive = false
         for _ in 0..<8 {
             guard self.outbox.count < self.settings.outboxMax else { return }
             let from = self.position + 1
@@ -287,7 +313,7 @@ public actor Forwarder: Service {
         let now = self.clock.now()
         var due: [(ForwardDelivery, ForwardReceiver)] = []
         for (slot, keys) in self.queues where self.inFlight.count < self.settings.concurrency {
-            guard !self.inFlight.contains(slot), let key = keys.first, let delivery = self.outbox[key],
+            guard !self.inFlight.contains(slot), !self.unsavedSlots.contains(slot), let key = keys.first, let delivery = self.outbox[key],
                 delivery.nextAttemptAt <= now, let receiver = self.receivers[slot.receiver]
             else { continue }
             self.inFlight.insert(slot)
@@ -307,6 +333,7 @@ public actor Forwarder: Service {
         defer { self.wakeUp() }
         // Gone while in flight: leadership was lost, and the new leader sends it again from the store.
         guard self.loaded, var delivery = self.outbox[sent.key] else { return }
+        self.unsavedSlots.insert(slot)
         let now = self.clock.now()
         switch result {
         case .delivered:
@@ -341,7 +368,8 @@ public actor Forwarder: Service {
         let poll = now.adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval))
         guard self.inFlight.count < self.settings.concurrency else { return poll }
         var next = poll
-        for (slot, keys) in self.queues where !self.inFlight.contains(slot) && self.receivers[slot.receiver] != nil {
+        for (slot, keys) in self.queues
+        where !self.inFlight.contains(slot) && !self.unsavedSlots.contains(slot) && self.receivers[slot.receiver] != nil {
             if let key = keys.first, let delivery = self.outbox[key], delivery.nextAttemptAt < next {
                 next = delivery.nextAttemptAt
             }
@@ -349,14 +377,21 @@ public actor Forwarder: Service {
         return next
     }
 
-    private func sleep(until deadline: Instant) async {
-        if self.woken || self.stopping || deadline <= self.clock.now() {
+    /// Sleeps until `deadline` on the ledger's clock, or `orAfter` of real time, or a wake-up, whichever is first.
+    private func sleep(until deadline: Instant, orAfter realDelay: Duration? = nil) async {
+        if self.woken || self.stopping || deadline <= self.clock.now() || realDelay == .zero {
             self.woken = false
             return
         }
         let timer = Task { [clock = self.clock] in
             try await clock.sleep(until: deadline)
             self.wakeUp()
+        }
+        let realTimer = realDelay.map { delay in
+            Task {
+                try await Task.sleep(for: delay)
+                self.wakeUp()
+            }
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -371,6 +406,7 @@ public actor Forwarder: Service {
         }
         self.woken = false
         timer.cancel()
+        realTimer?.cancel()
     }
 
     private func wakeUp() {
