@@ -94,4 +94,12 @@ struct ForwardCrashTests {
         await store.close()
         await receiver.stop()
     }
+
+    /// The fault suite's forwarding scenario: repeated SIGKILLs with deliveries outstanding, every payment forwarded,
+    /// every copy with its ledger event's id.
+    @Test func faultSuiteScenarioPasses() throws {
+        let (status, output) = try FaultSuiteTests.run(["run", "--seed", "2026", "--only", "forward"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("forwarding under kill -9") && output.contains("cases passed"), "\(output)")
+    }
 }
