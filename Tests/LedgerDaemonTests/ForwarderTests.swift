@@ -100,11 +100,18 @@ final class ForwardRig: Sendable {
         )
         await self.ledger.observeOrders { _ in await forwarder.wake() }
         let task = Task { try await forwarder.run() }
-        defer { task.cancel() }
-        let result = try await body(forwarder)
+        // Whatever the body does, the forwarder stops and the receiver and the client shut down: a client left to
+        // its deinit stops the whole test process.
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(forwarder))
+        } catch {
+            result = .failure(error)
+        }
         task.cancel()
         _ = try? await task.value
-        return result
+        await self.finish()
+        return try result.get()
     }
 
     func create(_ orderId: String) async throws {
@@ -133,7 +140,7 @@ final class ForwardRig: Sendable {
         _ = try await self.ledger.recordQueryResult(orderId: orderId, result)
     }
 
-    func finish() async {
+    private func finish() async {
         await self.receiver.stop()
         try? await self.client.shutdown()
     }
@@ -163,7 +170,6 @@ struct ForwarderTests {
             // Recorded as delivered in the store too (written at the forwarder's next turn).
             try await eventually("the stored outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
         }
-        await rig.finish()
     }
 
     /// 500, 301, 400 and a receiver slower than the timeout each fail and are retried on the schedule, carrying the
@@ -200,7 +206,6 @@ struct ForwarderTests {
             #expect(received.dropFirst(3).map(\.status) == [200, 200])
             #expect(Set(received.compactMap(\.eventId)) == ["2-order.paid"])
         }
-        await rig.finish()
     }
 
     /// A receiver that is down (connection refused) is retried; once it listens, the outcome arrives.
@@ -221,7 +226,6 @@ struct ForwarderTests {
             try await eventually("the outcome arrives") { rig.receiver.received.count == 1 }
             try await eventually("the outbox is empty") { await forwarder.status(limit: 10).pending == 0 }
         }
-        await rig.finish()
     }
 
     /// A later outcome of an order waits behind its failing earlier one; another order's outcome goes meanwhile; after
@@ -247,7 +251,6 @@ struct ForwarderTests {
             #expect(a1.map(\.type) == ["order.paid", "order.paid", "order.flagged"])
             #expect(a1.map(\.eventId) == ["2-order.paid", "2-order.paid", "3-order.flagged"])
         }
-        await rig.finish()
     }
 
     /// During a rotation both secrets sign: a receiver holding either one verifies the request.
@@ -262,7 +265,6 @@ struct ForwarderTests {
             #expect(received.verified)
             #expect(received.signature?.split(separator: ",").filter { $0.hasPrefix("v1=") }.count == 2)
         }
-        await rig.finish()
     }
 
     /// After the last scheduled attempt the delivery is dead (later ones of other orders still go); a retry of the
@@ -288,7 +290,6 @@ struct ForwarderTests {
             try await eventually("the outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
             #expect(rig.receiver.received.map(\.status) == [500, 500, 204])
         }
-        await rig.finish()
     }
 
     /// The metrics count attempts by outcome and show the pending deliveries and the age of the oldest.
@@ -313,7 +314,6 @@ struct ForwarderTests {
                     && text.contains("ledger_forward_pending 0") && text.contains("ledger_forward_position 2")
             }
         }
-        await rig.finish()
     }
 
     /// A replay from a sequence derives again: outcomes already delivered are sent again with their same ids.
@@ -330,7 +330,6 @@ struct ForwarderTests {
             #expect(rig.receiver.received.map(\.eventId) == ["2-order.paid", "2-order.paid"])
             await #expect(throws: StoreError.self) { try await forwarder.replay(from: 99) }
         }
-        await rig.finish()
     }
 
     /// An order's events that are not committed are not forwarded, however often the forwarder looks; once committed
@@ -358,6 +357,5 @@ struct ForwarderTests {
             try await paying.value
             try await eventually("the committed payment arrives") { rig.receiver.received.count == 1 }
         }
-        await rig.finish()
     }
 }
