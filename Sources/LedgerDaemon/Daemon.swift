@@ -246,8 +246,8 @@ public struct LedgerDaemon: Sendable {
         )
         // The forwarder after the poller (whose leadership it follows) and before the servers: it stops after they
         // have drained, and before the store closes.
-        let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, self.forwarder, control]
-            + extraServices
+        let services: [any Service] =
+            [StoreService(store: self.store)] + followers + [self.poller, self.forwarder, control] + extraServices
             + [self.makeApplication(onServerRunning: onHTTPRunning)]
         let group = ServiceGroup(
             configuration: .init(

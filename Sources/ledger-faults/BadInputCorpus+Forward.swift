@@ -23,7 +23,12 @@ extension BadInputCorpus {
             .rpcError(-32602),
             appends: 0
         ),
-        CorpusCase("forward.replay from 0", Self.request("forward.replay", #"{"from":0}"#), .rpcError(-32602), appends: 0),
+        CorpusCase(
+            "forward.replay from 0",
+            Self.request("forward.replay", #"{"from":0}"#),
+            .rpcError(-32602),
+            appends: 0
+        ),
         CorpusCase(
             "forward.replay from a sequence as text",
             Self.request("forward.replay", #"{"from":"1"}"#),

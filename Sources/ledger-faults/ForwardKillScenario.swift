@@ -23,7 +23,9 @@ struct ForwardKillScenario {
         var logger = Logger(label: "fault-suite-shop")
         logger.logLevel = .critical
         // Slow enough that deliveries are in flight when the daemon dies.
-        let shop = ShopReceiver(secret: Array(Self.secret.utf8), logger: logger) { _ in .delayed(milliseconds: 80, status: 200) }
+        let shop = ShopReceiver(secret: Array(Self.secret.utf8), logger: logger) { _ in
+            .delayed(milliseconds: 80, status: 200)
+        }
         let hook = try await shop.start()
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
         let secretFile = self.directory + "/forward.secret"
@@ -46,7 +48,10 @@ struct ForwardKillScenario {
                 for worker in 0..<8 {
                     group.addTask {
                         for orderId in stride(from: worker, to: ids.count, by: 8).map({ ids[$0] }) {
-                            let answer = try? await http.post(daemon.baseURL + "/notify", Notification.body(orderId: orderId))
+                            let answer = try? await http.post(
+                                daemon.baseURL + "/notify",
+                                Notification.body(orderId: orderId)
+                            )
                             if answer?.status == 200 && answer?.body == "OK" { acks.with { $0.append(orderId) } }
                         }
                     }
@@ -60,7 +65,10 @@ struct ForwardKillScenario {
             if !Set(acknowledged).isSubset(of: arrived) { killedWithDeliveriesMissing += 1 }
             await daemon.kill9()
             try await daemon.start()
-            say("forward: cycle \(cycle)/\(self.cycles): killed with \(arrived.count) of \(acknowledged.count) paid orders forwarded")
+            say(
+                "forward: cycle \(cycle)/\(self.cycles): killed with \(arrived.count) of \(acknowledged.count) "
+                    + "paid orders forwarded"
+            )
         }
         // Every acknowledged payment arrives, at the latest from the last start.
         let deadline = ContinuousClock.now + .seconds(60)
@@ -81,7 +89,10 @@ struct ForwardKillScenario {
             let ids = Set(byOrder[orderId]!.compactMap(\.eventId))
             if ids != ["\(sequence)-order.paid"] { mismatched.append("\(orderId): \(ids.sorted())") }
         }
-        report.check(mismatched.isEmpty, "copies with another event id than their ledger event's: \(mismatched.prefix(10))")
+        report.check(
+            mismatched.isEmpty,
+            "copies with another event id than their ledger event's: \(mismatched.prefix(10))"
+        )
         report.check(received.allSatisfy(\.verified), "a forwarded request's signature did not verify")
         report.check(
             killedWithDeliveriesMissing > 0,

@@ -41,7 +41,10 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Copies of one notification in the duplicate storm.")
     var stormCopies = 1000
 
-    @Option(parsing: .upToNextOption, help: "Run only these scenarios: kill, storm, corpus, storage, gateway, shared, forward.")
+    @Option(
+        parsing: .upToNextOption,
+        help: "Run only these scenarios: kill, storm, corpus, storage, gateway, shared, forward."
+    )
     var only: [Scenario] = []
 
     @Option(

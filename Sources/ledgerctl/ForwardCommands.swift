@@ -32,7 +32,10 @@ struct ForwardStatus: ParsableCommand {
                     ["active", Output.text(result["active"])], ["position", Output.text(result["position"])],
                     ["head", Output.text(result["head"])], ["pending", Output.text(result["pending"])],
                     ["dead", Output.text(result["dead"])], ["oldest pending", Output.text(result["oldestPendingAt"])],
-                    ["receivers", (result["receivers"]?.arrayValue ?? []).map { Output.text($0) }.joined(separator: ", ")],
+                    [
+                        "receivers",
+                        (result["receivers"]?.arrayValue ?? []).map { Output.text($0) }.joined(separator: ", "),
+                    ],
                 ]
             )
             func table(_ title: String, _ key: String, _ when: String, _ whenKey: String) {
@@ -90,6 +93,8 @@ struct ForwardReplay: ParsableCommand {
 
     func run() throws {
         let result = try self.daemon.call("forward.replay", ["from": .number(String(self.from))])
-        self.daemon.show(result) { result in "Forwarding derives again after sequence \(Output.text(result["position"]))." }
+        self.daemon.show(result) { result in
+            "Forwarding derives again after sequence \(Output.text(result["position"]))."
+        }
     }
 }

@@ -76,7 +76,10 @@ struct Demo: AsyncParsableCommand {
         configuration.forward.schedule = ForwardSchedule(delaysMilliseconds: [0, 500, 1000, 2000])
         let daemon = try LedgerDaemon(configuration: configuration, logger: logger)
 
-        print("ledgerd demo: gateway simulator at \(gatewayURL), daemon at \(publicURL), shop receiver at \(shopURL), data in \(directory)")
+        print(
+            "ledgerd demo: gateway simulator at \(gatewayURL), daemon at \(publicURL), shop receiver at \(shopURL), "
+                + "data in \(directory)"
+        )
         let converged = try await withThrowingTaskGroup(of: Bool?.self) { group in
             group.addTask {
                 try await simulator.run()
@@ -89,7 +92,8 @@ struct Demo: AsyncParsableCommand {
             group.addTask {
                 _ = try await simulator.waitUntilListening()
                 try await Self.waitForHealth(publicURL)
-                return try await DemoScenario(daemon: daemon, simulator: simulator, shop: shop, timeout: self.timeout).run()
+                let scenario = DemoScenario(daemon: daemon, simulator: simulator, shop: shop, timeout: self.timeout)
+                return try await scenario.run()
             }
             var result = false
             for try await value in group {
@@ -255,7 +259,9 @@ extension DemoScenario {
             return expected.filter { !arrived.contains($0.orderId + " " + type($0.status)) }.map(\.orderId)
         }
         let started = ContinuousClock.now
-        while !missing().isEmpty && ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(200)) }
+        while !missing().isEmpty && ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         let received = self.shop.received
         print("\n8. The shop's receiver (forwarded, signed outcomes, in arrival order):\n")
         print(
@@ -274,7 +280,10 @@ extension DemoScenario {
         if absent.isEmpty {
             let paid = received.filter { $0.type == "order.paid" }.count
             let expired = received.filter { $0.type == "order.expired" }.count
-            print("\nThe shop received every outcome: \(paid) order.paid, \(expired) order.expired, each signature verified.")
+            print(
+                "\nThe shop received every outcome: \(paid) order.paid, \(expired) order.expired, "
+                    + "each signature verified."
+            )
             return true
         }
         print("\nThe shop did NOT receive: \(absent.joined(separator: ", ")).")

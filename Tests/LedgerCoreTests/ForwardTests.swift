@@ -14,7 +14,9 @@ private func derived(_ payloads: [EventPayload], orderId: String = LedgerFixture
 struct ForwardTests {
     /// A callback that pays the order yields one order.paid with the payment's facts; the duplicate yields nothing.
     @Test func paidByCallback() throws {
-        let outcomes = derived([try LedgerFixture.orderCreated(), try LedgerFixture.callback(), try LedgerFixture.callback()])
+        let outcomes = derived([
+            try LedgerFixture.orderCreated(), try LedgerFixture.callback(), try LedgerFixture.callback(),
+        ])
         #expect(outcomes.map(\.type) == [.orderPaid])
         let paid = try #require(outcomes.first)
         #expect(paid.id == "2-order.paid")
@@ -80,7 +82,10 @@ struct ForwardTests {
         let tail = ForwardDerivation.outcomes(orderId: LedgerFixture.orderId, events: events, in: 3...3)
         #expect(tail == [all[1]])
         #expect(tail.map(\.body) == [all[1].body])
-        #expect(ForwardDerivation.mayHaveOutcomes(OrderState.fold(orderId: LedgerFixture.orderId, events.prefix(1))) == false)
+        #expect(
+            ForwardDerivation.mayHaveOutcomes(OrderState.fold(orderId: LedgerFixture.orderId, events.prefix(1)))
+                == false
+        )
         #expect(ForwardDerivation.mayHaveOutcomes(OrderState.fold(orderId: LedgerFixture.orderId, events.prefix(2))))
     }
 
@@ -113,7 +118,8 @@ struct ForwardTests {
         #expect(throws: ForwardSignature.Rejection.noMatchingSignature) { try verify(old, body + [0x20]).get() }
         #expect(throws: ForwardSignature.Rejection.outsideTolerance) { try verify(old, body, now: 2000).get() }
         #expect(throws: ForwardSignature.Rejection.malformedHeader) {
-            try ForwardSignature.verify(header: "v1=zz", body: body, secret: old, now: 1000, toleranceSeconds: 300).get()
+            try ForwardSignature.verify(header: "v1=zz", body: body, secret: old, now: 1000, toleranceSeconds: 300)
+                .get()
         }
     }
 

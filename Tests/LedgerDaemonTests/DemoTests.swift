@@ -22,6 +22,8 @@ struct DemoTests {
         #expect(text.contains("The ledger converged to the truth: 9 paid, 1 expired."))
         #expect(text.contains("Duplicate-callback audit"))
         #expect(text.contains("Hash chain: intact"))
-        #expect(text.contains("The shop received every outcome: 9 order.paid, 1 order.expired, each signature verified."))
+        #expect(
+            text.contains("The shop received every outcome: 9 order.paid, 1 order.expired, each signature verified.")
+        )
     }
 }

@@ -13,12 +13,22 @@ struct ForwardConfigurationTests {
         let off = try await DaemonConfiguration.load(flags: [:], environment: Self.key, file: nil)
         #expect(!off.forward.enabled)
         let directory = TemporaryDirectory()
-        let secret = try TemporaryDirectory.writeSecret("shop-secret-0123456789\n", to: directory.path + "/forward.secret")
+        let secret = try TemporaryDirectory.writeSecret(
+            "shop-secret-0123456789\n",
+            to: directory.path + "/forward.secret"
+        )
         let environment = Self.key.merging([
             "LEDGERD_FORWARD_URL": "https://shop.example/ledger-hook", "LEDGERD_FORWARD_SECRET_FILE": secret,
         ]) { $1 }
         let loaded = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
-        #expect(loaded.forward.receivers == [ForwardReceiver(url: "https://shop.example/ledger-hook", secrets: [Array("shop-secret-0123456789".utf8)])])
+        #expect(
+            loaded.forward.receivers == [
+                ForwardReceiver(
+                    url: "https://shop.example/ledger-hook",
+                    secrets: [Array("shop-secret-0123456789".utf8)]
+                )
+            ]
+        )
         #expect(loaded.forward.schedule == .standard)
         #expect(loaded.forward.timeout == .seconds(10))
         #expect(loaded.forward.concurrency == 8)
@@ -29,7 +39,10 @@ struct ForwardConfigurationTests {
     @Test func receiversAndBoundsFromTheFile() async throws {
         let directory = TemporaryDirectory()
         let one = try TemporaryDirectory.writeSecret("first-secret-0123456\n", to: directory.path + "/one.secret")
-        let two = try TemporaryDirectory.writeSecret("old-secret-0123456789\nnew-secret-0123456789\n", to: directory.path + "/two.secret")
+        let two = try TemporaryDirectory.writeSecret(
+            "old-secret-0123456789\nnew-secret-0123456789\n",
+            to: directory.path + "/two.secret"
+        )
         let file = directory.path + "/ledgerd.json"
         try """
         {"forward": {"url": ["http://127.0.0.1:9001/a", "http://127.0.0.1:9002/b"], "secretFile": ["\(one)", "\(two)"],
@@ -51,18 +64,27 @@ struct ForwardConfigurationTests {
         let good = try TemporaryDirectory.writeSecret("shop-secret-0123456789", to: directory.path + "/good.secret")
         let open = try TemporaryDirectory.writeSecret("shop-secret-0123456789", to: directory.path + "/open.secret")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: open)
-        let three = try TemporaryDirectory.writeSecret("aaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb\ncccccccccccccccc", to: directory.path + "/three.secret")
+        let three = try TemporaryDirectory.writeSecret(
+            "aaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb\ncccccccccccccccc",
+            to: directory.path + "/three.secret"
+        )
         let short = try TemporaryDirectory.writeSecret("short", to: directory.path + "/short.secret")
         let url = "http://127.0.0.1:9/hook"
         let cases: [([String: String], String, String)] = [
             (["LEDGERD_FORWARD_URL": url, "LEDGERD_FORWARD_SECRET_FILE": open], "forward.secretFile", "chmod 600"),
             (["LEDGERD_FORWARD_URL": url, "LEDGERD_FORWARD_SECRET_FILE": three], "forward.secretFile", "at most 2"),
             (["LEDGERD_FORWARD_URL": url, "LEDGERD_FORWARD_SECRET_FILE": short], "forward.secretFile", "at least 16"),
-            (["LEDGERD_FORWARD_URL": url, "LEDGERD_FORWARD_SECRET_FILE": directory.path + "/none"], "forward.secretFile", "cannot read"),
+            (
+                ["LEDGERD_FORWARD_URL": url, "LEDGERD_FORWARD_SECRET_FILE": directory.path + "/none"],
+                "forward.secretFile", "cannot read"
+            ),
             (["LEDGERD_FORWARD_URL": url], "forward.secretFile", "same order"),
             (["LEDGERD_FORWARD_SECRET_FILE": good], "forward.url", "same order"),
             (["LEDGERD_FORWARD_URL": "ftp://shop", "LEDGERD_FORWARD_SECRET_FILE": good], "forward.url", "http"),
-            (["LEDGERD_FORWARD_URL": "\(url),\(url)", "LEDGERD_FORWARD_SECRET_FILE": "\(good),\(good)"], "forward.url", "twice"),
+            (
+                ["LEDGERD_FORWARD_URL": "\(url),\(url)", "LEDGERD_FORWARD_SECRET_FILE": "\(good),\(good)"],
+                "forward.url", "twice"
+            ),
             (["LEDGERD_FORWARD_SCHEDULE": "0,soon"], "forward.schedule", "soon"),
             (["LEDGERD_FORWARD_SCHEDULE": ""], "forward.schedule", "number"),
             (["LEDGERD_FORWARD_TIMEOUT_MS": "5"], "forward.timeoutMs", "outside"),
@@ -70,7 +92,11 @@ struct ForwardConfigurationTests {
         ]
         for (environment, key, words) in cases {
             await #expect {
-                _ = try await DaemonConfiguration.load(flags: [:], environment: Self.key.merging(environment) { $1 }, file: nil)
+                _ = try await DaemonConfiguration.load(
+                    flags: [:],
+                    environment: Self.key.merging(environment) { $1 },
+                    file: nil
+                )
             } throws: { error in
                 let error = error as? ConfigurationError
                 return error?.key == key && error?.message.contains(words) == true

@@ -11,7 +11,9 @@ import Testing
 @Suite(.serialized) struct ForwardControlTests {
     /// A daemon forwarding to a receiver that refuses everything, with one attempt per delivery: a paid order's
     /// outcome is dead at once, so status, retry and replay all have something to show.
-    static func withRefusedForwarding<T: Sendable>(_ body: @Sendable (ControlHarness, ShopReceiver) async throws -> T) async throws -> T {
+    static func withRefusedForwarding<T: Sendable>(_ body: @Sendable (ControlHarness, ShopReceiver) async throws -> T)
+        async throws -> T
+    {
         let secret = Array("forward-control-secret-01".utf8)
         let receiver = ShopReceiver(secret: secret, logger: testLogger) { _ in .status(500) }
         let url = try await receiver.start()
@@ -54,7 +56,9 @@ import Testing
                 // session whose traffic is not checked.
                 #expect(errorName(try rpc.call("forward.replay", ["from": 99])) == "invalid-params")
                 let refused = try RPCSession(harness.socketPath)
-                #expect(errorName(try refused.call("forward.retry", ["orderId": "F1", "allDead": true])) == "invalid-params")
+                #expect(
+                    errorName(try refused.call("forward.retry", ["orderId": "F1", "allDead": true])) == "invalid-params"
+                )
                 #expect(errorName(try refused.call("forward.retry", [:])) == "invalid-params")
                 #expect(errorName(try refused.call("forward.status", ["limit": 5000])) == "invalid-params")
                 return rpc.records
@@ -63,7 +67,10 @@ import Testing
             #expect(checked.status == 0, "\(checked.output)")
             #expect(checked.output.contains("0 problems"))
             for method in ControlMethods.forwardNames {
-                #expect(Set(records.map(\.schema)).contains("control/\(method).result.json"), "no traffic for \(method)")
+                #expect(
+                    Set(records.map(\.schema)).contains("control/\(method).result.json"),
+                    "no traffic for \(method)"
+                )
             }
             // The first attempt and the retry: the same outcome twice, with one id. (The replay keeps the delivery it
             // finds held, dead again by then, rather than adding a second.)
@@ -92,11 +99,16 @@ import Testing
             let socket = ["--socket", harness.socketPath]
             let status = try await ControlCtlTests.ctl(["forward", "status"] + socket)
             #expect(status.status == 0, "\(status.err)")
-            #expect(status.out.contains("dead") && status.out.contains("2-order.paid") && status.out.contains("HTTP 500"))
+            #expect(
+                status.out.contains("dead") && status.out.contains("2-order.paid") && status.out.contains("HTTP 500")
+            )
             let json = try await ControlCtlTests.ctl(["forward", "status", "--json"] + socket)
             #expect(try JSONParser.parse(json.out)["dead"] == .number("1"))
             let retry = try await ControlCtlTests.ctl(["forward", "retry", "F2"] + socket)
-            #expect(retry.status == 0 && retry.out.contains("1 dead deliveries pending again"), "\(retry.out)\(retry.err)")
+            #expect(
+                retry.status == 0 && retry.out.contains("1 dead deliveries pending again"),
+                "\(retry.out)\(retry.err)"
+            )
             let replay = try await ControlCtlTests.ctl(["forward", "replay", "--from", "1"] + socket)
             #expect(replay.status == 0 && replay.out.contains("after sequence 0"), "\(replay.out)\(replay.err)")
             let neither = try await ControlCtlTests.ctl(["forward", "retry"] + socket)

@@ -11,7 +11,9 @@ struct ForwardCrashTests {
     static let secret = "forward-crash-secret-0001"
 
     /// Starts `ledgerd run` forwarding to `url`, and waits until it answers.
-    static func startDaemon(directory: TemporaryDirectory, port: Int, url: String, client: HTTPClient) async throws -> Process {
+    static func startDaemon(directory: TemporaryDirectory, port: Int, url: String, client: HTTPClient) async throws
+        -> Process
+    {
         let process = Process()
         process.executableURL = try DemoTests.executable("ledgerd")
         process.arguments = [
@@ -28,7 +30,8 @@ struct ForwardCrashTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let base = "http://127.0.0.1:\(port)"
-        guard try await EndToEndTests.eventually(seconds: 30, { (try? await get(client, base + "/healthz"))?.0 != nil }) else {
+        guard try await EndToEndTests.eventually(seconds: 30, { (try? await get(client, base + "/healthz"))?.0 != nil })
+        else {
             kill(process.processIdentifier, SIGKILL)
             throw TestFailure("ledgerd did not start")
         }

@@ -20,7 +20,8 @@ struct ForwardSharedStoreTests {
         // Each daemon has its own socket and data directory, alive for the whole test.
         let directories = [TemporaryDirectory(), TemporaryDirectory()]
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        postgres.schema =
+            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         postgres.connectionsMax = 4
         postgres.connectTimeout = .seconds(30)
         postgres.leaderRetry = .milliseconds(200)
@@ -33,8 +34,14 @@ struct ForwardSharedStoreTests {
         }
         let first = try configuration(directories[0])
         let second = try configuration(directories[1])
-        try await withRunningDaemon(first, store: try await LedgerDaemon.openStore(configuration: first, logger: testLogger)) { a in
-            try await withRunningDaemon(second, store: try await LedgerDaemon.openStore(configuration: second, logger: testLogger)) { b in
+        try await withRunningDaemon(
+            first,
+            store: try await LedgerDaemon.openStore(configuration: first, logger: testLogger)
+        ) { a in
+            try await withRunningDaemon(
+                second,
+                store: try await LedgerDaemon.openStore(configuration: second, logger: testLogger)
+            ) { b in
                 let client = HTTPClient()
                 defer { shutdownLater(client) }
                 let daemons = [a, b]
@@ -45,7 +52,11 @@ struct ForwardSharedStoreTests {
                         CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
                     )
                     let body = Notifications.body(Notifications.fields(orderId: orderId))
-                    let (status, text, _) = try await post(client, daemons[(index + 1) % 2].baseURL + "/notify", body: body)
+                    let (status, text, _) = try await post(
+                        client,
+                        daemons[(index + 1) % 2].baseURL + "/notify",
+                        body: body
+                    )
                     #expect(status == 200 && text == "OK")
                 }
                 try await eventually("every payment arrives") {

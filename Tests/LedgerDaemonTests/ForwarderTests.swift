@@ -118,7 +118,9 @@ final class ForwardRig: Sendable {
     }
 
     func create(_ orderId: String) async throws {
-        _ = try await self.ledger.createOrder(CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p"))
+        _ = try await self.ledger.createOrder(
+            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
+        )
     }
 
     func pay(_ orderId: String, transactionId: String = "T1") async throws {
@@ -171,7 +173,9 @@ struct ForwarderTests {
             #expect(paid.json?["id"]?.stringValue == paid.eventId)
             #expect(try await rig.store.forwardPosition() == 4)
             // Recorded as delivered in the store too (written at the forwarder's next turn).
-            try await eventually("the stored outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
+            try await eventually("the stored outbox is empty") {
+                try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty
+            }
         }
     }
 
@@ -241,7 +245,9 @@ struct ForwarderTests {
             try await rig.createPaid("A1")
             try await rig.pay("A1", transactionId: "T-OTHER")
             try await rig.createPaid("B1")
-            try await eventually("B1 arrives") { rig.receiver.received.contains { $0.orderId == "B1" && $0.status == 200 } }
+            try await eventually("B1 arrives") {
+                rig.receiver.received.contains { $0.orderId == "B1" && $0.status == 200 }
+            }
             try await eventually("A1's first outcome fails") { await forwarder.status(limit: 10).failing.count == 1 }
             #expect(rig.receiver.received.filter { $0.orderId == "A1" }.map(\.type) == ["order.paid"])
             // A1's two outcomes wait (the second behind the first); B1's is done.
@@ -290,7 +296,9 @@ struct ForwarderTests {
             #expect(try await forwarder.retry(orderId: "NOPE") == 0)
             #expect(try await forwarder.retry(orderId: "A1") == 1)
             try await eventually("the retry delivers") { await forwarder.status(limit: 10).dead == 0 }
-            try await eventually("the outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
+            try await eventually("the outbox is empty") {
+                try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty
+            }
             #expect(rig.receiver.received.map(\.status) == [500, 500, 204])
         }
     }
@@ -327,7 +335,9 @@ struct ForwarderTests {
             try await rig.createPaid("A1")
             try await eventually("the outcome arrives") { rig.receiver.received.count == 1 }
             // Delivered and recorded as such: a replay over a delivery still held would keep it, not add one.
-            try await eventually("the outbox is empty") { try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty }
+            try await eventually("the outbox is empty") {
+                try await rig.store.forwardOutbox(after: nil, limit: 10).isEmpty
+            }
             #expect(try await forwarder.replay(from: 1) == 0)
             try await eventually("it arrives again") { rig.receiver.received.count == 2 }
             #expect(rig.receiver.received.map(\.eventId) == ["2-order.paid", "2-order.paid"])

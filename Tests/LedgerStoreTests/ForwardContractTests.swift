@@ -70,7 +70,9 @@ struct ForwardContractTests {
         try await store.forwardWrite(
             ForwardWrite(put: [failed], remove: [ForwardKey(receiver: "http://a/", sequence: 1, type: .orderPaid)])
         )
-        try await store.forwardWrite(ForwardWrite(remove: [ForwardKey(receiver: "http://z/", sequence: 9, type: .orderPaid)]))
+        try await store.forwardWrite(
+            ForwardWrite(remove: [ForwardKey(receiver: "http://z/", sequence: 9, type: .orderPaid)])
+        )
         #expect(try await store.forwardPosition() == 2)
         #expect(try await store.forwardOutbox(after: nil, limit: 10) == [failed])
         await store.close()

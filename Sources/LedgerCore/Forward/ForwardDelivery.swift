@@ -76,7 +76,9 @@ public struct ForwardDelivery: Sendable, Hashable {
         self.dead = dead
     }
 
-    public var key: ForwardKey { ForwardKey(receiver: self.receiver, sequence: self.event.sequence, type: self.event.type) }
+    public var key: ForwardKey {
+        ForwardKey(receiver: self.receiver, sequence: self.event.sequence, type: self.event.type)
+    }
 }
 
 /// A delivery's place in the outbox: by receiver, then log order, then type, so each receiver's deliveries of one
@@ -159,10 +161,14 @@ public enum ForwardCodec {
         } catch {
             throw ForwardCodecError(description: "a stored delivery is not JSON: \(error)")
         }
-        func fail(_ what: String) -> ForwardCodecError { ForwardCodecError(description: "a stored delivery has no valid \(what)") }
+        func fail(_ what: String) -> ForwardCodecError {
+            ForwardCodecError(description: "a stored delivery has no valid \(what)")
+        }
         guard let receiver = value["receiver"]?.stringValue else { throw fail("receiver") }
         guard let event = value["event"].flatMap(Self.event) else { throw fail("event") }
-        guard let attempts = value["attempts"]?.int64Value.flatMap(UInt32.init(exactly:)) else { throw fail("attempts") }
+        guard let attempts = value["attempts"]?.int64Value.flatMap(UInt32.init(exactly:)) else {
+            throw fail("attempts")
+        }
         guard let next = value["nextAttemptAt"]?.int64Value else { throw fail("nextAttemptAt") }
         guard let dead = value["dead"]?.boolValue else { throw fail("dead") }
         return ForwardDelivery(

@@ -72,7 +72,8 @@ public enum ForwardSignature {
         signed.append(UInt8(ascii: "."))
         signed.append(contentsOf: body)
         let key = SymmetricKey(data: secret)
-        for signature in signatures where HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) {
+        for signature in signatures
+        where HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) {
             return .success(())
         }
         return .failure(.noMatchingSignature)

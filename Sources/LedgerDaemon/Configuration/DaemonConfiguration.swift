@@ -500,7 +500,8 @@ extension DaemonConfiguration {
     static func forwardSettings(from values: ConfigValues) throws -> ForwardSettings {
         func list(_ key: String) -> [String] {
             guard let text = values.text(key) else { return [] }
-            return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
         }
         let urls = list("forward.url")
         let secretFiles = list("forward.secretFile")
@@ -508,8 +509,10 @@ extension DaemonConfiguration {
         settings.timeout = try values.milliseconds("forward.timeoutMs", range: 100...120_000) ?? settings.timeout
         settings.concurrency = try values.int("forward.concurrency", range: 1...256) ?? settings.concurrency
         settings.outboxMax = try values.int("forward.outboxMax", range: 100...10_000_000) ?? settings.outboxMax
-        settings.pollInterval = try values.milliseconds("forward.pollIntervalMs", range: 10...60_000) ?? settings.pollInterval
-        settings.writeInterval = try values.milliseconds("forward.writeIntervalMs", range: 0...10_000) ?? settings.writeInterval
+        settings.pollInterval =
+            try values.milliseconds("forward.pollIntervalMs", range: 10...60_000) ?? settings.pollInterval
+        settings.writeInterval =
+            try values.milliseconds("forward.writeIntervalMs", range: 0...10_000) ?? settings.writeInterval
         if let schedule = values.text("forward.schedule") {
             do {
                 settings.schedule = try ForwardSettings.parseSchedule(schedule)
@@ -520,7 +523,8 @@ extension DaemonConfiguration {
         guard urls.count == secretFiles.count else {
             throw ConfigurationError(
                 key: urls.count > secretFiles.count ? "forward.secretFile" : "forward.url",
-                message: "each forward.url needs its forward.secretFile, in the same order (\(urls.count) URLs, \(secretFiles.count) secret files)"
+                message: "each forward.url needs its forward.secretFile, in the same order "
+                    + "(\(urls.count) URLs, \(secretFiles.count) secret files)"
             )
         }
         guard Set(urls).count == urls.count else {
@@ -531,10 +535,14 @@ extension DaemonConfiguration {
                 throw ConfigurationError(key: "forward.url", message: "\(url) \(problem)")
             }
             guard url.utf8.count <= ForwardSettings.urlBytesMax else {
-                throw ConfigurationError(key: "forward.url", message: "a receiver URL is longer than \(ForwardSettings.urlBytesMax) bytes")
+                throw ConfigurationError(
+                    key: "forward.url",
+                    message: "a receiver URL is longer than \(ForwardSettings.urlBytesMax) bytes"
+                )
             }
             do {
-                settings.receivers.append(ForwardReceiver(url: url, secrets: try ForwardSettings.readSecrets(path: file)))
+                let secrets = try ForwardSettings.readSecrets(path: file)
+                settings.receivers.append(ForwardReceiver(url: url, secrets: secrets))
             } catch {
                 throw ConfigurationError(key: "forward.secretFile", message: error.description)
             }

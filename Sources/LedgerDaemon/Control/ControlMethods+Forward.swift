@@ -56,7 +56,8 @@ extension ControlMethods {
         switch params.object["allDead"] {
         case nil, .null?: allDead = false
         case .bool(let value)?: allDead = value
-        case .number?, .string?, .array?, .object?: throw ControlError.invalidParams("forward.retry: allDead must be a boolean.")
+        case .number?, .string?, .array?, .object?:
+            throw ControlError.invalidParams("forward.retry: allDead must be a boolean.")
         }
         guard (orderId != nil) != allDead else {
             throw ControlError.invalidParams("forward.retry needs either orderId or allDead: true, not both.")

@@ -53,19 +53,26 @@ public struct ForwardSettings: Sendable, Hashable {
     /// blank lines ignored. Throws a sentence naming what to fix.
     public static func readSecrets(path: String) throws(ForwardSettingsError) -> [[UInt8]] {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-            throw ForwardSettingsError("cannot read the forward secret file \(path); write the shared secret into it (chmod 600)")
+            throw ForwardSettingsError(
+                "cannot read the forward secret file \(path); write the shared secret into it (chmod 600)"
+            )
         }
         if let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value, mode & 0o077 != 0 {
             throw ForwardSettingsError(
-                "the forward secret file \(path) is readable by others (mode \(String(mode & 0o777, radix: 8))); run chmod 600 \(path)"
+                "the forward secret file \(path) is readable by others (mode \(String(mode & 0o777, radix: 8))); "
+                    + "run chmod 600 \(path)"
             )
         }
         guard let data = FileManager.default.contents(atPath: path), data.count <= Self.secretFileBytesMax else {
-            throw ForwardSettingsError("the forward secret file \(path) is unreadable or larger than \(Self.secretFileBytesMax) bytes")
+            throw ForwardSettingsError(
+                "the forward secret file \(path) is unreadable or larger than \(Self.secretFileBytesMax) bytes"
+            )
         }
         let lines = Array(data).split(separator: UInt8(ascii: "\n")).map { line -> [UInt8] in
             var line = Array(line)
-            while let last = line.last, last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+            while let last = line.last,
+                last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") || last == UInt8(ascii: "\t")
+            {
                 line.removeLast()
             }
             return line
@@ -73,7 +80,8 @@ public struct ForwardSettings: Sendable, Hashable {
         guard !lines.isEmpty else { throw ForwardSettingsError("the forward secret file \(path) holds no secret") }
         guard lines.count <= ForwardSignature.secretsMax else {
             throw ForwardSettingsError(
-                "the forward secret file \(path) holds \(lines.count) secrets; at most \(ForwardSignature.secretsMax) (the current and the next)"
+                "the forward secret file \(path) holds \(lines.count) secrets; "
+                    + "at most \(ForwardSignature.secretsMax) (the current and the next)"
             )
         }
         guard lines.allSatisfy({ $0.count >= 16 }) else {

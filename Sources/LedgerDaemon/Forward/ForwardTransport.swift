@@ -27,7 +27,8 @@ public struct HTTPForwardTransport: ForwardPosting {
         self.timeout = timeout
     }
 
-    public func post(_ event: ForwardEvent, to receiver: ForwardReceiver, at now: Instant) async -> ForwardAttemptResult {
+    public func post(_ event: ForwardEvent, to receiver: ForwardReceiver, at now: Instant) async -> ForwardAttemptResult
+    {
         let body = event.body
         let seconds = now.millisecondsSinceEpoch / 1000
         var request = HTTPClientRequest(url: receiver.url)

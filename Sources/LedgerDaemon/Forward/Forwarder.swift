@@ -102,7 +102,9 @@ public actor Forwarder: Service {
         } catch {
             self.logger.error("forward results not stored at shutdown", metadata: ["error": "\(error)"])
         }
-        for replay in self.replays { replay.done.resume(returning: .failure(StoreError(.closed, "The daemon is stopping."))) }
+        for replay in self.replays {
+            replay.done.resume(returning: .failure(StoreError(.closed, "The daemon is stopping.")))
+        }
         self.replays = []
     }
 
@@ -118,7 +120,11 @@ public actor Forwarder: Service {
             while !self.stopping && !Task.isCancelled {
                 guard await self.isLeading() else {
                     if self.loaded { self.standDown() }
-                    await self.sleep(until: self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)))
+                    await self.sleep(
+                        until: self.clock.now().adding(
+                            milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)
+                        )
+                    )
                     continue
                 }
                 // The store is written at most once per `forward.writeIntervalMs`: each write is a commit (a sync)
@@ -133,8 +139,15 @@ public actor Forwarder: Service {
                         try await self.derive()
                         self.lastWriteAt = ContinuousClock.now
                     } catch {
-                        self.logger.error("forwarding paused by a store error; trying again", metadata: ["error": "\(error)"])
-                        await self.sleep(until: self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)))
+                        self.logger.error(
+                            "forwarding paused by a store error; trying again",
+                            metadata: ["error": "\(error)"]
+                        )
+                        await self.sleep(
+                            until: self.clock.now().adding(
+                                milliseconds: PollSchedule.milliseconds(self.settings.pollInterval)
+                            )
+                        )
                         continue
                     }
                 }
@@ -144,7 +157,9 @@ public actor Forwarder: Service {
                 self.recordMetrics()
                 // Work waiting for the store wakes the loop when the next write is due, whatever the ledger's clock.
                 var writeIn: Duration?
-                if !self.unsaved.isEmpty || !self.replays.isEmpty || self.appendedSinceDerive, let last = self.lastWriteAt {
+                if !self.unsaved.isEmpty || !self.replays.isEmpty || self.appendedSinceDerive,
+                    let last = self.lastWriteAt
+                {
                     writeIn = max(.zero, self.settings.writeInterval - (ContinuousClock.now - last))
                 }
                 await self.sleep(until: self.nextWake(), orAfter: writeIn)
@@ -290,7 +305,10 @@ public actor Forwarder: Service {
             guard request.from >= 1, request.from <= head.sequence + 1 else {
                 request.done.resume(
                     returning: .failure(
-                        StoreError(.invalidArgument, "from must be 1 to \(head.sequence + 1) (the log's head is \(head.sequence)).")
+                        StoreError(
+                            .invalidArgument,
+                            "from must be 1 to \(head.sequence + 1) (the log's head is \(head.sequence))."
+                        )
                     )
                 )
                 continue
@@ -313,7 +331,8 @@ public actor Forwarder: Service {
         let now = self.clock.now()
         var due: [(ForwardDelivery, ForwardReceiver)] = []
         for (slot, keys) in self.queues where self.inFlight.count < self.settings.concurrency {
-            guard !self.inFlight.contains(slot), !self.unsavedSlots.contains(slot), let key = keys.first, let delivery = self.outbox[key],
+            guard !self.inFlight.contains(slot), !self.unsavedSlots.contains(slot), let key = keys.first,
+                let delivery = self.outbox[key],
                 delivery.nextAttemptAt <= now, let receiver = self.receivers[slot.receiver]
             else { continue }
             self.inFlight.insert(slot)
@@ -344,7 +363,11 @@ public actor Forwarder: Service {
             delivery.attempts += 1
             delivery.lastAttemptAt = now
             delivery.lastError = reason
-            if let next = self.settings.schedule.nextAttempt(afterFailed: delivery.attempts, failedAt: now, random: &self.random) {
+            if let next = self.settings.schedule.nextAttempt(
+                afterFailed: delivery.attempts,
+                failedAt: now,
+                random: &self.random
+            ) {
                 delivery.nextAttemptAt = next
                 self.metrics.attempt(.failed)
             } else {
@@ -369,7 +392,8 @@ public actor Forwarder: Service {
         guard self.inFlight.count < self.settings.concurrency else { return poll }
         var next = poll
         for (slot, keys) in self.queues
-        where !self.inFlight.contains(slot) && !self.unsavedSlots.contains(slot) && self.receivers[slot.receiver] != nil {
+        where !self.inFlight.contains(slot) && !self.unsavedSlots.contains(slot) && self.receivers[slot.receiver] != nil
+        {
             if let key = keys.first, let delivery = self.outbox[key], delivery.nextAttemptAt < next {
                 next = delivery.nextAttemptAt
             }
@@ -427,15 +451,23 @@ public actor Forwarder: Service {
             self.oldestCheckedAt = tick
             self.oldestCached = self.oldestPending()
         }
-        let age = self.oldestCached.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
+        let age =
+            self.oldestCached.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
         let pending = self.outbox.count - self.deadCount
-        self.metrics.outbox(pending: pending, dead: self.deadCount, oldestAgeSeconds: pending == 0 ? 0 : age, position: self.position)
+        self.metrics.outbox(
+            pending: pending,
+            dead: self.deadCount,
+            oldestAgeSeconds: pending == 0 ? 0 : age,
+            position: self.position
+        )
     }
 
     private func oldestPending() -> Instant? {
         var oldest: Instant?
         for keys in self.queues.values {
-            if let key = keys.first, let created = self.outbox[key]?.event.createdAt, oldest.map({ created < $0 }) ?? true {
+            if let key = keys.first, let created = self.outbox[key]?.event.createdAt,
+                oldest.map({ created < $0 }) ?? true
+            {
                 oldest = created
             }
         }
@@ -460,7 +492,9 @@ public actor Forwarder: Service {
     }
 
     public func status(limit: Int) -> Status {
-        let held = self.outbox.values.sorted { $0.key.sequence != $1.key.sequence ? $0.key.sequence < $1.key.sequence : $0.key < $1.key }
+        let held = self.outbox.values.sorted {
+            $0.key.sequence != $1.key.sequence ? $0.key.sequence < $1.key.sequence : $0.key < $1.key
+        }
         return Status(
             enabled: self.settings.enabled,
             active: self.loaded,
@@ -509,7 +543,8 @@ public actor Forwarder: Service {
     /// same id), except those still held, which keep their place. Returns the new position (`from - 1`).
     public func replay(from: UInt64) async throws -> UInt64 {
         try self.checkActive()
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<UInt64, StoreError>, Never>) in
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<UInt64, StoreError>, Never>) in
             self.replays.append((from, continuation))
             self.wakeUp()
         }

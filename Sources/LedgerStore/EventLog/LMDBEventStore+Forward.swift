@@ -15,7 +15,9 @@ enum LMDBForward {
 
 extension LMDBEventStore {
     public func forwardPosition() async throws -> UInt64 {
-        try self.environment.read { txn in LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.forwardPositionKey)) ?? 0 }
+        try self.environment.read { txn in
+            LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.forwardPositionKey)) ?? 0
+        }
     }
 
     public func forwardOutbox(after: ForwardKey?, limit: Int) async throws -> [ForwardDelivery] {
