@@ -203,6 +203,9 @@ let package = Package(
                 "LedgerTesting",
                 "LedgerControlProtocol",
                 "LedgerControlClient",
+                // The shop receiver of the forwarding scenario.
+                "GatewaySimulator",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -24,6 +24,9 @@ public enum ControlMethodName: String, Sendable, Hashable, CaseIterable {
     case ledgerBackup = "ledger.backup"
     case eventsRead = "events.read"
     case eventsSubscribe = "events.subscribe"
+    case forwardStatus = "forward.status"
+    case forwardRetry = "forward.retry"
+    case forwardReplay = "forward.replay"
 }
 
 extension ControlMethodName {
@@ -44,6 +47,9 @@ extension ControlMethodName {
         case .ledgerBackup: return LedgerBackup.self
         case .eventsRead: return EventsRead.self
         case .eventsSubscribe: return EventsSubscribe.self
+        case .forwardStatus: return ForwardStatus.self
+        case .forwardRetry: return ForwardRetry.self
+        case .forwardReplay: return ForwardReplay.self
         }
     }
 }

@@ -61,6 +61,8 @@ public struct LedgerDaemon: Sendable {
     public let store: any EventStore
     public let ledger: Ledger
     public let poller: QueryPoller
+    /// Forwards order outcomes to the shop; runs only when `forward.url` is configured.
+    public let forwarder: Forwarder
     public let metrics: LedgerMetrics
     public let health: HealthState
     /// The rate-limited log lines about refused notifications, shared by the listeners.
@@ -148,6 +150,24 @@ public struct LedgerDaemon: Sendable {
             election: (self.store as? any SharedEventStore).map { ($0, configuration.storeBackend.leaderRetry) },
             logger: logger
         )
+        let poller = self.poller
+        // On a shared store only the poll leader forwards: the election the poller already holds decides.
+        let isLeading: @Sendable () async -> Bool
+        if self.store is any SharedEventStore {
+            isLeading = { await poller.isLeading }
+        } else {
+            isLeading = { true }
+        }
+        self.forwarder = Forwarder(
+            store: self.store,
+            settings: configuration.forward,
+            transport: HTTPForwardTransport(httpClient: self.httpClient, timeout: configuration.forward.timeout),
+            clock: clock,
+            seed: seed &+ 1,
+            metrics: self.metrics,
+            isLeading: isLeading,
+            logger: logger
+        )
     }
 
     /// The HTTP application on the configured address (`http`): every endpoint, or only the public ones when
@@ -225,12 +245,23 @@ public struct LedgerDaemon: Sendable {
         onAdminRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) async throws {
         let poller = self.poller
-        await self.ledger.observeOrders { state in await poller.track(state) }
+        let forwarder = self.forwarder
+        let forwarding = forwarder.enabled
+        await self.ledger.observeOrders { state in
+            await poller.track(state)
+            if forwarding { await forwarder.wake() }
+        }
         var followers: [any Service] = []
         if let follower = self.ledger.follower {
             // Started before anything can append, so the feed follows on from the head without a gap.
             try await follower.start()
-            await follower.observeOrders({ state in await poller.track(state) }, when: { await poller.isLeading })
+            await follower.observeOrders(
+                { state in
+                    await poller.track(state)
+                    if forwarding { await forwarder.wake() }
+                },
+                when: { await poller.isLeading }
+            )
             followers.append(follower)
         }
         let control = ControlServer(
@@ -239,13 +270,16 @@ public struct LedgerDaemon: Sendable {
             settings: self.control,
             ledger: self.ledger,
             poller: self.poller,
+            forwarder: self.forwarder,
             logger: self.logger
         )
+        // The forwarder after the poller (whose leadership it follows) and before the servers: it stops after they
+        // have drained, and before the store closes.
         var listeners: [any Service] = [RateLimitedLog.Reporter(log: self.refusalLog)]
         if let admin = self.makeAdminApplication(onServerRunning: onAdminRunning) { listeners.append(admin) }
         listeners.append(self.makeApplication(onServerRunning: onHTTPRunning))
-        let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, control]
-            + extraServices + listeners
+        let services: [any Service] = [StoreService(store: self.store)] + followers
+            + [self.poller, self.forwarder, control] + extraServices + listeners
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

@@ -24,10 +24,14 @@ import LedgerStore
 /// - `ledger_quarantine_status`: one row: entries, bytes, drops, the next id, and the counts of all and of unknown
 ///   orders. Its row lock serializes quarantine writers across daemons.
 ///
+/// - `ledger_forward_outbox` (version 3): the forwarder's deliveries, pending and dead: (receiver, sequence, type
+///   tag) → `ForwardCodec` delivery, the key ordered as `ForwardKey` orders it.
+/// - `ledger_forward_position`: one row: the sequence outcomes have been derived up to.
+///
 /// Order ids and content keys use the "C" collation, so they sort by their UTF-8 bytes exactly as LMDB's keys do.
 struct PostgresSchema: Sendable {
     /// The version this build writes; a schema at a higher version was written by a newer build and is refused.
-    static let currentVersion = 2
+    static let currentVersion = 3
 
     let name: String
 
@@ -58,6 +62,8 @@ struct PostgresSchema: Sendable {
     var quarantineSources: String { "\"\(self.name)\".ledger_quarantine_sources" }
     var quarantineCounts: String { "\"\(self.name)\".ledger_quarantine_counts" }
     var quarantineStatus: String { "\"\(self.name)\".ledger_quarantine_status" }
+    var forwardOutbox: String { "\"\(self.name)\".ledger_forward_outbox" }
+    var forwardPosition: String { "\"\(self.name)\".ledger_forward_position" }
 
     /// The statements of each migration, by the version it brings the schema to. Each runs in one transaction
     /// with its version row, so a schema is never half-migrated.
@@ -173,6 +179,25 @@ struct PostgresSchema: Sendable {
                 INSERT INTO \(self.quarantineStatus) (entries, bytes, dropped, next_id, total, unknown_orders)
                 VALUES (0, 0, 0, 1, '\\x\(noCounts)', '\\x\(noCounts)')
                 """,
+            ]
+        case 3:
+            return [
+                """
+                CREATE TABLE \(self.forwardOutbox) (
+                    receiver text COLLATE "C" NOT NULL,
+                    sequence bigint NOT NULL CHECK (sequence > 0),
+                    type_tag smallint NOT NULL,
+                    delivery bytea NOT NULL,
+                    PRIMARY KEY (receiver, sequence, type_tag)
+                )
+                """,
+                """
+                CREATE TABLE \(self.forwardPosition) (
+                    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                    position bigint NOT NULL CHECK (position >= 0)
+                )
+                """,
+                "INSERT INTO \(self.forwardPosition) (position) VALUES (0)",
             ]
         default:
             preconditionFailure("No migration to schema version \(version).")

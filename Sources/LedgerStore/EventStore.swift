@@ -354,6 +354,18 @@ public protocol EventStore: AnyObject, Sendable {
     func quarantineCounts(orderId: String?) async throws -> [String: QuarantineCounts]
     /// What the quarantine holds and has counted.
     func quarantineStatus() async throws -> QuarantineStatus
+
+    // Forwarding (issue 16): how far the forwarder has derived outcomes from the log, and its outbox of deliveries
+    // (pending and dead) per receiver, kept in the same store as the log so a restart resumes where it stopped.
+
+    /// The sequence up to which outcomes have been derived into the outbox; 0 for a new ledger.
+    func forwardPosition() async throws -> UInt64
+    /// Up to `limit` deliveries of the outbox after `after` (exclusive), in key order (receiver, sequence, type).
+    func forwardOutbox(after: ForwardKey?, limit: Int) async throws -> [ForwardDelivery]
+    /// Applies one change atomically: sets the position (when given), stores each delivery of `put` (replacing one
+    /// with its key), and drops each key of `remove` (one not held is no error). A position beyond the head is an
+    /// `invalidArgument` error and nothing is written: the forwarder is never ahead of a durable fact.
+    func forwardWrite(_ write: ForwardWrite) async throws
     /// Stops accepting appends, finishes those queued, and releases the store.
     func close() async
 }

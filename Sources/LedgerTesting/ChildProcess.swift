@@ -219,3 +219,25 @@ public enum PostgresTestURL {
         return nil
     }
 }
+
+/// A loopback TCP port bound (not listening) by the returned descriptor: connections to it are refused, and no
+/// other server can take it until the descriptor is closed. For a peer that is down.
+public func boundTCPPort() throws -> (port: Int, descriptor: Int32) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw HarnessError("cannot create a socket") }
+    var reuse: Int32 = 1
+    setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    var address = loopbackAddress(port: 0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    guard bound == 0 else {
+        close(descriptor)
+        throw HarnessError("cannot bind a loopback port")
+    }
+    return (Int(UInt16(bigEndian: address.sin_port)), descriptor)
+}

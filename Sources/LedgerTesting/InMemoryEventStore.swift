@@ -11,6 +11,8 @@ public actor InMemoryEventStore: EventStore {
     private var closed = false
     private let readPageMax: Int
     private var quarantineBook: QuarantineBook
+    private var forwardPositionValue: UInt64 = 0
+    private var outbox: [ForwardKey: ForwardDelivery] = [:]
 
     public init(readPageMax: Int = 10_000, quarantineLimits: QuarantineLimits = .default) {
         self.readPageMax = readPageMax
@@ -181,6 +183,30 @@ public actor InMemoryEventStore: EventStore {
     }
 
     public func quarantineStatus() async throws -> QuarantineStatus { self.quarantineBook.status }
+
+    public func forwardPosition() async throws -> UInt64 { self.forwardPositionValue }
+
+    public func forwardOutbox(after: ForwardKey?, limit: Int) async throws -> [ForwardDelivery] {
+        let limit = min(max(limit, 0), self.readPageMax)
+        return Array(
+            self.outbox.values.filter { after == nil || after! < $0.key }.sorted { $0.key < $1.key }.prefix(limit)
+        )
+    }
+
+    public func forwardWrite(_ write: ForwardWrite) async throws {
+        guard !self.closed else { throw StoreError(.closed, "The ledger store is closed.") }
+        if let position = write.position {
+            guard position <= self.currentHead.sequence else {
+                throw StoreError(
+                    .invalidArgument,
+                    "The forward position \(position) is beyond the log's head \(self.currentHead.sequence)."
+                )
+            }
+            self.forwardPositionValue = position
+        }
+        for delivery in write.put { self.outbox[delivery.key] = delivery }
+        for key in write.remove { self.outbox[key] = nil }
+    }
 
     public func close() async { self.closed = true }
 }

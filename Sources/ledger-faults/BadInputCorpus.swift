@@ -150,6 +150,7 @@ enum BadInputCorpus {
 
     static let cases: [CorpusCase] =
         Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases + Self.observeCases
+            + Self.forwardCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

@@ -16,7 +16,7 @@ struct LedgerFaults: AsyncParsableCommand {
 
 /// The scenarios, in the order they run.
 enum Scenario: String, CaseIterable, ExpressibleByArgument {
-    case kill, storm, corpus, storage, gateway, shared
+    case kill, storm, corpus, storage, gateway, shared, forward
 }
 
 struct Run: AsyncParsableCommand {
@@ -42,7 +42,10 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Copies of one notification in the duplicate storm.")
     var stormCopies = 1000
 
-    @Option(parsing: .upToNextOption, help: "Run only these scenarios: kill, storm, corpus, storage, gateway, shared.")
+    @Option(
+        parsing: .upToNextOption,
+        help: "Run only these scenarios: kill, storm, corpus, storage, gateway, shared, forward."
+    )
     var only: [Scenario] = []
 
     @Option(
@@ -113,6 +116,13 @@ struct Run: AsyncParsableCommand {
                     report = try await StorageFaultsScenario(binaries: binaries, directory: directory).run()
                 case .gateway:
                     report = try await GatewayFaultsScenario(binaries: binaries, directory: directory).run()
+                case .forward:
+                    report = try await ForwardKillScenario(
+                        binaries: binaries,
+                        directory: directory,
+                        cycles: max(3, cycles / 4),
+                        seed: self.seed
+                    ).run()
                 case .shared:
                     report = try await SharedLedgerScenario(
                         binaries: binaries,

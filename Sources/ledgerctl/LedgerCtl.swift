@@ -9,7 +9,8 @@ struct LedgerCtl: ParsableCommand {
         abstract: "Operate an OrderLedger daemon, and sign or verify gateway messages offline.",
         subcommands: [
             Create.self, Get.self, History.self, List.self, QueryNow.self, Audit.self, Quarantine.self, Rebuild.self,
-            VerifyProjection.self, Verify.self, Stats.self, Backup.self, Events.self, Tail.self, Sign.self,
+            VerifyProjection.self, Verify.self, Stats.self, Backup.self, Events.self, Tail.self, Forward.self,
+            Sign.self,
         ]
     )
 

@@ -19,7 +19,9 @@ struct Demo: AsyncParsableCommand {
             lets the simulator pay most of them with a mix of faults (duplicate notifications, dropped ones the \
             poller must recover, a forged callback, a tampered amount, failing queries, an order never paid that \
             expires on a shortened deadline), shows progress, then prints the orders, one order's history and the \
-            duplicate-callback audit. Exits 0 when the ledger converged to the truth.
+            duplicate-callback audit. A small shop receiver takes the outcomes the ledger forwards (signed \
+            order.paid and order.expired) and the demo shows what it received. Exits 0 when the ledger converged \
+            to the truth and the shop received every outcome.
             """
     )
 
@@ -66,9 +68,19 @@ struct Demo: AsyncParsableCommand {
         configuration.poll.backoffCap = .milliseconds(1200)
         configuration.poll.deadline = .seconds(12)
         configuration.poll.attemptTimeout = .milliseconds(1500)
+        // The shop's side: a receiver for the forwarded outcomes, sharing a fresh secret with the daemon.
+        let secret = Array(SystemOrderIdSource().randomCharacters(32).utf8)
+        let shop = ShopReceiver(secret: secret, logger: logger)
+        let shopURL = try await shop.start()
+        defer { Task { await shop.stop() } }
+        configuration.forward.receivers = [ForwardReceiver(url: shopURL, secrets: [secret])]
+        configuration.forward.schedule = ForwardSchedule(delaysMilliseconds: [0, 500, 1000, 2000])
         let daemon = try LedgerDaemon(configuration: configuration, logger: logger)
 
-        print("ledgerd demo: gateway simulator at \(gatewayURL), daemon at \(publicURL), data in \(directory)")
+        print(
+            "ledgerd demo: gateway simulator at \(gatewayURL), daemon at \(publicURL), shop receiver at \(shopURL), "
+                + "data in \(directory)"
+        )
         let converged = try await withThrowingTaskGroup(of: Bool?.self) { group in
             group.addTask {
                 try await simulator.run()
@@ -81,7 +93,8 @@ struct Demo: AsyncParsableCommand {
             group.addTask {
                 _ = try await simulator.waitUntilListening()
                 try await Self.waitForHealth(publicURL)
-                return try await DemoScenario(daemon: daemon, simulator: simulator, timeout: self.timeout).run()
+                let scenario = DemoScenario(daemon: daemon, simulator: simulator, shop: shop, timeout: self.timeout)
+                return try await scenario.run()
             }
             var result = false
             for try await value in group {
@@ -118,6 +131,7 @@ struct Demo: AsyncParsableCommand {
 struct DemoScenario {
     let daemon: LedgerDaemon
     let simulator: GatewaySimulator
+    let shop: ShopReceiver
     let timeout: Int
 
     /// What happens to each order, and the state it must end in.
@@ -227,11 +241,54 @@ struct DemoScenario {
         let chain = try await self.daemon.store.verifyChain(progress: nil)
         print("\n7. Hash chain: \(chain.isIntact ? "intact" : "BROKEN"), \(chain.eventsChecked) events, head \(chain.head.hash.hex.prefix(16))…")
         let mismatches = plans.filter { plan in states.first { $0.orderId == plan.0 }?.status != plan.1.expected }
-        if converged && chain.isIntact && mismatches.isEmpty {
+        let shopReceived = try await self.showShop(plans.map { ($0.0, $0.1.expected) })
+        if converged && chain.isIntact && mismatches.isEmpty && shopReceived {
             print("\nThe ledger converged to the truth: \(states.filter { $0.status == .paid }.count) paid, \(states.filter { $0.status == .expired }.count) expired.")
             return true
         }
         print("\nThe ledger did NOT converge within \(self.timeout) s: \(mismatches.map(\.0).joined(separator: ", ")) not as expected.")
+        return false
+    }
+}
+
+extension DemoScenario {
+    /// Waits (a few seconds at most) until the shop has received each order's final state, then prints what arrived.
+    func showShop(_ expected: [(orderId: String, status: OrderStatus)]) async throws -> Bool {
+        func type(_ status: OrderStatus) -> String { status == .expired ? "order.expired" : "order.paid" }
+        func missing() -> [String] {
+            let arrived = Set(self.shop.received.filter { $0.verified && (200..<300).contains($0.status) }
+                .map { ($0.orderId ?? "") + " " + ($0.type ?? "") })
+            return expected.filter { !arrived.contains($0.orderId + " " + type($0.status)) }.map(\.orderId)
+        }
+        let started = ContinuousClock.now
+        while !missing().isEmpty && ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let received = self.shop.received
+        print("\n8. The shop's receiver (forwarded, signed outcomes, in arrival order):\n")
+        print(
+            TextTable.render(
+                ["event id", "type", "order", "amount", "paid by", "signature"],
+                received.map { request in
+                    [
+                        request.eventId ?? "-", request.type ?? "-", request.orderId ?? "-",
+                        request.json?["amount"]?.stringValue ?? "-", request.json?["source"]?.stringValue ?? "-",
+                        request.verified ? "verified" : "REFUSED",
+                    ]
+                }
+            )
+        )
+        let absent = missing()
+        if absent.isEmpty {
+            let paid = received.filter { $0.type == "order.paid" }.count
+            let expired = received.filter { $0.type == "order.expired" }.count
+            print(
+                "\nThe shop received every outcome: \(paid) order.paid, \(expired) order.expired, "
+                    + "each signature verified."
+            )
+            return true
+        }
+        print("\nThe shop did NOT receive: \(absent.joined(separator: ", ")).")
         return false
     }
 }

@@ -149,7 +149,8 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
             #expect(checked.status == 0, "\(checked.output)")
             #expect(checked.output.contains("0 problems"))
             let schemas = Set(records.map(\.schema))
-            for method in ControlMethodName.allCases.map(\.rawValue) {
+            // The forward.* methods need a daemon that forwards: `ForwardControlTests` records their traffic.
+            for method in ControlMethodName.allCases.map(\.rawValue) where !method.hasPrefix("forward.") {
                 #expect(schemas.contains("control/\(method).result.json"), "no traffic recorded for \(method)")
             }
         }

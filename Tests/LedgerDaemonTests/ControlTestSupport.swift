@@ -142,6 +142,7 @@ struct ControlHarness: Sendable {
 func withControlDaemon<T: Sendable>(
     socketMode: UInt32 = 0o600,
     configure: @Sendable (inout ControlSettings) -> Void = { _ in },
+    configureDaemon: @Sendable (inout DaemonConfiguration) -> Void = { _ in },
     _ body: @Sendable (ControlHarness) async throws -> T
 ) async throws -> T {
     // Traversable by other uids: the security tests run clients under another uid against the socket inside, which
@@ -149,6 +150,7 @@ func withControlDaemon<T: Sendable>(
     let directory = TemporaryDirectory(permissions: 0o755)
     var configuration = try testConfiguration(directory: directory)
     configuration.socketMode = socketMode
+    configureDaemon(&configuration)
     var daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
     configure(&daemon.control)
     let running = daemon

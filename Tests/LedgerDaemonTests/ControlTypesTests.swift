@@ -39,6 +39,10 @@ struct ControlTypesTests {
             (.ledgerBackup, LedgerBackup.Params(path: "/var/backups/ledger").json),
             (.eventsRead, EventsRead.Params(fromSequence: 3, limit: 10).json),
             (.eventsSubscribe, EventsSubscribe.Params(fromSequence: 3).json),
+            (.forwardStatus, ForwardStatus.Params(limit: 5).json),
+            (.forwardRetry, ForwardRetry.Params(orderId: "A1").json),
+            (.forwardRetry, ForwardRetry.Params.allDead.json),
+            (.forwardReplay, ForwardReplay.Params(from: 12).json),
         ]
         #expect(Set(samples.map(\.0)) == Set(ControlMethodName.allCases), "a method has no sample")
         for (name, json) in samples {

@@ -79,7 +79,7 @@ import Testing
         await store.close()
     }
 
-    /// Reopening finds the head and the projection where they were, and the schema at version 2.
+    /// Reopening finds the head and the projection where they were, and the schema at version 3.
     @Test func reopen() async throws {
         let store = try await PostgresTestDatabase.freshStore()
         let schema = store.schema.name
@@ -93,7 +93,32 @@ import Testing
             try await client.query(PostgresQuery(unsafeSQL: "SELECT version FROM \"\(schema)\".ledger_schema_version"))
                 .collect().map { try $0.decode(Int.self) }
         }
-        #expect(versions == [1, 2])
+        #expect(versions == [1, 2, 3])
+        await reopened.close()
+    }
+
+    /// A schema at version 2 (written before forwarding existed) is migrated to version 3 when opened: its log stays
+    /// as it was, and forwarding starts at position 0 with an empty outbox that takes deliveries.
+    @Test func migratesVersionTwoToThree() async throws {
+        let store = try await PostgresTestDatabase.freshStore()
+        let schema = store.schema.name
+        _ = try await store.append(AppendRequest([self.fixture.created("F1")]))
+        let head = try await store.head()
+        await store.close()
+        try await PostgresTestDatabase.withClient { client in
+            for statement in [
+                "DROP TABLE \"\(schema)\".ledger_forward_outbox", "DROP TABLE \"\(schema)\".ledger_forward_position",
+                "DELETE FROM \"\(schema)\".ledger_schema_version WHERE version = 3",
+            ] {
+                _ = try await client.query(PostgresQuery(unsafeSQL: statement)).collect()
+            }
+        }
+        let reopened = try await PostgresTestDatabase.freshStore(schema: schema)
+        #expect(try await reopened.head() == head)
+        #expect(try await reopened.forwardPosition() == 0)
+        #expect(try await reopened.forwardOutbox(after: nil, limit: 10).isEmpty)
+        try await reopened.forwardWrite(ForwardWrite(position: 1))
+        #expect(try await reopened.forwardPosition() == 1)
         await reopened.close()
     }
 
@@ -109,7 +134,8 @@ import Testing
             for statement in [
                 "DROP TABLE \"\(schema)\".ledger_quarantine", "DROP TABLE \"\(schema)\".ledger_quarantine_sources",
                 "DROP TABLE \"\(schema)\".ledger_quarantine_counts", "DROP TABLE \"\(schema)\".ledger_quarantine_status",
-                "DELETE FROM \"\(schema)\".ledger_schema_version WHERE version = 2",
+                "DROP TABLE \"\(schema)\".ledger_forward_outbox", "DROP TABLE \"\(schema)\".ledger_forward_position",
+                "DELETE FROM \"\(schema)\".ledger_schema_version WHERE version >= 2",
             ] {
                 _ = try await client.query(PostgresQuery(unsafeSQL: statement)).collect()
             }

@@ -50,6 +50,8 @@ public struct DaemonConfiguration: Sendable {
     public var adminListen: (host: String, port: Int)?
     /// `http.trustedProxies`: the reverse proxies whose `X-Forwarded-For` names the client. None by default.
     public var trustedProxies: TrustedProxies = .none
+    /// Forwarding order outcomes to the shop (`forward.*`); off when no `forward.url` is given.
+    public var forward: ForwardSettings = ForwardSettings()
 
     public init(gateway: GatewaySettings, key: MerchantKey) {
         self.gateway = gateway
@@ -446,6 +448,8 @@ extension DaemonConfiguration {
         configuration.store = store
         configuration.storeBackend = try Self.storeBackend(from: values)
 
+        configuration.forward = try Self.forwardSettings(from: values)
+
         // The control socket's keys go through the same providers (file, environment, flags).
         var control: [String: String] = [:]
         for key in ControlSettings.keys { control[key] = values.text(key) }
@@ -488,6 +492,64 @@ extension DaemonConfiguration {
         default:
             throw ConfigurationError(key: "store.backend", message: "'\(backend)' is not lmdb or postgres")
         }
+    }
+}
+
+extension DaemonConfiguration {
+    /// `forward.*`: receivers (each `forward.url` with the `forward.secretFile` at the same place in its list; one of
+    /// each from `LEDGERD_FORWARD_URL` and `LEDGERD_FORWARD_SECRET_FILE` is enough), the timeout, the retry
+    /// schedule and the bounds. Every key is read even with forwarding off, so each is known to the checks.
+    static func forwardSettings(from values: ConfigValues) throws -> ForwardSettings {
+        func list(_ key: String) -> [String] {
+            guard let text = values.text(key) else { return [] }
+            return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+        let urls = list("forward.url")
+        let secretFiles = list("forward.secretFile")
+        var settings = ForwardSettings()
+        settings.timeout = try values.milliseconds("forward.timeoutMs", range: 100...120_000) ?? settings.timeout
+        settings.concurrency = try values.int("forward.concurrency", range: 1...256) ?? settings.concurrency
+        settings.outboxMax = try values.int("forward.outboxMax", range: 100...10_000_000) ?? settings.outboxMax
+        settings.pollInterval =
+            try values.milliseconds("forward.pollIntervalMs", range: 10...60_000) ?? settings.pollInterval
+        settings.writeInterval =
+            try values.milliseconds("forward.writeIntervalMs", range: 0...10_000) ?? settings.writeInterval
+        if let schedule = values.text("forward.schedule") {
+            do {
+                settings.schedule = try ForwardSettings.parseSchedule(schedule)
+            } catch {
+                throw ConfigurationError(key: "forward.schedule", message: error.description)
+            }
+        }
+        guard urls.count == secretFiles.count else {
+            throw ConfigurationError(
+                key: urls.count > secretFiles.count ? "forward.secretFile" : "forward.url",
+                message: "each forward.url needs its forward.secretFile, in the same order "
+                    + "(\(urls.count) URLs, \(secretFiles.count) secret files)"
+            )
+        }
+        guard Set(urls).count == urls.count else {
+            throw ConfigurationError(key: "forward.url", message: "a receiver URL is given twice")
+        }
+        for (url, file) in zip(urls, secretFiles) {
+            if let problem = GatewayValidation.urlProblem(url) {
+                throw ConfigurationError(key: "forward.url", message: "\(url) \(problem)")
+            }
+            guard url.utf8.count <= ForwardSettings.urlBytesMax else {
+                throw ConfigurationError(
+                    key: "forward.url",
+                    message: "a receiver URL is longer than \(ForwardSettings.urlBytesMax) bytes"
+                )
+            }
+            do {
+                let secrets = try ForwardSettings.readSecrets(path: file)
+                settings.receivers.append(ForwardReceiver(url: url, secrets: secrets))
+            } catch {
+                throw ConfigurationError(key: "forward.secretFile", message: error.description)
+            }
+        }
+        return settings
     }
 }
 

@@ -25,6 +25,8 @@ typealias ControlNotify = @Sendable (_ notification: ControlNotification) -> Voi
 public final class ControlMethods: Sendable {
     let ledger: Ledger
     let poller: QueryPoller
+    /// Nil in tests that build the methods without one; `forward.*` then answer that forwarding is off.
+    let forwarder: Forwarder?
     let settings: ControlSettings
     let started = ContinuousClock.now
     /// Set while a rebuild or a projection verification runs: both replay the whole log, and two at once only
@@ -33,9 +35,10 @@ public final class ControlMethods: Sendable {
     /// Open connections, maintained by the server, for `ledger.stats`.
     let connections = Atomic<Int>(0)
 
-    public init(ledger: Ledger, poller: QueryPoller, settings: ControlSettings) {
+    public init(ledger: Ledger, poller: QueryPoller, settings: ControlSettings, forwarder: Forwarder? = nil) {
         self.ledger = ledger
         self.poller = poller
+        self.forwarder = forwarder
         self.settings = settings
     }
 
@@ -69,6 +72,9 @@ public final class ControlMethods: Sendable {
             case .eventsSubscribe:
                 let params = try EventsSubscribe.Params(json: params, context: method)
                 return try await self.subscribe(params, notify: notify)
+            case .forwardStatus: return try await Self.answer(ForwardStatus.self, params, self.forwardStatus)
+            case .forwardRetry: return try await Self.answer(ForwardRetry.self, params, self.forwardRetry)
+            case .forwardReplay: return try await Self.answer(ForwardReplay.self, params, self.forwardReplay)
             }
         } catch {
             let answer = ControlError.from(error)

@@ -30,13 +30,14 @@ public struct ControlServer: Service {
         settings: ControlSettings,
         ledger: Ledger,
         poller: QueryPoller,
+        forwarder: Forwarder? = nil,
         logger: Logger,
         onBound: @escaping @Sendable () -> Void = {}
     ) {
         self.path = path
         self.mode = mode
         self.settings = settings
-        self.methods = ControlMethods(ledger: ledger, poller: poller, settings: settings)
+        self.methods = ControlMethods(ledger: ledger, poller: poller, settings: settings, forwarder: forwarder)
         self.logger = logger
         self.onBound = onBound
     }

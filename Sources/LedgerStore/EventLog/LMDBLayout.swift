@@ -23,6 +23,9 @@ import LedgerCore
 ///   the events of each type.
 /// - `quarantine`, `quarantine-index`, `quarantine-counts`: notifications kept out of the log, outside the chain
 ///   (`LMDBQuarantine`). A ledger written before they existed gets them, empty, when it is opened.
+/// - `forward-outbox`: `ForwardKey.bytes` (receiver, sequence, type) → `ForwardCodec` delivery, pending or dead;
+///   `meta` `forward.position` → u64, the sequence outcomes have been derived up to (`LMDBForward`). Also made,
+///   empty, when an older ledger is opened.
 struct LMDBLayout: Sendable {
     /// 2: per-order tables keyed by handle (1 keyed them by order id).
     static let formatVersion: UInt8 = 2
@@ -37,6 +40,7 @@ struct LMDBLayout: Sendable {
     let quarantine: LMDBDatabase
     let quarantineIndex: LMDBDatabase
     let quarantineCounts: LMDBDatabase
+    let forwardOutbox: LMDBDatabase
 
     init(environment: LMDBEnvironment) throws {
         self.events = try environment.openDatabase(name: "events")
@@ -55,6 +59,7 @@ struct LMDBLayout: Sendable {
         self.quarantine = try environment.openDatabase(name: "quarantine")
         self.quarantineIndex = try environment.openDatabase(name: "quarantine-index")
         self.quarantineCounts = try environment.openDatabase(name: "quarantine-counts")
+        self.forwardOutbox = try environment.openDatabase(name: "forward-outbox")
     }
 
     /// The handle of an order, or nil when no event names it.
@@ -79,6 +84,7 @@ struct LMDBLayout: Sendable {
     static let formatKey = Array("format".utf8)
     static let headKey = Array("head".utf8)
     static let generationKey = Array("generation".utf8)
+    static let forwardPositionKey = Array("forward.position".utf8)
     static func checkpointKey(_ generation: Int) -> [UInt8] { Array("checkpoint.\(generation)".utf8) }
     static func countKey(_ type: EventType) -> [UInt8] { Array("count.\(type.rawValue)".utf8) }
 
