@@ -479,6 +479,9 @@ struct DaemonProcess {
         process.arguments = [
             "run", "--data-dir", dataDir, "--socket", socket, "--http", "127.0.0.1:\(port)",
             "--key-file", directory + "/merchant.key", "--member-id", "10001", "--log-level", "warning",
+            // No gateway runs in the benchmark and the poller queries none of the seeded orders (below); the
+            // daemon still needs a gateway URL, and the discard port has no listener.
+            "--gateway-url", "http://127.0.0.1:9",
         ]
         var environment = ProcessInfo.processInfo.environment
         // The seeded orders are fresh; with these delays the poller queries none of them during the run.
