@@ -48,12 +48,14 @@ let package = Package(
         ),
         // CRC-32C in C, for the CPU's CRC32 instruction (Swift has no portable way to reach it).
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
-        // Pure logic: no I/O, no clock, no hidden randomness.
+        // Pure logic: no I/O, no clock, no hidden randomness. The plugin records the commit for `BuildInfo.commit`.
         .target(
             name: "LedgerCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            plugins: ["BuildCommit"]
         ),
+        .plugin(name: "BuildCommit", capability: .buildTool()),
         // The only code that imports CLMDB.
         .target(
             name: "LedgerStore",

@@ -15,6 +15,21 @@ struct CommandLineTests {
         #expect(out.hasPrefix(BuildInfo.version + " (commit "))
     }
 
+    /// The commit is recorded by the build: twelve hex digits naming a commit of this checkout when it has a `.git`,
+    /// `unknown` otherwise.
+    @Test func commitIsRecorded() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        guard FileManager.default.fileExists(atPath: root.appendingPathComponent(".git").path) else {
+            #expect(BuildInfo.commit == "unknown")
+            return
+        }
+        #expect(BuildInfo.commit.utf8.count == 12)
+        #expect(BuildInfo.commit.utf8.allSatisfy { "0123456789abcdef".utf8.contains($0) })
+        let (status, _) = try runProcess("/usr/bin/env", ["git", "-C", root.path, "cat-file", "-e", BuildInfo.commit + "^{commit}"])
+        #expect(status == 0, "\(BuildInfo.commit) is not a commit of \(root.path)")
+    }
+
     /// A usage error (an unknown option, a missing argument, an unknown subcommand) exits 64 from ledgerd and
     /// gateway-sim and 2 from ledgerctl, with the problem on standard error.
     @Test(arguments: [

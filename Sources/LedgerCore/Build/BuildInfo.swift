@@ -5,8 +5,10 @@ public enum BuildInfo {
     /// The release version (semantic versioning).
     public static let version = "0.7.0"
 
-    /// The commit the binaries were built from, or `unknown` when the build did not record one.
-    public static let commit = "unknown"
+    /// The commit the binaries were built from (12 hex digits), or `unknown` when the build did not record one
+    /// (built from a source archive, or without git). `buildCommit` is generated before each build by the
+    /// BuildCommit plugin, outside the source tree.
+    public static let commit = buildCommit
 
     /// The line `--version` prints: `0.7.0 (commit abc1234)`.
     public static var versionLine: String {
