@@ -2,10 +2,10 @@ import Foundation
 import PackagePlugin
 
 /// Records the commit the package is built from for `BuildInfo.commit`: before every build, a shell writes
-/// `BuildCommit.swift` (`let buildCommit = "<12 hex digits>"`) into the plugin's work directory under `.build`, so
-/// nothing generated lands in the source tree. Without a `.git` in the package directory (a source archive) or
-/// without git, the commit is `unknown`. The file is rewritten only when the commit changed, so a build at the same
-/// commit compiles nothing again.
+/// `BuildCommit.swift` (`package let buildCommit = "<12 hex digits>"`) into the plugin's work directory under
+/// `.build`, so nothing generated lands in the source tree. Without a `.git` in the package directory (a source
+/// archive) or without git, the commit is `unknown`. The file is rewritten only when the commit changed, so a build
+/// at the same commit compiles nothing again, and a new commit recompiles only LedgerBuildCommit and `BuildInfo`.
 @main
 struct BuildCommitPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
@@ -31,7 +31,7 @@ struct BuildCommitPlugin: BuildToolPlugin {
         case "$commit" in *[!0-9a-f]* | "") commit=unknown ;; esac
         mkdir -p "$2"
         text="// Generated before the build from the checkout's HEAD; never committed.
-        let buildCommit = \"$commit\""
+        package let buildCommit = \"$commit\""
         if [ ! -f "$2/BuildCommit.swift" ] || [ "$(cat "$2/BuildCommit.swift")" != "$text" ]; then
             printf '%s\n' "$text" > "$2/BuildCommit.swift"
         fi

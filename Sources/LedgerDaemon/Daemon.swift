@@ -55,6 +55,16 @@ struct StoreService: Service {
     }
 }
 
+/// Sends `STOPPING=1` to the service manager as soon as a graceful shutdown begins.
+struct StoppingReport: Service {
+    let notifier: ServiceManagerNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        self.notifier.send("STOPPING=1")
+    }
+}
+
 /// The running daemon: everything built from one configuration, ready to run as one service group.
 public struct LedgerDaemon: Sendable {
     public let configuration: DaemonConfiguration
@@ -191,10 +201,14 @@ public struct LedgerDaemon: Sendable {
 
     /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, control socket, HTTP, in that
     /// order; shutdown in reverse, so in-flight callbacks finish and are committed before the store closes.
+    /// `notifier` (from `NOTIFY_SOCKET`) hears `READY=1` once the control socket is bound and HTTP listens (the
+    /// store is open and the poller started before either), and `STOPPING=1` when draining begins.
     public func run(
         extraServices: [any Service] = [],
-        onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+        onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        notifier: ServiceManagerNotifier? = nil
     ) async throws {
+        let readiness = ReadinessReport(notifier: notifier, parts: 2)
         let poller = self.poller
         await self.ledger.observeOrders { state in await poller.track(state) }
         var followers: [any Service] = []
@@ -210,10 +224,17 @@ public struct LedgerDaemon: Sendable {
             settings: self.control,
             ledger: self.ledger,
             poller: self.poller,
-            logger: self.logger
+            logger: self.logger,
+            onBound: { readiness.partUp() }
         )
+        let http = self.makeApplication { channel in
+            readiness.partUp()
+            await onHTTPRunning(channel)
+        }
+        // The stopping report is last, so it is the first told of a graceful shutdown, before HTTP drains.
+        let stopping: [any Service] = notifier.map { [StoppingReport(notifier: $0)] } ?? []
         let services: [any Service] = [StoreService(store: self.store)] + followers + [self.poller, control] + extraServices
-            + [self.makeApplication(onServerRunning: onHTTPRunning)]
+            + [http] + stopping
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

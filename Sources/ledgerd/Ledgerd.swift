@@ -52,7 +52,10 @@ struct DaemonOptions: ParsableArguments {
     var memberId: String?
 
     @Option(
-        help: "The merchant key file, owner-only (gateway.keyFile, LEDGERD_GATEWAY_KEY_FILE; or the key in LEDGERD_GATEWAY_KEY). Required."
+        help: """
+            The merchant key file, owner-only (gateway.keyFile, LEDGERD_GATEWAY_KEY_FILE; or the key in \
+            LEDGERD_GATEWAY_KEY). Required.
+            """
     )
     var keyFile: String?
 
@@ -144,7 +147,7 @@ struct Run: AsyncParsableCommand {
                 "gateway.url": "\(configuration.gateway.baseURL)", "gateway.member": "\(configuration.gateway.memberId)",
             ]
         )
-        try await daemon.run()
+        try await daemon.run(notifier: ServiceManagerNotifier(environment: ProcessInfo.processInfo.environment))
         logger.info("ledgerd stopped")
     }
 }
@@ -174,7 +177,10 @@ struct CheckConfig: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let loaded = try await DaemonConfiguration.loadReporting(flags: self.options.flags, file: self.options.config)
+            let loaded = try await DaemonConfiguration.loadReporting(
+                flags: self.options.flags,
+                file: self.options.config
+            )
             print(self.json ? JSONWriter.write(loaded.json) : loaded.text + "\nconfiguration ok")
         } catch let error as ConfigurationError {
             if self.json {

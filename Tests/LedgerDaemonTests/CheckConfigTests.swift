@@ -19,8 +19,12 @@ struct CheckConfigTests {
         return (config, key)
     }
 
-    static func checkConfig(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-        try runProcessSplit(try DemoTests.executable("ledgerd").path, ["check-config"] + arguments, environment: environment)
+    static func checkConfig(
+        _ arguments: [String],
+        environment: [String: String] = [:]
+    ) throws -> (Int32, String, String) {
+        let ledgerd = try builtExecutable("ledgerd").path
+        return try runProcessSplit(ledgerd, ["check-config"] + arguments, environment: environment)
     }
 
     /// A good configuration exits 0 and lists each setting with its source: the file (with its path), the
@@ -98,7 +102,7 @@ struct CheckConfigTests {
     @Test func runRefusesWithoutRequiredSettings() throws {
         let directory = TemporaryDirectory()
         let (status, _, err) = try runProcessSplit(
-            try DemoTests.executable("ledgerd").path,
+            try builtExecutable("ledgerd").path,
             ["run", "--data-dir", directory.path + "/ledger", "--socket", directory.path + "/ledgerd.sock"],
             environment: [:]
         )

@@ -26,7 +26,8 @@ struct CommandLineTests {
         }
         #expect(BuildInfo.commit.utf8.count == 12)
         #expect(BuildInfo.commit.utf8.allSatisfy { "0123456789abcdef".utf8.contains($0) })
-        let (status, _) = try runProcess("/usr/bin/env", ["git", "-C", root.path, "cat-file", "-e", BuildInfo.commit + "^{commit}"])
+        let arguments = ["git", "-C", root.path, "cat-file", "-e", BuildInfo.commit + "^{commit}"]
+        let (status, _) = try runProcess("/usr/bin/env", arguments)
         #expect(status == 0, "\(BuildInfo.commit) is not a commit of \(root.path)")
     }
 
