@@ -33,8 +33,11 @@ public struct ServiceManagerNotifier: Sendable {
     public func send(_ state: String) -> Bool {
         #if canImport(Glibc)
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // A manager that went away must not kill the daemon with SIGPIPE.
+        let sendFlags = Int32(MSG_NOSIGNAL)
         #else
         let descriptor = socket(AF_UNIX, SOCK_DGRAM, 0)
+        let sendFlags: Int32 = 0
         #endif
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
@@ -49,7 +52,7 @@ public struct ServiceManagerNotifier: Sendable {
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
                 message.withUnsafeBytes { bytes in
-                    sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), socketAddress, length)
+                    sendto(descriptor, bytes.baseAddress, bytes.count, sendFlags, socketAddress, length)
                 }
             }
         }
