@@ -55,6 +55,16 @@ struct StoreService: Service {
     }
 }
 
+/// Sends `STOPPING=1` to the service manager as soon as a graceful shutdown begins.
+struct StoppingReport: Service {
+    let notifier: ServiceManagerNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        self.notifier.send("STOPPING=1")
+    }
+}
+
 /// The running daemon: everything built from one configuration, ready to run as one service group.
 public struct LedgerDaemon: Sendable {
     public let configuration: DaemonConfiguration
@@ -236,14 +246,19 @@ public struct LedgerDaemon: Sendable {
         )
     }
 
-    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, control socket, HTTP (the admin
-    /// listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish and are
-    /// committed before the store closes, and both listeners drain the same way.
+    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, forwarder, control socket, HTTP
+    /// (the admin listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish
+    /// and are committed before the store closes, and both listeners drain the same way. `notifier` (from
+    /// `NOTIFY_SOCKET`) hears `READY=1` once the control socket is bound and every HTTP listener listens (the store
+    /// is open and the poller started before any of them), and `STOPPING=1` when draining begins.
     public func run(
         extraServices: [any Service] = [],
         onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
-        onAdminRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+        onAdminRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        notifier: ServiceManagerNotifier? = nil
     ) async throws {
+        // The control socket and each HTTP listener report when they are up.
+        let readiness = ReadinessReport(notifier: notifier, parts: self.configuration.adminListen == nil ? 2 : 3)
         let poller = self.poller
         let forwarder = self.forwarder
         let forwarding = forwarder.enabled
@@ -271,15 +286,27 @@ public struct LedgerDaemon: Sendable {
             ledger: self.ledger,
             poller: self.poller,
             forwarder: self.forwarder,
-            logger: self.logger
+            logger: self.logger,
+            onBound: { readiness.partUp() }
         )
+        var listeners: [any Service] = [RateLimitedLog.Reporter(log: self.refusalLog)]
+        let admin = self.makeAdminApplication { channel in
+            readiness.partUp()
+            await onAdminRunning(channel)
+        }
+        if let admin { listeners.append(admin) }
+        listeners.append(
+            self.makeApplication { channel in
+                readiness.partUp()
+                await onHTTPRunning(channel)
+            }
+        )
+        // The stopping report is last, so it is the first told of a graceful shutdown, before HTTP drains.
+        let stopping: [any Service] = notifier.map { [StoppingReport(notifier: $0)] } ?? []
         // The forwarder after the poller (whose leadership it follows) and before the servers: it stops after they
         // have drained, and before the store closes.
-        var listeners: [any Service] = [RateLimitedLog.Reporter(log: self.refusalLog)]
-        if let admin = self.makeAdminApplication(onServerRunning: onAdminRunning) { listeners.append(admin) }
-        listeners.append(self.makeApplication(onServerRunning: onHTTPRunning))
         let services: [any Service] = [StoreService(store: self.store)] + followers
-            + [self.poller, self.forwarder, control] + extraServices + listeners
+            + [self.poller, self.forwarder, control] + extraServices + listeners + stopping
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

@@ -241,3 +241,11 @@ public func boundTCPPort() throws -> (port: Int, descriptor: Int32) {
     }
     return (Int(UInt16(bigEndian: address.sin_port)), descriptor)
 }
+
+extension ProcessOutput {
+    /// The three parts, for `let (status, out, err) = …`.
+    public var fields: (status: Int32, stdout: String, stderr: String) { (self.status, self.stdout, self.stderr) }
+
+    /// The status and both streams together, for `let (status, output) = …`.
+    public var statusAndOutput: (status: Int32, output: String) { (self.status, self.output) }
+}

@@ -45,6 +45,17 @@ extension GatewaySettings {
         settings.bankCodes = GatewaySettings.defaultBankCodes
         return settings
     }
+
+    /// The `LEDGERD_*` variables that configure a daemon for the `testing()` gateway and member, with the key
+    /// `k-1` inline, plus `extra`: where a configuration test starts, since these settings have no default.
+    public static func testingEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        let testing = Self.testing()
+        let required = [
+            "LEDGERD_GATEWAY_URL": testing.baseURL, "LEDGERD_GATEWAY_MEMBER_ID": testing.memberId,
+            "LEDGERD_GATEWAY_KEY": "k-1",
+        ]
+        return required.merging(extra) { _, given in given }
+    }
 }
 
 extension SignedNotification {

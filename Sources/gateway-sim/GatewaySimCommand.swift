@@ -20,7 +20,10 @@ struct GatewaySimCommand: AsyncParsableCommand {
                                      unpaid|paid|none), [count]
               GET  /sim/orders
             The merchant key comes from --key-file or the LEDGER_KEY environment variable.
-            """
+
+            Exit status: 0 after SIGTERM or SIGINT, 1 on a failure, 64 on a usage error.
+            """,
+        version: BuildInfo.versionLine
     )
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT (port 0 picks a free one).")

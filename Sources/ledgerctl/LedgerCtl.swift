@@ -7,6 +7,11 @@ struct LedgerCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledgerctl",
         abstract: "Operate an OrderLedger daemon, and sign or verify gateway messages offline.",
+        discussion: """
+            Exit status: 0 on success, 1 when the daemon answers with an error or a check finds a problem, 2 on a \
+            usage error (an unknown option, a missing argument), 3 when the daemon cannot be reached.
+            """,
+        version: BuildInfo.versionLine,
         subcommands: [
             Create.self, Get.self, History.self, List.self, QueryNow.self, Audit.self, Quarantine.self, Rebuild.self,
             VerifyProjection.self, Verify.self, Stats.self, Backup.self, Events.self, Tail.self, Forward.self,

@@ -91,6 +91,9 @@ import Testing
             let rebuild = try await Self.ctl(["rebuild"] + socket)
             #expect(rebuild.status == 0)
             #expect(rebuild.out.contains("rebuilt: 2 events"))
+            // The bar's last drawing is full: it ends at 100% when the answer comes.
+            let lastBar = rebuild.err.split(separator: "\r").last?.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(lastBar?.contains("[" + String(repeating: "#", count: 30) + "]") == true, "\(rebuild.err)")
             let events = try await Self.ctl(["events", "--from", "1"] + socket)
             #expect(events.out.contains("K2"))
             let tail = try await Self.ctl(["tail", "--from", "1", "--count", "2", "--json"] + socket)

@@ -91,17 +91,17 @@ final class Flag: Sendable {
     /// The new bounds have keys with ranges; the per-address bound defaults to at most connectionsMax and may
     /// not be set above it.
     @Test func boundsConfiguration() async throws {
-        let environment = [
-            "LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX": "8",
+        let environment = GatewaySettings.testingEnvironment([
+            "LEDGERD_LIMITS_HTTP_CONNECTIONS_MAX": "8",
             "LEDGERD_LIMITS_HTTP_REQUEST_TIMEOUT_MS": "2500", "LEDGERD_POLL_QUERIES_PER_SECOND_MAX": "7",
-        ]
+        ])
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
         #expect(configuration.limits.connectionsPerAddressMax == 8)
         #expect(configuration.limits.requestTimeout == .milliseconds(2500))
         #expect(configuration.poll.queriesPerSecondMax == 7)
         let defaults = try await DaemonConfiguration.load(
             flags: [:],
-            environment: ["LEDGERD_GATEWAY_KEY": "k-1"],
+            environment: GatewaySettings.testingEnvironment(),
             file: nil
         )
         #expect(defaults.limits.connectionsPerAddressMax == 128)

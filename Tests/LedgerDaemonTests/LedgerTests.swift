@@ -165,13 +165,13 @@ struct ConfigurationTests {
         try #"{"control": {"connectionsMax": 7, "lineBytesMax": 4096}}"#.write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try await DaemonConfiguration.load(
             flags: [:],
-            environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_CONTROL_LINE_BYTES_MAX": "8192"],
+            environment: GatewaySettings.testingEnvironment(["LEDGERD_CONTROL_LINE_BYTES_MAX": "8192"]),
             file: file
         )
         #expect(configuration.control.connectionsMax == 7)
         #expect(configuration.control.lineBytesMax == 8192)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_CONTROL_CONNECTIONS_MAX": "none"], file: nil)
+            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(["LEDGERD_CONTROL_CONNECTIONS_MAX": "none"]), file: nil)
         } throws: { error in
             (error as? ConfigurationError)?.key == "control.connectionsMax"
         }
@@ -181,14 +181,14 @@ struct ConfigurationTests {
     @Test func storeMapSize() async throws {
         let configuration = try await DaemonConfiguration.load(
             flags: [:],
-            environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_MAP_SIZE": "1048576"],
+            environment: GatewaySettings.testingEnvironment(["LEDGERD_STORE_MAP_SIZE": "1048576"]),
             file: nil
         )
         #expect(configuration.store.mapSize == 1 << 20)
         await #expect {
             _ = try await DaemonConfiguration.load(
                 flags: [:],
-                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_MAP_SIZE": "4194304", "LEDGERD_STORE_MAP_SIZE_MAX": "2097152"],
+                environment: GatewaySettings.testingEnvironment(["LEDGERD_STORE_MAP_SIZE": "4194304", "LEDGERD_STORE_MAP_SIZE_MAX": "2097152"]),
                 file: nil
             )
         } throws: { error in
@@ -205,10 +205,10 @@ struct ConfigurationTests {
             .write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try await DaemonConfiguration.load(
             flags: [:],
-            environment: [
-                "LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_STORE_REBUILD_CHUNK_EVENTS": "4096",
+            environment: GatewaySettings.testingEnvironment([
+                "LEDGERD_STORE_REBUILD_CHUNK_EVENTS": "4096",
                 "LEDGERD_LIMITS_ORDER_ATTACH_BYTES_MAX": "300",
-            ],
+            ]),
             file: file
         )
         #expect(configuration.store.batchBytesMax == 1 << 20)
@@ -216,7 +216,7 @@ struct ConfigurationTests {
         #expect(configuration.gateway.limits.textBytesMax == 600)
         #expect(configuration.gateway.limits.attachBytesMax == 300)
         #expect(configuration.gateway.limits.urlBytesMax == 1024)
-        let defaults = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)
+        let defaults = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: nil)
         #expect(defaults.store.batchBytesMax == LMDBEventStore.Options().batchBytesMax)
         #expect(defaults.store.rebuildChunkEvents == LMDBEventStore.Options().rebuildChunkEvents)
         #expect(defaults.gateway.limits == OrderLimits.default)
@@ -226,7 +226,7 @@ struct ConfigurationTests {
             ("LEDGERD_LIMITS_ORDER_URL_BYTES_MAX", "limits.order.urlBytesMax"),
         ] {
             await #expect {
-                _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1", variable: "0"], file: nil)
+                _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment([variable: "0"]), file: nil)
             } throws: { error in
                 (error as? ConfigurationError)?.key == key
             }
@@ -240,26 +240,47 @@ struct ConfigurationTests {
         let file = directory.path + "/ledgerd.json"
         try #"{"gateway": {"bankCodes": ["940", "950"]}, "control": {"allowedUids": [1001, 1002]}}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+        let configuration = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
         #expect(configuration.gateway.bankCodes == ["940", "950"])
         #expect(configuration.control.allowedUids == [1001, 1002])
         let wrong = directory.path + "/wrong.json"
         try #"{"poll": {"deadlineMs": 1.5}}"#.write(toFile: wrong, atomically: true, encoding: .utf8)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: wrong)
+            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: wrong)
         } throws: { error in
             (error as? ConfigurationError)?.key == "poll.deadlineMs"
         }
     }
 
-    /// The defaults make a local daemon: data dir, socket, HTTP address, gateway simulator URL.
+    /// The defaults make a local daemon: data dir, socket, HTTP address, the URLs under the public one.
     @Test func defaults() async throws {
-        let configuration = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: nil)
+        let configuration = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: nil)
         #expect(configuration.dataDirectory == "./ledger-data")
         #expect(configuration.socketPath == "./ledgerd.sock")
         #expect(configuration.httpHost == "127.0.0.1" && configuration.httpPort == 8080)
-        #expect(configuration.gateway.baseURL == "http://127.0.0.1:9090")
+        #expect(configuration.gateway.baseURL == GatewaySettings.testing().baseURL)
         #expect(configuration.gateway.notifyURL == "http://127.0.0.1:8080/notify")
+    }
+
+    /// The gateway URL, the member id and the key have no default: each one missing stops the start, and the
+    /// message names every missing key with its flag and variable.
+    @Test(arguments: [
+        (["LEDGERD_GATEWAY_URL"], ["gateway.url"]), (["LEDGERD_GATEWAY_MEMBER_ID"], ["gateway.memberId"]),
+        (["LEDGERD_GATEWAY_KEY"], ["gateway.keyFile"]),
+        (["LEDGERD_GATEWAY_URL", "LEDGERD_GATEWAY_MEMBER_ID", "LEDGERD_GATEWAY_KEY"], ["gateway.url", "gateway.memberId", "gateway.keyFile"]),
+    ])
+    func requiredSettingsHaveNoDefault(_ removed: [String], _ missing: [String]) async throws {
+        var environment = GatewaySettings.testingEnvironment()
+        for variable in removed { environment[variable] = nil }
+        await #expect {
+            _ = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
+        } throws: { error in
+            guard let error = error as? ConfigurationError, error.key == missing[0] else { return false }
+            let required = DaemonConfiguration.requiredSettings
+            return required.allSatisfy { setting in
+                error.message.contains(setting.flag) == missing.contains(setting.key)
+            } && error.message.contains("no default")
+        }
     }
 
     /// Unknown keys in the file and unknown `LEDGERD_*` variables stop the start, naming the nearest known key;
@@ -269,7 +290,7 @@ struct ConfigurationTests {
         let file = directory.path + "/ledgerd.json"
         try #"{"memberID": "10002"}"#.write(toFile: file, atomically: true, encoding: .utf8)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
         } throws: { error in
             let error = error as? ConfigurationError
             return error?.key == "memberID" && error?.message.contains("did you mean gateway.memberId?") == true
@@ -277,7 +298,7 @@ struct ConfigurationTests {
         await #expect {
             _ = try await DaemonConfiguration.load(
                 flags: [:],
-                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_POLL_DEADLINE": "1000"],
+                environment: GatewaySettings.testingEnvironment(["LEDGERD_POLL_DEADLINE": "1000"]),
                 file: nil
             )
         } throws: { error in
@@ -288,7 +309,7 @@ struct ConfigurationTests {
         await #expect {
             _ = try await DaemonConfiguration.load(
                 flags: [:],
-                environment: ["LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_ZZZZZZZZZZZZ": "1"],
+                environment: GatewaySettings.testingEnvironment(["LEDGERD_ZZZZZZZZZZZZ": "1"]),
                 file: nil
             )
         } throws: { error in
@@ -301,7 +322,7 @@ struct ConfigurationTests {
              "control": {"allowedUids": [1000]}, "store": {"backend": "lmdb", "postgresSchema": "s"},
              "signing": {"notificationExtraFields": ["msg"]}, "poll": {"queriesPerSecondMax": 5}}
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        let loaded = try await DaemonConfiguration.load(flags: [:], environment: ["LEDGERD_GATEWAY_KEY": "k-1"], file: file)
+        let loaded = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
         #expect(loaded.store.quarantineLimits.entriesMax == 50)
     }
 
@@ -309,7 +330,8 @@ struct ConfigurationTests {
     @Test func keyFileMustBeOwnerOnly() async throws {
         let directory = TemporaryDirectory()
         let path = try TemporaryDirectory.writeSecret("k-file-1", to: directory.path + "/merchant.key")
-        let environment = ["LEDGERD_GATEWAY_KEY_FILE": path]
+        var environment = GatewaySettings.testingEnvironment(["LEDGERD_GATEWAY_KEY_FILE": path])
+        environment["LEDGERD_GATEWAY_KEY"] = nil
         let loaded = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
         #expect(loaded.key == (try MerchantKey("k-file-1")))
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
@@ -330,8 +352,8 @@ struct ConfigurationTests {
         (["LEDGERD_GATEWAY_KEY_FILE": "/nonexistent/key"], "gateway.keyFile"),
     ])
     func invalidValuesNamed(_ environment: [String: String], _ key: String) async throws {
-        var environment = environment
-        if environment["LEDGERD_GATEWAY_KEY_FILE"] == nil { environment["LEDGERD_GATEWAY_KEY"] = "k-1" }
+        var environment = GatewaySettings.testingEnvironment(environment)
+        if environment["LEDGERD_GATEWAY_KEY_FILE"] != nil { environment["LEDGERD_GATEWAY_KEY"] = nil }
         await #expect {
             _ = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
         } throws: { error in

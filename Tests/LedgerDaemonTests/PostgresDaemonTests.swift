@@ -9,7 +9,7 @@ import Testing
 
 /// Selecting the PostgreSQL store: its configuration keys, and the daemon running on it over real sockets.
 struct PostgresDaemonTests {
-    static let base = ["LEDGERD_GATEWAY_KEY": "k-1"]
+    static let base = GatewaySettings.testingEnvironment()
 
     /// `store.backend` defaults to LMDB; postgres takes its URL and settings from flags, environment or file.
     @Test func selectsPostgres() async throws {

@@ -42,6 +42,7 @@ struct ShutdownTests {
         process.arguments = [
             "run", "--data-dir", dataDir, "--socket", directory.path + "/ledgerd.sock", "--http", "127.0.0.1:\(port)",
             "--key-file", directory.path + "/merchant.key", "--member-id", TestKeys.memberId,
+            "--gateway-url", GatewaySettings.testing().baseURL,
             "--public-url", "http://127.0.0.1:\(port)", "--log-level", "warning",
         ]
         let output = Pipe()

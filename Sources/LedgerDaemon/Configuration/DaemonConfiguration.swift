@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
 
 /// Everything the daemon is configured with. Loaded from flags, environment variables (`LEDGERD_` and the key in
 /// upper snake case, e.g. `LEDGERD_GATEWAY_MEMBER_ID`) and a JSON file (`--config`), in that order of precedence,
-/// with defaults that make `ledgerd run` work out of the box against a local gateway simulator.
+/// then defaults. The gateway's URL, the member id and the key have no default (`requiredSettings`).
 public struct DaemonConfiguration: Sendable {
     /// `dataDir`: the LMDB data directory.
     public var dataDirectory: String = "./ledger-data"
@@ -58,10 +58,14 @@ public struct DaemonConfiguration: Sendable {
         self.key = key
     }
 
-    /// The defaults, documented in the README.
-    public static let defaultGatewayURL = "http://127.0.0.1:9090"
-    public static let defaultMemberId = "10001"
-    public static let defaultKeyFile = "./merchant.key"
+    /// The settings with no default, each with its flag and environment variable. A default gateway, member id or
+    /// key would let a daemon whose configuration was not read (a wrong path, a variable not exported) start
+    /// healthy and sign requests for the wrong merchant against the wrong gateway; without them it refuses.
+    public static let requiredSettings: [(key: String, flag: String, variable: String)] = [
+        ("gateway.url", "--gateway-url", "LEDGERD_GATEWAY_URL"),
+        ("gateway.memberId", "--member-id", "LEDGERD_GATEWAY_MEMBER_ID"),
+        ("gateway.keyFile", "--key-file", "LEDGERD_GATEWAY_KEY_FILE or LEDGERD_GATEWAY_KEY"),
+    ]
 }
 
 /// Where the ledger lives (`store.backend`).
@@ -179,6 +183,16 @@ extension DaemonConfiguration {
         environment: [String: String]? = nil,
         file: String?
     ) async throws -> DaemonConfiguration {
+        try await Self.loadReporting(flags: flags, environment: environment, file: file).configuration
+    }
+
+    /// `load`, with every setting's effective value and source: the one loader behind both `ledgerd run` and
+    /// `ledgerd check-config`, so what the check approves is what the daemon runs with.
+    public static func loadReporting(
+        flags: [String: String],
+        environment: [String: String]? = nil,
+        file: String?
+    ) async throws -> LoadedConfiguration {
         let environment = environment ?? ProcessInfo.processInfo.environment
         var providers: [any ConfigProvider] = [
             InMemoryProvider(
@@ -209,10 +223,11 @@ extension DaemonConfiguration {
         var given: [(key: String, source: String)] = environment.keys.sorted().compactMap { name in
             name.hasPrefix("LEDGERD_") ? (name, "the environment") : nil
         }
+        var fileKeys: [String] = []
         if let file {
             let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            let keys = (try? JSONParser.parse(text)).map { Self.flattenedKeys($0) } ?? []
-            given += keys.map { ($0, "the configuration file \(file)") }
+            fileKeys = (try? JSONParser.parse(text)).map { Self.flattenedKeys($0) } ?? []
+            given += fileKeys.map { ($0, "the configuration file \(file)") }
         }
         for (key, source) in given {
             let isEnvironment = key.hasPrefix("LEDGERD_")
@@ -225,7 +240,15 @@ extension DaemonConfiguration {
             }
             throw ConfigurationError(key: key, message: message)
         }
-        return configuration
+        let settings = Self.effectiveSettings(
+            configuration,
+            values: values,
+            flags: flags,
+            environment: environment,
+            file: file,
+            fileKeys: Set(fileKeys)
+        )
+        return LoadedConfiguration(configuration: configuration, settings: settings)
     }
 
     /// Keys the build reads only in some cases: the key file when no inline key is given, and the PostgreSQL
@@ -282,33 +305,31 @@ extension DaemonConfiguration {
     }
 
     static func build(from values: ConfigValues) throws -> DaemonConfiguration {
-        let keyText: String
-        if let inline = values.text("gateway.key", secret: true) {
-            keyText = inline
-        } else {
-            let keyFile = values.text("gateway.keyFile") ?? Self.defaultKeyFile
-            // The key signs every payment request and vouches for every notification: a copy others can read is
-            // a key others can use. Checked before it is read, so the daemon never holds a key it should refuse.
-            if let attributes = try? FileManager.default.attributesOfItem(atPath: keyFile),
-                let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value, mode & 0o077 != 0
-            {
-                throw ConfigurationError(
-                    key: "gateway.keyFile",
-                    message: "the merchant key file \(keyFile) is readable by group or others (mode "
-                        + "\(String(mode & 0o777, radix: 8))); run chmod 600 \(keyFile)"
-                )
+        let inlineKey = values.text("gateway.key", secret: true)
+        let keyFile = values.text("gateway.keyFile")
+        let gatewayURL = values.text("gateway.url")
+        let memberId = values.text("gateway.memberId")
+        let required: (gatewayURL: String, memberId: String, keyText: String)
+        switch (gatewayURL, memberId, inlineKey, keyFile) {
+        case (let url?, let member?, let inline?, _):
+            required = (url, member, inline)
+        case (let url?, let member?, nil, let path?):
+            required = (url, member, try Self.readKeyFile(path))
+        case (_, _, _, _):
+            let present = ["gateway.url": gatewayURL != nil, "gateway.memberId": memberId != nil,
+                           "gateway.keyFile": inlineKey != nil || keyFile != nil]
+            let named = Self.requiredSettings.filter { present[$0.key] == false }.map {
+                "\($0.key) (\($0.flag), \($0.variable))"
             }
-            guard let contents = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
-                throw ConfigurationError(
-                    key: "gateway.keyFile",
-                    message: "cannot read the merchant key file \(keyFile); write the key the platform assigned into it (chmod 600), or set LEDGERD_GATEWAY_KEY"
-                )
-            }
-            keyText = contents
+            throw ConfigurationError(
+                key: Self.requiredSettings.first { present[$0.key] == false }?.key ?? "gateway.url",
+                message: "ledgerd has no default gateway, member id or key; set "
+                    + named.joined(separator: "; ") + " in the --config file, the environment or a flag"
+            )
         }
         let key: MerchantKey
         do {
-            key = try MerchantKey(keyText)
+            key = try MerchantKey(required.keyText)
         } catch {
             throw ConfigurationError(key: "gateway.keyFile", message: error.description)
         }
@@ -319,8 +340,8 @@ extension DaemonConfiguration {
         }
         let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
         var gateway = GatewaySettings(
-            memberId: values.text("gateway.memberId") ?? Self.defaultMemberId,
-            baseURL: values.text("gateway.url") ?? Self.defaultGatewayURL,
+            memberId: required.memberId,
+            baseURL: required.gatewayURL,
             notifyURL: base + "/notify",
             callbackURL: base + "/return"
         )
@@ -459,6 +480,35 @@ extension DaemonConfiguration {
 }
 
 extension DaemonConfiguration {
+    /// The merchant key file's contents. The key signs every payment request and vouches for every notification:
+    /// a copy others can read is a key others can use, so such a file is refused before it is read, and the daemon
+    /// never holds a key it should refuse.
+    static func readKeyFile(_ path: String) throws -> String {
+        if let mode = Self.permissions(ofFile: path), mode & 0o077 != 0 {
+            throw ConfigurationError(
+                key: "gateway.keyFile",
+                message: "the merchant key file \(path) is readable by group or others (mode "
+                    + "\(String(mode & 0o777, radix: 8))); run chmod 600 \(path)"
+            )
+        }
+        guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(
+                key: "gateway.keyFile",
+                message: "cannot read the merchant key file \(path); write the key the platform assigned into it "
+                    + "(chmod 600), or set LEDGERD_GATEWAY_KEY"
+            )
+        }
+        return contents
+    }
+
+    /// A file's permission bits, or nil when it cannot be examined.
+    static func permissions(ofFile path: String) -> UInt16? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        return (attributes[.posixPermissions] as? NSNumber)?.uint16Value
+    }
+}
+
+extension DaemonConfiguration {
     /// `store.backend` and, for PostgreSQL, its keys; the URL is parsed here so a bad one stops the start with
     /// its key named, before anything is opened.
     static func storeBackend(from values: ConfigValues) throws -> StoreBackend {
@@ -562,13 +612,29 @@ struct ConfigValues {
     final class AskedKeys: @unchecked Sendable {
         // @unchecked: written and read by the one thread that builds the configuration.
         var keys: Set<String> = []
+        /// The text given for each key that is not a secret, for `check-config` to show a key it has no
+        /// rendering of.
+        var given: [String: String] = [:]
     }
+
+    /// The non-secret text given for `key` by any source, as read.
+    var given: [String: String] { self.asked.given }
 
     /// A value as text, whether the source holds a string, a number, a boolean or a list (a JSON array in the
     /// file, joined with commas as the environment and flags spell a list), so that a list in the file is not
     /// passed over as absent.
     func text(_ key: String, secret: Bool = false) -> String? {
         self.asked.keys.insert(key)
+        let value = self.read(key, secret: secret)
+        if secret {
+            if value != nil { self.asked.given[key] = "(secret)" }
+        } else {
+            self.asked.given[key] = value
+        }
+        return value
+    }
+
+    private func read(_ key: String, secret: Bool) -> String? {
         let configKey = ConfigKey(key)
         if let value = self.reader.string(forKey: configKey, isSecret: secret) { return value }
         if let value = self.reader.int(forKey: configKey) { return String(value) }
