@@ -17,7 +17,7 @@
 //     LEDGERD_FORWARD_URL=http://127.0.0.1:8080/ledger-hook LEDGERD_FORWARD_SECRET_FILE=ledger.secret ledgerd run
 //
 // The secret file holds the secret on one line; during a rotation, two lines (both are accepted). The store holds
-// one JSON object per line, each outcome once. Requests may run in parallel (PHP-FPM workers), so the duplicate
+// one JSON object per line, each outcome once. Requests may run in parallel (several PHP workers), so the duplicate
 // check and the append happen under an exclusive lock on the store; a shop's own database does the same with a
 // unique key on the event id.
 
@@ -123,4 +123,4 @@ if (!$written) {
     answer(500, "cannot store $eventId: writing $storePath failed");
 }
 // The shop's own work goes here: mark the order paid, ship it, or flag it for review.
-answer(200, "stored $eventId: order {$outcome['orderId']} is {$outcome['state']}");
+answer(200, "stored $eventId: order " . ($outcome['orderId'] ?? '?') . ' is ' . ($outcome['state'] ?? '?'));

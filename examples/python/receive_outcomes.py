@@ -122,7 +122,7 @@ class Receiver(BaseHTTPRequestHandler):
             # Not stored, so not acknowledged: the ledger tries again on its schedule.
             return self.answer(500, f"cannot store {event_id}: {error}")
         # The shop's own work goes here: mark the order paid, ship it, or flag it for review.
-        return self.answer(200, f"stored {event_id}: order {outcome['orderId']} is {outcome['state']}")
+        return self.answer(200, f"stored {event_id}: order {outcome.get('orderId')} is {outcome.get('state')}")
 
     def answer(self, status, text):
         print(f"{status} {text}", flush=True)
@@ -160,7 +160,11 @@ def main():
         print(f"error: cannot read the store: {error}", file=sys.stderr)
         return 1
     host, _, port = arguments.listen.rpartition(":")
-    server = HTTPServer((host, int(port)), Receiver)
+    try:
+        server = HTTPServer((host, int(port)), Receiver)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot listen on {arguments.listen}: {error}", file=sys.stderr)
+        return 1
     print(f"listening on http://{arguments.listen}/, storing to {arguments.store}", flush=True)
     try:
         server.serve_forever()
