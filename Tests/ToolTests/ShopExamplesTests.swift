@@ -251,8 +251,10 @@ struct ShopExamplesTests {
         let daemon = try await Self.daemon(
             directory,
             environment: ["LEDGERD_FORWARD_URL": hookURL, "LEDGERD_FORWARD_SECRET_FILE": secretFile],
-            // Retries a second apart, so the delivery the receiver could not store comes again soon.
-            extra: ["forward": ["schedule": "0,1000,1000,1000,1000,1000,1000,1000,1000,1000,1000,1000"]]
+            // Retries a second apart for half a minute, so the delivery the receiver could not store comes again soon.
+            extra: [
+                "forward": ["schedule": .string((["0"] + Array(repeating: "1000", count: 30)).joined(separator: ","))]
+            ]
         )
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { Task { try? await client.shutdown() } }
