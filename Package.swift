@@ -269,6 +269,10 @@ let package = Package(
             dependencies: [
                 "LedgerTesting",
                 "LedgerCore",
+                "LedgerControlProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "LedgerStore",
                 "LedgerPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
