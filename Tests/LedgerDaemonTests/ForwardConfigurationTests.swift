@@ -6,7 +6,7 @@ import Testing
 
 /// `forward.*`: receivers with their secret files, the schedule and the bounds, and refusals that name the key.
 struct ForwardConfigurationTests {
-    static let key = ["LEDGERD_GATEWAY_KEY": "forward-config-key-1"]
+    static let key = GatewaySettings.testingEnvironment(["LEDGERD_GATEWAY_KEY": "forward-config-key-1"])
 
     /// Without forward.url nothing is forwarded; one URL and one secret file from the environment are enough.
     @Test func oneReceiverFromTheEnvironment() async throws {

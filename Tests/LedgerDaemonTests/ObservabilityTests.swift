@@ -425,10 +425,10 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
     /// log.format, log.level, http.adminListen and http.trustedProxies are read from the environment; a value that
     /// is not one stops the start with its key named.
     @Test func observabilityConfiguration() async throws {
-        let environment = [
-            "LEDGERD_GATEWAY_KEY": "k-1", "LEDGERD_LOG_FORMAT": "json", "LEDGERD_LOG_LEVEL": "debug",
+        let environment = GatewaySettings.testingEnvironment([
+            "LEDGERD_LOG_FORMAT": "json", "LEDGERD_LOG_LEVEL": "debug",
             "LEDGERD_HTTP_ADMIN_LISTEN": "127.0.0.1:9101", "LEDGERD_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
-        ]
+        ])
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
         #expect(configuration.log.format == .json)
         #expect(configuration.log.level == .debug)
@@ -437,7 +437,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         #expect(configuration.trustedProxies == (try TrustedProxies(parsing: "10.0.0.0/8,::1")))
         let defaults = try await DaemonConfiguration.load(
             flags: [:],
-            environment: ["LEDGERD_GATEWAY_KEY": "k-1"],
+            environment: GatewaySettings.testingEnvironment(),
             file: nil
         )
         #expect(defaults.log.format == .text)
@@ -461,7 +461,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         try json.write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try await DaemonConfiguration.load(
             flags: [:],
-            environment: ["LEDGERD_GATEWAY_KEY": "k-1"],
+            environment: GatewaySettings.testingEnvironment(),
             file: file
         )
         #expect(fromFile.adminListen?.port == 9101)
