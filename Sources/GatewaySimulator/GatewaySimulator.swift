@@ -1,8 +1,8 @@
-// A faithful fake of the aggregated-payment gateway, for tests, benchmarks and the demo.
-public import Logging
-import LedgerCore
 import AsyncHTTPClient
 import Hummingbird
+import LedgerCore
+// A faithful fake of the aggregated-payment gateway, for tests, benchmarks and the demo.
+public import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle

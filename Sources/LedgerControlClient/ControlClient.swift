@@ -3,7 +3,7 @@ public import LedgerControlProtocol
 public import LedgerCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a call did not give a result, with the exit code `ledgerctl` uses for it.
@@ -46,11 +46,17 @@ public final class ControlClient {
         } catch {
             switch error {
             case .connect(_, ENOENT):
-                throw .cannotConnect("Cannot reach ledgerd: no socket at \(path). Is ledgerd running? (--socket or LEDGERD_SOCKET chooses the path.)")
+                throw .cannotConnect(
+                    "Cannot reach ledgerd: no socket at \(path). Is ledgerd running? (--socket or LEDGERD_SOCKET chooses the path.)"
+                )
             case .connect(_, ECONNREFUSED):
-                throw .cannotConnect("Cannot reach ledgerd: the socket at \(path) refuses connections; ledgerd is not running there (the socket is stale).")
+                throw .cannotConnect(
+                    "Cannot reach ledgerd: the socket at \(path) refuses connections; ledgerd is not running there (the socket is stale)."
+                )
             case .connect(_, EACCES), .connect(_, EPERM):
-                throw .cannotConnect("Cannot reach ledgerd: permission denied on \(path); run as the daemon's user or a member of its group.")
+                throw .cannotConnect(
+                    "Cannot reach ledgerd: permission denied on \(path); run as the daemon's user or a member of its group."
+                )
             case .connect(_, let code):
                 throw .cannotConnect("Cannot reach ledgerd at \(path): \(LineSocketError.text(code)).")
             case .pathTooLong:
@@ -100,10 +106,14 @@ public final class ControlClient {
         var notificationError: ClientError?
         let result = try self.call(method.name.rawValue, params.json.objectValue ?? [:]) { name, params in
             do throws(ControlError) {
-                if let notification = try ControlNotification(method: name, params: params) { onNotification(notification) }
+                if let notification = try ControlNotification(method: name, params: params) {
+                    onNotification(notification)
+                }
                 return true
             } catch {
-                notificationError = .protocolFailure("The daemon sent a \(name) notification this build cannot read: \(error.message)")
+                notificationError = .protocolFailure(
+                    "The daemon sent a \(name) notification this build cannot read: \(error.message)"
+                )
                 return false
             }
         }
@@ -111,20 +121,24 @@ public final class ControlClient {
         do throws(ControlError) {
             return try M.Result(json: result, context: method.name.rawValue)
         } catch {
-            throw .protocolFailure("The daemon's answer to \(method.name.rawValue) is not what this build reads: \(error.message)")
+            throw .protocolFailure(
+                "The daemon's answer to \(method.name.rawValue) is not what this build reads: \(error.message)"
+            )
         }
     }
 
     /// Reads notifications after a typed call (a subscription) until `onNotification` returns false or the daemon
     /// closes the connection.
-    public func listen(notifications onNotification: (ControlNotification) -> Bool) throws(ClientError) {
+    public func listenForNotifications(_ onNotification: (ControlNotification) -> Bool) throws(ClientError) {
         var notificationError: ClientError?
         try self.listen { name, params in
             do throws(ControlError) {
                 guard let notification = try ControlNotification(method: name, params: params) else { return true }
                 return onNotification(notification)
             } catch {
-                notificationError = .protocolFailure("The daemon sent a \(name) notification this build cannot read: \(error.message)")
+                notificationError = .protocolFailure(
+                    "The daemon sent a \(name) notification this build cannot read: \(error.message)"
+                )
                 return false
             }
         }
@@ -153,7 +167,10 @@ public final class ControlClient {
             throw .protocolFailure("ledgerd closed the connection at \(self.path) before answering.")
         }
         do {
-            return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24))
+            return try JSONParser.parse(
+                line,
+                limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24)
+            )
         } catch {
             throw .protocolFailure("The daemon sent something that is not JSON: \(error.description)")
         }

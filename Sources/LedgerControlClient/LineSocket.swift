@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a `LineSocket` call failed, with the `errno` of the system call that failed.
@@ -20,7 +20,8 @@ package enum LineSocketError: Error, CustomStringConvertible {
     package var description: String {
         switch self {
         case .socket(let code): return "socket: \(Self.text(code))"
-        case .pathTooLong(let path): return "connect \(path): the path is too long for a Unix socket (at most 107 bytes)"
+        case .pathTooLong(let path):
+            return "connect \(path): the path is too long for a Unix socket (at most 107 bytes)"
         case .connect(let path, let code): return "connect \(path): \(Self.text(code))"
         case .receiveTimeout(let code): return "setsockopt SO_RCVTIMEO: \(Self.text(code))"
         case .send(let code): return "send: \(Self.text(code))"

@@ -16,7 +16,9 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { self.message }
 
     // JSON-RPC 2.0 §5.1's reserved codes.
-    public static func parseError(_ message: String) -> Self { .init(code: -32700, name: "parse-error", message: message) }
+    public static func parseError(_ message: String) -> Self {
+        .init(code: -32700, name: "parse-error", message: message)
+    }
     public static func invalidRequest(_ message: String) -> Self {
         .init(code: -32600, name: "invalid-request", message: message)
     }
@@ -34,16 +36,26 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func orderNotFound(_ orderId: String) -> Self {
         .init(code: -32001, name: "order-not-found", message: "No order \(orderId) was created.")
     }
-    public static func orderConflict(_ message: String) -> Self { .init(code: -32002, name: "order-conflict", message: message) }
-    public static func invalidOrder(_ message: String) -> Self { .init(code: -32003, name: "invalid-order", message: message) }
+    public static func orderConflict(_ message: String) -> Self {
+        .init(code: -32002, name: "order-conflict", message: message)
+    }
+    public static func invalidOrder(_ message: String) -> Self {
+        .init(code: -32003, name: "invalid-order", message: message)
+    }
     public static let rebuildRunning = Self(
         code: -32004,
         name: "rebuild-running",
         message: "A projection rebuild or verification is already running; wait for it to finish."
     )
-    public static func storeFull(_ message: String) -> Self { .init(code: -32005, name: "store-full", message: message) }
-    public static func storeCorrupted(_ message: String) -> Self { .init(code: -32006, name: "store-corrupted", message: message) }
-    public static func unavailable(_ message: String) -> Self { .init(code: -32007, name: "unavailable", message: message) }
+    public static func storeFull(_ message: String) -> Self {
+        .init(code: -32005, name: "store-full", message: message)
+    }
+    public static func storeCorrupted(_ message: String) -> Self {
+        .init(code: -32006, name: "store-corrupted", message: message)
+    }
+    public static func unavailable(_ message: String) -> Self {
+        .init(code: -32007, name: "unavailable", message: message)
+    }
     public static func lineTooLong(_ limit: Int) -> Self {
         .init(
             code: -32010,
@@ -71,14 +83,20 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
         .init(
             code: -32013,
             name: "too-many-requests",
-            message: "This connection already has control.requestsInFlightMax (\(limit)) requests running; wait for answers."
+            message:
+                "This connection already has control.requestsInFlightMax (\(limit)) requests running; wait for answers."
         )
     }
-    public static func backupFailed(_ message: String) -> Self { .init(code: -32014, name: "backup-failed", message: message) }
+    public static func backupFailed(_ message: String) -> Self {
+        .init(code: -32014, name: "backup-failed", message: message)
+    }
 
     /// The error object as JSON-RPC writes it.
     public var json: JSONValue {
-        .object(["code": .number(String(self.code)), "message": .string(self.message), "data": .object(["name": .string(self.name)])])
+        .object([
+            "code": .number(String(self.code)), "message": .string(self.message),
+            "data": .object(["name": .string(self.name)]),
+        ])
     }
 }
 

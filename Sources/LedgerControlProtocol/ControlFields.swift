@@ -66,7 +66,9 @@ public struct ControlFields: Sendable {
     }
 
     public func requiredString(_ name: String) throws(ControlError) -> String {
-        guard let value = try self.string(name) else { throw .invalidParams("\(self.context) needs \(name), a string.") }
+        guard let value = try self.string(name) else {
+            throw .invalidParams("\(self.context) needs \(name), a string.")
+        }
         return value
     }
 
@@ -96,7 +98,9 @@ public struct ControlFields: Sendable {
         switch self.object[name] {
         case nil, .null?: return nil
         case .number(let text)?:
-            guard let value = Int64(text), range.contains(value) else { throw Self.outOfRange(self.context, name, range) }
+            guard let value = Int64(text), range.contains(value) else {
+                throw Self.outOfRange(self.context, name, range)
+            }
             return value
         case .bool?, .string?, .array?, .object?:
             throw .invalidParams("\(self.context): \(name) must be a whole number.")
@@ -135,12 +139,15 @@ public struct ControlFields: Sendable {
         switch self.object[name] {
         case nil, .null?: return nil
         case .bool(let value)?: return value
-        case .string?, .number?, .array?, .object?: throw .invalidParams("\(self.context): \(name) must be true or false.")
+        case .string?, .number?, .array?, .object?:
+            throw .invalidParams("\(self.context): \(name) must be true or false.")
         }
     }
 
     public func requiredBool(_ name: String) throws(ControlError) -> Bool {
-        guard let value = try self.bool(name) else { throw .invalidParams("\(self.context) needs \(name), true or false.") }
+        guard let value = try self.bool(name) else {
+            throw .invalidParams("\(self.context) needs \(name), true or false.")
+        }
         return value
     }
 
@@ -205,7 +212,8 @@ public struct ControlFields: Sendable {
     }
 
     /// One of an enumeration's raw values, or an error that lists them.
-    public func choice<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type = T.self) throws(ControlError)
+    public func choice<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type = T.self)
+        throws(ControlError)
         -> T? where T.RawValue == String
     {
         guard let text = try self.string(name) else { return nil }

@@ -131,8 +131,16 @@ public enum ForwardStatus: ControlMethod {
 
         /// The answer of a daemon that forwards nothing.
         public static let off = Self(
-            enabled: false, active: false, position: 0, head: 0, pending: 0, dead: 0, oldestPendingAt: nil,
-            receivers: [], failing: [], deadDeliveries: []
+            enabled: false,
+            active: false,
+            position: 0,
+            head: 0,
+            pending: 0,
+            dead: 0,
+            oldestPendingAt: nil,
+            receivers: [],
+            failing: [],
+            deadDeliveries: []
         )
 
         public init(fields: ControlFields) throws(ControlError) {
@@ -166,12 +174,19 @@ public enum ForwardStatus: ControlMethod {
                 ("head", String(self.head)), ("pending", String(self.pending)), ("dead", String(self.dead)),
                 ("oldest pending", self.oldestPendingAt), ("receivers", self.receivers.joined(separator: ", ")),
             ])
-            func table(_ title: String, _ deliveries: [ForwardDeliveryView], _ when: String, _ at: (ForwardDeliveryView) -> String?) {
+            func table(
+                _ title: String,
+                _ deliveries: [ForwardDeliveryView],
+                _ when: String,
+                _ at: (ForwardDeliveryView) -> String?
+            ) {
                 guard !deliveries.isEmpty else { return }
                 text += "\n\n" + title + "\n"
                 text += TextTable.render(
                     ["order", "event", "attempts", when, "last error", "receiver"],
-                    deliveries.map { [$0.orderId, $0.eventId, String($0.attempts), at($0) ?? "", $0.lastError ?? "", $0.receiver] }
+                    deliveries.map {
+                        [$0.orderId, $0.eventId, String($0.attempts), at($0) ?? "", $0.lastError ?? "", $0.receiver]
+                    }
                 )
             }
             table("failing", self.failing, "next attempt") { $0.nextAttemptAt }

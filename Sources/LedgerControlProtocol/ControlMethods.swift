@@ -174,7 +174,13 @@ public enum OrderCreate: ControlMethod {
         /// False when an order with this id and these fields already existed.
         public var created: Bool
 
-        public init(orderId: String, gatewayUrl: String, fields: [(name: String, value: String)], payUrl: String, created: Bool) {
+        public init(
+            orderId: String,
+            gatewayUrl: String,
+            fields: [(name: String, value: String)],
+            payUrl: String,
+            created: Bool
+        ) {
             self.orderId = orderId
             self.gatewayUrl = gatewayUrl
             self.fields = fields
@@ -690,7 +696,9 @@ public enum ProjectionVerify: ControlMethod {
 
         public init(fields: ControlFields) throws(ControlError) {
             try fields.allow(["differencesMax"])
-            self.differencesMax = try fields.int("differencesMax", 0...Int64(ControlPages.differencesMax)).map { Int($0) }
+            self.differencesMax = try fields.int("differencesMax", 0...Int64(ControlPages.differencesMax)).map {
+                Int($0)
+            }
         }
 
         public var json: JSONValue {
@@ -794,7 +802,9 @@ public enum LedgerVerify: ControlMethod {
             self.reason = try fields.requiredString("reason")
         }
 
-        public var json: JSONValue { .object(["sequence": ControlJSON.number(self.sequence), "reason": .string(self.reason)]) }
+        public var json: JSONValue {
+            .object(["sequence": ControlJSON.number(self.sequence), "reason": .string(self.reason)])
+        }
     }
 
     public struct Result: ControlMessage, Hashable {

@@ -302,7 +302,8 @@ public struct OrderView: ControlMessage, Hashable {
             "orderId": .string(self.orderId), "state": .string(self.state.rawValue),
             "flags": .array(self.flags.map { .string($0) }), "order": self.order?.json ?? .null,
             "payment": self.payment?.json ?? .null, "callbacks": self.callbacks.json,
-            "queryAttempts": ControlJSON.number(self.queryAttempts), "lastQueryAt": ControlJSON.optional(self.lastQueryAt),
+            "queryAttempts": ControlJSON.number(self.queryAttempts),
+            "lastQueryAt": ControlJSON.optional(self.lastQueryAt),
             "lastSequence": ControlJSON.number(self.lastSequence), "eventCount": ControlJSON.number(self.eventCount),
         ])
     }
@@ -399,7 +400,8 @@ public struct ProgressView: ControlMessage, Hashable {
 
     public var json: JSONValue {
         .object([
-            "phase": .string(self.phase), "done": ControlJSON.number(self.done), "total": ControlJSON.number(self.total),
+            "phase": .string(self.phase), "done": ControlJSON.number(self.done),
+            "total": ControlJSON.number(self.total),
             "rate": ControlJSON.optionalNumber(self.rate),
             "secondsRemaining": ControlJSON.optionalNumber(self.secondsRemaining),
         ])

@@ -141,7 +141,10 @@ public struct LedgerDaemon: Sendable {
             followInterval: configuration.storeBackend.followInterval,
             logger: logger
         )
-        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        self.httpClient = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(redirectConfiguration: .disallow)
+        )
         let gateway = GatewayClient(
             settings: configuration.gateway,
             key: configuration.key,
@@ -305,7 +308,8 @@ public struct LedgerDaemon: Sendable {
         let stopping: [any Service] = notifier.map { [StoppingReport(notifier: $0)] } ?? []
         // The forwarder after the poller (whose leadership it follows) and before the servers: it stops after they
         // have drained, and before the store closes.
-        let services: [any Service] = [StoreService(store: self.store)] + followers
+        let services: [any Service] =
+            [StoreService(store: self.store)] + followers
             + [self.poller, self.forwarder, control] + extraServices + listeners + stopping
         let group = ServiceGroup(
             configuration: .init(

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Tells the service manager how the daemon is doing, by the readiness protocol of `Type=notify` units: one datagram
 /// per state (`READY=1`, `STOPPING=1`) to the Unix socket named by `NOTIFY_SOCKET`. A name starting with `@` is an
@@ -32,12 +33,12 @@ public struct ServiceManagerNotifier: Sendable {
     @discardableResult
     public func send(_ state: String) -> Bool {
         #if canImport(Glibc)
-        let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        // A manager that went away must not kill the daemon with SIGPIPE.
-        let sendFlags = Int32(MSG_NOSIGNAL)
+            let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            // A manager that went away must not kill the daemon with SIGPIPE.
+            let sendFlags = Int32(MSG_NOSIGNAL)
         #else
-        let descriptor = socket(AF_UNIX, SOCK_DGRAM, 0)
-        let sendFlags: Int32 = 0
+            let descriptor = socket(AF_UNIX, SOCK_DGRAM, 0)
+            let sendFlags: Int32 = 0
         #endif
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }

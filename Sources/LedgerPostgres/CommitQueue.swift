@@ -122,7 +122,9 @@ struct CommitQueue<Job: CommitQueueJob> {
         while self.queueStart < self.queue.count {
             let job = self.queue[self.queueStart]
             let weight = job.estimatedBytes
-            if !batch.isEmpty && (batch.count >= self.limits.batchCountMax || bytes + weight > self.limits.batchBytesMax) {
+            if !batch.isEmpty
+                && (batch.count >= self.limits.batchCountMax || bytes + weight > self.limits.batchBytesMax)
+            {
                 break
             }
             batch.append(job)

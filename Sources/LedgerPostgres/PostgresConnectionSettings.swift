@@ -1,4 +1,5 @@
 import PostgresNIO
+
 /// Where and how to reach PostgreSQL, parsed from a libpq-style connection URL:
 ///
 /// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE]` (also `postgresql://`), over TCP;
@@ -59,7 +60,10 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
     /// Parses a connection URL (see the type's documentation).
     public init(url: String) throws(ParseError) {
         func fail(_ why: String) -> ParseError {
-            ParseError(message: "The PostgreSQL URL is not usable: \(why) Expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.")
+            ParseError(
+                message:
+                    "The PostgreSQL URL is not usable: \(why) Expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE."
+            )
         }
         var rest = Substring(url)
         guard let schemeEnd = rest.firstRange(of: "://") else { throw fail("it has no scheme.") }
@@ -86,7 +90,11 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
             rest = rest[rest.index(after: at)...]
             if let colon = userInfo.firstIndex(of: ":") {
                 user = try Self.percentDecoded(userInfo[..<colon], what: "user", fail: fail)
-                password = try Self.percentDecoded(userInfo[userInfo.index(after: colon)...], what: "password", fail: fail)
+                password = try Self.percentDecoded(
+                    userInfo[userInfo.index(after: colon)...],
+                    what: "password",
+                    fail: fail
+                )
             } else {
                 user = try Self.percentDecoded(userInfo, what: "user", fail: fail)
             }
@@ -152,7 +160,9 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
     }
 
     private static func port(_ text: Substring, fail: (String) -> ParseError) throws(ParseError) -> Int {
-        guard let port = Int(text), (1...65_535).contains(port) else { throw fail("the port \(text) is not 1 to 65535.") }
+        guard let port = Int(text), (1...65_535).contains(port) else {
+            throw fail("the port \(text) is not 1 to 65535.")
+        }
         return port
     }
 

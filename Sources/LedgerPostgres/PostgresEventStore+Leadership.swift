@@ -46,16 +46,23 @@ extension PostgresEventStore: SharedEventStore {
                     connection = session
                 }
                 let (seed, schema, logger) = (Int64(Self.leaderLockClass), self.schema.name, self.logger)
-                let locked = try await Self.onSession(session, within: retryInterval * Self.answerIntervals) { session in
-                    try await session.query("SELECT pg_try_advisory_lock(hashtextextended(\(schema), \(seed)))", logger: logger)
-                        .collect().first?.decode(Bool.self) ?? false
+                let locked = try await Self.onSession(session, within: retryInterval * Self.answerIntervals) {
+                    session in
+                    try await session.query(
+                        "SELECT pg_try_advisory_lock(hashtextextended(\(schema), \(seed)))",
+                        logger: logger
+                    )
+                    .collect().first?.decode(Bool.self) ?? false
                 }
                 if locked { leader = session }
             } catch {
                 try Task.checkCancellation()
                 self.logger.warning(
                     "could not try for poll leadership; trying again",
-                    metadata: ["error": "\(Self.storeError(error, during: "trying for poll leadership", settings: self.settings))"]
+                    metadata: [
+                        "error":
+                            "\(Self.storeError(error, during: "trying for poll leadership", settings: self.settings))"
+                    ]
                 )
                 if let stale = connection {
                     connection = nil
@@ -106,7 +113,11 @@ extension PostgresEventStore: SharedEventStore {
                     } catch {
                         return .watchStopped
                     }
-                    if let reason = await Self.confirm(session, within: retryInterval * Self.answerIntervals, logger: logger) {
+                    if let reason = await Self.confirm(
+                        session,
+                        within: retryInterval * Self.answerIntervals,
+                        logger: logger
+                    ) {
                         // Cancelled mid-confirmation (the leader finished, or shutdown): not a lost lock.
                         return Task.isCancelled ? .watchStopped : .lost(reason)
                     }
@@ -136,7 +147,11 @@ extension PostgresEventStore: SharedEventStore {
         // cancellation gives the unlock up at once, loses nothing).
         let (seed, schema) = (Int64(Self.leaderLockClass), self.schema.name)
         _ = try? await Self.onSession(session, within: retryInterval * Self.answerIntervals) { session in
-            try await Self.execute(session, "SELECT pg_advisory_unlock(hashtextextended(\(schema), \(seed)))", logger: logger)
+            try await Self.execute(
+                session,
+                "SELECT pg_advisory_unlock(hashtextextended(\(schema), \(seed)))",
+                logger: logger
+            )
         }
         try? await session.close()
         self.logger.info("gave up poll leadership")
@@ -145,9 +160,13 @@ extension PostgresEventStore: SharedEventStore {
     }
 
     /// `nil` when the session answered within `deadline`, else why not.
-    private static func confirm(_ session: PostgresConnection, within deadline: Duration, logger: Logger) async -> String? {
+    private static func confirm(_ session: PostgresConnection, within deadline: Duration, logger: Logger) async
+        -> String?
+    {
         do {
-            try await Self.onSession(session, within: deadline) { try await Self.execute($0, "SELECT 1", logger: logger) }
+            try await Self.onSession(session, within: deadline) {
+                try await Self.execute($0, "SELECT 1", logger: logger)
+            }
             return nil
         } catch {
             return "the leader's session did not confirm the lock: \(error)"
@@ -192,7 +211,9 @@ extension PostgresEventStore: SharedEventStore {
                     do { try await Task.sleep(for: deadline) } catch { return }
                     guard let waiting = call.waiter.withLock({ $0.take() }) else { return }
                     try? await session.close()
-                    waiting.resume(throwing: StoreError(.io, "The leader's PostgreSQL session did not answer within \(deadline)."))
+                    waiting.resume(
+                        throwing: StoreError(.io, "The leader's PostgreSQL session did not answer within \(deadline).")
+                    )
                 }
             }
             Task {
@@ -221,11 +242,16 @@ extension PostgresEventStore: SharedEventStore {
         do {
             let (endpoint, logger) = (self.settings.endpoint, self.logger)
             try await Self.onSession(session, within: idleTimeout) { session in
-                let version = try await session.query("SELECT current_setting('server_version_num')::int", logger: logger)
+                let version =
+                    try await session.query("SELECT current_setting('server_version_num')::int", logger: logger)
                     .collect().first?.decode(Int.self) ?? 0
                 let idleMilliseconds = max(1000, Int(idleTimeout / .milliseconds(1)))
                 if version >= 140_000 {
-                    try await Self.execute(session, "SELECT set_config('idle_session_timeout', \(String(idleMilliseconds)), false)", logger: logger)
+                    try await Self.execute(
+                        session,
+                        "SELECT set_config('idle_session_timeout', \(String(idleMilliseconds)), false)",
+                        logger: logger
+                    )
                 }
                 if case .tcp = endpoint {
                     let idleSeconds = String(max(1, idleMilliseconds / 3000))

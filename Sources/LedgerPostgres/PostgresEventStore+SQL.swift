@@ -120,15 +120,20 @@ extension PostgresEventStore {
         return value
     }
 
-    static func readMeta(_ connection: PostgresConnection, schema: PostgresSchema, logger: Logger) async throws -> StoreMeta {
+    static func readMeta(_ connection: PostgresConnection, schema: PostgresSchema, logger: Logger) async throws
+        -> StoreMeta
+    {
         let rows = try await connection.query(
             "SELECT head_sequence, head_hash, live_generation FROM \(unescaped: schema.meta)",
             logger: logger
         ).collect()
-        guard rows.count == 1, let (sequence, hashBytes, generation) = try rows.first?.decode((Int64, ByteBuffer, Int16).self) else {
+        guard rows.count == 1,
+            let (sequence, hashBytes, generation) = try rows.first?.decode((Int64, ByteBuffer, Int16).self)
+        else {
             throw StoreError(.corrupted, "The ledger's metadata row in \(schema.meta) is missing or duplicated.")
         }
-        guard sequence >= 0, let hash = Digest32(bytes: hashBytes.readableBytesView), generation == 0 || generation == 1 else {
+        guard sequence >= 0, let hash = Digest32(bytes: hashBytes.readableBytesView), generation == 0 || generation == 1
+        else {
             throw StoreError(.corrupted, "The ledger's metadata row in \(schema.meta) is damaged.")
         }
         return StoreMeta(head: LogHead(sequence: UInt64(sequence), hash: hash), liveGeneration: generation)
@@ -175,13 +180,17 @@ extension PostgresEventStore {
         do {
             return try bytes.withUnsafeReadableBytes { buffer in try OrderStateCodec.decode(buffer) }
         } catch let error as EventDecodingError {
-            throw StoreError(.corrupted, "The stored projection of order \(orderId) does not decode: \(error.description)")
+            throw StoreError(
+                .corrupted,
+                "The stored projection of order \(orderId) does not decode: \(error.description)"
+            )
         }
     }
 
     /// Maps PostgreSQL's errors to the store's, with a message an operator can act on. PostgresNIO's own
     /// descriptions are deliberately generic, so the server's message and SQLSTATE are taken from its fields.
-    static func storeError(_ error: any Error, during what: String, settings: PostgresConnectionSettings) -> StoreError {
+    static func storeError(_ error: any Error, during what: String, settings: PostgresConnectionSettings) -> StoreError
+    {
         switch error {
         case let error as StoreError:
             return error

@@ -15,7 +15,8 @@ extension PostgresEventStore {
         let started = ContinuousClock.now
         return try await self.reading("verifying the chain") {
             try await self.withConnection { connection in
-                try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) { connection in
+                try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) {
+                    connection in
                     let recorded = try await Self.readMeta(connection, schema: self.schema, logger: self.logger).head
                     var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
                     var expected: UInt64 = 1
@@ -30,7 +31,9 @@ extension PostgresEventStore {
                             logger: self.logger
                         ).collect()
                         for row in rows {
-                            let (stored, orderId, type, bytes) = try row.decode((Int64, String, String, ByteBuffer).self)
+                            let (stored, orderId, type, bytes) = try row.decode(
+                                (Int64, String, String, ByteBuffer).self
+                            )
                             let sequence = UInt64(stored)
                             guard sequence == expected else {
                                 firstBreak = .sequenceGap(expected: expected, found: sequence)
@@ -46,7 +49,8 @@ extension PostgresEventStore {
                             guard event.orderId == orderId, event.type.rawValue == type else {
                                 firstBreak = .corrupted(
                                     sequence: sequence,
-                                    reason: "its row says order \(orderId) and type \(type), the event says \(event.orderId) and \(event.type.rawValue)"
+                                    reason:
+                                        "its row says order \(orderId) and type \(type), the event says \(event.orderId) and \(event.type.rawValue)"
                                 )
                                 break scan
                             }
@@ -101,14 +105,20 @@ extension PostgresEventStore {
                         "UPDATE \(unescaped: self.schema.meta) SET live_generation = \(scratch)",
                         logger: self.logger
                     )
-                    let orders = try await connection.query(
-                        "SELECT count(*) FROM \(unescaped: self.schema.orders) WHERE generation = \(scratch)",
-                        logger: self.logger
-                    ).collect().first?.decode(Int64.self) ?? 0
+                    let orders =
+                        try await connection.query(
+                            "SELECT count(*) FROM \(unescaped: self.schema.orders) WHERE generation = \(scratch)",
+                            logger: self.logger
+                        ).collect().first?.decode(Int64.self) ?? 0
                     return (meta.head, UInt64(orders))
                 }
             }
-            return RebuildReport(eventsReplayed: head.sequence, orders: orders, head: head, seconds: Self.seconds(since: started))
+            return RebuildReport(
+                eventsReplayed: head.sequence,
+                orders: orders,
+                head: head,
+                seconds: Self.seconds(since: started)
+            )
         }
     }
 
@@ -116,7 +126,8 @@ extension PostgresEventStore {
     /// compares it with the live projection order by order. Both reflect the snapshot's head, because every append
     /// writes its events and the live projection in one transaction; appends go on meanwhile. The snapshot's
     /// writes are rolled back: verification changes nothing.
-    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport {
+    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport
+    {
         try self.checkOpen()
         let started = ContinuousClock.now
         let differencesMax = max(differencesMax, 0)
@@ -250,12 +261,20 @@ extension PostgresEventStore {
     /// Applies every event after the scratch checkpoint up to `head` to the scratch generation, inside the
     /// caller's transaction.
     private func catchUp(scratch: Int16, to head: LogHead, on connection: PostgresConnection) async throws {
-        var checkpoint = try await Self.checkpoint(connection, schema: self.schema, generation: scratch, logger: self.logger)
+        var checkpoint = try await Self.checkpoint(
+            connection,
+            schema: self.schema,
+            generation: scratch,
+            logger: self.logger
+        )
         while checkpoint < head.sequence {
             let limit = min(self.options.rebuildChunkEvents, Int(head.sequence - checkpoint))
             let events = try await self.readEventsForReplay(from: checkpoint + 1, limit: limit, on: connection)
             guard let last = events.last, events.first?.sequence == checkpoint + 1 else {
-                throw StoreError(.corrupted, "The log has no event \(checkpoint + 1) though its head is \(head.sequence).")
+                throw StoreError(
+                    .corrupted,
+                    "The log has no event \(checkpoint + 1) though its head is \(head.sequence)."
+                )
             }
             try await self.applyToScratch(events, scratch: scratch, checkpoint: last.sequence, on: connection)
             checkpoint = last.sequence
@@ -263,7 +282,9 @@ extension PostgresEventStore {
     }
 
     /// Events without their bodies (the projection never reads them), checked against their rows.
-    private func readEventsForReplay(from sequence: UInt64, limit: Int, on connection: PostgresConnection) async throws -> [Event] {
+    private func readEventsForReplay(from sequence: UInt64, limit: Int, on connection: PostgresConnection) async throws
+        -> [Event]
+    {
         let rows = try await connection.query(
             """
             SELECT sequence, event FROM \(unescaped: self.schema.events)
@@ -275,7 +296,10 @@ extension PostgresEventStore {
         var expected = sequence
         for try await (stored, bytes) in rows.decode((Int64, ByteBuffer).self) {
             guard UInt64(stored) == expected else {
-                throw StoreError(.corrupted, "The log skips from sequence \(expected - 1) to \(stored); run a chain verification.")
+                throw StoreError(
+                    .corrupted,
+                    "The log skips from sequence \(expected - 1) to \(stored); run a chain verification."
+                )
             }
             events.append(try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: true, scope: .projection))
             expected += 1

@@ -146,11 +146,17 @@ public final class PostgresEventStore: EventStore, Sendable {
         guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
             options.rebuildChunkEvents >= 1, options.readPageMax >= 1
         else {
-            throw StoreError(.invalidArgument, "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive.")
+            throw StoreError(
+                .invalidArgument,
+                "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive."
+            )
         }
         // A long operation holds one connection for its lock and uses another; appends and reads need one more.
         guard options.connectionsMax >= 3 else {
-            throw StoreError(.invalidArgument, "store.postgresConnectionsMax must be at least 3 (one for appends, two for a rebuild).")
+            throw StoreError(
+                .invalidArgument,
+                "store.postgresConnectionsMax must be at least 3 (one for appends, two for a rebuild)."
+            )
         }
         let schema = try PostgresSchema(name: options.schema)
         let client = PostgresClient(
@@ -244,10 +250,16 @@ public final class PostgresEventStore: EventStore, Sendable {
         var configuration: PostgresClient.Configuration
         switch settings.endpoint {
         case .unixSocket(let path):
-            configuration = .init(unixSocketPath: path, username: settings.user, password: settings.password, database: settings.database)
+            configuration = .init(
+                unixSocketPath: path,
+                username: settings.user,
+                password: settings.password,
+                database: settings.database
+            )
         case .tcp(let host, let port):
             let tls: PostgresClient.Configuration.TLS =
-                settings.tls.clientTLS.map { $0.required ? .require($0.configuration) : .prefer($0.configuration) } ?? .disable
+                settings.tls.clientTLS.map { $0.required ? .require($0.configuration) : .prefer($0.configuration) }
+                ?? .disable
             configuration = .init(
                 host: host,
                 port: port,
@@ -283,7 +295,10 @@ public final class PostgresEventStore: EventStore, Sendable {
             }
             // EXECUTE FUNCTION in triggers needs PostgreSQL 11.
             guard versionNumber >= 110_000 else {
-                throw StoreError(.invalidArgument, "PostgreSQL at \(settings) is version \(versionNumber); the ledger needs 11 or later.")
+                throw StoreError(
+                    .invalidArgument,
+                    "PostgreSQL at \(settings) is version \(versionNumber); the ledger needs 11 or later."
+                )
             }
             // Order ids and content keys are compared as UTF-8 bytes, which needs a UTF-8 database.
             guard encoding == "UTF8" else {
@@ -300,7 +315,8 @@ public final class PostgresEventStore: EventStore, Sendable {
                 )
                 try await Self.migrate(connection, schema: schema, settings: settings, logger: logger)
             }
-            try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: logger) { connection in
+            try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: logger) {
+                connection in
                 try await Self.checkHead(connection, schema: schema, logger: logger)
             }
             return lockKey
@@ -313,23 +329,26 @@ public final class PostgresEventStore: EventStore, Sendable {
         settings: PostgresConnectionSettings,
         logger: Logger
     ) async throws {
-        let exists = try await connection.query(
-            "SELECT count(*) FROM pg_namespace WHERE nspname = \(schema.name)",
-            logger: logger
-        ).collect().first?.decode(Int64.self) ?? 0
+        let exists =
+            try await connection.query(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = \(schema.name)",
+                logger: logger
+            ).collect().first?.decode(Int64.self) ?? 0
         if exists == 0 {
             try await Self.execute(connection, "CREATE SCHEMA \(unescaped: "\"\(schema.name)\"")", logger: logger)
         }
-        let hasVersionTable = try await connection.query(
-            "SELECT to_regclass(\(schema.version)) IS NOT NULL",
-            logger: logger
-        ).collect().first?.decode(Bool.self) ?? false
+        let hasVersionTable =
+            try await connection.query(
+                "SELECT to_regclass(\(schema.version)) IS NOT NULL",
+                logger: logger
+            ).collect().first?.decode(Bool.self) ?? false
         var version = 0
         if hasVersionTable {
-            version = try await connection.query(
-                "SELECT coalesce(max(version), 0) FROM \(unescaped: schema.version)",
-                logger: logger
-            ).collect().first?.decode(Int.self) ?? 0
+            version =
+                try await connection.query(
+                    "SELECT coalesce(max(version), 0) FROM \(unescaped: schema.version)",
+                    logger: logger
+                ).collect().first?.decode(Int.self) ?? 0
         } else {
             try await Self.execute(
                 connection,
@@ -354,7 +373,11 @@ public final class PostgresEventStore: EventStore, Sendable {
             for statement in schema.migration(to: next) {
                 try await Self.execute(connection, PostgresQuery(unsafeSQL: statement), logger: logger)
             }
-            try await Self.execute(connection, "INSERT INTO \(unescaped: schema.version) (version) VALUES (\(next))", logger: logger)
+            try await Self.execute(
+                connection,
+                "INSERT INTO \(unescaped: schema.version) (version) VALUES (\(next))",
+                logger: logger
+            )
             logger.info(
                 "Migrated the ledger schema",
                 metadata: ["store.schema": "\(schema.name)", "store.schema.version": "\(next)"]
@@ -385,9 +408,17 @@ public final class PostgresEventStore: EventStore, Sendable {
                 "The ledger's recorded head (\(meta.head.sequence)) is not its last event (\(last.sequence)); run a chain verification."
             )
         }
-        let checkpoint = try await Self.checkpoint(connection, schema: schema, generation: meta.liveGeneration, logger: logger)
+        let checkpoint = try await Self.checkpoint(
+            connection,
+            schema: schema,
+            generation: meta.liveGeneration,
+            logger: logger
+        )
         guard checkpoint == last.sequence else {
-            throw StoreError(.corrupted, "The live projection's checkpoint (\(checkpoint)) is not the head (\(last.sequence)).")
+            throw StoreError(
+                .corrupted,
+                "The live projection's checkpoint (\(checkpoint)) is not the head (\(last.sequence))."
+            )
         }
     }
 
@@ -414,7 +445,8 @@ public final class PostgresEventStore: EventStore, Sendable {
         var batch = first
         while true {
             await self.commit(batch)
-            let (action, waiters) = self.writer.withLock { writer -> (CommitQueue<PendingAppend>.FinishAction, [CheckedContinuation<Void, Never>]) in
+            let (action, waiters) = self.writer.withLock {
+                writer -> (CommitQueue<PendingAppend>.FinishAction, [CheckedContinuation<Void, Never>]) in
                 let action = writer.queue.finished()
                 guard case .closed = action else { return (action, []) }
                 let waiters = writer.closeWaiters
@@ -483,7 +515,9 @@ public final class PostgresEventStore: EventStore, Sendable {
     }
 
     /// The body of an append transaction.
-    private func appendBatch(_ requests: [AppendRequest], on connection: PostgresConnection) async throws -> [AppendOutcome] {
+    private func appendBatch(_ requests: [AppendRequest], on connection: PostgresConnection) async throws
+        -> [AppendOutcome]
+    {
         try await self.lockAppends(connection)
         // Read after the lock: in READ COMMITTED each statement sees every transaction committed before it began,
         // so this is the head the previous holder of the lock left, whichever daemon it was.
@@ -527,7 +561,12 @@ public final class PostgresEventStore: EventStore, Sendable {
         // sequence, the second transaction would fail instead of forking the chain.
         try await Self.execute(
             connection,
-            writes.appendStatement(schema: self.schema, projection: projection, generation: meta.liveGeneration, head: head),
+            writes.appendStatement(
+                schema: self.schema,
+                projection: projection,
+                generation: meta.liveGeneration,
+                head: head
+            ),
             logger: self.logger
         )
         return outcomes
@@ -579,7 +618,10 @@ public final class PostgresEventStore: EventStore, Sendable {
                 let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
                 let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
                 guard event.orderId == orderId else {
-                    throw StoreError(.corrupted, "The order index lists event \(sequence) under \(orderId), but it is for \(event.orderId).")
+                    throw StoreError(
+                        .corrupted,
+                        "The order index lists event \(sequence) under \(orderId), but it is for \(event.orderId)."
+                    )
                 }
                 events.append(event)
             }
@@ -604,7 +646,10 @@ public final class PostgresEventStore: EventStore, Sendable {
             let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
             let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
             guard event.orderId == orderId, case .orderCreated = event.payload else {
-                throw StoreError(.corrupted, "Event \(sequence) is listed as the creation of \(orderId), but it is not.")
+                throw StoreError(
+                    .corrupted,
+                    "Event \(sequence) is listed as the creation of \(orderId), but it is not."
+                )
             }
             return event
         }
@@ -636,7 +681,10 @@ public final class PostgresEventStore: EventStore, Sendable {
             // Oldest first, by the first event naming each order, as the LMDB store lists them.
             var after: Int64 = 0
             if let afterOrderId {
-                let unknown = StoreError(.invalidArgument, "The ledger holds no order \(afterOrderId); page with an order id from a previous page.")
+                let unknown = StoreError(
+                    .invalidArgument,
+                    "The ledger holds no order \(afterOrderId); page with an order id from a previous page."
+                )
                 // A NUL cannot be stored, so an id holding one names no order.
                 guard !afterOrderId.utf8.contains(0) else { throw unknown }
                 let found = try await self.rows(
@@ -688,11 +736,15 @@ public final class PostgresEventStore: EventStore, Sendable {
         try self.checkOpen()
         return try await self.reading("reading statistics") {
             try await self.withConnection { connection in
-                try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) { connection in
+                try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) {
+                    connection in
                     let meta = try await Self.readMeta(connection, schema: self.schema, logger: self.logger)
                     var byType: [EventType: UInt64] = [:]
                     for type in EventType.allCases { byType[type] = 0 }
-                    let counts = try await connection.query("SELECT type, count FROM \(unescaped: self.schema.counts)", logger: self.logger)
+                    let counts = try await connection.query(
+                        "SELECT type, count FROM \(unescaped: self.schema.counts)",
+                        logger: self.logger
+                    )
                     for try await (type, count) in counts.decode((String, Int64).self) {
                         if let type = EventType(rawValue: type) { byType[type] = UInt64(count) }
                     }
@@ -707,18 +759,22 @@ public final class PostgresEventStore: EventStore, Sendable {
                     )
                     for try await (code, count) in statuses.decode((Int16, Int64).self) {
                         guard let status = UInt8(exactly: code).flatMap(OrderStatus.init(code:)) else {
-                            throw StoreError(.corrupted, "The projection holds orders with an unknown status code \(code).")
+                            throw StoreError(
+                                .corrupted,
+                                "The projection holds orders with an unknown status code \(code)."
+                            )
                         }
                         byStatus[status] = UInt64(count)
                     }
-                    let bytes = try await connection.query(
-                        """
-                        SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class AS c
-                        JOIN pg_namespace AS n ON n.oid = c.relnamespace
-                        WHERE n.nspname = \(self.schema.name) AND c.relkind = 'r'
-                        """,
-                        logger: self.logger
-                    ).collect().first?.decode(Int64.self) ?? 0
+                    let bytes =
+                        try await connection.query(
+                            """
+                            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class AS c
+                            JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                            WHERE n.nspname = \(self.schema.name) AND c.relkind = 'r'
+                            """,
+                            logger: self.logger
+                        ).collect().first?.decode(Int64.self) ?? 0
                     return StoreStatistics(
                         head: meta.head,
                         eventsByType: byType,
@@ -787,24 +843,33 @@ public final class PostgresEventStore: EventStore, Sendable {
 
     /// Claims the right to run a rebuild or a verification: one at a time in this process, and across daemons
     /// through a session-level advisory lock held on a connection of its own for the whole operation.
-    func withLongOperation<T: Sendable>(_ name: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withLongOperation<T: Sendable>(_ name: String, _ body: @escaping @Sendable () async throws -> T) async throws
+        -> T
+    {
         let claimed = self.longOperationRunning.withLock { running in
             if running { return false }
             running = true
             return true
         }
         guard claimed else {
-            throw StoreError(.busy, "A projection rebuild or verification is already running; \(name) must wait for it.")
+            throw StoreError(
+                .busy,
+                "A projection rebuild or verification is already running; \(name) must wait for it."
+            )
         }
         defer { self.longOperationRunning.withLock { $0 = false } }
         do {
             return try await self.withConnection { lockConnection in
-                let locked = try await lockConnection.query(
-                    "SELECT pg_try_advisory_lock(\(Self.longOperationLockClass), \(self.lockKey))",
-                    logger: self.logger
-                ).collect().first?.decode(Bool.self) ?? false
+                let locked =
+                    try await lockConnection.query(
+                        "SELECT pg_try_advisory_lock(\(Self.longOperationLockClass), \(self.lockKey))",
+                        logger: self.logger
+                    ).collect().first?.decode(Bool.self) ?? false
                 guard locked else {
-                    throw StoreError(.busy, "Another daemon is rebuilding or verifying this ledger's projection; \(name) must wait for it.")
+                    throw StoreError(
+                        .busy,
+                        "Another daemon is rebuilding or verifying this ledger's projection; \(name) must wait for it."
+                    )
                 }
                 let result: Result<T, any Error>
                 do {

@@ -138,8 +138,10 @@ struct PostgresSchema: Sendable {
                 "INSERT INTO \(self.counts) (type, count) VALUES \(countRows)",
             ]
         case 2:
-            let noCounts = QuarantineCodec.encode(QuarantineCounts()).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
-                .joined()
+            let noCounts = QuarantineCodec.encode(QuarantineCounts()).map {
+                ($0 < 16 ? "0" : "") + String($0, radix: 16)
+            }
+            .joined()
             return [
                 """
                 CREATE TABLE \(self.quarantine) (

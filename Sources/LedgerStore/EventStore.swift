@@ -421,7 +421,8 @@ public final class LeaderLease: Sendable {
 
     /// Whether leadership was confirmed within the validity.
     public var isCurrent: Bool {
-        let validity = self.validity.components.seconds * 1_000_000_000 + self.validity.components.attoseconds / 1_000_000_000
+        let validity =
+            self.validity.components.seconds * 1_000_000_000 + self.validity.components.attoseconds / 1_000_000_000
         return self.elapsed() - self.confirmedNanoseconds.load(ordering: .acquiring) < validity
     }
 }

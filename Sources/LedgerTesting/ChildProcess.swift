@@ -120,7 +120,8 @@ public enum BuiltProducts {
     }
 
     /// The path of a built executable, or an error that says how to build it.
-    public static func path(_ name: String, in directory: String? = nil, filePath: String = #filePath) throws -> String {
+    public static func path(_ name: String, in directory: String? = nil, filePath: String = #filePath) throws -> String
+    {
         var candidates = [(directory ?? Self.directory) + "/" + name]
         // The package root, from a source file under Sources/ or Tests/.
         let root = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()

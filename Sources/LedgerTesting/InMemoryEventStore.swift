@@ -78,13 +78,18 @@ public actor InMemoryEventStore: EventStore {
         var after: UInt64 = 0
         if let afterOrderId {
             guard let first = self.orderIndex[afterOrderId]?.first else {
-                throw StoreError(.invalidArgument, "The ledger holds no order \(afterOrderId); page with an order id from a previous page.")
+                throw StoreError(
+                    .invalidArgument,
+                    "The ledger holds no order \(afterOrderId); page with an order id from a previous page."
+                )
             }
             after = first
         }
         return self.projection.values
             .compactMap { state -> (UInt64, OrderState)? in
-                guard state.status == status, let first = self.orderIndex[state.orderId]?.first, first > after else { return nil }
+                guard state.status == status, let first = self.orderIndex[state.orderId]?.first, first > after else {
+                    return nil
+                }
                 return (first, state)
             }
             .sorted { $0.0 < $1.0 }
@@ -103,7 +108,13 @@ public actor InMemoryEventStore: EventStore {
         for status in OrderStatus.allCases { byStatus[status] = 0 }
         for state in self.projection.values { byStatus[state.status, default: 0] += 1 }
         let bytes = self.log.reduce(0) { $0 + UInt64(EventCodec.encode($1).count) }
-        return StoreStatistics(head: self.currentHead, eventsByType: byType, ordersByStatus: byStatus, storeBytes: bytes, mapBytes: nil)
+        return StoreStatistics(
+            head: self.currentHead,
+            eventsByType: byType,
+            ordersByStatus: byStatus,
+            storeBytes: bytes,
+            mapBytes: nil
+        )
     }
 
     public func verifyChain(progress: ProgressHandler?) async throws -> ChainReport {
@@ -111,17 +122,40 @@ public actor InMemoryEventStore: EventStore {
         for (index, event) in self.log.enumerated() {
             let expected = UInt64(index + 1)
             if event.sequence != expected {
-                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .sequenceGap(expected: expected, found: event.sequence), seconds: 0)
+                return ChainReport(
+                    eventsChecked: UInt64(index),
+                    head: .empty,
+                    firstBreak: .sequenceGap(expected: expected, found: event.sequence),
+                    seconds: 0
+                )
             }
             if !event.hashIsValid {
-                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .hashMismatch(sequence: expected), seconds: 0)
+                return ChainReport(
+                    eventsChecked: UInt64(index),
+                    head: .empty,
+                    firstBreak: .hashMismatch(sequence: expected),
+                    seconds: 0
+                )
             }
             if event.previousHash != previous {
-                return ChainReport(eventsChecked: UInt64(index), head: .empty, firstBreak: .chainMismatch(sequence: expected), seconds: 0)
+                return ChainReport(
+                    eventsChecked: UInt64(index),
+                    head: .empty,
+                    firstBreak: .chainMismatch(sequence: expected),
+                    seconds: 0
+                )
             }
             previous = event.hash
         }
-        progress?(StoreProgress(phase: "verify", done: UInt64(self.log.count), total: UInt64(self.log.count), rate: 0, secondsRemaining: 0))
+        progress?(
+            StoreProgress(
+                phase: "verify",
+                done: UInt64(self.log.count),
+                total: UInt64(self.log.count),
+                rate: 0,
+                secondsRemaining: 0
+            )
+        )
         return ChainReport(eventsChecked: UInt64(self.log.count), head: self.currentHead, firstBreak: nil, seconds: 0)
     }
 
@@ -137,11 +171,25 @@ public actor InMemoryEventStore: EventStore {
 
     public func rebuildProjection(progress: ProgressHandler?) async throws -> RebuildReport {
         self.projection = self.refold()
-        progress?(StoreProgress(phase: "rebuild", done: UInt64(self.log.count), total: UInt64(self.log.count), rate: 0, secondsRemaining: 0))
-        return RebuildReport(eventsReplayed: UInt64(self.log.count), orders: UInt64(self.projection.count), head: self.currentHead, seconds: 0)
+        progress?(
+            StoreProgress(
+                phase: "rebuild",
+                done: UInt64(self.log.count),
+                total: UInt64(self.log.count),
+                rate: 0,
+                secondsRemaining: 0
+            )
+        )
+        return RebuildReport(
+            eventsReplayed: UInt64(self.log.count),
+            orders: UInt64(self.projection.count),
+            head: self.currentHead,
+            seconds: 0
+        )
     }
 
-    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport {
+    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport
+    {
         let rebuilt = self.refold()
         var differences: [ProjectionDifference] = []
         var count: UInt64 = 0

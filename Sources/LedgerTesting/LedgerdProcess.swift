@@ -221,7 +221,6 @@ public final class LedgerdProcess: @unchecked Sendable {
     public func cpuSeconds() -> Double? { processCPUSeconds(self.pid) }
 }
 
-
 /// A real `gateway-sim` process on a free loopback port, for `TestMerchant`, quick to retry its notifications.
 public final class GatewaySimProcess: @unchecked Sendable {
     public let process = Process()

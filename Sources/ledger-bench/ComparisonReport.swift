@@ -59,7 +59,9 @@ func comparisons(lmdb: StoreBenchResults, postgres: StoreBenchResults, config: S
                 postgres: postgresContended.timing.eventsPerSecond,
                 note: String(
                     format: "%d events; mean commit batch LMDB %.1f, PostgreSQL %.1f",
-                    postgresContended.timing.events, lmdbContended.meanCommitBatch, postgresContended.meanCommitBatch
+                    postgresContended.timing.events,
+                    lmdbContended.meanCommitBatch,
+                    postgresContended.meanCommitBatch
                 )
             )
         )
@@ -143,7 +145,9 @@ func serverLines(_ server: PostgresTarget.ServerInfo, target: PostgresTarget) ->
             + "the store raises synchronous_commit to on for each append transaction"
     ]
     if !server.durable {
-        lines.append("WARNING: fsync is off on this server: its commits are not durable, and its figures are not comparable")
+        lines.append(
+            "WARNING: fsync is off on this server: its commits are not durable, and its figures are not comparable"
+        )
     }
     return lines
 }

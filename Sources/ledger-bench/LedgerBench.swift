@@ -45,25 +45,44 @@ struct StoreCommand: AsyncParsableCommand {
         case lmdb, postgres
     }
 
-    @Option(help: "lmdb: LMDBEventStore against SQLite and raw LMDB. postgres: PostgresEventStore beside LMDBEventStore.")
+    @Option(
+        help: "lmdb: LMDBEventStore against SQLite and raw LMDB. postgres: PostgresEventStore beside LMDBEventStore."
+    )
     var backend: Backend = .lmdb
 
-    @Option(help: ArgumentHelp("The PostgreSQL server for --backend postgres (or LEDGER_BENCH_POSTGRES_URL): postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or postgres://USER@/DATABASE?host=/socket/dir. The role must be able to create schemas.", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "The PostgreSQL server for --backend postgres (or LEDGER_BENCH_POSTGRES_URL): postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or postgres://USER@/DATABASE?host=/socket/dir. The role must be able to create schemas.",
+            valueName: "url"
+        )
+    )
     var postgresUrl: String?
 
-    @Option(help: "Events per append run at batches of 100 and 10,000, on each engine. (default: 200000, or 20000 with --quick)")
+    @Option(
+        help:
+            "Events per append run at batches of 100 and 10,000, on each engine. (default: 200000, or 20000 with --quick)"
+    )
     var events: Int?
 
-    @Option(help: "Events per run that pays one fsync per event: batch 1, and one fsync per append under contention. (default: 3000, or 1000 with --quick)")
+    @Option(
+        help:
+            "Events per run that pays one fsync per event: batch 1, and one fsync per append under contention. (default: 3000, or 1000 with --quick)"
+    )
     var singleEvents: Int?
 
-    @Option(help: "Events the concurrent appenders append in all, with group commit. (default: 100000, or 10000 with --quick)")
+    @Option(
+        help:
+            "Events the concurrent appenders append in all, with group commit. (default: 100000, or 10000 with --quick)"
+    )
     var contendedEvents: Int?
 
     @Option(help: "Concurrent appenders, each a Swift task awaiting one append at a time.")
     var appenders: Int = 64
 
-    @Option(help: "Events in the log that the projection rebuild and the scans replay. (default: 1000000, or 50000 with --quick)")
+    @Option(
+        help:
+            "Events in the log that the projection rebuild and the scans replay. (default: 1000000, or 50000 with --quick)"
+    )
     var rebuildEvents: Int?
 
     @Option(
@@ -80,7 +99,12 @@ struct StoreCommand: AsyncParsableCommand {
     @Flag(help: "A small run (seconds) for smoke tests; its figures are not the issue's.")
     var quick = false
 
-    @Option(help: ArgumentHelp("Also write store.json and store.md (a Markdown table) into this directory.", valueName: "directory"))
+    @Option(
+        help: ArgumentHelp(
+            "Also write store.json and store.md (a Markdown table) into this directory.",
+            valueName: "directory"
+        )
+    )
     var reportDirectory: String?
 
     func validate() throws {
@@ -99,8 +123,11 @@ struct StoreCommand: AsyncParsableCommand {
             for name in only.split(separator: ",") where StoreBenchConfig.Part(rawValue: String(name)) == nil {
                 throw ValidationError("--only knows append, sqlite, raw, contention and rebuild, not \(name).")
             }
-            if self.backend == .postgres, only.split(separator: ",").contains(where: { $0 == "sqlite" || $0 == "raw" }) {
-                throw ValidationError("With --backend postgres, --only knows append, contention and rebuild (sqlite and raw are LMDB-only baselines).")
+            if self.backend == .postgres, only.split(separator: ",").contains(where: { $0 == "sqlite" || $0 == "raw" })
+            {
+                throw ValidationError(
+                    "With --backend postgres, --only knows append, contention and rebuild (sqlite and raw are LMDB-only baselines)."
+                )
             }
         }
         if self.backend == .lmdb, self.postgresUrl != nil {
@@ -126,11 +153,14 @@ struct StoreCommand: AsyncParsableCommand {
             config.parts = Set(only.split(separator: ",").compactMap { StoreBenchConfig.Part(rawValue: String($0)) })
         }
 
-        let command = ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
+        let command =
+            ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
             ?? (["ledger-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let date = ISO8601DateFormatter().string(from: Date())
         let machine = Machine.current()
-        Progress.say("ledger-bench store on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)")
+        Progress.say(
+            "ledger-bench store on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)"
+        )
         if self.backend == .postgres {
             try await self.runComparison(config: config, command: command, date: date, machine: machine)
             return
@@ -158,7 +188,9 @@ struct StoreCommand: AsyncParsableCommand {
     /// `--backend postgres`: the server is checked first (an unusable URL or an unreachable server ends the run
     /// in one line before any measurement), then both stores are measured and compared.
     func runComparison(config: StoreBenchConfig, command: String, date: String, machine: Machine) async throws {
-        let environmentURL = ProcessInfo.processInfo.environment[PostgresTarget.urlVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let environmentURL = ProcessInfo.processInfo.environment[PostgresTarget.urlVariable].flatMap {
+            $0.isEmpty ? nil : $0
+        }
         guard let url = self.postgresUrl ?? environmentURL else {
             throw BenchError("--backend postgres needs --postgres-url URL or \(PostgresTarget.urlVariable).")
         }
@@ -170,8 +202,15 @@ struct StoreCommand: AsyncParsableCommand {
         let (lmdb, postgres) = try await StoreBenchmark(config: config).runComparison(target)
         let rows = comparisons(lmdb: lmdb, postgres: postgres, config: config)
         let json = comparisonJSON(
-            rows, lmdb: lmdb, postgres: postgres, server: server, target: target, machine: machine, command: command,
-            date: date, config: config
+            rows,
+            lmdb: lmdb,
+            postgres: postgres,
+            server: server,
+            target: target,
+            machine: machine,
+            command: command,
+            date: date,
+            config: config
         )
         if self.json {
             print(json)
@@ -185,7 +224,13 @@ struct StoreCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try (json + "\n").write(toFile: directory + "/store-postgres.json", atomically: true, encoding: .utf8)
             let markdown = comparisonMarkdown(
-                rows, server: server, target: target, machine: machine, command: command, date: date, config: config
+                rows,
+                server: server,
+                target: target,
+                machine: machine,
+                command: command,
+                date: date,
+                config: config
             )
             try markdown.write(toFile: directory + "/store-postgres.md", atomically: true, encoding: .utf8)
             Progress.say("wrote \(directory)/store-postgres.json and \(directory)/store-postgres.md")

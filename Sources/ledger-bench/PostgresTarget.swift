@@ -114,7 +114,10 @@ struct PostgresTarget: Sendable {
     func dropSchema(_ schema: String) async throws {
         // The name is the benchmark's own (freshSchemaName): lower-case letters, digits and underscores.
         try await self.withClient("dropping the schema \(schema)") { client, logger in
-            _ = try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE"), logger: logger)
+            _ = try await client.query(
+                PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE"),
+                logger: logger
+            )
         }
     }
 
@@ -155,7 +158,9 @@ struct PostgresTarget: Sendable {
                     switch next {
                     case .finished(let value): return value
                     case .deadline:
-                        throw BenchError("PostgreSQL at \(settings) did not answer within \(Self.statementTimeout) while \(what).")
+                        throw BenchError(
+                            "PostgreSQL at \(settings) did not answer within \(Self.statementTimeout) while \(what)."
+                        )
                     case .stopped: continue
                     }
                 }

@@ -178,7 +178,11 @@ func figures(_ results: StoreBenchResults, config: StoreBenchConfig) -> [Figure]
                 baselineLabel: "one fsync per append",
                 baselineValue: single.timing.eventsPerSecond,
                 target: .ratioAtLeast(10),
-                note: String(format: "%d events, mean commit batch %.1f", contended.timing.events, contended.meanCommitBatch)
+                note: String(
+                    format: "%d events, mean commit batch %.1f",
+                    contended.timing.events,
+                    contended.meanCommitBatch
+                )
             )
         )
         rows.append(
@@ -209,7 +213,9 @@ func figures(_ results: StoreBenchResults, config: StoreBenchConfig) -> [Figure]
                 unit: "events/s",
                 note: String(
                     format: "%d events, p50 %.2f ms, p99 %.2f ms",
-                    single.timing.events, single.latency.p50 * 1e3, single.latency.p99 * 1e3
+                    single.timing.events,
+                    single.latency.p50 * 1e3,
+                    single.latency.p99 * 1e3
                 )
             )
         )
@@ -280,7 +286,9 @@ func textTable(_ rows: [Figure]) -> String {
 }
 
 /// The same table in Markdown, with the machine and the command above it.
-func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: String, config: StoreBenchConfig) -> String {
+func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: String, config: StoreBenchConfig)
+    -> String
+{
     var lines = [
         "# `ledger-bench store`",
         "",
@@ -432,7 +440,8 @@ struct Machine {
 
     static func current() -> Machine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .flatMap { $0.split(separator: ":", maxSplits: 1).last }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
         let kernel = ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "unknown")
@@ -464,7 +473,9 @@ struct Machine {
     }
 
     static func loadAverageNow() -> String {
-        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown").trimmingCharacters(in: .whitespacesAndNewlines)
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown").trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
     }
 
     /// The type of the file system holding `path`: the mount in /proc/self/mounts with the longest matching prefix.

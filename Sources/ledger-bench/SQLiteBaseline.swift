@@ -168,9 +168,12 @@ final class SQLiteLedger {
         let statement = try Statement(db, "PRAGMA \(name)")
         defer { statement.finalize() }
         var value = ""
-        try statement.run({ _ in }, row: { statement in
-            value = String(cString: sqlite3_column_text(statement.handle, 0))
-        })
+        try statement.run(
+            { _ in },
+            row: { statement in
+                value = String(cString: sqlite3_column_text(statement.handle, 0))
+            }
+        )
         return value
     }
 }
@@ -218,8 +221,11 @@ final class Statement {
         var value = value
         value.withUTF8 { text in
             _ = sqlite3_bind_text(
-                self.handle, index, text.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
-                Int32(text.count), sqliteTransient
+                self.handle,
+                index,
+                text.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) },
+                Int32(text.count),
+                sqliteTransient
             )
         }
     }

@@ -139,7 +139,8 @@ struct StoreBenchmark {
 
     /// `--backend postgres`: the EventStore-level measurements (appends, group commit, rebuild and scan) on
     /// LMDBEventStore and on PostgresEventStore, one after the other with the same events, in one run.
-    func runComparison(_ target: PostgresTarget) async throws -> (lmdb: StoreBenchResults, postgres: StoreBenchResults) {
+    func runComparison(_ target: PostgresTarget) async throws -> (lmdb: StoreBenchResults, postgres: StoreBenchResults)
+    {
         var lmdb = StoreBenchResults()
         var postgres = StoreBenchResults()
         let parts = self.config.parts
@@ -191,7 +192,11 @@ struct StoreBenchmark {
     }
 
     func storeOptions(batchCountMax: Int = 1024) -> LMDBEventStore.Options {
-        LMDBEventStore.Options(mapSize: self.config.mapSize, mapSizeMax: max(64 << 30, self.config.mapSize), batchCountMax: batchCountMax)
+        LMDBEventStore.Options(
+            mapSize: self.config.mapSize,
+            mapSizeMax: max(64 << 30, self.config.mapSize),
+            batchCountMax: batchCountMax
+        )
     }
 
     /// An empty store for one measurement: LMDB in a fresh directory, or PostgreSQL in a fresh schema; removed
@@ -268,7 +273,9 @@ struct StoreBenchmark {
         try await self.withScratchStore(engine, "store-\(batch)") { scratch in
             let store = scratch.store
             let requests = batches(events, size: batch).map { AppendRequest($0) }
-            Progress.say("\(engine.progressName) append, batch \(batch): \(events.count) events in \(requests.count) transactions")
+            Progress.say(
+                "\(engine.progressName) append, batch \(batch): \(events.count) events in \(requests.count) transactions"
+            )
             let timing = try await timed(events: events.count) {
                 for request in requests {
                     guard case .appended = try await store.append(request) else {
@@ -280,7 +287,9 @@ struct StoreBenchmark {
             let last = try await store.order(self.workload.orderId(events.count / 2 - 1))
             let bytes = try await scratch.closeAndMeasure()
             guard head.sequence == UInt64(events.count), last?.status == .paid else {
-                throw BenchError("After \(events.count) appends the store's head is \(head.sequence) and the last order is \(String(describing: last?.status)).")
+                throw BenchError(
+                    "After \(events.count) appends the store's head is \(head.sequence) and the last order is \(String(describing: last?.status))."
+                )
             }
             Progress.say(String(format: "  %.0f events/s", timing.eventsPerSecond))
             return (timing, bytes)
@@ -338,13 +347,17 @@ struct StoreBenchmark {
 
     /// `appenders` tasks, each awaiting `append` of one event in a loop; the events are split so each task owns
     /// whole orders (its order's creation is acknowledged before its callback is sent).
-    func contendedAppend(_ engine: StoreEngine, _ events: [PendingEvent], batchCountMax: Int) async throws -> ContendedResult {
+    func contendedAppend(_ engine: StoreEngine, _ events: [PendingEvent], batchCountMax: Int) async throws
+        -> ContendedResult
+    {
         try await self.withScratchStore(engine, "contended-\(batchCountMax)", batchCountMax: batchCountMax) { scratch in
             try await self.contendedAppend(scratch, events, batchCountMax: batchCountMax)
         }
     }
 
-    private func contendedAppend(_ scratch: ScratchStore, _ events: [PendingEvent], batchCountMax: Int) async throws -> ContendedResult {
+    private func contendedAppend(_ scratch: ScratchStore, _ events: [PendingEvent], batchCountMax: Int) async throws
+        -> ContendedResult
+    {
         let store = scratch.store
         let appenders = self.config.appenders
         let orders = events.count / 2
@@ -394,7 +407,10 @@ struct StoreBenchmark {
         Progress.say(
             String(
                 format: "  %.0f events/s, p50 %.2f ms, p99 %.2f ms, mean commit batch %.1f",
-                timing.eventsPerSecond, result.latency.p50 * 1e3, result.latency.p99 * 1e3, result.meanCommitBatch
+                timing.eventsPerSecond,
+                result.latency.p50 * 1e3,
+                result.latency.p99 * 1e3,
+                result.meanCommitBatch
             )
         )
         return result
@@ -404,13 +420,17 @@ struct StoreBenchmark {
 
     /// Fills a log, then times `rebuildProjection` and a full scan with `readEvents`; with `baselines`, on LMDB,
     /// also the raw cursor scan of the same log and the in-memory fold.
-    func rebuildAndScan(_ engine: StoreEngine, into results: inout StoreBenchResults, baselines: Bool = true) async throws {
+    func rebuildAndScan(_ engine: StoreEngine, into results: inout StoreBenchResults, baselines: Bool = true)
+        async throws
+    {
         try await self.withScratchStore(engine, "rebuild") { scratch in
             try await self.rebuildAndScan(scratch, into: &results, baselines: baselines)
         }
     }
 
-    private func rebuildAndScan(_ scratch: ScratchStore, into results: inout StoreBenchResults, baselines: Bool) async throws {
+    private func rebuildAndScan(_ scratch: ScratchStore, into results: inout StoreBenchResults, baselines: Bool)
+        async throws
+    {
         let total = self.config.rebuildEvents
         let store = scratch.store
         // Setup, untimed: fill the log in chunks, so a million signed events need not all sit in memory.
@@ -467,7 +487,10 @@ struct StoreBenchmark {
         // The engine's own scan limit: a cursor over the same events database, touching every value's bytes
         // (its length and first byte) but decoding nothing.
         Progress.say("raw LMDB cursor scan of the same log")
-        let environment = try LMDBEnvironment(path: path, options: .init(mapSize: self.config.mapSize, mapSizeMax: max(64 << 30, self.config.mapSize)))
+        let environment = try LMDBEnvironment(
+            path: path,
+            options: .init(mapSize: self.config.mapSize, mapSizeMax: max(64 << 30, self.config.mapSize))
+        )
         let events = try environment.openDatabase(name: "events", flags: [])
         var entries = 0
         var checksum = 0
@@ -481,7 +504,9 @@ struct StoreBenchmark {
         }
         let rawScan = Timing(events: entries, seconds: (clock.now - rawScanStarted).seconds)
         environment.close()
-        guard entries == total, checksum != 0 else { throw BenchError("The raw scan saw \(entries) of \(total) events.") }
+        guard entries == total, checksum != 0 else {
+            throw BenchError("The raw scan saw \(entries) of \(total) events.")
+        }
         results.rawScan = rawScan
         Progress.say(String(format: "  %.0f events/s", rawScan.eventsPerSecond))
 

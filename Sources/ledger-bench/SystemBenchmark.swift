@@ -6,7 +6,7 @@ import LedgerStore
 import LedgerTesting
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `ledger-bench system` runs and how big.
@@ -26,8 +26,20 @@ struct SystemBenchConfig: Sendable {
     var controlSeconds: Int
     var parts: Set<Part> = Set(Part.allCases)
 
-    static let full = SystemBenchConfig(orders: 1_000_000, callbackOrders: 150_000, seconds: 8, connections: [1, 16, 64], controlSeconds: 5)
-    static let quick = SystemBenchConfig(orders: 20_000, callbackOrders: 3_000, seconds: 1, connections: [1, 16, 64], controlSeconds: 1)
+    static let full = SystemBenchConfig(
+        orders: 1_000_000,
+        callbackOrders: 150_000,
+        seconds: 8,
+        connections: [1, 16, 64],
+        controlSeconds: 5
+    )
+    static let quick = SystemBenchConfig(
+        orders: 20_000,
+        callbackOrders: 3_000,
+        seconds: 1,
+        connections: [1, 16, 64],
+        controlSeconds: 1
+    )
 
     /// One callback run per connection count, one with group commit off, one against the bare server.
     var callbackRuns: Int { self.connections.count + 1 }
@@ -93,19 +105,29 @@ struct SystemBenchmark {
         var bodyFiles: [String] = []
         for run in 0..<runs {
             let path = directory.path + "/bodies-\(run).txt"
-            try self.writeBodies(workload, orders: (run * self.config.callbackOrders)..<((run + 1) * self.config.callbackOrders), to: path)
+            try self.writeBodies(
+                workload,
+                orders: (run * self.config.callbackOrders)..<((run + 1) * self.config.callbackOrders),
+                to: path
+            )
             bodyFiles.append(path)
         }
 
         // Every child is stopped on every path out, errors included, before the scratch directory is removed.
-        try whileRunning(self.startDaemon(directory.path + "/ledgerd", dataDir: dataDir, batchCountMax: nil)) { daemon in
+        try whileRunning(self.startDaemon(directory.path + "/ledgerd", dataDir: dataDir, batchCountMax: nil)) {
+            daemon in
             try Self.waitUntilSettled(daemon)
             results.rssAnonIdleBytes = daemon.rssAnon()
-            Progress.say("ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))")
+            Progress.say(
+                "ledgerd is up on port \(daemon.port) with \(total) orders; RssAnon \(Self.megabytes(results.rssAnonIdleBytes))"
+            )
             if self.config.parts.contains(.callbacks) {
                 for (index, connections) in self.config.connections.enumerated() {
                     results.callbacks[connections] = try self.callbackRun(
-                        daemon, connections: connections, bodies: bodyFiles[index], label: "ledgerd, \(connections) connections"
+                        daemon,
+                        connections: connections,
+                        bodies: bodyFiles[index],
+                        label: "ledgerd, \(connections) connections"
                     )
                 }
             }
@@ -127,10 +149,14 @@ struct SystemBenchmark {
 
         if self.config.parts.contains(.callbacks), let connections = self.config.connections.last {
             // The same daemon with group commit off: one transaction and one fsync per callback.
-            try whileRunning(self.startDaemon(directory.path + "/ledgerd-one-fsync", dataDir: dataDir, batchCountMax: 1)) { daemon in
+            try whileRunning(
+                self.startDaemon(directory.path + "/ledgerd-one-fsync", dataDir: dataDir, batchCountMax: 1)
+            ) { daemon in
                 try Self.waitUntilSettled(daemon)
                 results.callbacksOneFsync = try self.callbackRun(
-                    daemon, connections: connections, bodies: bodyFiles[self.config.connections.count],
+                    daemon,
+                    connections: connections,
+                    bodies: bodyFiles[self.config.connections.count],
                     label: "ledgerd with store.batchCountMax=1, \(connections) connections"
                 )
             }
@@ -138,7 +164,10 @@ struct SystemBenchmark {
             try whileRunning(BareServerProcess.start(self.benchExecutable)) { bare in
                 let bareBefore = bare.cpuSeconds()
                 results.bareOK = try self.load(
-                    port: bare.port, connections: connections, bodies: bodyFiles[0], label: "bare OK, \(connections) connections",
+                    port: bare.port,
+                    connections: connections,
+                    bodies: bodyFiles[0],
+                    label: "bare OK, \(connections) connections",
                     distinct: false
                 )
                 if let bareBefore, let bareAfter = bare.cpuSeconds() {
@@ -163,7 +192,8 @@ struct SystemBenchmark {
             let base = low
             let events = try Self.build(count: high - low) { offset in
                 let order = base + offset
-                return order < unpaid ? [try workload.created(order)] : [try workload.created(order), try workload.callback(order)]
+                return order < unpaid
+                    ? [try workload.created(order)] : [try workload.created(order), try workload.callback(order)]
             }
             for batch in batches(events, size: 10_000) { _ = try await store.append(AppendRequest(batch)) }
             low = high
@@ -173,7 +203,9 @@ struct SystemBenchmark {
     }
 
     /// Builds the events of `count` orders on every core, in order.
-    private static func build(count: Int, _ events: @Sendable @escaping (Int) throws -> [PendingEvent]) throws -> [PendingEvent] {
+    private static func build(count: Int, _ events: @Sendable @escaping (Int) throws -> [PendingEvent]) throws
+        -> [PendingEvent]
+    {
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
         let slice = (count + workers - 1) / workers
         let parts = PartBox<[PendingEvent]>(count: workers)
@@ -181,7 +213,9 @@ struct SystemBenchmark {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             do {
                 var built: [PendingEvent] = []
-                for offset in min(count, worker * slice)..<min(count, (worker + 1) * slice) { built += try events(offset) }
+                for offset in min(count, worker * slice)..<min(count, (worker + 1) * slice) {
+                    built += try events(offset)
+                }
                 parts.set(worker, built)
             } catch {
                 failure.set(0, error)
@@ -205,19 +239,25 @@ struct SystemBenchmark {
     // MARK: Runs
 
     /// A load run against the daemon, checked against the ledger: every answered `OK` must be a paid order.
-    private func callbackRun(_ daemon: LedgerdProcess, connections: Int, bodies: String, label: String) throws -> LoadResult {
+    private func callbackRun(_ daemon: LedgerdProcess, connections: Int, bodies: String, label: String) throws
+        -> LoadResult
+    {
         let before = try Self.settledPaidOrders(daemon)
         let cpuBefore = daemon.cpuSeconds()
         var result = try self.load(port: daemon.port, connections: connections, bodies: bodies, label: label)
         if let cpuBefore, let cpuAfter = daemon.cpuSeconds() { result.serverCPU = cpuAfter - cpuBefore }
         let after = try Self.settledPaidOrders(daemon)
         guard result.statusErrors == 0, result.socketErrors == 0 else {
-            throw BenchError("\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid.")
+            throw BenchError(
+                "\(label): \(result.statusErrors) error answers and \(result.socketErrors) socket errors; every notification was valid."
+            )
         }
         let ok = result.requests - result.statusErrors
         // Requests in flight when the load stopped may have been stored without their answer being counted.
         guard after - before >= ok, after - before <= ok + connections else {
-            throw BenchError("\(label): \(ok) notifications were answered OK but the ledger paid \(after - before) orders.")
+            throw BenchError(
+                "\(label): \(ok) notifications were answered OK but the ledger paid \(after - before) orders."
+            )
         }
         return result
     }
@@ -239,7 +279,9 @@ struct SystemBenchmark {
             last = pending
             if unchanged >= 10 { break }
             guard Date() < deadline else {
-                throw BenchError("The daemon's poller tracks \(pending) orders after 10 minutes; the ledger holds \(created) created ones.")
+                throw BenchError(
+                    "The daemon's poller tracks \(pending) orders after 10 minutes; the ledger holds \(created) created ones."
+                )
             }
             usleep(200_000)
         }
@@ -268,7 +310,9 @@ struct SystemBenchmark {
     /// Runs the load generator for the configured time and parses the line its script prints.
     /// With `distinct`, running out of distinct notifications fails the run (the bare server stores nothing, so
     /// repeats cost it nothing and are allowed).
-    private func load(port: Int, connections: Int, bodies: String, label: String, distinct: Bool = true) throws -> LoadResult {
+    private func load(port: Int, connections: Int, bodies: String, label: String, distinct: Bool = true) throws
+        -> LoadResult
+    {
         let threads = min(2, connections)
         Progress.say("load: \(label) for \(self.config.seconds) s")
         let childCPUBefore = childrenCPUSeconds()
@@ -292,7 +336,9 @@ struct SystemBenchmark {
             requests: Int(fields["requests"] ?? 0),
             seconds: (fields["duration_us"] ?? 0) / 1e6,
             statusErrors: Int(fields["status"] ?? 0),
-            socketErrors: Int((fields["connect"] ?? 0) + (fields["read"] ?? 0) + (fields["write"] ?? 0) + (fields["timeout"] ?? 0)),
+            socketErrors: Int(
+                (fields["connect"] ?? 0) + (fields["read"] ?? 0) + (fields["write"] ?? 0) + (fields["timeout"] ?? 0)
+            ),
             p50: (fields["p50_us"] ?? 0) / 1e6,
             p99: (fields["p99_us"] ?? 0) / 1e6,
             p999: (fields["p999_us"] ?? 0) / 1e6,
@@ -301,16 +347,26 @@ struct SystemBenchmark {
             windowSeconds: (ContinuousClock.now - window).seconds
         )
         guard result.repeated == 0 || !distinct else {
-            throw BenchError("\(label): the run needed more than \(self.config.callbackOrders) distinct notifications; raise --callback-orders.")
+            throw BenchError(
+                "\(label): the run needed more than \(self.config.callbackOrders) distinct notifications; raise --callback-orders."
+            )
         }
         Progress.say(
-            String(format: "  %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", result.perSecond, result.p50 * 1e3, result.p99 * 1e3, result.p999 * 1e3)
+            String(
+                format: "  %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms",
+                result.perSecond,
+                result.p50 * 1e3,
+                result.p99 * 1e3,
+                result.p999 * 1e3
+            )
         )
         return result
     }
 
     /// `clients` threads, each a control-socket connection calling `order.history` for random orders.
-    private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> (perSecond: Double, latency: Percentiles, calls: Int) {
+    private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> (
+        perSecond: Double, latency: Percentiles, calls: Int
+    ) {
         Progress.say("control socket: order.history from \(clients) client(s) for \(self.config.controlSeconds) s")
         let workload = try Workload(prefix: "S")
         let samples = PartBox<[Double]>(count: clients)
@@ -361,7 +417,14 @@ struct SystemBenchmark {
         let all = (0..<clients).flatMap { samples.get($0) ?? [] }
         let latency = Percentiles(all)
         let perSecond = Double(all.count) / elapsed
-        Progress.say(String(format: "  %.0f round trips/s, p50 %.3f ms, p99 %.3f ms", perSecond, latency.p50 * 1e3, latency.p99 * 1e3))
+        Progress.say(
+            String(
+                format: "  %.0f round trips/s, p50 %.3f ms, p99 %.3f ms",
+                perSecond,
+                latency.p50 * 1e3,
+                latency.p99 * 1e3
+            )
+        )
         return (perSecond, latency, all.count)
     }
 

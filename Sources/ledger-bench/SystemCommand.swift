@@ -5,7 +5,8 @@ import Hummingbird
 struct SystemCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "system",
-        abstract: "Durable callbacks per second, control-socket round trips, rebuild time and memory of the real daemon.",
+        abstract:
+            "Durable callbacks per second, control-socket round trips, rebuild time and memory of the real daemon.",
         discussion: """
             Seeds a fresh ledger (default 1,000,000 orders; the unpaid ones are set aside for the callback runs), \
             starts the release `ledgerd` on it and measures it from outside, in one run:
@@ -39,7 +40,12 @@ struct SystemCommand: AsyncParsableCommand {
     @Option(help: "Seconds per control-socket run. (default: 5, or 1 with --quick)")
     var controlSeconds: Int?
 
-    @Option(help: ArgumentHelp("Run only these parts, comma-separated: callbacks, control, rebuild, memory.", valueName: "parts"))
+    @Option(
+        help: ArgumentHelp(
+            "Run only these parts, comma-separated: callbacks, control, rebuild, memory.",
+            valueName: "parts"
+        )
+    )
     var only: String?
 
     @Option(help: "The ledgerd executable. (default: next to this one)")
@@ -62,7 +68,10 @@ struct SystemCommand: AsyncParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw ValidationError("--connections must be positive whole numbers, comma-separated.")
         }
-        for (name, value) in [("--orders", self.orders), ("--callback-orders", self.callbackOrders), ("--seconds", self.seconds), ("--control-seconds", self.controlSeconds)] {
+        for (name, value) in [
+            ("--orders", self.orders), ("--callback-orders", self.callbackOrders), ("--seconds", self.seconds),
+            ("--control-seconds", self.controlSeconds),
+        ] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1.") }
         }
         if let only {
@@ -85,30 +94,50 @@ struct SystemCommand: AsyncParsableCommand {
         let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let ledgerd = self.ledgerd ?? own.deletingLastPathComponent().appendingPathComponent("ledgerd").path
         guard FileManager.default.isExecutableFile(atPath: ledgerd) else {
-            throw BenchError("No ledgerd at \(ledgerd): build it (swift build -c release --product ledgerd) or pass --ledgerd.")
+            throw BenchError(
+                "No ledgerd at \(ledgerd): build it (swift build -c release --product ledgerd) or pass --ledgerd."
+            )
         }
-        let root = own.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = own.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let script = self.script ?? root.appendingPathComponent("tools/bench-notify.lua").path
-        guard FileManager.default.fileExists(atPath: script) else { throw BenchError("No load script at \(script); pass --script.") }
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw BenchError("No load script at \(script); pass --script.")
+        }
         if config.parts.contains(.callbacks) {
             guard (try? runToEnd("/usr/bin/env", ["sh", "-c", "command -v wrk"])) != nil else {
                 throw BenchError("The callback runs need wrk, which is not installed (Debian: apt-get install wrk).")
             }
         }
 
-        let command = ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
+        let command =
+            ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
             ?? (["ledger-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let date = ISO8601DateFormatter().string(from: Date())
         let machine = Machine.current()
-        Progress.say("ledger-bench system on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)")
-        let results = try await SystemBenchmark(config: config, ledgerd: ledgerd, benchExecutable: own.path, loadScript: script).run()
+        Progress.say(
+            "ledger-bench system on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)"
+        )
+        let results = try await SystemBenchmark(
+            config: config,
+            ledgerd: ledgerd,
+            benchExecutable: own.path,
+            loadScript: script
+        ).run()
         let rows = systemFigures(results, config: config)
         let json = systemJSON(rows, results: results, machine: machine, command: command, date: date, config: config)
         print(self.json ? json : textTable(rows))
         if let directory = self.reportDirectory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try (json + "\n").write(toFile: directory + "/system.json", atomically: true, encoding: .utf8)
-            let markdown = systemMarkdown(rows, results: results, machine: machine, command: command, date: date, config: config)
+            let markdown = systemMarkdown(
+                rows,
+                results: results,
+                machine: machine,
+                command: command,
+                date: date,
+                config: config
+            )
             try markdown.write(toFile: directory + "/system.md", atomically: true, encoding: .utf8)
             Progress.say("wrote \(directory)/system.json and \(directory)/system.md")
         }
@@ -133,7 +162,10 @@ struct BareOKCommand: AsyncParsableCommand {
             _ = try await request.body.collect(upTo: 8192)
             return "OK"
         }
-        let application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: self.port)))
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: self.port))
+        )
         try await application.runService()
     }
 }

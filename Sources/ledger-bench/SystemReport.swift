@@ -10,28 +10,53 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
         let top = connections == widest
         rows.append(
             Figure(
-                key: "callbacks.c\(connections)", label: "durable callbacks, \(connections) connections", value: run.perSecond,
-                unit: "callbacks/s", target: top ? .valueAtLeast(15_000) : nil,
-                note: "\(run.requests) notifications in \(Format.seconds(run.seconds)), every answer 2xx; the ledger's paid orders grew by the number answered (up to the requests in flight when the load stopped)"
+                key: "callbacks.c\(connections)",
+                label: "durable callbacks, \(connections) connections",
+                value: run.perSecond,
+                unit: "callbacks/s",
+                target: top ? .valueAtLeast(15_000) : nil,
+                note:
+                    "\(run.requests) notifications in \(Format.seconds(run.seconds)), every answer 2xx; the ledger's paid orders grew by the number answered (up to the requests in flight when the load stopped)"
             )
         )
-        rows.append(Figure(key: "callbacks.c\(connections).p50", label: "  p50 latency, \(connections) connections", value: run.p50 * 1e3, unit: "ms"))
         rows.append(
             Figure(
-                key: "callbacks.c\(connections).p99", label: "  p99 latency, \(connections) connections", value: run.p99 * 1e3, unit: "ms",
+                key: "callbacks.c\(connections).p50",
+                label: "  p50 latency, \(connections) connections",
+                value: run.p50 * 1e3,
+                unit: "ms"
+            )
+        )
+        rows.append(
+            Figure(
+                key: "callbacks.c\(connections).p99",
+                label: "  p99 latency, \(connections) connections",
+                value: run.p99 * 1e3,
+                unit: "ms",
                 target: top ? .valueAtMost(20) : nil
             )
         )
-        rows.append(Figure(key: "callbacks.c\(connections).p999", label: "  p99.9 latency, \(connections) connections", value: run.p999 * 1e3, unit: "ms"))
+        rows.append(
+            Figure(
+                key: "callbacks.c\(connections).p999",
+                label: "  p99.9 latency, \(connections) connections",
+                value: run.p999 * 1e3,
+                unit: "ms"
+            )
+        )
         if let cpu = run.serverCPU, run.requests > run.statusErrors, run.windowSeconds > 0 {
             let ok = Double(run.requests - run.statusErrors)
             rows.append(
                 Figure(
-                    key: "callbacks.c\(connections).cpu", label: "  ledgerd CPU per callback, \(connections) connections",
-                    value: cpu / ok * 1e6, unit: "µs",
+                    key: "callbacks.c\(connections).cpu",
+                    label: "  ledgerd CPU per callback, \(connections) connections",
+                    value: cpu / ok * 1e6,
+                    unit: "µs",
                     note: String(
                         format: "ledgerd used %.2f cores, the load generator %.2f cores, of %d",
-                        cpu / run.windowSeconds, run.loadGeneratorCPU / run.windowSeconds, ProcessInfo.processInfo.activeProcessorCount
+                        cpu / run.windowSeconds,
+                        run.loadGeneratorCPU / run.windowSeconds,
+                        ProcessInfo.processInfo.activeProcessorCount
                     )
                 )
             )
@@ -40,33 +65,54 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
     if let run = results.callbacks[widest], let bare = results.bareOK {
         rows.append(
             Figure(
-                key: "callbacks.vsBareOK", label: "callbacks vs bare OK, \(widest) connections", value: run.perSecond, unit: "callbacks/s",
-                baselineLabel: "bare OK", baselineValue: bare.perSecond, target: .ratioAtLeast(0.5)
+                key: "callbacks.vsBareOK",
+                label: "callbacks vs bare OK, \(widest) connections",
+                value: run.perSecond,
+                unit: "callbacks/s",
+                baselineLabel: "bare OK",
+                baselineValue: bare.perSecond,
+                target: .ratioAtLeast(0.5)
             )
         )
     }
     if let run = results.callbacks[widest], let single = results.callbacksOneFsync {
         rows.append(
             Figure(
-                key: "callbacks.vsOneFsync", label: "callbacks vs one fsync each, \(widest) connections", value: run.perSecond,
-                unit: "callbacks/s", baselineLabel: "one fsync per callback", baselineValue: single.perSecond, target: .ratioAtLeast(5)
+                key: "callbacks.vsOneFsync",
+                label: "callbacks vs one fsync each, \(widest) connections",
+                value: run.perSecond,
+                unit: "callbacks/s",
+                baselineLabel: "one fsync per callback",
+                baselineValue: single.perSecond,
+                target: .ratioAtLeast(5)
             )
         )
     }
     if let bare = results.bareOK {
         rows.append(
             Figure(
-                key: "bareOK", label: "bare OK (same HTTP stack, no work), \(widest) connections", value: bare.perSecond, unit: "requests/s",
+                key: "bareOK",
+                label: "bare OK (same HTTP stack, no work), \(widest) connections",
+                value: bare.perSecond,
+                unit: "requests/s",
                 note: String(format: "p50 %.2f ms, p99 %.2f ms", bare.p50 * 1e3, bare.p99 * 1e3)
-                    + (bare.serverCPU.map { String(format: "; the server used %.2f cores, the load generator %.2f", $0 / bare.windowSeconds, bare.loadGeneratorCPU / bare.windowSeconds) } ?? "")
+                    + (bare.serverCPU.map {
+                        String(
+                            format: "; the server used %.2f cores, the load generator %.2f",
+                            $0 / bare.windowSeconds,
+                            bare.loadGeneratorCPU / bare.windowSeconds
+                        )
+                    } ?? "")
             )
         )
     }
     if let single = results.callbacksOneFsync {
         rows.append(
             Figure(
-                key: "callbacks.oneFsync", label: "one fsync per callback (store.batchCountMax=1), \(widest) connections",
-                value: single.perSecond, unit: "callbacks/s",
+                key: "callbacks.oneFsync",
+                label: "one fsync per callback (store.batchCountMax=1), \(widest) connections",
+                value: single.perSecond,
+                unit: "callbacks/s",
                 note: String(format: "p50 %.2f ms, p99 %.2f ms", single.p50 * 1e3, single.p99 * 1e3)
             )
         )
@@ -75,14 +121,20 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
         guard let run = results.control[clients] else { continue }
         rows.append(
             Figure(
-                key: "control.history.c\(clients)", label: "order.history, \(clients) client(s)", value: run.perSecond, unit: "round trips/s",
+                key: "control.history.c\(clients)",
+                label: "order.history, \(clients) client(s)",
+                value: run.perSecond,
+                unit: "round trips/s",
                 target: clients == 8 ? .valueAtLeast(30_000) : nil,
                 note: "\(run.calls) calls on a ledger of \(results.orders) orders, random orders"
             )
         )
         rows.append(
             Figure(
-                key: "control.history.c\(clients).p99", label: "  p99 latency, \(clients) client(s)", value: run.latency.p99 * 1e3, unit: "ms",
+                key: "control.history.c\(clients).p99",
+                label: "  p99 latency, \(clients) client(s)",
+                value: run.latency.p99 * 1e3,
+                unit: "ms",
                 target: clients == 8 ? .valueAtMost(2) : nil
             )
         )
@@ -90,13 +142,19 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
     if let rebuild = results.rebuild {
         rows.append(
             Figure(
-                key: "rebuild.seconds", label: "projection.rebuild of \(rebuild.orders) orders", value: rebuild.seconds, unit: "s",
-                target: .valueAtMost(3), note: "\(rebuild.events) events replayed, timed from the control client"
+                key: "rebuild.seconds",
+                label: "projection.rebuild of \(rebuild.orders) orders",
+                value: rebuild.seconds,
+                unit: "s",
+                target: .valueAtMost(3),
+                note: "\(rebuild.events) events replayed, timed from the control client"
             )
         )
         rows.append(
             Figure(
-                key: "rebuild.eventsPerSecond", label: "  rebuild rate", value: rebuild.seconds > 0 ? Double(rebuild.events) / rebuild.seconds : 0,
+                key: "rebuild.eventsPerSecond",
+                label: "  rebuild rate",
+                value: rebuild.seconds > 0 ? Double(rebuild.events) / rebuild.seconds : 0,
                 unit: "events/s"
             )
         )
@@ -104,8 +162,13 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
     if let rss = results.rssAnonBytes {
         rows.append(
             Figure(
-                key: "memory.rssAnon", label: "daemon RssAnon with \(results.orders) orders", value: Double(rss) / 1e6, unit: "MB",
-                target: .valueAtMost(200), note: "after the control runs; \(SystemBenchmark.megabytes(results.rssAnonIdleBytes)) once the poller had loaded every pending order, before any load"
+                key: "memory.rssAnon",
+                label: "daemon RssAnon with \(results.orders) orders",
+                value: Double(rss) / 1e6,
+                unit: "MB",
+                target: .valueAtMost(200),
+                note:
+                    "after the control runs; \(SystemBenchmark.megabytes(results.rssAnonIdleBytes)) once the poller had loaded every pending order, before any load"
             )
         )
     }
@@ -130,7 +193,8 @@ func systemJSON(
                 "config",
                 .object(
                     JSONObject([
-                        ("orders", Format.json(Double(results.orders))), ("events", Format.json(Double(results.events))),
+                        ("orders", Format.json(Double(results.orders))),
+                        ("events", Format.json(Double(results.events))),
                         ("callbackOrdersPerRun", Format.json(Double(config.callbackOrders))),
                         ("secondsPerCallbackRun", Format.json(Double(config.seconds))),
                         ("connections", .array(config.connections.map { Format.json(Double($0)) })),

@@ -70,7 +70,8 @@ struct Workload: Sendable {
 
     private func amount(_ order: Int) -> (request: String, notified: String) {
         let cents = 100 + (order * 7919) % 99_900
-        let whole = cents / 100, fraction = cents % 100
+        let whole = cents / 100
+        let fraction = cents % 100
         let two = fraction < 10 ? "0\(fraction)" : "\(fraction)"
         return ("\(whole).\(two)", "\(whole).\(two)00")
     }

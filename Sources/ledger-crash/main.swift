@@ -42,7 +42,9 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("--cycles and --workers must be at least 1, --max-run-milliseconds at least 20.")
         }
         let temporary = self.dataDir == nil
-        let base = self.dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("ledger-crash-\(UUID().uuidString)").path
+        let base =
+            self.dataDir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("ledger-crash-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { if temporary { try? FileManager.default.removeItem(atPath: base) } }
         let storePath = base + "/ledger"
@@ -53,7 +55,8 @@ struct Run: AsyncParsableCommand {
         var totalAcknowledged = 0
         for cycle in 1...self.cycles {
             let child = Process()
-            child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath()
+            child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+                .resolvingSymlinksInPath()
             if !FileManager.default.isExecutableFile(atPath: child.executableURL!.path) {
                 child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             }
@@ -71,7 +74,9 @@ struct Run: AsyncParsableCommand {
             child.waitUntilExit()
             guard child.terminationReason == .uncaughtSignal else {
                 let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                print("crash-test: cycle \(cycle): the child exited by itself (status \(child.terminationStatus)) before the kill: \(message)")
+                print(
+                    "crash-test: cycle \(cycle): the child exited by itself (status \(child.terminationStatus)) before the kill: \(message)"
+                )
                 throw ExitCode.failure
             }
             let result = try await Self.check(storePath: storePath, ackPath: ackPath)
@@ -80,7 +85,9 @@ struct Run: AsyncParsableCommand {
                 "crash-test: cycle \(cycle)/\(self.cycles): killed after \(runFor) ms; \(result.acknowledged) acknowledged events all present, log head \(result.head), chain intact, projection equals rebuild"
             )
         }
-        print("crash-test: \(self.cycles) cycles passed, \(totalAcknowledged) acknowledged events checked (seed \(self.seed))")
+        print(
+            "crash-test: \(self.cycles) cycles passed, \(totalAcknowledged) acknowledged events checked (seed \(self.seed))"
+        )
     }
 
     struct CheckResult {
@@ -106,18 +113,24 @@ struct Run: AsyncParsableCommand {
         }
         for ack in acknowledged {
             guard let event = events[ack.sequence] else {
-                failures.append("acknowledged event \(ack.sequence) (order \(ack.orderId)) is missing; the head is \(head.sequence)")
+                failures.append(
+                    "acknowledged event \(ack.sequence) (order \(ack.orderId)) is missing; the head is \(head.sequence)"
+                )
                 continue
             }
             if event.hash.hex != ack.hash || event.orderId != ack.orderId {
-                failures.append("acknowledged event \(ack.sequence) changed: stored \(event.orderId) \(event.hash.hex), acknowledged \(ack.orderId) \(ack.hash)")
+                failures.append(
+                    "acknowledged event \(ack.sequence) changed: stored \(event.orderId) \(event.hash.hex), acknowledged \(ack.orderId) \(ack.hash)"
+                )
             }
         }
         let chain = try await store.verifyChain(progress: nil)
         if let chainBreak = chain.firstBreak { failures.append("the hash chain breaks: \(chainBreak)") }
         let projection = try await store.verifyProjection(differencesMax: 3, progress: nil)
         if projection.differenceCount > 0 {
-            failures.append("the projection differs from a rebuild for \(projection.differenceCount) orders, e.g. \(projection.differences.map(\.orderId))")
+            failures.append(
+                "the projection differs from a rebuild for \(projection.differenceCount) orders, e.g. \(projection.differences.map(\.orderId))"
+            )
         }
         await store.close()
         if !failures.isEmpty {
@@ -141,7 +154,9 @@ struct Check: AsyncParsableCommand {
 
     mutating func run() async throws {
         let result = try await Run.check(storePath: self.dataDir, ackPath: self.ackFile)
-        print("crash-test: \(result.acknowledged) acknowledged events all present, log head \(result.head), chain intact, projection equals rebuild")
+        print(
+            "crash-test: \(result.acknowledged) acknowledged events all present, log head \(result.head), chain intact, projection equals rebuild"
+        )
     }
 }
 
@@ -171,7 +186,11 @@ struct Child: AsyncParsableCommand {
                         var requests = [AppendRequest([events.created(orderId)], precondition: .orderAbsent(orderId))]
                         requests.append(AppendRequest([events.callback(orderId)]))
                         if index % 3 == 0 { requests.append(AppendRequest([events.callback(orderId)])) }
-                        if index % 5 == 0 { requests.append(AppendRequest([events.queryFailure(orderId), events.callback(orderId, forged: true)])) }
+                        if index % 5 == 0 {
+                            requests.append(
+                                AppendRequest([events.queryFailure(orderId), events.callback(orderId, forged: true)])
+                            )
+                        }
                         for request in requests {
                             let outcome = try await store.append(request)
                             // Only now, after the commit returned, is the event acknowledged.
@@ -208,7 +227,12 @@ struct CrashEvents: Sendable {
     }
 
     func callback(_ orderId: String, forged: Bool = false) -> PendingEvent {
-        let fields = SignedNotification.fields(orderId: orderId, transactionId: "T\(orderId)", memberId: "10001", key: self.key)
+        let fields = SignedNotification.fields(
+            orderId: orderId,
+            transactionId: "T\(orderId)",
+            memberId: "10001",
+            key: self.key
+        )
         return SignedNotification.event(
             forged ? SignedNotification.forged(fields) : fields,
             key: self.key,
@@ -222,7 +246,14 @@ struct CrashEvents: Sendable {
             recordedAt: self.now,
             orderId: orderId,
             payload: .queryResult(
-                QueryResult(attempt: 1, latencyMicroseconds: 10, final: false, httpStatus: nil, body: [], outcome: .transportError(message: "timed out"))
+                QueryResult(
+                    attempt: 1,
+                    latencyMicroseconds: 10,
+                    final: false,
+                    httpStatus: nil,
+                    body: [],
+                    outcome: .transportError(message: "timed out")
+                )
             )
         )
     }
@@ -264,4 +295,3 @@ final class Acknowledgements: @unchecked Sendable {
         }
     }
 }
-

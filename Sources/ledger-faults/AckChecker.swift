@@ -66,7 +66,10 @@ final class AckChecker: @unchecked Sendable {
     func check(_ connection: ControlConnection, acks: [Acknowledgement], touched: [String: Int]) throws -> [String] {
         var failures: [String] = []
         if let anchor = self.anchor {
-            let page = try connection.result(EventsRead.self, EventsRead.Params(fromSequence: anchor.sequence, limit: 1))
+            let page = try connection.result(
+                EventsRead.self,
+                EventsRead.Params(fromSequence: anchor.sequence, limit: 1)
+            )
             let hash = page.events.first?.event.string("hash")
             if hash != anchor.hash {
                 failures.append(
@@ -124,7 +127,9 @@ final class AckChecker: @unchecked Sendable {
                 let counts = state.callbacks
                 if recorded > 0 {
                     if state.state != .paid {
-                        failures.append("order \(orderId) has \(recorded) valid callbacks but is \(state.state.rawValue)")
+                        failures.append(
+                            "order \(orderId) has \(recorded) valid callbacks but is \(state.state.rawValue)"
+                        )
                     }
                     if counts.accepted != 1 {
                         failures.append(

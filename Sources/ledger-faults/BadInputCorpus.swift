@@ -150,7 +150,7 @@ enum BadInputCorpus {
 
     static let cases: [CorpusCase] =
         Self.notifyCases + Self.controlCases + Self.hostileNetCases + Self.hostileTextCases + Self.observeCases
-            + Self.forwardCases
+        + Self.forwardCases
 
     static let notifyCases: [CorpusCase] = [
         CorpusCase(

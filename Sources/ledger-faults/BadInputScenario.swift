@@ -61,7 +61,9 @@ struct BadInputScenario {
             }
             let quarantinedAfter = try await Self.quarantined(daemon)
             if let quarantined = corpusCase.quarantined, quarantinedAfter - quarantinedBefore != quarantined {
-                problems.append("quarantined \(quarantinedAfter - quarantinedBefore) notifications, specified \(quarantined)")
+                problems.append(
+                    "quarantined \(quarantinedAfter - quarantinedBefore) notifications, specified \(quarantined)"
+                )
             }
             if let aftermath = corpusCase.after {
                 problems += try await Self.check(aftermath, daemon: daemon)
@@ -77,7 +79,9 @@ struct BadInputScenario {
         var lost: [String] = []
         let quarantinedAfterKill = try await Self.quarantined(daemon)
         if quarantinedAfterKill != quarantinedBeforeKill {
-            lost.append("the quarantine counted \(quarantinedBeforeKill), then \(quarantinedAfterKill) after the restart")
+            lost.append(
+                "the quarantine counted \(quarantinedBeforeKill), then \(quarantinedAfterKill) after the restart"
+            )
         }
         for aftermath in finalStates.values.sorted(by: { $0.orderId < $1.orderId }) {
             lost += try await Self.check(aftermath, daemon: daemon)
@@ -123,7 +127,9 @@ struct BadInputScenario {
         if let received = aftermath.callbacksReceived {
             let counted = Int(try await daemon.audit(aftermath.orderId).total.received)
             if counted != received {
-                problems.append("the audit counts \(counted) callbacks for order \(aftermath.orderId), specified \(received)")
+                problems.append(
+                    "the audit counts \(counted) callbacks for order \(aftermath.orderId), specified \(received)"
+                )
             }
         }
         return problems
@@ -182,7 +188,9 @@ struct BadInputScenario {
                 // is the only one open. Each held connection is used once, so it is surely accepted and counted
                 // before the next is opened (accepts run on several event loops).
                 let first = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
-                for _ in 0..<200 where try first.result(LedgerStats.self, NoParams()).connections != 1 { usleep(20_000) }
+                for _ in 0..<200 where try first.result(LedgerStats.self, NoParams()).connections != 1 {
+                    usleep(20_000)
+                }
                 var held = [first]
                 for _ in 1..<limit {
                     let connection = try ControlConnection(daemon.socketPath, timeoutSeconds: 15)
@@ -194,7 +202,10 @@ struct BadInputScenario {
                 held.removeAll()
                 // The slots free up as the daemon notices the closes; wait for a connection to be served again.
                 for _ in 0..<100 {
-                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result(LedgerStats.self, NoParams())) != nil {
+                    if (try? ControlConnection(daemon.socketPath, timeoutSeconds: 5).result(
+                        LedgerStats.self,
+                        NoParams()
+                    )) != nil {
                         break
                     }
                     usleep(50_000)
@@ -239,7 +250,8 @@ struct BadInputScenario {
         let fd = try RawHTTP.connect(port: port, timeoutSeconds: 1)
         defer { close(fd) }
         let body = BadInputCorpus.body(orderId)
-        let head = "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        let head =
+            "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             + "Content-Length: \(body.count)\r\n\r\n"
         _ = RawHTTP.send(fd, Array(head.utf8))
         for byte in body {

@@ -70,10 +70,14 @@ struct Run: AsyncParsableCommand {
                 "--cycles and --workers must be at least 1, --max-run-milliseconds at least 20, --storm-copies 2 to 10000."
             )
         }
-        let environmentURL = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let environmentURL = ProcessInfo.processInfo.environment["LEDGER_TEST_POSTGRES_URL"].flatMap {
+            $0.isEmpty ? nil : $0
+        }
         let postgresURL = self.postgresUrl ?? environmentURL
         if self.only.contains(.shared) && postgresURL == nil {
-            throw ValidationError("The shared scenario needs a PostgreSQL database: give --postgres-url or LEDGER_TEST_POSTGRES_URL.")
+            throw ValidationError(
+                "The shared scenario needs a PostgreSQL database: give --postgres-url or LEDGER_TEST_POSTGRES_URL."
+            )
         }
         let binaries = try Binaries(override: self.binDir)
         // Short: Unix socket paths must fit in 108 bytes.
@@ -82,7 +86,9 @@ struct Run: AsyncParsableCommand {
         let scenarios = (self.only.isEmpty ? Scenario.allCases : Scenario.allCases.filter(self.only.contains))
             .filter { $0 != .shared || postgresURL != nil }
         if self.only.isEmpty && postgresURL == nil {
-            say("fault-suite: the shared scenario (two daemons on PostgreSQL) is not run: give --postgres-url or LEDGER_TEST_POSTGRES_URL")
+            say(
+                "fault-suite: the shared scenario (two daemons on PostgreSQL) is not run: give --postgres-url or LEDGER_TEST_POSTGRES_URL"
+            )
         }
         say(
             "fault-suite: \(self.long ? "long" : "short") run, scenarios \(scenarios.map(\.rawValue).joined(separator: ", ")), \(cycles) kill cycles, seed \(self.seed), data \(base)"

@@ -36,13 +36,16 @@ struct SharedLedgerScenario {
         return report
     }
 
-    private func drive(_ simulator: SimulatorProcess, _ started: Shared<[DaemonProcess]>) async throws -> ScenarioReport {
+    private func drive(_ simulator: SimulatorProcess, _ started: Shared<[DaemonProcess]>) async throws -> ScenarioReport
+    {
         var report = ScenarioReport("shared ledger")
         // A fresh schema per run, so runs never see each other's orders.
-        let schema = "ledger_shared_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+        let schema =
+            "ledger_shared_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
         let extra: JSONObject = [
             "store": [
-                "backend": "postgres", "postgresUrl": .string(self.postgresURL), "postgresSchema": .string(String(schema)),
+                "backend": "postgres", "postgresUrl": .string(self.postgresURL),
+                "postgresSchema": .string(String(schema)),
                 "postgresLeaderRetryMs": .number(String(self.leaderRetryMs)), "postgresFollowIntervalMs": 50,
                 // Generous: the test suite runs this beside everything else on two cores.
                 "postgresConnectTimeoutMs": 30000,
@@ -53,7 +56,12 @@ struct SharedLedgerScenario {
             ],
         ]
         let daemons = try ["a", "b"].map {
-            try DaemonProcess(binaries: self.binaries, directory: self.directory + "/" + $0, gatewayURL: simulator.url, extra: extra)
+            try DaemonProcess(
+                binaries: self.binaries,
+                directory: self.directory + "/" + $0,
+                gatewayURL: simulator.url,
+                extra: extra
+            )
         }
         started.with { $0 = daemons }
         for daemon in daemons { try await daemon.start() }
@@ -84,7 +92,10 @@ struct SharedLedgerScenario {
             var sequences: [Int] = []
             while seen.count < expected, let message = try subscriber.readMessage() {
                 if let method = message.string("method"),
-                    case .event(_, let event)? = try? ControlNotification(method: method, params: message["params"] ?? .null)
+                    case .event(_, let event)? = try? ControlNotification(
+                        method: method,
+                        params: message["params"] ?? .null
+                    )
                 {
                     seen.insert(event.orderId)
                     sequences.append(Int(event.sequence))
@@ -92,7 +103,10 @@ struct SharedLedgerScenario {
             }
             return (seen, sequences)
         }
-        report.check(seen == Set(created), "the subscriber on b saw events for \(seen.sorted()), not every order created on both")
+        report.check(
+            seen == Set(created),
+            "the subscriber on b saw events for \(seen.sorted()), not every order created on both"
+        )
         report.check(
             !sequences.isEmpty && sequences == Array(sequences[0]..<(sequences[0] + sequences.count)),
             "the subscriber on b got sequences \(sequences), not one gap-free run in order"

@@ -264,7 +264,10 @@ struct StorageFaultsScenario {
             }
         }
         try await expectCorrupted(OrderHistory.self, OrderHistory.Params(orderId: "R2"))
-        try await expectCorrupted(EventsRead.self, EventsRead.Params(fromSequence: UInt64(max(1, damagedSequence)), limit: 10))
+        try await expectCorrupted(
+            EventsRead.self,
+            EventsRead.Params(fromSequence: UInt64(max(1, damagedSequence)), limit: 10)
+        )
         do {
             let result = try await daemon.call(ProjectionVerify.self, ProjectionVerify.Params())
             report.check(

@@ -277,7 +277,9 @@ struct Quarantine: ParsableCommand {
 }
 
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Head, events by kind, orders by state, store size, poller queue.")
+    static let configuration = CommandConfiguration(
+        abstract: "Head, events by kind, orders by state, store size, poller queue."
+    )
 
     @OptionGroup var daemon: DaemonOptions
 
@@ -402,7 +404,7 @@ struct Tail: ParsableCommand {
         do throws(ClientError) {
             let client = try ControlClient(path: self.daemon.socketPath)
             _ = try client.call(EventsSubscribe.self, params)
-            if self.count.map({ seen < $0 }) ?? true { try client.listen(notifications: handle) }
+            if self.count.map({ seen < $0 }) ?? true { try client.listenForNotifications(handle) }
         } catch {
             throw self.daemon.fail(error)
         }

@@ -13,7 +13,8 @@ import NIOHTTP1
 /// `ledgerd demo`: the whole flow on loopback against the bundled gateway simulator, with faults.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole flow against the bundled gateway simulator, with faults, and print what the ledger made of it.",
+        abstract:
+            "Run the whole flow against the bundled gateway simulator, with faults, and print what the ledger made of it.",
         discussion: """
             Starts the gateway simulator and the daemon on loopback with a fresh data directory, creates orders, \
             lets the simulator pay most of them with a mix of faults (duplicate notifications, dropped ones the \
@@ -31,15 +32,17 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the ledger to converge before giving up.")
     var timeout: Int = 60
 
-    @Option(help: "Log level of the daemon and simulator logs (standard error).")
-    var logLevel: Logger.Level = .error
+    @Option(help: "Log level of the daemon and simulator logs (standard error): trace … critical.")
+    var logLevel: LogLevelArgument = LogLevelArgument(.error)
 
     func run() async throws {
         LoggingSystem.bootstrap { label in EscapingLogHandler(wrapping: StreamLogHandler.standardError(label: label)) }
         var logger = Logger(label: "ledgerd-demo")
-        logger.logLevel = self.logLevel
+        logger.logLevel = self.logLevel.level
         let temporary = self.dataDir == nil
-        let directory = self.dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-demo-\(UUID().uuidString)").path
+        let directory =
+            self.dataDir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-demo-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
 
@@ -56,7 +59,12 @@ struct Demo: AsyncParsableCommand {
 
         let gatewayURL = "http://127.0.0.1:\(simulatorPort)"
         let publicURL = "http://127.0.0.1:\(daemonPort)"
-        var gateway = GatewaySettings(memberId: memberId, baseURL: gatewayURL, notifyURL: publicURL + "/notify", callbackURL: publicURL + "/return")
+        var gateway = GatewaySettings(
+            memberId: memberId,
+            baseURL: gatewayURL,
+            notifyURL: publicURL + "/notify",
+            callbackURL: publicURL + "/return"
+        )
         gateway.bankCodes = GatewaySettings.defaultBankCodes
         var configuration = DaemonConfiguration(gateway: gateway, key: key)
         configuration.dataDirectory = directory + "/ledger"
@@ -116,7 +124,10 @@ struct Demo: AsyncParsableCommand {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { Task { try? await client.shutdown() } }
         for _ in 0..<100 {
-            if let response = try? await client.execute(HTTPClientRequest(url: baseURL + "/healthz"), timeout: .seconds(1)),
+            if let response = try? await client.execute(
+                HTTPClientRequest(url: baseURL + "/healthz"),
+                timeout: .seconds(1)
+            ),
                 response.status == .ok || response.status == .serviceUnavailable
             {
                 return
@@ -164,10 +175,18 @@ struct DemoScenario {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { Task { try? await client.shutdown() } }
 
-        print("\n1. Creating \(plans.count) orders through the ledger and submitting each to the gateway, as a buyer's browser would.")
+        print(
+            "\n1. Creating \(plans.count) orders through the ledger and submitting each to the gateway, as a buyer's browser would."
+        )
         for (orderId, plan, amount) in plans {
             let created = try await self.daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: orderId, amount: amount, bankCode: "942", productName: "演示商品 \(orderId)", attach: "demo")
+                CreateOrderRequest(
+                    orderId: orderId,
+                    amount: amount,
+                    bankCode: "942",
+                    productName: "演示商品 \(orderId)",
+                    attach: "demo"
+                )
             )
             var request = HTTPClientRequest(url: created.gatewayURL)
             request.method = .POST
@@ -196,8 +215,13 @@ struct DemoScenario {
             }
         }
         // Someone on the internet posts a forged notification for an order.
-        let forged = "memberid=10001&orderid=DEMO-03&amount=100.0000&transaction_id=FAKE&datetime=20261127093000&returncode=00&sign=" + String(repeating: "F", count: 32)
-        let forgedAnswer = try await self.simulator.postRawNotification(to: self.daemon.configuration.publicURL + "/notify", body: forged)
+        let forged =
+            "memberid=10001&orderid=DEMO-03&amount=100.0000&transaction_id=FAKE&datetime=20261127093000&returncode=00&sign="
+            + String(repeating: "F", count: 32)
+        let forgedAnswer = try await self.simulator.postRawNotification(
+            to: self.daemon.configuration.publicURL + "/notify",
+            body: forged
+        )
         print("   a forged notification for DEMO-03 was answered \(forgedAnswer.status) \"\(forgedAnswer.body)\"")
 
         print("\n3. Waiting for the ledger to converge (notifications, retries, the poller):")
@@ -230,23 +254,33 @@ struct DemoScenario {
         try await Task.sleep(for: .milliseconds(500))
 
         var states: [OrderState] = []
-        for (orderId, _, _) in plans { if let state = try await self.daemon.ledger.order(orderId) { states.append(state) } }
+        for (orderId, _, _) in plans {
+            if let state = try await self.daemon.ledger.order(orderId) { states.append(state) }
+        }
         print("\n4. Orders:\n")
         print(OrderView.table(states.map(OrderView.init)))
         print("\n5. History of DEMO-06 (tampered amount, recovered by the poller):\n")
         let history = try await self.daemon.ledger.history("DEMO-06")
-        print(OrderHistory.Result(orderId: "DEMO-06", entries: history.map(OrderHistory.Entry.init), nextCursor: nil).text)
+        print(
+            OrderHistory.Result(orderId: "DEMO-06", entries: history.map(OrderHistory.Entry.init), nextCursor: nil).text
+        )
         print("\n6. Duplicate-callback audit:\n")
         print(try await CallbackAudit.build(store: self.daemon.store).result.text)
         let chain = try await self.daemon.store.verifyChain(progress: nil)
-        print("\n7. Hash chain: \(chain.isIntact ? "intact" : "BROKEN"), \(chain.eventsChecked) events, head \(chain.head.hash.hex.prefix(16))…")
+        print(
+            "\n7. Hash chain: \(chain.isIntact ? "intact" : "BROKEN"), \(chain.eventsChecked) events, head \(chain.head.hash.hex.prefix(16))…"
+        )
         let mismatches = plans.filter { plan in states.first { $0.orderId == plan.0 }?.status != plan.1.expected }
         let shopReceived = try await self.showShop(plans.map { ($0.0, $0.1.expected) })
         if converged && chain.isIntact && mismatches.isEmpty && shopReceived {
-            print("\nThe ledger converged to the truth: \(states.filter { $0.status == .paid }.count) paid, \(states.filter { $0.status == .expired }.count) expired.")
+            print(
+                "\nThe ledger converged to the truth: \(states.filter { $0.status == .paid }.count) paid, \(states.filter { $0.status == .expired }.count) expired."
+            )
             return true
         }
-        print("\nThe ledger did NOT converge within \(self.timeout) s: \(mismatches.map(\.0).joined(separator: ", ")) not as expected.")
+        print(
+            "\nThe ledger did NOT converge within \(self.timeout) s: \(mismatches.map(\.0).joined(separator: ", ")) not as expected."
+        )
         return false
     }
 }
@@ -256,8 +290,10 @@ extension DemoScenario {
     func showShop(_ expected: [(orderId: String, status: OrderStatus)]) async throws -> Bool {
         func type(_ status: OrderStatus) -> String { status == .expired ? "order.expired" : "order.paid" }
         func missing() -> [String] {
-            let arrived = Set(self.shop.received.filter { $0.verified && (200..<300).contains($0.status) }
-                .map { ($0.orderId ?? "") + " " + ($0.type ?? "") })
+            let arrived = Set(
+                self.shop.received.filter { $0.verified && (200..<300).contains($0.status) }
+                    .map { ($0.orderId ?? "") + " " + ($0.type ?? "") }
+            )
             return expected.filter { !arrived.contains($0.orderId + " " + type($0.status)) }.map(\.orderId)
         }
         let started = ContinuousClock.now
@@ -314,4 +350,22 @@ enum FreePort {
         guard named == 0 else { throw ValidationError("Cannot read the free port.") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// A log level on the command line (`--log-level warning`).
+struct LogLevelArgument: ExpressibleByArgument {
+    let level: Logger.Level
+
+    init(_ level: Logger.Level) {
+        self.level = level
+    }
+
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument) else { return nil }
+        self.level = level
+    }
+
+    var defaultValueDescription: String { self.level.rawValue }
+
+    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
 }

@@ -9,7 +9,8 @@ public import Logging
 struct Ledgerd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledgerd",
-        abstract: "The OrderLedger daemon: signs payment requests, records gateway callbacks durably, polls for missing ones.",
+        abstract:
+            "The OrderLedger daemon: signs payment requests, records gateway callbacks durably, polls for missing ones.",
         discussion: """
             Exit status: 0 on success, 1 on a failure while running (or a check that found a problem), 64 on a \
             usage error (an unknown option, a missing argument), 78 on a configuration error (an unknown key, a \
@@ -62,16 +63,21 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "The URL the gateway and buyers reach this daemon at (publicUrl, LEDGERD_PUBLIC_URL).")
     var publicURL: String?
 
-    @Option(help: "Where the ledger lives: lmdb (in --data-dir) or postgres (store.backend, LEDGERD_STORE_BACKEND). Default lmdb.")
+    @Option(
+        help:
+            "Where the ledger lives: lmdb (in --data-dir) or postgres (store.backend, LEDGERD_STORE_BACKEND). Default lmdb."
+    )
     var store: String?
 
     @Option(
-        help: "The PostgreSQL URL with --store postgres, postgres://USER@HOST:PORT/DATABASE (store.postgresUrl, LEDGERD_STORE_POSTGRES_URL; prefer the variable when it carries a password)."
+        help:
+            "The PostgreSQL URL with --store postgres, postgres://USER@HOST:PORT/DATABASE (store.postgresUrl, LEDGERD_STORE_POSTGRES_URL; prefer the variable when it carries a password)."
     )
     var postgresURL: String?
 
     @Option(
-        help: "Log level: trace, debug, info, notice, warning, error, critical (log.level, LEDGERD_LOG_LEVEL); default info."
+        help:
+            "Log level: trace, debug, info, notice, warning, error, critical (log.level, LEDGERD_LOG_LEVEL); default info."
     )
     var logLevel: String?
 
@@ -111,8 +117,6 @@ struct DaemonOptions: ParsableArguments {
     }
 }
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
-
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon until SIGTERM or SIGINT.",
@@ -147,7 +151,8 @@ struct Run: AsyncParsableCommand {
             "ledgerd starting",
             metadata: [
                 "store": "\(storeLocation)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
-                "gateway.url": "\(configuration.gateway.baseURL)", "gateway.member": "\(configuration.gateway.memberId)",
+                "gateway.url": "\(configuration.gateway.baseURL)",
+                "gateway.member": "\(configuration.gateway.memberId)",
                 "http.admin": "\(configuration.adminListen.map { "\($0.host):\($0.port)" } ?? "on http")",
             ]
         )

@@ -3,10 +3,10 @@ import Foundation
 import GatewaySimulator
 import Hummingbird
 import LedgerCore
+import LedgerTesting
 import Logging
 import NIOCore
 import NIOHTTP1
-import LedgerTesting
 import Testing
 
 /// The gateway simulator over real sockets on 127.0.0.1: the simulator on port 0 and a tiny Hummingbird app on

@@ -255,7 +255,9 @@ struct EventCodecTests {
         for event in chain {
             let bytes = EventCodec.encode(event)
             let decoded = try bytes.withUnsafeBytes { raw in try EventCodec.decode(raw, scope: .projection) }
-            #expect(decoded.sequence == event.sequence && decoded.hash == event.hash && decoded.orderId == event.orderId)
+            #expect(
+                decoded.sequence == event.sequence && decoded.hash == event.hash && decoded.orderId == event.orderId
+            )
             #expect(projected.apply(decoded) == full.apply(event), "event \(event.sequence)")
             #expect(projected == full, "event \(event.sequence)")
             switch decoded.payload {
@@ -288,7 +290,10 @@ struct EventCodecTests {
             #expect(resealed == sample.event, "\(sample.name)")
             // Sealing writes the same bytes as encoding the sealed event: header, the pending payload's
             // encoding, the hash.
-            let (sealed, encoded) = pending.sealedAndEncoded(sequence: sample.event.sequence, previousHash: sample.event.previousHash)
+            let (sealed, encoded) = pending.sealedAndEncoded(
+                sequence: sample.event.sequence,
+                previousHash: sample.event.previousHash
+            )
             #expect(sealed == sample.event && encoded == first, "\(sample.name)")
             #expect(pending.encodedBytes == first.count, "\(sample.name)")
             var changed = pending

@@ -37,7 +37,12 @@ struct EventSchemaTests {
         let payloads: [EventPayload] = [
             .orderCreated(OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: settings.dialect)),
             .callbackReceived(
-                CallbackReceived(notification, remoteAddress: "127.0.0.1:50000", verdict: notification.verify(key: key), dialect: .document)
+                CallbackReceived(
+                    notification,
+                    remoteAddress: "127.0.0.1:50000",
+                    verdict: notification.verify(key: key),
+                    dialect: .document
+                )
             ),
             .queryResult(
                 QueryResult(
@@ -50,20 +55,45 @@ struct EventSchemaTests {
                 )
             ),
             .queryResult(
-                QueryResult(attempt: 2, latencyMicroseconds: 9, final: false, httpStatus: 200, body: replyBody, outcome: .gatewayError(message: "订单不存在"))
+                QueryResult(
+                    attempt: 2,
+                    latencyMicroseconds: 9,
+                    final: false,
+                    httpStatus: 200,
+                    body: replyBody,
+                    outcome: .gatewayError(message: "订单不存在")
+                )
             ),
             .queryResult(
-                QueryResult(attempt: 3, latencyMicroseconds: 9, final: false, httpStatus: 502, body: [0xFF, 0x3C], outcome: .unreadable(reason: "an HTML page"))
+                QueryResult(
+                    attempt: 3,
+                    latencyMicroseconds: 9,
+                    final: false,
+                    httpStatus: 502,
+                    body: [0xFF, 0x3C],
+                    outcome: .unreadable(reason: "an HTML page")
+                )
             ),
             .queryResult(
-                QueryResult(attempt: 4, latencyMicroseconds: 5_000_000, final: true, httpStatus: nil, body: [], outcome: .transportError(message: "timed out"))
+                QueryResult(
+                    attempt: 4,
+                    latencyMicroseconds: 5_000_000,
+                    final: true,
+                    httpStatus: nil,
+                    body: [],
+                    outcome: .transportError(message: "timed out")
+                )
             ),
         ]
         var previous = Digest32.zero
         var events: [Event] = []
         for (index, payload) in payloads.enumerated() {
-            let event = PendingEvent(recordedAt: now.adding(milliseconds: Int64(index)), orderId: "S1", payload: payload)
-                .sealed(sequence: UInt64(index + 1), previousHash: previous)
+            let event = PendingEvent(
+                recordedAt: now.adding(milliseconds: Int64(index)),
+                orderId: "S1",
+                payload: payload
+            )
+            .sealed(sequence: UInt64(index + 1), previousHash: previous)
             previous = event.hash
             events.append(event)
         }

@@ -60,9 +60,15 @@ struct FormCodingTests {
     /// Body bytes, field count and field bytes are bounded.
     @Test func limits() throws {
         let limits = FormLimits(bodyBytesMax: 20, fieldsMax: 2, fieldBytesMax: 4)
-        #expect(throws: FormDecodingError.bodyTooLarge(bytesMax: 20)) { try self.decode(String(repeating: "a", count: 21), limits: limits) }
-        #expect(throws: FormDecodingError.tooManyFields(fieldsMax: 2)) { try self.decode("a=1&b=2&c=3", limits: limits) }
-        #expect(throws: FormDecodingError.fieldTooLong(fieldIndex: 0, bytesMax: 4)) { try self.decode("a=12345", limits: limits) }
+        #expect(throws: FormDecodingError.bodyTooLarge(bytesMax: 20)) {
+            try self.decode(String(repeating: "a", count: 21), limits: limits)
+        }
+        #expect(throws: FormDecodingError.tooManyFields(fieldsMax: 2)) {
+            try self.decode("a=1&b=2&c=3", limits: limits)
+        }
+        #expect(throws: FormDecodingError.fieldTooLong(fieldIndex: 0, bytesMax: 4)) {
+            try self.decode("a=12345", limits: limits)
+        }
         #expect(try self.decode("a=1234&b=2", limits: limits).count == 2)
         #expect(try self.decode(String(repeating: "a", count: 4), limits: limits).count == 1)
     }
@@ -74,7 +80,9 @@ struct FormCodingTests {
             .invalidPercentEscape(offset: 0), .invalidUTF8(fieldIndex: 0), .emptyName(fieldIndex: 0),
             .repeatedField(name: "a"),
         ]
-        for error in errors { #expect(error.description.hasPrefix("The form body") || error.description.hasPrefix("Field")) }
+        for error in errors {
+            #expect(error.description.hasPrefix("The form body") || error.description.hasPrefix("Field"))
+        }
     }
 
     /// Encoding follows the WHATWG serializer and decodes back to the same fields.

@@ -18,7 +18,9 @@ struct PayRequestTests {
         PayRequest.build(request, settings: settings ?? self.settings, key: self.key, appliedAt: self.instant)
     }
 
-    func order(_ id: String = "A1", amount: String = "12.50", bankCode: String = "940", attach: String? = nil) -> OrderRequest {
+    func order(_ id: String = "A1", amount: String = "12.50", bankCode: String = "940", attach: String? = nil)
+        -> OrderRequest
+    {
         OrderRequest(orderId: id, amount: amount, bankCode: bankCode, productName: "手机壳", attach: attach)
     }
 
@@ -43,13 +45,18 @@ struct PayRequestTests {
 
     /// Order ids at the boundary of the rule are accepted.
     @Test func validOrderIds() {
-        for id in [String(repeating: "x", count: 20), "a", "A-b_9"] { #expect((try? self.build(self.order(id)).get()) != nil) }
+        for id in [String(repeating: "x", count: 20), "a", "A-b_9"] {
+            #expect((try? self.build(self.order(id)).get()) != nil)
+        }
     }
 
     /// Amount problems, unknown bank codes, missing product names and reserved characters are refused by name.
     @Test func refusals() {
         #expect(self.build(self.order(amount: "1e3")) == .failure(.amountInvalid(.hasExponent)))
-        #expect(self.build(self.order(bankCode: "999")) == .failure(.bankCodeUnknown(code: "999", allowed: GatewaySettings.defaultBankCodes)))
+        #expect(
+            self.build(self.order(bankCode: "999"))
+                == .failure(.bankCodeUnknown(code: "999", allowed: GatewaySettings.defaultBankCodes))
+        )
         var noName = self.order()
         noName.productName = ""
         #expect(self.build(noName) == .failure(.productNameMissing))
@@ -66,7 +73,10 @@ struct PayRequestTests {
         }
         var queryInNotify = self.settings
         queryInNotify.notifyURL = "http://x/notify?a=1&b=2"
-        #expect(self.build(self.order(), settings: queryInNotify) == .failure(.reservedCharacter(field: "pay_notifyurl", character: "=")))
+        #expect(
+            self.build(self.order(), settings: queryInNotify)
+                == .failure(.reservedCharacter(field: "pay_notifyurl", character: "="))
+        )
         var long = self.order()
         long.productName = String(repeating: "长", count: 100)
         #expect(self.build(long) == .failure(.fieldTooLong(field: "pay_productname", bytesMax: 256)))
@@ -184,7 +194,9 @@ struct NotificationParsingTests {
         }
         var badId = self.standard
         badId[1] = ("orderid", "not an id")
-        #expect(throws: NotificationRejection.orderIdInvalid) { try PaymentNotification.parse(Array(self.body(badId).utf8)) }
+        #expect(throws: NotificationRejection.orderIdInvalid) {
+            try PaymentNotification.parse(Array(self.body(badId).utf8))
+        }
         #expect(throws: NotificationRejection.form(.repeatedField(name: "amount"))) {
             try PaymentNotification.parse(Array((self.body(self.standard) + "&amount=2").utf8))
         }
@@ -225,7 +237,12 @@ struct QueryReplyParsingTests {
 
     /// A top-level reply object parses and verifies.
     @Test func topLevelReply() {
-        guard case .reply(let reply, let verdict) = QueryReplyParse.parse(Array(self.json(self.signedReply()).utf8), key: self.key) else {
+        guard
+            case .reply(let reply, let verdict) = QueryReplyParse.parse(
+                Array(self.json(self.signedReply()).utf8),
+                key: self.key
+            )
+        else {
             Issue.record("expected a reply")
             return
         }
@@ -236,7 +253,8 @@ struct QueryReplyParsingTests {
 
     /// The success envelope is unwrapped and remembered.
     @Test func envelopedReply() {
-        let body = "{\"status\":\"success\",\"msg\":\"成功\",\"data\":\(self.json(self.signedReply(tradeState: "NOTPAY")))}"
+        let body =
+            "{\"status\":\"success\",\"msg\":\"成功\",\"data\":\(self.json(self.signedReply(tradeState: "NOTPAY")))}"
         guard case .reply(let reply, let verdict) = QueryReplyParse.parse(Array(body.utf8), key: self.key) else {
             Issue.record("expected a reply")
             return
@@ -252,7 +270,8 @@ struct QueryReplyParsingTests {
         pairs.removeLast()
         let fields = pairs.map { FormField($0.0, $0.1) }
         let sign = Signer.sign(fields, kind: .queryReply, key: self.key)
-        let body = "{\"memberid\":10001,\"orderid\":\"A1\",\"amount\":1.10,\"time_end\":\"2026-11-27 09:30:00\","
+        let body =
+            "{\"memberid\":10001,\"orderid\":\"A1\",\"amount\":1.10,\"time_end\":\"2026-11-27 09:30:00\","
             + "\"transaction_id\":\"T1\",\"returncode\":\"00\",\"trade_state\":\"SUCCESS\",\"sign\":\"\(sign)\"}"
         guard case .reply(let reply, let verdict) = QueryReplyParse.parse(Array(body.utf8), key: self.key) else {
             Issue.record("expected a reply")
@@ -268,15 +287,23 @@ struct QueryReplyParsingTests {
             QueryReplyParse.parse(Array("{\"status\":\"error\",\"msg\":\"订单不存在\",\"data\":null}".utf8), key: self.key)
                 == .gatewayError(message: "订单不存在")
         )
-        if case .unreadable(let reason) = QueryReplyParse.parse(Array("<html><body>502 Bad Gateway</body></html>".utf8), key: self.key) {
+        if case .unreadable(let reason) = QueryReplyParse.parse(
+            Array("<html><body>502 Bad Gateway</body></html>".utf8),
+            key: self.key
+        ) {
             #expect(reason.hasPrefix("an HTML page"))
         } else {
             Issue.record("HTML must be unreadable")
         }
-        if case .unreadable = QueryReplyParse.parse(Array("[1,2]".utf8), key: self.key) {} else {
+        if case .unreadable = QueryReplyParse.parse(Array("[1,2]".utf8), key: self.key) {
+        } else {
             Issue.record("an array is not a reply")
         }
-        if case .unreadable = QueryReplyParse.parse(Array("{\"orderid\":\"A1\",\"sign\":\"x\",\"orderid\":\"A2\"}".utf8), key: self.key) {} else {
+        if case .unreadable = QueryReplyParse.parse(
+            Array("{\"orderid\":\"A1\",\"sign\":\"x\",\"orderid\":\"A2\"}".utf8),
+            key: self.key
+        ) {
+        } else {
             Issue.record("a repeated key is refused")
         }
         var tampered = self.signedReply()

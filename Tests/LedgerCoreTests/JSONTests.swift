@@ -1,6 +1,6 @@
 import LedgerCore
-import PropertyBased
 import LedgerTesting
+import PropertyBased
 import Testing
 
 /// Parses `text` and returns the error it is refused with, or `nil` if it parses.

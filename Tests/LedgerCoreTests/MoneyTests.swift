@@ -7,8 +7,12 @@ struct MoneyTests {
     static let fenMax: Int64 = 100_000_000
 
     /// Valid order amounts parse to exact fen and keep their text.
-    @Test(arguments: [("0.01", 1), ("1", 100), ("100", 10_000), ("12.5", 1250), ("12.50", 1250), ("0.10", 10),
-        ("999999.99", 99_999_999), ("1000000", 100_000_000)] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("0.01", 1), ("1", 100), ("100", 10_000), ("12.5", 1250), ("12.50", 1250), ("0.10", 10),
+            ("999999.99", 99_999_999), ("1000000", 100_000_000),
+        ] as [(String, Int64)]
+    )
     func orderAmountParses(_ text: String, _ fen: Int64) throws {
         let amount = try OrderAmount.parse(text, fenMax: Self.fenMax).get()
         #expect(amount.fen == fen)
@@ -16,17 +20,19 @@ struct MoneyTests {
     }
 
     /// Invalid order amounts are refused with the specific named reason.
-    @Test(arguments: [
-        ("", AmountRejection.empty), ("-1", .hasSign), ("+1", .hasSign), (" 1", .hasSpace), ("1 ", .hasSpace),
-        ("1e3", .hasExponent), ("1E3", .hasExponent), ("0.001", .tooManyDecimals(decimalsMax: 2)),
-        ("0", .notPositive), ("0.00", .notPositive), ("01.00", .leadingZero), ("1.", .notADecimal),
-        (".5", .notADecimal), ("1.2.3", .notADecimal), ("1,00", .notADecimal), ("abc", .notADecimal),
-        ("１", .notADecimal), ("1000000.01", .exceedsMaximum(maximum: "1000000.00")),
-        (String(repeating: "9", count: 25), .tooLong(bytesMax: 24)),
-        ("9999999999999999", .exceedsMaximum(maximum: "1000000.00")),
-        ("99999999999999999999", .exceedsMaximum(maximum: "1000000.00")),
-        ("NaN", .notADecimal), ("0x10", .notADecimal),
-    ] as [(String, AmountRejection)])
+    @Test(
+        arguments: [
+            ("", AmountRejection.empty), ("-1", .hasSign), ("+1", .hasSign), (" 1", .hasSpace), ("1 ", .hasSpace),
+            ("1e3", .hasExponent), ("1E3", .hasExponent), ("0.001", .tooManyDecimals(decimalsMax: 2)),
+            ("0", .notPositive), ("0.00", .notPositive), ("01.00", .leadingZero), ("1.", .notADecimal),
+            (".5", .notADecimal), ("1.2.3", .notADecimal), ("1,00", .notADecimal), ("abc", .notADecimal),
+            ("１", .notADecimal), ("1000000.01", .exceedsMaximum(maximum: "1000000.00")),
+            (String(repeating: "9", count: 25), .tooLong(bytesMax: 24)),
+            ("9999999999999999", .exceedsMaximum(maximum: "1000000.00")),
+            ("99999999999999999999", .exceedsMaximum(maximum: "1000000.00")),
+            ("NaN", .notADecimal), ("0x10", .notADecimal),
+        ] as [(String, AmountRejection)]
+    )
     func orderAmountRefused(_ text: String, _ rejection: AmountRejection) {
         #expect(OrderAmount.parse(text, fenMax: Self.fenMax) == .failure(rejection))
     }

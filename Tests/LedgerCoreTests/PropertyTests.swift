@@ -1,11 +1,13 @@
-import PropertyBased
 import LedgerTesting
+import PropertyBased
 import Testing
 
 @testable import LedgerCore
 
 /// Characters that stress the signing and form rules: the reserved ones, spaces, digits (for "0"), Chinese.
-private let valueCharacters: [Character] = ["a", "Z", "0", "1", "9", "&", "=", "+", "%", " ", "中", "文", "_", "-", ".", "~", "é"]
+private let valueCharacters: [Character] = [
+    "a", "Z", "0", "1", "9", "&", "=", "+", "%", " ", "中", "文", "_", "-", ".", "~", "é",
+]
 private let valueGen = Gen<Character?>.element(of: valueCharacters).map { $0! }.string(of: 0...12)
 private let nonEmptyValueGen = Gen<Character?>.element(of: valueCharacters).map { $0! }.string(of: 1...12)
 private let notifyNames = GatewayMessageKind.notify.documentedSignedFields
@@ -49,20 +51,27 @@ struct CanonicalStringProperties {
             var zeroed = full
             zeroed[dropped].value = "0"
             let php = SigningDialect(emptyValueRule: .phpEmpty)
-            #expect(Signer.sign(zeroed, kind: .notify, key: key, dialect: php) == Signer.sign(without, kind: .notify, key: key, dialect: php))
+            #expect(
+                Signer.sign(zeroed, kind: .notify, key: key, dialect: php)
+                    == Signer.sign(without, kind: .notify, key: key, dialect: php)
+            )
         }
     }
 
     /// Any change to a signed value changes the signature and breaks verification.
     @Test func anyChangeChangesSignature() async {
-        await propertyCheck(input: nonEmptyValueGen.array(of: 6), Gen.int(in: 0...5), nonEmptyValueGen) { values, index, suffix in
+        await propertyCheck(input: nonEmptyValueGen.array(of: 6), Gen.int(in: 0...5), nonEmptyValueGen) {
+            values,
+            index,
+            suffix in
             let fields = zip(notifyNames, values).map { FormField($0, $1) }
             var changed = fields
             changed[index].value += suffix
             #expect(Signer.sign(fields, kind: .notify, key: key) != Signer.sign(changed, kind: .notify, key: key))
             let signed = fields + [FormField("sign", Signer.sign(fields, kind: .notify, key: key))]
             var tampered = signed
-            tampered[index].value = String(tampered[index].value.dropLast()) + (tampered[index].value.last == "a" ? "b" : "a")
+            tampered[index].value =
+                String(tampered[index].value.dropLast()) + (tampered[index].value.last == "a" ? "b" : "a")
             #expect(Signer.verify(signed, kind: .notify, key: key) == .valid)
             #expect(Signer.verify(tampered, kind: .notify, key: key) == .mismatch)
         }

@@ -10,7 +10,11 @@ struct SignToolTests {
     /// Arguments split at the first `=`; values keep spaces, `&`, `=` and Chinese text.
     @Test func parsesFieldsExactly() throws {
         let fields = try SignTool.parseFields(["a=b=c", "attach=x&y=1", "name= 中 文 ", "empty="])
-        #expect(fields == [FormField("a", "b=c"), FormField("attach", "x&y=1"), FormField("name", " 中 文 "), FormField("empty", "")])
+        #expect(
+            fields == [
+                FormField("a", "b=c"), FormField("attach", "x&y=1"), FormField("name", " 中 文 "), FormField("empty", ""),
+            ]
+        )
         #expect(throws: SignTool.FieldError.noEquals("oops")) { try SignTool.parseFields(["oops"]) }
         #expect(throws: SignTool.FieldError.emptyName("=1")) { try SignTool.parseFields(["=1"]) }
         #expect(throws: SignTool.FieldError.repeated("a")) { try SignTool.parseFields(["a=1", "a=2"]) }
@@ -22,7 +26,9 @@ struct SignToolTests {
         let options = SignTool.Options(kind: .query, key: self.key, dialect: .document, json: false, verify: false)
         let text = SignTool.run(fields: fields, options: options)
         let expected = Signer.sign(fields, kind: .query, key: self.key)
-        #expect(text == .init(text: "canonical: pay_memberid=10001&pay_orderid=A1&key=***\nsign: \(expected)", exitCode: 0))
+        #expect(
+            text == .init(text: "canonical: pay_memberid=10001&pay_orderid=A1&key=***\nsign: \(expected)", exitCode: 0)
+        )
         var jsonOptions = options
         jsonOptions.json = true
         let json = SignTool.run(fields: fields, options: jsonOptions)
@@ -63,12 +69,17 @@ struct LedgerCtlSignProcessTests {
             environment: ["LEDGER_KEY": "k-123"]
         )
         #expect(status == 0)
-        #expect(try JSONParser.parse(stdout.trimmingCharacters(in: .whitespacesAndNewlines))["sign"]?.stringValue == expected)
+        #expect(
+            try JSONParser.parse(stdout.trimmingCharacters(in: .whitespacesAndNewlines))["sign"]?.stringValue
+                == expected
+        )
 
         let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("key-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: keyFile) }
         try "k-123\n".write(to: keyFile, atomically: true, encoding: .utf8)
-        let (fileStatus, fileOut, _) = try Self.run(["sign", "--for", "query", "--key-file", keyFile.path, "pay_memberid=10001", "pay_orderid=A1"])
+        let (fileStatus, fileOut, _) = try Self.run([
+            "sign", "--for", "query", "--key-file", keyFile.path, "pay_memberid=10001", "pay_orderid=A1",
+        ])
         #expect(fileStatus == 0)
         #expect(fileOut.contains("sign: \(expected)"))
         #expect(!fileOut.contains("k-123"))
@@ -81,12 +92,20 @@ struct LedgerCtlSignProcessTests {
             FormField("memberid", "10001"), FormField("orderid", "A1"), FormField("amount", "1.0000"),
             FormField("transaction_id", "0"), FormField("datetime", "20261127093000"), FormField("returncode", "00"),
         ]
-        fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: key, dialect: SigningDialect(emptyValueRule: .phpEmpty))))
+        fields.append(
+            FormField(
+                "sign",
+                Signer.sign(fields, kind: .notify, key: key, dialect: SigningDialect(emptyValueRule: .phpEmpty))
+            )
+        )
         let arguments = ["sign", "--for", "notify", "--verify"] + fields.map { "\($0.name)=\($0.value)" }
         let (status, stdout, _) = try Self.run(arguments, environment: ["LEDGER_KEY": "k-123"])
         #expect(status == 1)
         #expect(stdout.contains("signing.emptyValueRule = php-empty"))
-        let (fixed, _, _) = try Self.run(arguments + ["--empty-rule", "php-empty"], environment: ["LEDGER_KEY": "k-123"])
+        let (fixed, _, _) = try Self.run(
+            arguments + ["--empty-rule", "php-empty"],
+            environment: ["LEDGER_KEY": "k-123"]
+        )
         #expect(fixed == 0)
     }
 

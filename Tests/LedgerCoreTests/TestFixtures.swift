@@ -310,4 +310,3 @@ struct LedgerChain {
         return chain.events
     }
 }
-

@@ -31,9 +31,13 @@ struct UTF8TextTests {
     func agreesWithStandardLibrary() {
         var generator = SystemRandomNumberGenerator()
         // Short random strings biased towards multibyte lead and continuation bytes, where the two could differ.
-        let alphabet: [UInt8] = [0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xA0, 0x9F, 0x90]
+        let alphabet: [UInt8] = [
+            0x41, 0x7F, 0x80, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xA0, 0x9F, 0x90,
+        ]
         for _ in 0..<20_000 {
-            let bytes = (0..<Int.random(in: 0...20, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let bytes = (0..<Int.random(in: 0...20, using: &generator)).map { _ in
+                alphabet.randomElement(using: &generator)!
+            }
             #expect(String(checkedUTF8: bytes) == String(validating: bytes, as: UTF8.self), "\(bytes)")
         }
     }

@@ -1,5 +1,5 @@
-import PropertyBased
 import LedgerTesting
+import PropertyBased
 import Testing
 
 @testable import LedgerCore

@@ -13,9 +13,9 @@ struct CheckConfigTests {
         let key = try TemporaryDirectory.writeSecret("check-config-secret-key", to: directory.path + "/merchant.key")
         let config = directory.path + "/ledgerd.json"
         try """
-            {"gateway": {"url": "https://pay.example.com", "memberId": "20002", "keyFile": "\(key)"},
-             "poll": {"deadlineMs": 600000}\(extra)}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        {"gateway": {"url": "https://pay.example.com", "memberId": "20002", "keyFile": "\(key)"},
+         "poll": {"deadlineMs": 600000}\(extra)}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         return (config, key)
     }
 

@@ -17,7 +17,8 @@ import Testing
         timeoutSeconds: Int? = nil
     ) async throws -> (status: Int32, out: String, err: String) {
         let path = try Self.executable()
-        let (command, all) = timeoutSeconds.map { ("/usr/bin/timeout", ["-s", "KILL", "\($0)", path] + arguments) } ?? (path, arguments)
+        let (command, all) =
+            timeoutSeconds.map { ("/usr/bin/timeout", ["-s", "KILL", "\($0)", path] + arguments) } ?? (path, arguments)
         let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let result = try await blocking { try ChildProcess.run(command, all, environment: environment) }
         return (result.status, result.stdout, result.stderr)
@@ -27,13 +28,18 @@ import Testing
     @Test func subcommandsEndToEnd() async throws {
         try await withControlDaemon { harness in
             let socket = ["--socket", harness.socketPath]
-            let created = try await Self.ctl(["create", "--order-id", "K1", "--amount", "12.50", "--bank", "942", "--product", "年卡", "--json"] + socket)
+            let created = try await Self.ctl(
+                ["create", "--order-id", "K1", "--amount", "12.50", "--bank", "942", "--product", "年卡", "--json"]
+                    + socket
+            )
             #expect(created.status == 0, "\(created.err)")
             let result = try JSONParser.parse(created.out)
             #expect(result["orderId"] == "K1")
             #expect(result["fields"]?["pay_amount"] == "12.50")
 
-            let human = try await Self.ctl(["create", "--order-id", "K2", "--amount", "1.00", "--bank", "942", "--product", "x"] + socket)
+            let human = try await Self.ctl(
+                ["create", "--order-id", "K2", "--amount", "1.00", "--bank", "942", "--product", "x"] + socket
+            )
             #expect(human.status == 0)
             #expect(human.out.contains("order K2 created"))
             #expect(human.out.contains("pay_md5sign"))
@@ -67,7 +73,10 @@ import Testing
             )
             let quarantine = try await Self.ctl(["quarantine", "--reason", "bad-signature", "--show-body"] + socket)
             #expect(quarantine.status == 0, "\(quarantine.err)")
-            #expect(quarantine.out.contains("192.0.2.1:5") && quarantine.out.contains("bad-signature"), "\(quarantine.out)")
+            #expect(
+                quarantine.out.contains("192.0.2.1:5") && quarantine.out.contains("bad-signature"),
+                "\(quarantine.out)"
+            )
             // The body is shown escaped: no terminal control sequence or newline from outside reaches the screen.
             #expect(quarantine.out.contains(#"attach=\u{1B}[2J\n"#), "\(quarantine.out)")
             #expect(!quarantine.out.contains("\u{1B}"))
@@ -107,7 +116,10 @@ import Testing
             #expect(backup.status == 0, "\(backup.err)")
 
             // The environment chooses the socket when --socket is absent.
-            let byEnvironment = try await Self.ctl(["stats", "--json"], environment: ["LEDGERD_SOCKET": harness.socketPath])
+            let byEnvironment = try await Self.ctl(
+                ["stats", "--json"],
+                environment: ["LEDGERD_SOCKET": harness.socketPath]
+            )
             #expect(byEnvironment.status == 0)
 
             // 1: the daemon said no.
@@ -137,7 +149,9 @@ import Testing
         #expect(refused.status == 3)
         #expect(refused.err.contains("refuses connections"))
         // A path longer than a Unix socket address holds.
-        let long = try await Self.ctl(["stats", "--socket", directory.path + "/" + String(repeating: "s", count: 120) + ".sock"])
+        let long = try await Self.ctl([
+            "stats", "--socket", directory.path + "/" + String(repeating: "s", count: 120) + ".sock",
+        ])
         #expect(long.status == 3)
         #expect(long.err.contains("too long for a Unix socket"))
     }
@@ -185,7 +199,10 @@ import Testing
 
     /// `sign` still works offline.
     @Test func signStillWorks() async throws {
-        let signed = try await Self.ctl(["sign", "--for", "query", "pay_memberid=10001", "pay_orderid=A1"], environment: ["LEDGER_KEY": "secret"])
+        let signed = try await Self.ctl(
+            ["sign", "--for", "query", "pay_memberid=10001", "pay_orderid=A1"],
+            environment: ["LEDGER_KEY": "secret"]
+        )
         #expect(signed.status == 0)
         #expect(signed.out.contains("sign:"))
     }

@@ -48,7 +48,9 @@ import Testing
         let settings = try ControlSettings.load(["control.lineBytesMax": "4096", "control.allowedUids": "1000, 1001"])
         #expect(settings.lineBytesMax == 4096)
         #expect(settings.allowedUids == [1000, 1001])
-        let environment = try ControlSettings.load(environment: ["LEDGERD_CONTROL_CONNECTIONS_MAX": "5", "LEDGERD_CONTROL_IDLE_TIMEOUT_MS": "1000"])
+        let environment = try ControlSettings.load(environment: [
+            "LEDGERD_CONTROL_CONNECTIONS_MAX": "5", "LEDGERD_CONTROL_IDLE_TIMEOUT_MS": "1000",
+        ])
         #expect(environment.connectionsMax == 5)
         #expect(environment.idleTimeout == .seconds(1))
         #expect(throws: ConfigurationError.self) { try ControlSettings.load(["control.jsonDepthMax": "1"]) }
@@ -61,8 +63,19 @@ import Testing
     }
 
     static func event(sequence: UInt64) throws -> Event {
-        let result = QueryResult(attempt: 1, latencyMicroseconds: 1, final: false, httpStatus: nil, body: [], outcome: .transportError(message: "test"))
-        return PendingEvent(recordedAt: Instant(millisecondsSinceEpoch: 0), orderId: "F1", payload: .queryResult(result))
-            .sealed(sequence: sequence, previousHash: .zero)
+        let result = QueryResult(
+            attempt: 1,
+            latencyMicroseconds: 1,
+            final: false,
+            httpStatus: nil,
+            body: [],
+            outcome: .transportError(message: "test")
+        )
+        return PendingEvent(
+            recordedAt: Instant(millisecondsSinceEpoch: 0),
+            orderId: "F1",
+            payload: .queryResult(result)
+        )
+        .sealed(sequence: sequence, previousHash: .zero)
     }
 }

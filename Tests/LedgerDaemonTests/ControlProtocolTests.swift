@@ -7,7 +7,7 @@ import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The error name of a response, or nil for a result.
@@ -28,7 +28,14 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                     recordedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
                     orderId: "X1",
                     payload: .queryResult(
-                        QueryResult(attempt: number, latencyMicroseconds: 1, final: false, httpStatus: nil, body: [], outcome: .transportError(message: "test"))
+                        QueryResult(
+                            attempt: number,
+                            latencyMicroseconds: 1,
+                            final: false,
+                            httpStatus: nil,
+                            body: [],
+                            outcome: .transportError(message: "test")
+                        )
                     )
                 )
             }
@@ -79,8 +86,16 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 #expect(result["payUrl"] == "http://127.0.0.1:8080/pay/C1")
                 #expect(result["gatewayUrl"]?.stringValue?.hasSuffix("Pay_Index.html") == true)
                 // The same order again with the same fields is the earlier result, not a second order.
-                #expect(try rpc.call("order.create", ["orderId": "C1", "amount": "100.00", "bankCode": "942", "productName": "年卡", "attach": "会员"])["result"]?["created"] == false)
-                let generated = try rpc.call("order.create", ["amount": "1.50", "bankCode": "942", "productName": "coffee"])
+                #expect(
+                    try rpc.call(
+                        "order.create",
+                        ["orderId": "C1", "amount": "100.00", "bankCode": "942", "productName": "年卡", "attach": "会员"]
+                    )["result"]?["created"] == false
+                )
+                let generated = try rpc.call(
+                    "order.create",
+                    ["amount": "1.50", "bankCode": "942", "productName": "coffee"]
+                )
                 #expect(generated["result"]?["orderId"]?.stringValue?.count == 20)
 
                 let order = try rpc.call("order.get", ["orderId": "C1"])
@@ -98,7 +113,10 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 let cursor = try #require(list["result"]?["nextCursor"]?.stringValue)
                 let second = try rpc.call("order.list", ["status": "created", "limit": 1, "cursor": .string(cursor)])
                 #expect(second["result"]?["orders"]?.arrayValue?.count == 1)
-                #expect(second["result"]?["orders"]?.arrayValue?.first?["orderId"] != list["result"]?["orders"]?.arrayValue?.first?["orderId"])
+                #expect(
+                    second["result"]?["orders"]?.arrayValue?.first?["orderId"]
+                        != list["result"]?["orders"]?.arrayValue?.first?["orderId"]
+                )
                 let byBank = try rpc.call("order.list", ["bankCode": "942", "flag": "amount-mismatch"])
                 #expect(byBank["result"]?["orders"] == [])
 
@@ -186,15 +204,26 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 #expect(errorName(try rpc.call("order.list", ["colour": "red"])) == "invalid-params")
                 #expect(errorName(try rpc.call("order.create", ["amount": "1.00"])) == "invalid-params")
                 // Application errors.
-                #expect(errorName(try rpc.call("order.create", ["amount": "abc", "bankCode": "942", "productName": "x"])) == "invalid-order")
-                _ = try rpc.call("order.create", ["orderId": "E1", "amount": "1.00", "bankCode": "942", "productName": "x"])
-                let conflict = try rpc.call("order.create", ["orderId": "E1", "amount": "2.00", "bankCode": "942", "productName": "x"])
+                #expect(
+                    errorName(try rpc.call("order.create", ["amount": "abc", "bankCode": "942", "productName": "x"]))
+                        == "invalid-order"
+                )
+                _ = try rpc.call(
+                    "order.create",
+                    ["orderId": "E1", "amount": "1.00", "bankCode": "942", "productName": "x"]
+                )
+                let conflict = try rpc.call(
+                    "order.create",
+                    ["orderId": "E1", "amount": "2.00", "bankCode": "942", "productName": "x"]
+                )
                 #expect(errorName(conflict) == "order-conflict")
                 #expect(conflict["error"]?["code"] == .number("-32002"))
                 #expect(errorName(try rpc.call("order.history", ["orderId": "nope"])) == "order-not-found")
                 #expect(errorName(try rpc.call("order.queryNow", ["orderId": "nope"])) == "order-not-found")
                 // Pipelining: two requests written at once are both answered, each with its id.
-                socket.send("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"order.get\",\"params\":{\"orderId\":\"E1\"}}\n")
+                socket.send(
+                    "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"order.get\",\"params\":{\"orderId\":\"E1\"}}\n"
+                )
                 let first = try #require(try socket.readMessage())
                 let second = try #require(try socket.readMessage())
                 #expect(Set([first["id"], second["id"]].compactMap { $0 }) == Set<JSONValue>(["a", "b"]))
@@ -214,11 +243,15 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
         try await withControlDaemon(configure: { $0.jsonDepthMax = 8 }) { harness in
             try await blocking {
                 let rpc = try RPCSession(harness.socketPath)
-                rpc.socket.send(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"".utf8) + [0xC3, 0x28] + Array("\"}\n".utf8))
+                rpc.socket.send(
+                    Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"".utf8) + [0xC3, 0x28] + Array("\"}\n".utf8)
+                )
                 let utf8 = try #require(try rpc.socket.readMessage())
                 #expect(utf8["error"]?["code"] == .number("-32700"))
                 let deep = String(repeating: "[", count: 50) + String(repeating: "]", count: 50)
-                rpc.socket.send("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\",\"params\":{\"x\":\(deep)}}\n")
+                rpc.socket.send(
+                    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\",\"params\":{\"x\":\(deep)}}\n"
+                )
                 let nested = try #require(try rpc.socket.readMessage())
                 #expect(nested["error"]?["code"] == .number("-32700"))
                 #expect(nested["error"]?["message"]?.stringValue?.isEmpty == false)
@@ -233,7 +266,9 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
         try await withControlDaemon { harness in
             try await blocking {
                 let socket = try TestSocket(harness.socketPath)
-                socket.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\"}")
+                socket.send(
+                    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\"}"
+                )
                 shutdown(socket.fd, Int32(SHUT_WR))
                 var ids: Set<JSONValue> = []
                 while let message = try socket.readMessage() {
@@ -310,11 +345,16 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
             try await blocking {
                 let rpc = try RPCSession(harness.socketPath)
                 for index in 0..<200 {
-                    _ = try rpc.call("order.create", ["orderId": .string("R\(index)"), "amount": "1.00", "bankCode": "942", "productName": "x"])
+                    _ = try rpc.call(
+                        "order.create",
+                        ["orderId": .string("R\(index)"), "amount": "1.00", "bankCode": "942", "productName": "x"]
+                    )
                 }
                 // Pipelined: the second arrives while the first replays; one of them may finish first on a fast
                 // machine, so only a refusal's name is checked when there is one.
-                rpc.socket.send("{\"jsonrpc\":\"2.0\",\"id\":\"r1\",\"method\":\"projection.rebuild\"}\n{\"jsonrpc\":\"2.0\",\"id\":\"r2\",\"method\":\"projection.rebuild\"}\n")
+                rpc.socket.send(
+                    "{\"jsonrpc\":\"2.0\",\"id\":\"r1\",\"method\":\"projection.rebuild\"}\n{\"jsonrpc\":\"2.0\",\"id\":\"r2\",\"method\":\"projection.rebuild\"}\n"
+                )
                 var names: [String?] = []
                 while names.count < 2 {
                     let message = try #require(try rpc.socket.readMessage())

@@ -7,7 +7,7 @@ import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A blocking Unix-socket client for tests: raw bytes in, JSON lines out, with a receive timeout.
@@ -66,11 +66,15 @@ final class RPCSession: @unchecked Sendable {
     func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         let id = self.nextId
         self.nextId += 1
-        let request: JSONValue = ["jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params)]
+        let request: JSONValue = [
+            "jsonrpc": "2.0", "id": .number(String(id)), "method": .string(method), "params": .object(params),
+        ]
         self.records.append(SchemaRecord(schema: "control/\(method).params.json", instance: .object(params)))
         self.socket.send(JSONWriter.write(request) + "\n")
         while true {
-            guard let message = try self.socket.readMessage() else { throw TestFailure("the daemon closed the connection during \(method)") }
+            guard let message = try self.socket.readMessage() else {
+                throw TestFailure("the daemon closed the connection during \(method)")
+            }
             self.record(message, method: method)
             if message["id"] == .number(String(id)) { return message }
         }
@@ -79,7 +83,9 @@ final class RPCSession: @unchecked Sendable {
     /// Reads messages until one satisfies `done`, recording them.
     func readUntil(_ done: (JSONValue) -> Bool) throws -> JSONValue {
         while true {
-            guard let message = try self.socket.readMessage() else { throw TestFailure("the daemon closed the connection") }
+            guard let message = try self.socket.readMessage() else {
+                throw TestFailure("the daemon closed the connection")
+            }
             self.record(message, method: nil)
             if done(message) { return message }
         }
@@ -90,7 +96,9 @@ final class RPCSession: @unchecked Sendable {
         Self.checkRoundTrip(message, method: method)
         if let name = message["method"]?.stringValue {
             self.notifications.append((name, message["params"] ?? .null))
-            self.records.append(SchemaRecord(schema: "control/\(name).notification.json", instance: message["params"] ?? .null))
+            self.records.append(
+                SchemaRecord(schema: "control/\(name).notification.json", instance: message["params"] ?? .null)
+            )
         } else if let error = message["error"] {
             self.records.append(SchemaRecord(schema: "control/error.json", instance: error))
         } else if let method, let result = message["result"] {
@@ -180,10 +188,13 @@ func waitForSocket(_ path: String, task: Task<Void, any Error>? = nil) async thr
 
 /// Runs the schema checker on recorded traffic.
 func checkSchemas(_ records: [SchemaRecord]) throws -> ProcessOutput {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("control-\(UUID().uuidString).jsonl")
     defer { try? FileManager.default.removeItem(at: file) }
     try (records.map(\.line).joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-    return try ChildProcess.run("/usr/bin/env", ["python3", root.appendingPathComponent("tools/check-schemas").path, file.path])
+    return try ChildProcess.run(
+        "/usr/bin/env",
+        ["python3", root.appendingPathComponent("tools/check-schemas").path, file.path]
+    )
 }
-

@@ -12,8 +12,14 @@ struct ControlTypesTests {
             (
                 .orderCreate,
                 OrderCreate.Params(
-                    orderId: "A1", amount: "12.50", bankCode: "940", productName: "年卡", attach: "x", productNum: "1",
-                    productDesc: "d", productUrl: "https://shop.example/p"
+                    orderId: "A1",
+                    amount: "12.50",
+                    bankCode: "940",
+                    productName: "年卡",
+                    attach: "x",
+                    productNum: "1",
+                    productDesc: "d",
+                    productUrl: "https://shop.example/p"
                 ).json
             ),
             (.orderGet, OrderIdParams(orderId: "A1").json),
@@ -21,16 +27,27 @@ struct ControlTypesTests {
             (
                 .orderList,
                 OrderList.Params(
-                    status: .paid, flag: "amount-mismatch", bankCode: "940", createdFrom: "2026-11-27T00:00:00Z",
-                    createdTo: "2026-11-28T00:00:00.500Z", cursor: "paid:A1", limit: 50
+                    status: .paid,
+                    flag: "amount-mismatch",
+                    bankCode: "940",
+                    createdFrom: "2026-11-27T00:00:00Z",
+                    createdTo: "2026-11-28T00:00:00.500Z",
+                    cursor: "paid:A1",
+                    limit: 50
                 ).json
             ),
             (.orderQueryNow, OrderIdParams(orderId: "A1").json),
             (.callbacksAudit, CallbacksAudit.Params(orderId: "A1", from: "2026-11-27T00:00:00Z", to: nil).json),
             (
                 .quarantineRead,
-                QuarantineRead.Params(reason: .badSignature, orderId: "A1", remoteAddress: "192.0.2.1", cursor: 9, limit: 3)
-                    .json
+                QuarantineRead.Params(
+                    reason: .badSignature,
+                    orderId: "A1",
+                    remoteAddress: "192.0.2.1",
+                    cursor: 9,
+                    limit: 3
+                )
+                .json
             ),
             (.projectionRebuild, NoParams().json),
             (.projectionVerify, ProjectionVerify.Params(differencesMax: 7).json),
@@ -62,7 +79,10 @@ struct ControlTypesTests {
             }
         }
         let unknown = refusal(.orderGet, ["orderId": "A1", "orderID": "A1"])
-        #expect(unknown?.code == -32602 && unknown?.message.contains("orderID") == true, "\(String(describing: unknown))")
+        #expect(
+            unknown?.code == -32602 && unknown?.message.contains("orderID") == true,
+            "\(String(describing: unknown))"
+        )
         let wrongType = refusal(.orderHistory, ["orderId": "A1", "limit": "5"])
         #expect(wrongType?.message == "order.history: limit must be a whole number.")
         let outOfRange = refusal(.orderHistory, ["orderId": "A1", "limit": 1001])

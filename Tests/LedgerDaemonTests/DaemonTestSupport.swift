@@ -17,7 +17,9 @@ enum TestKeys {
 }
 
 /// A configuration for tests: loopback, a free port, a fresh data directory, the test key.
-func testConfiguration(directory: TemporaryDirectory, gatewayURL: String = "http://127.0.0.1:9") throws -> DaemonConfiguration {
+func testConfiguration(directory: TemporaryDirectory, gatewayURL: String = "http://127.0.0.1:9") throws
+    -> DaemonConfiguration
+{
     let gateway = GatewaySettings.testing(memberId: TestKeys.memberId, baseURL: gatewayURL)
     var configuration = DaemonConfiguration(gateway: gateway, key: TestKeys.key)
     configuration.dataDirectory = directory.path + "/ledger"
@@ -61,7 +63,9 @@ final class CapturedLog: Sendable {
 
         func log(event: LogEvent) {
             let metadata = (event.metadata ?? [:]).mapValues { "\($0)" }
-            self.log.entries.withLock { $0.append(Entry(level: event.level, message: "\(event.message)", metadata: metadata)) }
+            self.log.entries.withLock {
+                $0.append(Entry(level: event.level, message: "\(event.message)", metadata: metadata))
+            }
         }
     }
 }
@@ -134,7 +138,9 @@ enum Notifications {
 }
 
 /// POSTs a body and returns status and body text.
-func post(_ client: HTTPClient, _ url: String, body: String, contentType: String = "application/x-www-form-urlencoded") async throws -> (Int, String, HTTPHeaders) {
+func post(_ client: HTTPClient, _ url: String, body: String, contentType: String = "application/x-www-form-urlencoded")
+    async throws -> (Int, String, HTTPHeaders)
+{
     var request = HTTPClientRequest(url: url)
     request.method = .POST
     request.headers.add(name: "Content-Type", value: contentType)
@@ -157,7 +163,9 @@ func shutdownLater(_ client: HTTPClient) {
 
 /// The test PostgreSQL (`LEDGER_TEST_POSTGRES_URL`, which `.ci/run` sets): under `CI=true` a missing URL fails the
 /// test; otherwise the test is cancelled (reported as skipped) with `note`.
-func requirePostgresURL(_ note: String = "PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.") throws -> String {
+func requirePostgresURL(_ note: String = "PostgreSQL tests need LEDGER_TEST_POSTGRES_URL; it is not set.") throws
+    -> String
+{
     guard let url = try PostgresTestURL.value() else { try Test.cancel(Comment(rawValue: note)) }
     return url
 }

@@ -4,10 +4,10 @@ import GatewaySimulator
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
+import LedgerTesting
 import Logging
 import NIOCore
 import NIOHTTP1
-import LedgerTesting
 import Testing
 
 /// The real daemon against the gateway simulator over real sockets.
@@ -69,7 +69,13 @@ struct EndToEndTests {
     @Test func happyPath() async throws {
         let directory = TemporaryDirectory()
         // The poller waits long enough that the notification, not a query, pays the order even on a busy machine.
-        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(20); $0.poll.deadline = .seconds(60) }) { running, simulator in
+        try await Self.withGatewayAndDaemon(
+            directory: directory,
+            configure: {
+                $0.poll.firstDelay = .seconds(20)
+                $0.poll.deadline = .seconds(60)
+            }
+        ) { running, simulator in
             try await Self.createAndSubmit(running, "E1")
             let transaction = try await simulator.pay("E1")
             #expect(try await Self.eventually { try await running.daemon.ledger.order("E1")?.status == .paid })
@@ -96,15 +102,25 @@ struct EndToEndTests {
     /// A forged and a tampered notification change nothing but the audit; the truth arrives by query.
     @Test func forgedAndTamperedChangeOnlyTheAudit() async throws {
         let directory = TemporaryDirectory()
-        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(3) }) { running, simulator in
+        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(3) }) {
+            running,
+            simulator in
             try await Self.createAndSubmit(running, "E3")
             try await Self.createAndSubmit(running, "E4")
             _ = try await simulator.pay("E3", faults: NotifyFaults(breakSignature: true))
             _ = try await simulator.pay("E4", faults: NotifyFaults(tamperAmount: true))
             // The refused callbacks are in the quarantine, counted for their orders, and not in the log.
             let store = running.daemon.store
-            #expect(try await Self.eventually { (try await store.quarantineCounts(orderId: "E3")["E3"]?.badSignature ?? 0) >= 2 })
-            #expect(try await Self.eventually { (try await store.quarantineCounts(orderId: "E4")["E4"]?.badSignature ?? 0) >= 2 })
+            #expect(
+                try await Self.eventually {
+                    (try await store.quarantineCounts(orderId: "E3")["E3"]?.badSignature ?? 0) >= 2
+                }
+            )
+            #expect(
+                try await Self.eventually {
+                    (try await store.quarantineCounts(orderId: "E4")["E4"]?.badSignature ?? 0) >= 2
+                }
+            )
             #expect(try await running.daemon.ledger.order("E3")?.callbacks.received == 0)
             // Before the poller's first query, the refused callbacks changed no state.
             #expect(try await running.daemon.ledger.order("E3")?.status == .created)
@@ -120,7 +136,13 @@ struct EndToEndTests {
     /// 100 concurrent copies of one notification: exactly one state change and 99 duplicates in the audit.
     @Test func hundredCopies() async throws {
         let directory = TemporaryDirectory()
-        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(20); $0.poll.deadline = .seconds(60) }) { running, simulator in
+        try await Self.withGatewayAndDaemon(
+            directory: directory,
+            configure: {
+                $0.poll.firstDelay = .seconds(20)
+                $0.poll.deadline = .seconds(60)
+            }
+        ) { running, simulator in
             try await Self.createAndSubmit(running, "E5")
             _ = try await simulator.pay("E5", faults: NotifyFaults(copies: 100))
             #expect(try await Self.eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
@@ -128,7 +150,11 @@ struct EndToEndTests {
             // records every POST it received, so it must hold exactly as many as the simulator sent.
             let sent = await simulator.order("E5")?.notificationsSent ?? 0
             #expect(sent >= 100)
-            #expect(try await Self.eventually { Int(try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == sent })
+            #expect(
+                try await Self.eventually {
+                    Int(try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == sent
+                }
+            )
             let audit = try await CallbackAudit.build(store: running.daemon.store, orderId: "E5")
             #expect(audit.total.accepted == 1)
             #expect(Int(audit.total.duplicate) == sent - 1)
@@ -144,7 +170,13 @@ struct EndToEndTests {
             ("F1", .serverError, "5xx"), ("F2", .html, "unreadable"), ("F3", .timeout, "transport"),
             ("F4", .badSignature, "bad-signature"), ("F5", .errorEnvelope, "gateway-error"),
         ]
-        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.firstDelay = .seconds(1); $0.poll.deadline = .seconds(20) }) { running, simulator in
+        try await Self.withGatewayAndDaemon(
+            directory: directory,
+            configure: {
+                $0.poll.firstDelay = .seconds(1)
+                $0.poll.deadline = .seconds(20)
+            }
+        ) { running, simulator in
             // Each order's first query meets its fault (set before the first query is due), the next ones the truth.
             for (orderId, fault, _) in faults {
                 try await Self.createAndSubmit(running, orderId)
@@ -152,7 +184,12 @@ struct EndToEndTests {
                 _ = try await simulator.pay(orderId, faults: NotifyFaults(drop: true))
             }
             for (orderId, _, expected) in faults {
-                #expect(try await Self.eventually(seconds: 20) { try await running.daemon.ledger.order(orderId)?.status == .paid }, "\(orderId)")
+                #expect(
+                    try await Self.eventually(seconds: 20) {
+                        try await running.daemon.ledger.order(orderId)?.status == .paid
+                    },
+                    "\(orderId)"
+                )
                 let outcomes = try await running.daemon.ledger.history(orderId).compactMap { entry -> String? in
                     guard case .queryResult(let result) = entry.event.payload else { return nil }
                     switch result.outcome {
@@ -171,7 +208,9 @@ struct EndToEndTests {
     /// An order never paid expires at the deadline.
     @Test func unpaidOrderExpires() async throws {
         let directory = TemporaryDirectory()
-        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.deadline = .seconds(2) }) { running, _ in
+        try await Self.withGatewayAndDaemon(directory: directory, configure: { $0.poll.deadline = .seconds(2) }) {
+            running,
+            _ in
             try await Self.createAndSubmit(running, "E7")
             #expect(try await Self.eventually { try await running.daemon.ledger.order("E7")?.status == .expired })
         }
@@ -194,7 +233,9 @@ struct EndToEndTests {
         let first = configuration
         try await withRunningDaemon(first) { running in
             try await Self.createAndSubmit(running, "E8")
-            #expect(try await Self.eventually { (try await running.daemon.ledger.order("E8")?.queryAttempts ?? 0) >= 2 })
+            #expect(
+                try await Self.eventually { (try await running.daemon.ledger.order("E8")?.queryAttempts ?? 0) >= 2 }
+            )
         }
         _ = try await simulator.pay("E8", faults: NotifyFaults(drop: true))
         try await withRunningDaemon(configuration) { running in
@@ -203,7 +244,10 @@ struct EndToEndTests {
                 if case .queryResult(let result) = entry.event.payload { return result.attempt }
                 return nil
             }
-            #expect(attempts == Array(1...UInt32(attempts.count)), "attempt numbers continue without gaps across the restart")
+            #expect(
+                attempts == Array(1...UInt32(attempts.count)),
+                "attempt numbers continue without gaps across the restart"
+            )
         }
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
-import Synchronization
 import LedgerTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)

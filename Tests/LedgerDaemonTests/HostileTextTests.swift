@@ -3,9 +3,9 @@ import Foundation
 import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
+import LedgerTesting
 import Logging
 import Synchronization
-import LedgerTesting
 import Testing
 
 /// Whether `text` holds `needle` as bytes. `String.contains` compares `Character`s, so it would miss a `<img` whose

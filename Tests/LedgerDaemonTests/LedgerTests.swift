@@ -11,7 +11,9 @@ struct LedgerTests {
         func randomCharacters(_ count: Int) -> String { String(repeating: "X", count: count) }
     }
 
-    func makeLedger(clock: ManualLedgerClock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))) -> Ledger {
+    func makeLedger(
+        clock: ManualLedgerClock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))
+    ) -> Ledger {
         let settings = GatewaySettings(
             memberId: TestKeys.memberId,
             baseURL: "http://127.0.0.1:9090",
@@ -32,7 +34,9 @@ struct LedgerTests {
     /// An order is signed, recorded, and returned with the gateway URL, the signed fields and the pay page.
     @Test func createsOrder() async throws {
         let ledger = self.makeLedger()
-        let created = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "手机壳"))
+        let created = try await ledger.createOrder(
+            CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "手机壳")
+        )
         #expect(created.created)
         #expect(created.gatewayURL == "http://127.0.0.1:9090/Pay_Index.html")
         #expect(created.payURL == "http://127.0.0.1:8080/pay/A1")
@@ -44,7 +48,9 @@ struct LedgerTests {
     /// Without an order id, a 20-character id is generated from the gateway time and the injected randomness.
     @Test func generatesOrderId() async throws {
         let ledger = self.makeLedger()
-        let created = try await ledger.createOrder(CreateOrderRequest(amount: "1.00", bankCode: "940", productName: "p"))
+        let created = try await ledger.createOrder(
+            CreateOrderRequest(amount: "1.00", bankCode: "940", productName: "p")
+        )
         #expect(created.orderId == "L20261127090203XXXXX")
         #expect(created.orderId.count == 20)
     }
@@ -86,7 +92,9 @@ struct LedgerTests {
     @Test func invalidOrder() async throws {
         let ledger = self.makeLedger()
         await #expect {
-            _ = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "1e3", bankCode: "940", productName: "p"))
+            _ = try await ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "1e3", bankCode: "940", productName: "p")
+            )
         } throws: { error in
             (error as? LedgerError)?.code == .invalidOrder && "\(error)".contains("exponent")
         }
@@ -97,7 +105,9 @@ struct LedgerTests {
     /// and notifications the gateway did not vouch for go to the quarantine, never to the log.
     @Test func notificationReceipts() async throws {
         let ledger = self.makeLedger()
-        _ = try await ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
+        _ = try await ledger.createOrder(
+            CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+        )
         let valid = Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8)
         let first = try await ledger.recordNotification(body: valid, remoteAddress: "127.0.0.1:1")
         #expect(first == .recorded(.accepted, sequence: 2))
@@ -111,11 +121,17 @@ struct LedgerTests {
         #expect(bad == .quarantined(.badSignature, id: 1))
         #expect(!bad.acknowledges)
         let foreign = Notifications.fields(orderId: "A1", transactionId: "T3", memberId: "99999")
-        let other = try await ledger.recordNotification(body: Array(Notifications.body(foreign).utf8), remoteAddress: "x")
+        let other = try await ledger.recordNotification(
+            body: Array(Notifications.body(foreign).utf8),
+            remoteAddress: "x"
+        )
         #expect(other == .quarantined(.foreignMember, id: 2))
         #expect(!other.acknowledges)
         // A validly signed notification for an order the ledger does not hold is a fact the gateway vouched for.
-        let unknown = try await ledger.recordNotification(body: Array(Notifications.body(Notifications.fields(orderId: "NOPE")).utf8), remoteAddress: "x")
+        let unknown = try await ledger.recordNotification(
+            body: Array(Notifications.body(Notifications.fields(orderId: "NOPE")).utf8),
+            remoteAddress: "x"
+        )
         #expect(unknown == .recorded(.unknownOrder, sequence: 4))
         #expect(!unknown.acknowledges)
         let garbage = try await ledger.recordNotification(body: Array("hello=world".utf8), remoteAddress: "x")
@@ -147,7 +163,9 @@ struct ConfigurationTests {
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let configuration = try await DaemonConfiguration.load(
             flags: ["dataDir": "/from/flag"],
-            environment: ["LEDGERD_DATA_DIR": "/from/env", "LEDGERD_GATEWAY_MEMBER_ID": "30003", "LEDGERD_HTTP": "127.0.0.1:7001"],
+            environment: [
+                "LEDGERD_DATA_DIR": "/from/env", "LEDGERD_GATEWAY_MEMBER_ID": "30003", "LEDGERD_HTTP": "127.0.0.1:7001",
+            ],
             file: file
         )
         #expect(configuration.dataDirectory == "/from/flag")
@@ -162,7 +180,11 @@ struct ConfigurationTests {
     @Test func controlSettings() async throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
-        try #"{"control": {"connectionsMax": 7, "lineBytesMax": 4096}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"control": {"connectionsMax": 7, "lineBytesMax": 4096}}"#.write(
+            toFile: file,
+            atomically: true,
+            encoding: .utf8
+        )
         let configuration = try await DaemonConfiguration.load(
             flags: [:],
             environment: GatewaySettings.testingEnvironment(["LEDGERD_CONTROL_LINE_BYTES_MAX": "8192"]),
@@ -171,7 +193,11 @@ struct ConfigurationTests {
         #expect(configuration.control.connectionsMax == 7)
         #expect(configuration.control.lineBytesMax == 8192)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(["LEDGERD_CONTROL_CONNECTIONS_MAX": "none"]), file: nil)
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: GatewaySettings.testingEnvironment(["LEDGERD_CONTROL_CONNECTIONS_MAX": "none"]),
+                file: nil
+            )
         } throws: { error in
             (error as? ConfigurationError)?.key == "control.connectionsMax"
         }
@@ -188,7 +214,9 @@ struct ConfigurationTests {
         await #expect {
             _ = try await DaemonConfiguration.load(
                 flags: [:],
-                environment: GatewaySettings.testingEnvironment(["LEDGERD_STORE_MAP_SIZE": "4194304", "LEDGERD_STORE_MAP_SIZE_MAX": "2097152"]),
+                environment: GatewaySettings.testingEnvironment([
+                    "LEDGERD_STORE_MAP_SIZE": "4194304", "LEDGERD_STORE_MAP_SIZE_MAX": "2097152",
+                ]),
                 file: nil
             )
         } throws: { error in
@@ -216,17 +244,26 @@ struct ConfigurationTests {
         #expect(configuration.gateway.limits.textBytesMax == 600)
         #expect(configuration.gateway.limits.attachBytesMax == 300)
         #expect(configuration.gateway.limits.urlBytesMax == 1024)
-        let defaults = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: nil)
+        let defaults = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: GatewaySettings.testingEnvironment(),
+            file: nil
+        )
         #expect(defaults.store.batchBytesMax == LMDBEventStore.Options().batchBytesMax)
         #expect(defaults.store.rebuildChunkEvents == LMDBEventStore.Options().rebuildChunkEvents)
         #expect(defaults.gateway.limits == OrderLimits.default)
         for (variable, key) in [
-            ("LEDGERD_STORE_BATCH_BYTES_MAX", "store.batchBytesMax"), ("LEDGERD_STORE_REBUILD_CHUNK_EVENTS", "store.rebuildChunkEvents"),
+            ("LEDGERD_STORE_BATCH_BYTES_MAX", "store.batchBytesMax"),
+            ("LEDGERD_STORE_REBUILD_CHUNK_EVENTS", "store.rebuildChunkEvents"),
             ("LEDGERD_LIMITS_ORDER_TEXT_BYTES_MAX", "limits.order.textBytesMax"),
             ("LEDGERD_LIMITS_ORDER_URL_BYTES_MAX", "limits.order.urlBytesMax"),
         ] {
             await #expect {
-                _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment([variable: "0"]), file: nil)
+                _ = try await DaemonConfiguration.load(
+                    flags: [:],
+                    environment: GatewaySettings.testingEnvironment([variable: "0"]),
+                    file: nil
+                )
             } throws: { error in
                 (error as? ConfigurationError)?.key == key
             }
@@ -240,13 +277,21 @@ struct ConfigurationTests {
         let file = directory.path + "/ledgerd.json"
         try #"{"gateway": {"bankCodes": ["940", "950"]}, "control": {"allowedUids": [1001, 1002]}}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let configuration = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
+        let configuration = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: GatewaySettings.testingEnvironment(),
+            file: file
+        )
         #expect(configuration.gateway.bankCodes == ["940", "950"])
         #expect(configuration.control.allowedUids == [1001, 1002])
         let wrong = directory.path + "/wrong.json"
         try #"{"poll": {"deadlineMs": 1.5}}"#.write(toFile: wrong, atomically: true, encoding: .utf8)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: wrong)
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: GatewaySettings.testingEnvironment(),
+                file: wrong
+            )
         } throws: { error in
             (error as? ConfigurationError)?.key == "poll.deadlineMs"
         }
@@ -254,7 +299,11 @@ struct ConfigurationTests {
 
     /// The defaults make a local daemon: data dir, socket, HTTP address, the URLs under the public one.
     @Test func defaults() async throws {
-        let configuration = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: nil)
+        let configuration = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: GatewaySettings.testingEnvironment(),
+            file: nil
+        )
         #expect(configuration.dataDirectory == "./ledger-data")
         #expect(configuration.socketPath == "./ledgerd.sock")
         #expect(configuration.httpHost == "127.0.0.1" && configuration.httpPort == 8080)
@@ -267,7 +316,10 @@ struct ConfigurationTests {
     @Test(arguments: [
         (["LEDGERD_GATEWAY_URL"], ["gateway.url"]), (["LEDGERD_GATEWAY_MEMBER_ID"], ["gateway.memberId"]),
         (["LEDGERD_GATEWAY_KEY"], ["gateway.keyFile"]),
-        (["LEDGERD_GATEWAY_URL", "LEDGERD_GATEWAY_MEMBER_ID", "LEDGERD_GATEWAY_KEY"], ["gateway.url", "gateway.memberId", "gateway.keyFile"]),
+        (
+            ["LEDGERD_GATEWAY_URL", "LEDGERD_GATEWAY_MEMBER_ID", "LEDGERD_GATEWAY_KEY"],
+            ["gateway.url", "gateway.memberId", "gateway.keyFile"]
+        ),
     ])
     func requiredSettingsHaveNoDefault(_ removed: [String], _ missing: [String]) async throws {
         var environment = GatewaySettings.testingEnvironment()
@@ -290,7 +342,11 @@ struct ConfigurationTests {
         let file = directory.path + "/ledgerd.json"
         try #"{"memberID": "10002"}"#.write(toFile: file, atomically: true, encoding: .utf8)
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: GatewaySettings.testingEnvironment(),
+                file: file
+            )
         } throws: { error in
             let error = error as? ConfigurationError
             return error?.key == "memberID" && error?.message.contains("did you mean gateway.memberId?") == true
@@ -317,12 +373,16 @@ struct ConfigurationTests {
         }
         // A file using many known keys, nested and in lists, loads; so do PostgreSQL keys beside the LMDB backend.
         try """
-            {"dataDir": "/d", "gateway": {"memberId": "20002", "bankCodes": ["940"], "keyFile": "/k"},
-             "quarantine": {"entriesMax": 50}, "limits": {"http": {"requestTimeoutMs": 5000}},
-             "control": {"allowedUids": [1000]}, "store": {"backend": "lmdb", "postgresSchema": "s"},
-             "signing": {"notificationExtraFields": ["msg"]}, "poll": {"queriesPerSecondMax": 5}}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
-        let loaded = try await DaemonConfiguration.load(flags: [:], environment: GatewaySettings.testingEnvironment(), file: file)
+        {"dataDir": "/d", "gateway": {"memberId": "20002", "bankCodes": ["940"], "keyFile": "/k"},
+         "quarantine": {"entriesMax": 50}, "limits": {"http": {"requestTimeoutMs": 5000}},
+         "control": {"allowedUids": [1000]}, "store": {"backend": "lmdb", "postgresSchema": "s"},
+         "signing": {"notificationExtraFields": ["msg"]}, "poll": {"queriesPerSecondMax": 5}}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let loaded = try await DaemonConfiguration.load(
+            flags: [:],
+            environment: GatewaySettings.testingEnvironment(),
+            file: file
+        )
         #expect(loaded.store.quarantineLimits.entriesMax == 50)
     }
 
@@ -347,8 +407,10 @@ struct ConfigurationTests {
     /// Invalid values fail at start with a message naming the key.
     @Test(arguments: [
         (["LEDGERD_HTTP": "nowhere"], "http"), (["LEDGERD_POLL_DEADLINE_MS": "abc"], "poll.deadlineMs"),
-        (["LEDGERD_GATEWAY_MEMBER_ID": "abc"], "gateway.memberId"), (["LEDGERD_SIGNING_EMPTY_VALUE_RULE": "maybe"], "signing.emptyValueRule"),
-        (["LEDGERD_GATEWAY_TIME_ZONE": "Mars/Base"], "gateway.timeZone"), (["LEDGERD_PUBLIC_URL": "ftp://x"], "publicUrl"),
+        (["LEDGERD_GATEWAY_MEMBER_ID": "abc"], "gateway.memberId"),
+        (["LEDGERD_SIGNING_EMPTY_VALUE_RULE": "maybe"], "signing.emptyValueRule"),
+        (["LEDGERD_GATEWAY_TIME_ZONE": "Mars/Base"], "gateway.timeZone"),
+        (["LEDGERD_PUBLIC_URL": "ftp://x"], "publicUrl"),
         (["LEDGERD_GATEWAY_KEY_FILE": "/nonexistent/key"], "gateway.keyFile"),
     ])
     func invalidValuesNamed(_ environment: [String: String], _ key: String) async throws {

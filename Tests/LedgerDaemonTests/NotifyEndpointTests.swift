@@ -1,15 +1,15 @@
 import AsyncHTTPClient
 import Foundation
-import NIOCore
-import NIOHTTP1
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
 import LedgerTesting
+import NIOCore
+import NIOHTTP1
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `POST /notify` and the other HTTP endpoints, over a real socket against the real daemon.
@@ -27,7 +27,11 @@ struct NotifyEndpointTests {
             try await Self.createOrder(running)
             let client = HTTPClient()
             defer { shutdownLater(client) }
-            let (status, body, headers) = try await post(client, running.baseURL + "/notify", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            let (status, body, headers) = try await post(
+                client,
+                running.baseURL + "/notify",
+                body: Notifications.body(Notifications.fields(orderId: "A1"))
+            )
             #expect(status == 200)
             #expect(body == "OK")
             #expect(headers["content-length"].first == "2")
@@ -85,7 +89,10 @@ struct NotifyEndpointTests {
         try await withRunningDaemon(try testConfiguration(directory: directory), logger: log.logger) { running in
             let port = try #require(URL(string: running.baseURL)?.port)
             let answer = try await blocking {
-                try rawExchange(port: port, "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nmemberid=1")
+                try rawExchange(
+                    port: port,
+                    "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nmemberid=1"
+                )
             }
             #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer)")
             #expect(answer.hasSuffix("body too large"), "\(answer)")
@@ -111,7 +118,11 @@ struct NotifyEndpointTests {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
             try await Self.createOrder(running)
-            let client = HTTPClient(configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)))
+            let client = HTTPClient(
+                configuration: .init(
+                    connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)
+                )
+            )
             defer { shutdownLater(client) }
             let body = Notifications.body(Notifications.fields(orderId: "A1"))
             let url = running.baseURL + "/notify"
@@ -146,7 +157,11 @@ struct NotifyEndpointTests {
             #expect(page.contains("document.forms[0].submit()"))
             #expect(try await get(client, running.baseURL + "/pay/NOPE").0 == 404)
             // The browser copy of a notification, POSTed to /return, never changes state.
-            let (returnStatus, returnPage, _) = try await post(client, running.baseURL + "/return", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            let (returnStatus, returnPage, _) = try await post(
+                client,
+                running.baseURL + "/return",
+                body: Notifications.body(Notifications.fields(orderId: "A1"))
+            )
             #expect(returnStatus == 200)
             #expect(returnPage.contains("waiting"))
             #expect(try await running.daemon.ledger.order("A1")?.status == .created)
@@ -161,7 +176,11 @@ struct NotifyEndpointTests {
             try await Self.createOrder(running)
             let client = HTTPClient()
             defer { shutdownLater(client) }
-            _ = try await post(client, running.baseURL + "/notify", body: Notifications.body(Notifications.fields(orderId: "A1")))
+            _ = try await post(
+                client,
+                running.baseURL + "/notify",
+                body: Notifications.body(Notifications.fields(orderId: "A1"))
+            )
             // The poller beats within a second of starting.
             try await Task.sleep(for: .milliseconds(1200))
             let (healthStatus, health) = try await get(client, running.baseURL + "/healthz")
@@ -187,7 +206,9 @@ func rawExchange(port: Int, _ request: String) throws -> String {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw TestFailure("cannot connect to port \(port)") }
     var timeout = timeval(tv_sec: 20, tv_usec: 0)
@@ -202,7 +223,9 @@ func rawExchange(port: Int, _ request: String) throws -> String {
         received += chunk[..<count]
         let text = String(decoding: received, as: UTF8.self)
         if let end = text.range(of: "\r\n\r\n"),
-            let lengthLine = text[..<end.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+            let lengthLine = text[..<end.lowerBound].split(separator: "\r\n").first(where: {
+                $0.lowercased().hasPrefix("content-length:")
+            }),
             let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
             text.utf8.count - text[..<end.upperBound].utf8.count >= length
         {

@@ -304,7 +304,10 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
             let logged = try #require(captured.all.first { $0.message == "control method failed" })
             #expect(logged.metadata["method"] == "order.get")
             let error = logged.metadata["error"] ?? ""
-            #expect(error.hasPrefix("closed: ") && error.contains("[at ") && error.contains("(LedgerStore/"), "\(error) / \(answer)")
+            #expect(
+                error.hasPrefix("closed: ") && error.contains("[at ") && error.contains("(LedgerStore/"),
+                "\(error) / \(answer)"
+            )
         }
     }
 
@@ -369,8 +372,10 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
             let cases: [(headers: [String], remote: String, source: String)] = [
                 (["X-Forwarded-For: 198.51.100.7"], "198.51.100.7", "198.51.100.7"),
                 // Two headers are one list, in order; IPv6 is grouped by its /64 like a direct IPv6 peer.
-                (["X-Forwarded-For: 198.51.100.8", "X-Forwarded-For: 2001:db8:1:2::7, fd00::1"], "2001:db8:1:2::7",
-                 "2001:db8:1:2::/64"),
+                (
+                    ["X-Forwarded-For: 198.51.100.8", "X-Forwarded-For: 2001:db8:1:2::7, fd00::1"], "2001:db8:1:2::7",
+                    "2001:db8:1:2::/64"
+                ),
                 (["X-Forwarded-For: 198.51.100.9, not-an-address"], "127.0.0.1:", "127.0.0.1"),
             ]
             for (headers, _, _) in cases {
@@ -456,7 +461,8 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         // In a file `http` is HOST:PORT, so the two keys under it are spelled whole.
         let directory = TemporaryDirectory()
         let file = directory.path + "/ledgerd.json"
-        let json = #"{"http": "127.0.0.1:8080", "http.adminListen": "127.0.0.1:9101", "#
+        let json =
+            #"{"http": "127.0.0.1:8080", "http.adminListen": "127.0.0.1:9101", "#
             + #""http.trustedProxies": ["10.0.0.0/8"]}"#
         try json.write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try await DaemonConfiguration.load(

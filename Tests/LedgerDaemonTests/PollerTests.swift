@@ -2,8 +2,8 @@ import Foundation
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
-import Synchronization
 import LedgerTesting
+import Synchronization
 import Testing
 
 /// A gateway that answers from a script, and remembers what it was asked.
@@ -15,7 +15,9 @@ final class ScriptedGateway: GatewayQuerying {
         case badSignature
     }
 
-    private let state = Mutex<(answers: [String: [Answer]], asked: [(String, UInt32, Bool)], at: [Instant])>(([:], [], []))
+    private let state = Mutex<(answers: [String: [Answer]], asked: [(String, UInt32, Bool)], at: [Instant])>(
+        ([:], [], [])
+    )
     /// The clock each query's time is read from, when a test wants the times.
     let clock: (any LedgerClock)?
 
@@ -44,7 +46,12 @@ final class ScriptedGateway: GatewayQuerying {
                 FormField("transaction_id", tradeState == "SUCCESS" ? "TQ1" : ""), FormField("returncode", "00"),
                 FormField("trade_state", tradeState),
             ]
-            fields.append(FormField("sign", sign ? Signer.sign(fields, kind: .queryReply, key: TestKeys.key) : String(repeating: "B", count: 32)))
+            fields.append(
+                FormField(
+                    "sign",
+                    sign ? Signer.sign(fields, kind: .queryReply, key: TestKeys.key) : String(repeating: "B", count: 32)
+                )
+            )
             let verdict = Signer.verify(fields, kind: .queryReply, key: TestKeys.key)
             return .reply(fields: fields, enveloped: false, verdict: verdict, dialect: .document)
         }
@@ -55,7 +62,14 @@ final class ScriptedGateway: GatewayQuerying {
         case .badSignature: outcome = reply("SUCCESS", sign: false)
         case .transport: outcome = .transportError(message: "timed out")
         }
-        return QueryResult(attempt: attempt, latencyMicroseconds: 5, final: final, httpStatus: answer == .transport ? nil : 200, body: [], outcome: outcome)
+        return QueryResult(
+            attempt: attempt,
+            latencyMicroseconds: 5,
+            final: final,
+            httpStatus: answer == .transport ? nil : 200,
+            body: [],
+            outcome: outcome
+        )
     }
 }
 
@@ -64,14 +78,23 @@ struct PollScheduleTests {
     func state(createdAt: Int64, attempts: UInt32, lastQueryAt: Int64?) -> OrderState {
         let fixture = try! PayRequest.build(
             OrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"),
-            settings: GatewaySettings(memberId: "10001", baseURL: "http://g", notifyURL: "http://n/notify", callbackURL: "http://n/return"),
+            settings: GatewaySettings(
+                memberId: "10001",
+                baseURL: "http://g",
+                notifyURL: "http://n/notify",
+                callbackURL: "http://n/return"
+            ),
             key: TestKeys.key,
             appliedAt: Instant(millisecondsSinceEpoch: createdAt)
         ).get()
         var state = OrderState(orderId: "A1")
         state.apply(
-            PendingEvent(recordedAt: Instant(millisecondsSinceEpoch: createdAt), orderId: "A1", payload: .orderCreated(OrderCreated(request: fixture, gatewayURL: "http://g", dialect: .document)))
-                .sealed(sequence: 1, previousHash: .zero)
+            PendingEvent(
+                recordedAt: Instant(millisecondsSinceEpoch: createdAt),
+                orderId: "A1",
+                payload: .orderCreated(OrderCreated(request: fixture, gatewayURL: "http://g", dialect: .document))
+            )
+            .sealed(sequence: 1, previousHash: .zero)
         )
         state.queryAttempts = attempts
         state.lastQueryAt = lastQueryAt.map { Instant(millisecondsSinceEpoch: $0) }
@@ -90,7 +113,10 @@ struct PollScheduleTests {
     /// The first attempt comes firstDelay after creation.
     @Test func firstAttempt() {
         var random = SplitMix64(seed: 1)
-        let next = PollSchedule(settings: self.settings).next(for: self.state(createdAt: 0, attempts: 0, lastQueryAt: nil), random: &random)
+        let next = PollSchedule(settings: self.settings).next(
+            for: self.state(createdAt: 0, attempts: 0, lastQueryAt: nil),
+            random: &random
+        )
         #expect(next == PollSchedule.Next(at: Instant(millisecondsSinceEpoch: 30_000), final: false, attempt: 1))
     }
 
@@ -102,7 +128,10 @@ struct PollScheduleTests {
             let bound = min(60_000, 10_000 << Int64(attempts - 1))
             var delays: Set<Int64> = []
             for _ in 0..<50 {
-                let next = schedule.next(for: self.state(createdAt: 0, attempts: attempts, lastQueryAt: 100_000), random: &random)!
+                let next = schedule.next(
+                    for: self.state(createdAt: 0, attempts: attempts, lastQueryAt: 100_000),
+                    random: &random
+                )!
                 let delay = next.at.millisecondsSinceEpoch - 100_000
                 #expect(delay >= 0 && delay <= bound)
                 #expect(next.attempt == attempts + 1)
@@ -116,12 +145,20 @@ struct PollScheduleTests {
     @Test func finalAtDeadline() throws {
         var random = SplitMix64(seed: 3)
         for _ in 0..<50 {
-            let next = try #require(PollSchedule(settings: self.settings).next(for: self.state(createdAt: 0, attempts: 5, lastQueryAt: 599_000), random: &random))
+            let next = try #require(
+                PollSchedule(settings: self.settings).next(
+                    for: self.state(createdAt: 0, attempts: 5, lastQueryAt: 599_000),
+                    random: &random
+                )
+            )
             // Never past the deadline, and final exactly when it lands on it.
             #expect(next.at.millisecondsSinceEpoch <= 600_000)
             #expect(next.final == (next.at.millisecondsSinceEpoch == 600_000))
         }
-        let late = PollSchedule(settings: self.settings).next(for: self.state(createdAt: 0, attempts: 5, lastQueryAt: 600_500), random: &random)
+        let late = PollSchedule(settings: self.settings).next(
+            for: self.state(createdAt: 0, attempts: 5, lastQueryAt: 600_500),
+            random: &random
+        )
         #expect(late == PollSchedule.Next(at: Instant(millisecondsSinceEpoch: 600_000), final: true, attempt: 6))
     }
 
@@ -155,7 +192,12 @@ struct QueryPollerTests {
             self.store = store
             self.ledger = Ledger(
                 store: store,
-                settings: GatewaySettings(memberId: TestKeys.memberId, baseURL: "http://g", notifyURL: "http://n/notify", callbackURL: "http://n/return"),
+                settings: GatewaySettings(
+                    memberId: TestKeys.memberId,
+                    baseURL: "http://g",
+                    notifyURL: "http://n/notify",
+                    callbackURL: "http://n/return"
+                ),
                 key: TestKeys.key,
                 publicURL: "http://n",
                 clock: self.clock,
@@ -174,7 +216,9 @@ struct QueryPollerTests {
         }
 
         /// Advances the manual clock in steps, letting the poller work between them, until `done` or the limit.
-        func advance(untilMilliseconds: Int64, step: Int64 = 1000, done: @Sendable () async throws -> Bool) async throws -> Bool {
+        func advance(untilMilliseconds: Int64, step: Int64 = 1000, done: @Sendable () async throws -> Bool) async throws
+            -> Bool
+        {
             var moved: Int64 = 0
             while moved < untilMilliseconds {
                 if try await done() { return true }
@@ -199,8 +243,12 @@ struct QueryPollerTests {
     @Test func recoversMissingNotification() async throws {
         try await self.run(Harness()) { harness in
             harness.gateway.script("A1", [.transport, .badSignature, .notPaid, .paid])
-            _ = try await harness.ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
-            let paid = try await harness.advance(untilMilliseconds: 110_000) { try await harness.ledger.order("A1")?.status == .paid }
+            _ = try await harness.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            let paid = try await harness.advance(untilMilliseconds: 110_000) {
+                try await harness.ledger.order("A1")?.status == .paid
+            }
             #expect(paid)
             let state = try #require(try await harness.ledger.order("A1"))
             #expect(state.payment?.source == .query)
@@ -215,8 +263,12 @@ struct QueryPollerTests {
     /// An order never paid expires at the deadline after a final attempt.
     @Test func expiresAtDeadline() async throws {
         try await self.run(Harness()) { harness in
-            _ = try await harness.ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
-            let expired = try await harness.advance(untilMilliseconds: 130_000) { try await harness.ledger.order("A1")?.status == .expired }
+            _ = try await harness.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            let expired = try await harness.advance(untilMilliseconds: 130_000) {
+                try await harness.ledger.order("A1")?.status == .expired
+            }
             #expect(expired)
             #expect(harness.gateway.asked.last?.2 == true)
             #expect(harness.gateway.asked.filter(\.2).count == 1)
@@ -226,8 +278,13 @@ struct QueryPollerTests {
     /// A paying callback stops the polling of its order.
     @Test func callbackStopsPolling() async throws {
         try await self.run(Harness()) { harness in
-            _ = try await harness.ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
-            _ = try await harness.ledger.recordNotification(body: Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8), remoteAddress: "x")
+            _ = try await harness.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            _ = try await harness.ledger.recordNotification(
+                body: Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8),
+                remoteAddress: "x"
+            )
             _ = try await harness.advance(untilMilliseconds: 60_000) { false }
             #expect(harness.gateway.asked.isEmpty)
         }
@@ -262,15 +319,21 @@ struct QueryPollerTests {
         let directory = TemporaryDirectory()
         let first = Harness(store: try LMDBEventStore(path: directory.path + "/ledger"))
         try await self.run(first) { harness in
-            _ = try await harness.ledger.createOrder(CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p"))
-            _ = try await harness.advance(untilMilliseconds: 40_000) { try await harness.ledger.order("A1")?.queryAttempts == 1 }
+            _ = try await harness.ledger.createOrder(
+                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+            )
+            _ = try await harness.advance(untilMilliseconds: 40_000) {
+                try await harness.ledger.order("A1")?.queryAttempts == 1
+            }
         }
         await first.store.close()
         let second = Harness(store: try LMDBEventStore(path: directory.path + "/ledger"))
         second.clock.advance(by: 40_000)
         second.gateway.script("A1", [.paid])
         try await self.run(second) { harness in
-            let paid = try await harness.advance(untilMilliseconds: 60_000) { try await harness.ledger.order("A1")?.status == .paid }
+            let paid = try await harness.advance(untilMilliseconds: 60_000) {
+                try await harness.ledger.order("A1")?.status == .paid
+            }
             #expect(paid)
             #expect(harness.gateway.asked.first?.1 == 2, "the attempt number continues from the log")
         }

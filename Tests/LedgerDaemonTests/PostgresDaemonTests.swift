@@ -19,7 +19,11 @@ struct PostgresDaemonTests {
         environment["LEDGERD_STORE_POSTGRES_URL"] = "postgres://ledger:pw@db.example:6543/books"
         environment["LEDGERD_STORE_POSTGRES_SCHEMA"] = "shop"
         environment["LEDGERD_STORE_POSTGRES_CONNECTIONS_MAX"] = "12"
-        let configuration = try await DaemonConfiguration.load(flags: ["store.backend": "postgres"], environment: environment, file: nil)
+        let configuration = try await DaemonConfiguration.load(
+            flags: ["store.backend": "postgres"],
+            environment: environment,
+            file: nil
+        )
         guard case .postgres(let postgres) = configuration.storeBackend else {
             Issue.record("--store postgres selects PostgreSQL")
             return
@@ -46,11 +50,20 @@ struct PostgresDaemonTests {
         (["LEDGERD_STORE_BACKEND": "postgres"], "store.postgresUrl"),
         (["LEDGERD_STORE_BACKEND": "postgres", "LEDGERD_STORE_POSTGRES_URL": "mysql://u@h/d"], "store.postgresUrl"),
         (["LEDGERD_STORE_BACKEND": "sqlite"], "store.backend"),
-        (["LEDGERD_STORE_BACKEND": "postgres", "LEDGERD_STORE_POSTGRES_URL": "postgres://u@h/d", "LEDGERD_STORE_POSTGRES_CONNECTIONS_MAX": "1"], "store.postgresConnectionsMax"),
+        (
+            [
+                "LEDGERD_STORE_BACKEND": "postgres", "LEDGERD_STORE_POSTGRES_URL": "postgres://u@h/d",
+                "LEDGERD_STORE_POSTGRES_CONNECTIONS_MAX": "1",
+            ], "store.postgresConnectionsMax"
+        ),
     ])
     func invalidNamed(_ environment: [String: String], _ key: String) async throws {
         await #expect {
-            _ = try await DaemonConfiguration.load(flags: [:], environment: environment.merging(Self.base) { a, _ in a }, file: nil)
+            _ = try await DaemonConfiguration.load(
+                flags: [:],
+                environment: environment.merging(Self.base) { a, _ in a },
+                file: nil
+            )
         } throws: { error in
             (error as? ConfigurationError)?.key == key
         }
@@ -63,7 +76,8 @@ struct PostgresDaemonTests {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        postgres.schema =
+            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         postgres.connectionsMax = 4
         postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
         configuration.storeBackend = .postgres(postgres)
@@ -106,7 +120,8 @@ struct PostgresDaemonTests {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
         var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema = "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        postgres.schema =
+            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         postgres.connectionsMax = 4
         postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
         configuration.storeBackend = .postgres(postgres)

@@ -12,7 +12,10 @@ struct QuickStartTests {
         let bin = directory.path + "/bin"
         let calls = directory.path + "/calls"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: directory.path + "/pkgconfig", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory.path + "/pkgconfig",
+            withIntermediateDirectories: true
+        )
         // Stand-ins that record any call; python3 answers that no module imports.
         for (name, status) in [("apt-get", 0), ("sudo", 0), ("pip", 0), ("python3", 1)] {
             let path = bin + "/" + name

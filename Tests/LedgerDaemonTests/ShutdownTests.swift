@@ -1,11 +1,11 @@
 import AsyncHTTPClient
 import Foundation
-import NIOCore
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
-import Synchronization
 import LedgerTesting
+import NIOCore
+import Synchronization
 import Testing
 
 /// `ledgerd run` as a real process: SIGTERM with callbacks in flight loses no acknowledged callback.
@@ -13,7 +13,12 @@ struct ShutdownTests {
     /// Creates orders in the store directly (the daemon is not running yet), as `order.create` would have.
     static func prepareOrders(_ path: String, count: Int) async throws {
         let store = try LMDBEventStore(path: path)
-        let settings = GatewaySettings(memberId: TestKeys.memberId, baseURL: "http://127.0.0.1:9", notifyURL: "http://127.0.0.1:1/notify", callbackURL: "http://127.0.0.1:1/return")
+        let settings = GatewaySettings(
+            memberId: TestKeys.memberId,
+            baseURL: "http://127.0.0.1:9",
+            notifyURL: "http://127.0.0.1:1/notify",
+            callbackURL: "http://127.0.0.1:1/return"
+        )
         for index in 0..<count {
             let orderId = "S\(index)"
             let pay = try PayRequest.build(
@@ -23,7 +28,15 @@ struct ShutdownTests {
                 appliedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000)
             ).get()
             _ = try await store.append(
-                AppendRequest([PendingEvent(recordedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000), orderId: orderId, payload: .orderCreated(OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: .document)))])
+                AppendRequest([
+                    PendingEvent(
+                        recordedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
+                        orderId: orderId,
+                        payload: .orderCreated(
+                            OrderCreated(request: pay, gatewayURL: settings.payURL, dialect: .document)
+                        )
+                    )
+                ])
             )
         }
         await store.close()
@@ -49,10 +62,16 @@ struct ShutdownTests {
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        let client = HTTPClient(configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)))
+        let client = HTTPClient(
+            configuration: .init(
+                connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
+            )
+        )
         defer { shutdownLater(client) }
         let base = "http://127.0.0.1:\(port)"
-        #expect(try await EndToEndTests.eventually(seconds: 30) { (try? await get(client, base + "/healthz"))?.0 != nil })
+        #expect(
+            try await EndToEndTests.eventually(seconds: 30) { (try? await get(client, base + "/healthz"))?.0 != nil }
+        )
 
         let acknowledged = Acknowledged()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -81,7 +100,10 @@ struct ShutdownTests {
         let okIds = acknowledged.ids
         #expect(okIds.count >= 40)
         for orderId in okIds {
-            #expect(try await store.order(orderId)?.status == .paid, "\(orderId) was acknowledged but is not in the ledger")
+            #expect(
+                try await store.order(orderId)?.status == .paid,
+                "\(orderId) was acknowledged but is not in the ledger"
+            )
         }
         #expect(try await store.verifyChain(progress: nil).isIntact)
         #expect(try await store.verifyProjection(differencesMax: 3, progress: nil).differenceCount == 0)

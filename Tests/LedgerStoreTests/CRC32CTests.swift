@@ -20,10 +20,10 @@ struct CRC32CTests {
     @Test("the CPU's instruction and the portable tables agree on every length and alignment")
     func pathsAgree() throws {
         #if arch(x86_64) && os(Linux)
-        // Where the CPU has the instruction, the checksum must use it, or this test compares the tables with
-        // themselves.
-        let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        #expect(CRC32C.usesHardware == cpu.split(whereSeparator: \.isWhitespace).contains("sse4_2"))
+            // Where the CPU has the instruction, the checksum must use it, or this test compares the tables with
+            // themselves.
+            let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            #expect(CRC32C.usesHardware == cpu.split(whereSeparator: \.isWhitespace).contains("sse4_2"))
         #endif
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }

@@ -20,7 +20,12 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let directory = TemporaryDirectory()
         switch self {
         case .lmdb:
-            return (try LMDBEventStore(path: directory.path + "/ledger", options: .init(mapSize: 1 << 20, rebuildChunkEvents: 7)), directory)
+            return (
+                try LMDBEventStore(
+                    path: directory.path + "/ledger",
+                    options: .init(mapSize: 1 << 20, rebuildChunkEvents: 7)
+                ), directory
+            )
         case .memory:
             return (InMemoryEventStore(), directory)
         case .postgres:
@@ -174,12 +179,16 @@ struct EventStoreContractTests {
         _ = try await store.append(AppendRequest([fixture.created("O2")]))
         _ = try await store.append(AppendRequest([fixture.created("O3")]))
         _ = try await store.append(AppendRequest([fixture.callback("O3")]))
-        _ = try await store.append(AppendRequest([fixture.created("N4"), fixture.callback("N4"), fixture.created("N5")]))
+        _ = try await store.append(
+            AppendRequest([fixture.created("N4"), fixture.callback("N4"), fixture.created("N5")])
+        )
         _ = try await store.append(AppendRequest([fixture.callback("O2"), fixture.created("N6")]))
         // Several requests at once, so a group commit may hold several new orders and an old one's payment.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for id in ["G7", "G8", "G9"] {
-                group.addTask { _ = try await store.append(AppendRequest([fixture.created(id), fixture.callback(id)])) }
+                group.addTask {
+                    _ = try await store.append(AppendRequest([fixture.created(id), fixture.callback(id)]))
+                }
             }
             group.addTask { _ = try await store.append(AppendRequest([fixture.callback("N5")])) }
             try await group.waitForAll()
@@ -222,7 +231,9 @@ struct EventStoreContractTests {
         let sequences = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for index in 0..<200 {
                 group.addTask {
-                    try await store.append(AppendRequest([fixture.created("C\(index)"), fixture.queryFailure("C\(index)")])).events!.map(\.sequence)
+                    try await store.append(
+                        AppendRequest([fixture.created("C\(index)"), fixture.queryFailure("C\(index)")])
+                    ).events!.map(\.sequence)
                 }
             }
             var all: [[UInt64]] = []
@@ -245,7 +256,9 @@ struct EventStoreContractTests {
         for index in 0..<30 {
             _ = try await store.append(AppendRequest([self.fixture.created("R\(index)")]))
             if index % 2 == 0 { _ = try await store.append(AppendRequest([self.fixture.callback("R\(index)")])) }
-            if index % 3 == 0 { _ = try await store.append(AppendRequest([self.fixture.queryFailure("R\(index)", final: true)])) }
+            if index % 3 == 0 {
+                _ = try await store.append(AppendRequest([self.fixture.queryFailure("R\(index)", final: true)]))
+            }
         }
         var before: [OrderState] = []
         for index in 0..<30 { before.append(try #require(try await store.order("R\(index)"))) }

@@ -1,7 +1,7 @@
 import Foundation
 import LedgerStore
-import Synchronization
 import LedgerTesting
+import Synchronization
 import Testing
 
 @Suite("LMDB environment: locking, map growth, stale readers, backup")

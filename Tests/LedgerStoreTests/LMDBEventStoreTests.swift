@@ -103,7 +103,10 @@ struct LMDBEventStoreTests {
         }
         let report = try await store.verifyChain(progress: nil)
         #expect(report.firstBreak?.sequence == 2)
-        if case .corrupted = report.firstBreak {} else { Issue.record("expected a checksum break, got \(String(describing: report.firstBreak))") }
+        if case .corrupted = report.firstBreak {
+        } else {
+            Issue.record("expected a checksum break, got \(String(describing: report.firstBreak))")
+        }
         // Other events are still served.
         #expect(try await store.readEvents(from: 3, limit: 1).first?.orderId == "A3")
         await store.close()
@@ -112,7 +115,10 @@ struct LMDBEventStoreTests {
     /// From a tiny initial map the store grows as the log grows, without losing an append.
     @Test func mapGrowsFromTinyMap() async throws {
         let directory = TemporaryDirectory()
-        let store = try LMDBEventStore(path: directory.path + "/ledger", options: .init(mapSize: 64 << 10, mapSizeMax: 256 << 20))
+        let store = try LMDBEventStore(
+            path: directory.path + "/ledger",
+            options: .init(mapSize: 64 << 10, mapSizeMax: 256 << 20)
+        )
         for index in 0..<2000 { _ = try await store.append(AppendRequest([self.fixture.created("G\(index)")])) }
         #expect(try await store.head().sequence == 2000)
         let stats = try await store.statistics()
@@ -124,7 +130,10 @@ struct LMDBEventStoreTests {
     /// At the map ceiling an append fails with a "store full" error, nothing half-written, and reads go on.
     @Test func mapFullFailsCleanly() async throws {
         let directory = TemporaryDirectory()
-        let store = try LMDBEventStore(path: directory.path + "/ledger", options: .init(mapSize: 64 << 10, mapSizeMax: 512 << 10))
+        let store = try LMDBEventStore(
+            path: directory.path + "/ledger",
+            options: .init(mapSize: 64 << 10, mapSizeMax: 512 << 10)
+        )
         var stored = 0
         var failure: (any Error)?
         for index in 0..<5000 {
@@ -144,7 +153,9 @@ struct LMDBEventStoreTests {
         #expect(cause.code == .mapFull)
         #expect(!cause.operation.isEmpty)
         #expect(error.location.file.hasPrefix("LedgerStore/"), "\(error.location)")
-        #expect(String(reflecting: error).contains("store-full: ") && String(reflecting: error).contains(cause.operation))
+        #expect(
+            String(reflecting: error).contains("store-full: ") && String(reflecting: error).contains(cause.operation)
+        )
         #expect(try await store.head().sequence == UInt64(stored))
         #expect(try await store.verifyChain(progress: nil).isIntact)
         #expect(try await store.order("F0")?.status == .created)
@@ -190,7 +201,11 @@ struct LMDBEventStoreTests {
         try store.environment.write { txn in
             let generation = Int(try txn.get(store.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
             let handle = try #require(try LMDBLayout.u64(txn.get(store.layout.orderIds, key: Array("V2".utf8))))
-            try txn.put(store.layout.orders[generation], key: LMDBUInt64Key(handle), value: OrderStateCodec.encode(wrong))
+            try txn.put(
+                store.layout.orders[generation],
+                key: LMDBUInt64Key(handle),
+                value: OrderStateCodec.encode(wrong)
+            )
         }
         let verify = try await store.verifyProjection(differencesMax: 5, progress: nil)
         #expect(verify.differenceCount == 1)
@@ -229,7 +244,10 @@ struct LMDBEventStoreTests {
     @Test func groupCommitBatches() async throws {
         for batchCountMax in [1, 1024] {
             let directory = TemporaryDirectory()
-            let store = try LMDBEventStore(path: directory.path + "/ledger", options: .init(batchCountMax: batchCountMax))
+            let store = try LMDBEventStore(
+                path: directory.path + "/ledger",
+                options: .init(batchCountMax: batchCountMax)
+            )
             let fixture = self.fixture
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<64 {

@@ -136,14 +136,18 @@ struct LMDBWrapperTests {
             let (first, second, third) = try env.write { txn in
                 (
                     try txn.insertOrGet(ids, key: bytes("A1"), value: LMDBUInt64Key(7)).map { Array($0) },
-                    try txn.insertOrGet(ids, key: bytes("A1"), value: LMDBUInt64Key(8)).flatMap { LMDBUInt64Key(bytes: $0)?.value },
+                    try txn.insertOrGet(ids, key: bytes("A1"), value: LMDBUInt64Key(8)).flatMap {
+                        LMDBUInt64Key(bytes: $0)?.value
+                    },
                     try txn.insertOrGet(ids, key: bytes("A2"), value: LMDBUInt64Key(9)).map { Array($0) }
                 )
             }
             #expect(first == nil && third == nil)
             #expect(second == 7)
             let later = try env.write { txn in
-                try txn.insertOrGet(ids, key: bytes("A2"), value: LMDBUInt64Key(10)).flatMap { LMDBUInt64Key(bytes: $0)?.value }
+                try txn.insertOrGet(ids, key: bytes("A2"), value: LMDBUInt64Key(10)).flatMap {
+                    LMDBUInt64Key(bytes: $0)?.value
+                }
             }
             #expect(later == 9)
             let stored = try env.read { txn in

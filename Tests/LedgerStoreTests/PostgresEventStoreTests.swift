@@ -1,10 +1,11 @@
 import Foundation
 import LedgerCore
-@testable import LedgerPostgres
 import LedgerStore
-import PostgresNIO
 import LedgerTesting
+import PostgresNIO
 import Testing
+
+@testable import LedgerPostgres
 
 /// What only the PostgreSQL store has to show: several daemons on one ledger, schema versions, SQL-level guards.
 /// The shared behaviour is in `EventStoreContractTests`. Serialized: run at once, these tests' fsyncs and schema
@@ -133,7 +134,8 @@ import Testing
         try await PostgresTestDatabase.withClient { client in
             for statement in [
                 "DROP TABLE \"\(schema)\".ledger_quarantine", "DROP TABLE \"\(schema)\".ledger_quarantine_sources",
-                "DROP TABLE \"\(schema)\".ledger_quarantine_counts", "DROP TABLE \"\(schema)\".ledger_quarantine_status",
+                "DROP TABLE \"\(schema)\".ledger_quarantine_counts",
+                "DROP TABLE \"\(schema)\".ledger_quarantine_status",
                 "DROP TABLE \"\(schema)\".ledger_forward_outbox", "DROP TABLE \"\(schema)\".ledger_forward_position",
                 "DELETE FROM \"\(schema)\".ledger_schema_version WHERE version >= 2",
             ] {
@@ -165,7 +167,9 @@ import Testing
         let schema = store.schema.name
         await store.close()
         _ = try await PostgresTestDatabase.withClient { client in
-            try await client.query(PostgresQuery(unsafeSQL: "INSERT INTO \"\(schema)\".ledger_schema_version (version) VALUES (99)"))
+            try await client.query(
+                PostgresQuery(unsafeSQL: "INSERT INTO \"\(schema)\".ledger_schema_version (version) VALUES (99)")
+            )
         }
         await #expect {
             try await PostgresTestDatabase.freshStore(schema: schema)
@@ -190,12 +194,21 @@ import Testing
         // could: the event still decodes, but its hash no longer matches its content.
         try await PostgresTestDatabase.withClient { client in
             try await client.withTransaction(logger: PostgresTestDatabase.logger) { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(table) DISABLE TRIGGER ledger_events_append_only"), logger: PostgresTestDatabase.logger)
                 try await connection.query(
-                    PostgresQuery(unsafeSQL: "UPDATE \(table) SET event = set_byte(event, 30, get_byte(event, 30) # 1) WHERE sequence = 3"),
+                    PostgresQuery(unsafeSQL: "ALTER TABLE \(table) DISABLE TRIGGER ledger_events_append_only"),
                     logger: PostgresTestDatabase.logger
                 )
-                try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(table) ENABLE TRIGGER ledger_events_append_only"), logger: PostgresTestDatabase.logger)
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL:
+                            "UPDATE \(table) SET event = set_byte(event, 30, get_byte(event, 30) # 1) WHERE sequence = 3"
+                    ),
+                    logger: PostgresTestDatabase.logger
+                )
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "ALTER TABLE \(table) ENABLE TRIGGER ledger_events_append_only"),
+                    logger: PostgresTestDatabase.logger
+                )
             }
         }
         let report = try await store.verifyChain(progress: nil)
@@ -208,7 +221,8 @@ import Testing
     /// A backup is refused with directions to pg_dump, and nothing is written.
     @Test func backupPointsToPgDump() async throws {
         let store = try await PostgresTestDatabase.freshStore()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-backup-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-backup-\(UUID().uuidString)")
+            .path
         await #expect {
             try await store.backup(to: path)
         } throws: { error in
@@ -286,7 +300,8 @@ import Testing
 
     /// An unreachable server fails the open with an error that names it, and never shows the password.
     @Test(.timeLimit(.minutes(1))) func unreachableServer() async throws {
-        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-postgres-\(UUID().uuidString)").path
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-postgres-\(UUID().uuidString)")
+            .path
         var options = PostgresEventStore.Options()
         options.connectTimeout = .seconds(2)
         let started = ContinuousClock.now
@@ -311,7 +326,9 @@ import Testing
 struct PostgresConnectionSettingsTests {
     /// A TCP URL with every part.
     @Test func tcp() throws {
-        let settings = try PostgresConnectionSettings(url: "postgres://ledger:s%40cret@db.example:6543/books?sslmode=verify-full")
+        let settings = try PostgresConnectionSettings(
+            url: "postgres://ledger:s%40cret@db.example:6543/books?sslmode=verify-full"
+        )
         #expect(settings.endpoint == .tcp(host: "db.example", port: 6543))
         #expect(settings.user == "ledger")
         #expect(settings.password == "s@cret")
@@ -326,7 +343,9 @@ struct PostgresConnectionSettingsTests {
         #expect(settings.endpoint == .tcp(host: "127.0.0.1", port: 5432))
         #expect(settings.database == "ledger")
         #expect(settings.tls == .prefer)
-        #expect(try PostgresConnectionSettings(url: "postgres://u@[::1]:7000/d").endpoint == .tcp(host: "::1", port: 7000))
+        #expect(
+            try PostgresConnectionSettings(url: "postgres://u@[::1]:7000/d").endpoint == .tcp(host: "::1", port: 7000)
+        )
     }
 
     /// A host that is a directory means the Unix socket in it, in either spelling.

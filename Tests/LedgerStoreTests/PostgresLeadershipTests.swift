@@ -1,12 +1,13 @@
 import Foundation
 import LedgerCore
-@testable import LedgerPostgres
 import LedgerStore
+import LedgerTesting
 import Logging
 import PostgresNIO
 import Synchronization
-import LedgerTesting
 import Testing
+
+@testable import LedgerPostgres
 
 /// Poll leadership on PostgreSQL (`SharedEventStore.whileLeading`): one leader per ledger at a time, a standby
 /// that takes over when the leader gives up or loses its session, and nothing left held after cancellation.
@@ -24,7 +25,10 @@ extension PostgresEventStoreTests {
 
     /// Leads until `release` yields (or the task is cancelled), marking the probe.
     static func lead(_ store: PostgresEventStore, _ probe: Probe, release: AsyncStream<Void>?) async throws {
-        try await store.whileLeading(retryInterval: .seconds(1), standby: { probe.standbyTries.add(1, ordering: .relaxed) }) { lease in
+        try await store.whileLeading(
+            retryInterval: .seconds(1),
+            standby: { probe.standbyTries.add(1, ordering: .relaxed) }
+        ) { lease in
             // The lock was just taken: the lease is current.
             #expect(lease.isCurrent)
             probe.leading.store(true, ordering: .relaxed)
@@ -113,11 +117,17 @@ extension PostgresEventStoreTests {
         await #expect(throws: CancellationError.self) { _ = try await call.value }
         try await Self.waitUntil { session.isClosed }
         // Cancelled before the call: it does not start, and the session is closed.
-        let second = try await PostgresConnection.connect(configuration: try store.leaderConnectionConfiguration(), id: 2, logger: logger)
+        let second = try await PostgresConnection.connect(
+            configuration: try store.leaderConnectionConfiguration(),
+            id: 2,
+            logger: logger
+        )
         let ran = Atomic<Bool>(false)
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await PostgresEventStore.onSession(second, within: .seconds(600)) { _ in ran.store(true, ordering: .relaxed) }
+            return try await PostgresEventStore.onSession(second, within: .seconds(600)) { _ in
+                ran.store(true, ordering: .relaxed)
+            }
         }
         await #expect(throws: CancellationError.self) { try await early.value }
         try await Self.waitUntil { second.isClosed }

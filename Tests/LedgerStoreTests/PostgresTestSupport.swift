@@ -1,10 +1,11 @@
 import Foundation
-@testable import LedgerPostgres
 import LedgerStore
+import LedgerTesting
 import Logging
 import PostgresNIO
-import LedgerTesting
 import Testing
+
+@testable import LedgerPostgres
 
 /// The PostgreSQL the tests use: `LEDGER_TEST_POSTGRES_URL` (for example postgres://USER@127.0.0.1:5432/DB, or
 /// postgres://USER@/DB?host=/socket/dir). `.ci/run` starts a throwaway cluster and sets it, with `CI=true`.
@@ -39,14 +40,18 @@ enum PostgresTestDatabase {
     }
 
     /// A store in a schema of its own. Four connections: enough for appends, reads and a rebuild.
-    static func freshStore(options: PostgresEventStore.Options = .init(), schema: String? = nil) async throws -> PostgresEventStore {
+    static func freshStore(options: PostgresEventStore.Options = .init(), schema: String? = nil) async throws
+        -> PostgresEventStore
+    {
         let url = try Self.requireURL()
         await Self.sweep(url: url)
         var options = options
         options.schema = schema ?? Self.freshSchemaName()
         options.connectionsMax = 4
         // A full parallel test run on two cores can keep a new connection waiting past the default 10 s.
-        if options.connectTimeout == PostgresEventStore.Options().connectTimeout { options.connectTimeout = .seconds(30) }
+        if options.connectTimeout == PostgresEventStore.Options().connectTimeout {
+            options.connectTimeout = .seconds(30)
+        }
         return try await PostgresEventStore.open(url: url, options: options, logger: Self.logger)
     }
 
@@ -80,7 +85,8 @@ enum PostgresTestDatabase {
             for name in names {
                 let age = try? await client.query(
                     PostgresQuery(
-                        unsafeSQL: "SELECT min(applied_at) < now() - interval '1 hour' FROM \"\(name)\".ledger_schema_version"
+                        unsafeSQL:
+                            "SELECT min(applied_at) < now() - interval '1 hour' FROM \"\(name)\".ledger_schema_version"
                     ),
                     logger: Self.logger
                 ).collect().first?.decode(Bool?.self)

@@ -52,9 +52,15 @@ struct StoreFixture: Sendable {
             recordedAt: self.start.adding(milliseconds: 2),
             orderId: orderId,
             payload: .queryResult(
-                QueryResult(attempt: attempt, latencyMicroseconds: 100, final: final, httpStatus: 502, body: Array("<html>".utf8), outcome: .unreadable(reason: "an HTML page"))
+                QueryResult(
+                    attempt: attempt,
+                    latencyMicroseconds: 100,
+                    final: final,
+                    httpStatus: 502,
+                    body: Array("<html>".utf8),
+                    outcome: .unreadable(reason: "an HTML page")
+                )
             )
         )
     }
 }
-

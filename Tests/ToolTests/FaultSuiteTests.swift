@@ -17,7 +17,9 @@ import Testing
     /// The short suite passes: 20 kill -9 cycles under load, a storm of 1,000 copies, the bad-input corpus,
     /// storage faults and gateway faults, all against the real daemon and simulator.
     @Test func shortSuitePasses() throws {
-        let statusRun = try Self.run(["run", "--seed", "2026", "--only", "kill", "storm", "corpus", "storage", "gateway"])
+        let statusRun = try Self.run([
+            "run", "--seed", "2026", "--only", "kill", "storm", "corpus", "storage", "gateway",
+        ])
         let (status, output) = (statusRun.status, statusRun.output)
         #expect(status == 0, "\(output)")
         #expect(output.contains("cases passed"), "\(output)")
@@ -28,7 +30,9 @@ import Testing
     /// seen by the other's subscribers, one state change per order for the same notification sent to both at once,
     /// identical histories, and after the polling daemon's SIGKILL the other polls the pending orders to paid.
     @Test func sharedLedgerPasses() throws {
-        guard let url = try PostgresTestURL.value() else { try Test.cancel("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.") }
+        guard let url = try PostgresTestURL.value() else {
+            try Test.cancel("The shared-ledger scenario needs LEDGER_TEST_POSTGRES_URL; it is not set.")
+        }
         let statusRun = try Self.run(["run", "--only", "shared", "--postgres-url", url])
         let (status, output) = (statusRun.status, statusRun.output)
         #expect(status == 0, "\(output)")

@@ -1,9 +1,9 @@
 import Foundation
 import LedgerCore
 import LedgerPostgres
+import LedgerTesting
 import Logging
 import PostgresNIO
-import LedgerTesting
 import Testing
 
 /// `tools/bench store` in its smallest form, against the debug `ledger-bench`: the benchmark's own checks (each
@@ -32,7 +32,10 @@ struct StoreBenchTests {
     }
 
     static func parse(_ data: Data) throws -> JSONValue {
-        try JSONParser.parse(Array(data), limits: JSONLimits(bytesMax: 1 << 24, depthMax: 16, stringBytesMax: 1 << 20, membersMax: 1 << 16))
+        try JSONParser.parse(
+            Array(data),
+            limits: JSONLimits(bytesMax: 1 << 24, depthMax: 16, stringBytesMax: 1 << 20, membersMax: 1 << 16)
+        )
     }
 
     /// The default (LMDB) run keeps its report's shape: every figure against SQLite and raw LMDB, and the targets.
@@ -59,7 +62,9 @@ struct StoreBenchTests {
     /// `--backend postgres --quick`: every EventStore-level figure on both stores with the ratio, the server's
     /// version and durability settings, and no schema left behind.
     @Test func quickPostgresRunComparesBothStores() async throws {
-        guard let url = try PostgresTestURL.value() else { try Test.cancel("The PostgreSQL store benchmark smoke test needs LEDGER_TEST_POSTGRES_URL; it is not set.") }
+        guard let url = try PostgresTestURL.value() else {
+            try Test.cancel("The PostgreSQL store benchmark smoke test needs LEDGER_TEST_POSTGRES_URL; it is not set.")
+        }
         // The URL through the benchmark's own variable, as tools/bench users would set it.
         let run = try Self.run(
             ["store", "--backend", "postgres"] + Self.smallCounts,
@@ -72,7 +77,9 @@ struct StoreBenchTests {
         #expect(report["postgres"]?["serverVersion"]?.stringValue?.isEmpty == false)
         // .ci/run's cluster and the README's both keep PostgreSQL's durable defaults.
         #expect(report["postgres"]?["fsync"]?.stringValue == "on")
-        #expect(["on", "remote_apply", "remote_write"].contains(report["postgres"]?["synchronousCommit"]?.stringValue ?? ""))
+        #expect(
+            ["on", "remote_apply", "remote_write"].contains(report["postgres"]?["synchronousCommit"]?.stringValue ?? "")
+        )
         #expect(report["config"]?["rebuildEvents"]?.int64Value == 4000)
         guard case .object(let figures)? = report["figures"] else {
             Issue.record("the report has no figures: \(run.stderr)")
@@ -114,7 +121,10 @@ struct StoreBenchTests {
         var options = PostgresEventStore.Options()
         options.connectionsMax = 1
         let client = PostgresClient(
-            configuration: PostgresEventStore.clientConfiguration(try PostgresConnectionSettings(url: url), options: options)
+            configuration: PostgresEventStore.clientConfiguration(
+                try PostgresConnectionSettings(url: url),
+                options: options
+            )
         )
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }

@@ -18,11 +18,14 @@ struct SystemBenchTests {
         if !Self.loadGeneratorInstalled {
             // CI installs wrk (.ci/run); elsewhere the callback runs are skipped, visibly.
             #expect(!inCI, "wrk must be installed in CI")
-            print("SystemBenchTests: wrk is not installed; the callback runs of the smoke test are skipped (apt-get install wrk).")
+            print(
+                "SystemBenchTests: wrk is not installed; the callback runs of the smoke test are skipped (apt-get install wrk)."
+            )
             parts = "control,rebuild,memory"
         }
         let run = try StoreBenchTests.run([
-            "system", "--quick", "--orders", "4000", "--callback-orders", "8000", "--seconds", "1", "--control-seconds", "1",
+            "system", "--quick", "--orders", "4000", "--callback-orders", "8000", "--seconds", "1", "--control-seconds",
+            "1",
             "--only", parts, "--json",
         ])
         let log = run.stderr

@@ -36,7 +36,9 @@ public struct Digest32: Sendable, Hashable, CustomStringConvertible {
         var out: [UInt8] = []
         out.reserveCapacity(32)
         for word in [self.words.0, self.words.1, self.words.2, self.words.3] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
+            }
         }
         return out
     }
@@ -127,7 +129,12 @@ public struct CallbackReceived: Sendable, Hashable {
     }
 
     /// Records a parsed notification.
-    public init(_ notification: PaymentNotification, remoteAddress: String, verdict: SignatureVerdict, dialect: SigningDialect) {
+    public init(
+        _ notification: PaymentNotification,
+        remoteAddress: String,
+        verdict: SignatureVerdict,
+        dialect: SigningDialect
+    ) {
         self.init(
             rawBody: notification.fields.raw,
             fields: notification.fields.fields,
@@ -145,7 +152,8 @@ public struct CallbackReceived: Sendable, Hashable {
     public var signedContentKey: String? {
         guard self.verdict == .valid, let sign = self["sign"] else { return nil }
         // Gateways send the MD5 in uppercase: then the received text is the key, with no new string.
-        return sign.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) ? sign.uppercased() : sign
+        return sign.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
+            ? sign.uppercased() : sign
     }
 }
 
@@ -208,7 +216,9 @@ public enum EventPayload: Sendable, Hashable {
 
     /// A generous estimate of the payload's encoded size, so the encoder allocates once.
     var estimatedEncodedBytes: Int {
-        func fields(_ fields: [FormField]) -> Int { fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } }
+        func fields(_ fields: [FormField]) -> Int {
+            fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        }
         switch self {
         case .orderCreated(let created):
             let request = created.request

@@ -22,7 +22,8 @@ public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvert
         case .truncated: return "The stored event ends early at byte \(self.offset)."
         case .unknownFormatVersion(let version):
             return "The stored event has format version \(version), which this build does not know."
-        case .unknownEventType(let tag): return "The stored event has an unknown type tag \(tag) at byte \(self.offset)."
+        case .unknownEventType(let tag):
+            return "The stored event has an unknown type tag \(tag) at byte \(self.offset)."
         case .invalidUTF8: return "The stored event has text that is not valid UTF-8 at byte \(self.offset)."
         case .invalidValue(let what): return "The stored event has an invalid \(what) at byte \(self.offset)."
         case .trailingBytes: return "The stored event has unexpected bytes after its end, from byte \(self.offset)."
@@ -130,7 +131,9 @@ public enum EventCodec {
     public static func decodeEnvelope(_ buffer: UnsafeRawBufferPointer) throws(EventDecodingError) -> EventEnvelope {
         var reader = ByteReader(buffer)
         let (type, sequence, recordedAt, previousHash, orderId) = try Self.readHeader(&reader)
-        guard buffer.count >= reader.offset + 32 else { throw EventDecodingError(reason: .truncated, offset: reader.offset) }
+        guard buffer.count >= reader.offset + 32 else {
+            throw EventDecodingError(reason: .truncated, offset: reader.offset)
+        }
         var tail = ByteReader(UnsafeRawBufferPointer(rebasing: buffer[(buffer.count - 32)...]))
         let hash = try tail.digest()
         return EventEnvelope(
@@ -152,7 +155,9 @@ public enum EventCodec {
             throw EventDecodingError(reason: .unknownFormatVersion(version), offset: 0)
         }
         let tag = try reader.u8()
-        guard let type = EventType(tag: tag) else { throw EventDecodingError(reason: .unknownEventType(tag), offset: 1) }
+        guard let type = EventType(tag: tag) else {
+            throw EventDecodingError(reason: .unknownEventType(tag), offset: 1)
+        }
         let sequence = try reader.u64()
         let recordedAt = Instant(millisecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
         let previousHash = try reader.digest()
@@ -327,7 +332,8 @@ public enum EventCodec {
         return OrderCreated(request: request, gatewayURL: gatewayURL, dialect: dialect)
     }
 
-    private static func readCallbackReceived(_ reader: inout ByteReader) throws(EventDecodingError) -> CallbackReceived {
+    private static func readCallbackReceived(_ reader: inout ByteReader) throws(EventDecodingError) -> CallbackReceived
+    {
         let verdict = try reader.verdict()
         let dialect = try reader.dialect()
         let remoteAddress = try reader.unfoldedText()

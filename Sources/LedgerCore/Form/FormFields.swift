@@ -78,13 +78,15 @@ public enum FormDecodingError: Error, Sendable, Hashable, CustomStringConvertibl
         case .fieldTooLong(let index, let bytesMax):
             return "Field \(index + 1) of the form body has a name or value longer than \(bytesMax) bytes."
         case .invalidPercentEscape(let offset):
-            return "The form body has an invalid percent escape at byte \(offset); '%' must be followed by two hex digits."
+            return
+                "The form body has an invalid percent escape at byte \(offset); '%' must be followed by two hex digits."
         case .invalidUTF8(let index):
             return "Field \(index + 1) of the form body is not valid UTF-8 once decoded."
         case .emptyName(let index):
             return "Field \(index + 1) of the form body has an empty name."
         case .repeatedField(let name):
-            return "The form body repeats the field '\(name)'; a repeated field is refused rather than first- or last-wins."
+            return
+                "The form body repeats the field '\(name)'; a repeated field is refused rather than first- or last-wins."
         }
     }
 }

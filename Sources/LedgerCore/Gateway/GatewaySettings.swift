@@ -64,7 +64,9 @@ public struct GatewaySettings: Sendable, Hashable {
         if !GatewayValidation.isMemberId(self.memberId) {
             problems.append(.init(key: "gateway.memberId", message: "must be 1 to 32 ASCII digits"))
         }
-        for (key, url) in [("gateway.url", self.baseURL), ("notifyURL", self.notifyURL), ("callbackURL", self.callbackURL)] {
+        for (key, url) in [
+            ("gateway.url", self.baseURL), ("notifyURL", self.notifyURL), ("callbackURL", self.callbackURL),
+        ] {
             if let reason = GatewayValidation.urlProblem(url) {
                 problems.append(.init(key: key, message: reason))
             }
@@ -73,14 +75,19 @@ public struct GatewaySettings: Sendable, Hashable {
         // an origin from would leave every pay page unable to submit.
         if GatewayValidation.urlProblem(self.baseURL) == nil, GatewayValidation.origin(of: self.baseURL) == nil {
             problems.append(
-                .init(key: "gateway.url", message: "must have a host of ASCII letters, digits, '.' and '-' (or an IP address)")
+                .init(
+                    key: "gateway.url",
+                    message: "must have a host of ASCII letters, digits, '.' and '-' (or an IP address)"
+                )
             )
         }
         if self.bankCodes.isEmpty {
             problems.append(.init(key: "gateway.bankCodes", message: "must list at least one product code"))
         }
         for code in self.bankCodes where !GatewayValidation.isBankCode(code) {
-            problems.append(.init(key: "gateway.bankCodes", message: "'\(code)' is not 1 to 16 ASCII letters or digits"))
+            problems.append(
+                .init(key: "gateway.bankCodes", message: "'\(code)' is not 1 to 16 ASCII letters or digits")
+            )
         }
         for name in self.notificationExtraFields {
             if let problem = NotificationFields.extraFieldProblem(name) {
@@ -117,7 +124,12 @@ public struct OrderLimits: Sendable, Hashable {
     /// Bytes of a URL.
     public var urlBytesMax: Int
 
-    public init(amountFenMax: Int64 = 100_000_000, textBytesMax: Int = 256, attachBytesMax: Int = 256, urlBytesMax: Int = 512) {
+    public init(
+        amountFenMax: Int64 = 100_000_000,
+        textBytesMax: Int = 256,
+        attachBytesMax: Int = 256,
+        urlBytesMax: Int = 512
+    ) {
         self.amountFenMax = amountFenMax
         self.textBytesMax = textBytesMax
         self.attachBytesMax = attachBytesMax

@@ -172,8 +172,12 @@ public struct PayRequest: Sendable, Hashable {
             }
         }
         for (field, url) in [("pay_notifyurl", settings.notifyURL), ("pay_callbackurl", settings.callbackURL)] {
-            if let reason = GatewayValidation.urlProblem(url) { return .failure(.urlInvalid(field: field, reason: reason)) }
-            if url.utf8.count > limits.urlBytesMax { return .failure(.fieldTooLong(field: field, bytesMax: limits.urlBytesMax)) }
+            if let reason = GatewayValidation.urlProblem(url) {
+                return .failure(.urlInvalid(field: field, reason: reason))
+            }
+            if url.utf8.count > limits.urlBytesMax {
+                return .failure(.fieldTooLong(field: field, bytesMax: limits.urlBytesMax))
+            }
         }
         if let url = request.productURL, let reason = GatewayValidation.urlProblem(url) {
             return .failure(.urlInvalid(field: "pay_producturl", reason: reason))
@@ -249,7 +253,10 @@ public struct QueryRequest: Sendable, Hashable {
     }
 
     public var fields: [FormField] {
-        [FormField("pay_memberid", self.memberId), FormField("pay_orderid", self.orderId), FormField("pay_md5sign", self.sign)]
+        [
+            FormField("pay_memberid", self.memberId), FormField("pay_orderid", self.orderId),
+            FormField("pay_md5sign", self.sign),
+        ]
     }
 
     /// The form body to POST.

@@ -56,10 +56,12 @@ public enum NotificationFields {
     /// digits and `_`, not a documented field and not one of another message.
     public static func extraFieldProblem(_ name: String) -> String? {
         let bytes = name.utf8
-        let wellFormed = !bytes.isEmpty && bytes.count <= 32 && bytes.allSatisfy { byte in
-            (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
-        }
+        let wellFormed =
+            !bytes.isEmpty && bytes.count <= 32
+            && bytes.allSatisfy { byte in
+                (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+            }
         if !wellFormed { return "'\(name)' is not 1 to 32 ASCII letters, digits and '_'" }
         if Self.documented.contains(where: { $0.utf8.elementsEqual(bytes) }) {
             return "'\(name)' is a documented notification field already"

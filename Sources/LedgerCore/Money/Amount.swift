@@ -73,7 +73,10 @@ enum DecimalParser {
         var fractionValue: Int64 = 0
         var shape: AmountRejection?
         // Classify the most telling fault first: sign, space, exponent, then general shape.
-        var sign = false, space = false, exponent = false, nonASCII = false
+        var sign = false
+        var space = false
+        var exponent = false
+        var nonASCII = false
         for byte in utf8 {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):

@@ -73,8 +73,7 @@ extension Signer {
 
         var matches: [SignatureDiagnosis.Match] = []
         var hints: [String] = []
-        if verdict != .valid, let received, let normalized = Self.normalizedSignature(received, acceptLowercase: true)
-        {
+        if verdict != .valid, let received, let normalized = Self.normalizedSignature(received, acceptLowercase: true) {
             let lowercase = received.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f") })
             for selection in SignedFieldSelection.allCases {
                 for rule in EmptyValueRule.allCases {
@@ -188,7 +187,9 @@ extension Signer {
             return ["The message carries no \(kind.signatureField) field."]
         }
         if received.utf8.count != 32 {
-            hints.append("The signature has \(received.utf8.count) characters; an MD5 signature has 32 hexadecimal digits.")
+            hints.append(
+                "The signature has \(received.utf8.count) characters; an MD5 signature has 32 hexadecimal digits."
+            )
         } else if Self.normalizedSignature(received, acceptLowercase: true) == nil {
             hints.append("The signature contains characters that are not hexadecimal digits.")
         }

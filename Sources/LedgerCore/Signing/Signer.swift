@@ -15,7 +15,9 @@ public struct CanonicalString: Sendable, Hashable {
 
     func bytes(keyBytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + keyBytes.count + self.pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+        out.reserveCapacity(
+            64 + keyBytes.count + self.pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        )
         for pair in self.pairs {
             out.append(contentsOf: pair.name.utf8)
             out.append(contentsOf: self.joiner.rawValue.utf8)

@@ -1,9 +1,9 @@
 import Configuration
 import Foundation
 public import LedgerCore
-import SystemPackage
 public import LedgerPostgres
 public import LedgerStore
+import SystemPackage
 
 /// A configuration value that is wrong, named by its key so the operator knows what to fix.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
@@ -198,7 +198,9 @@ extension DaemonConfiguration {
             InMemoryProvider(
                 name: "flags",
                 values: Dictionary(
-                    uniqueKeysWithValues: flags.map { (AbsoluteConfigKey(ConfigKey($0.key)), ConfigValue(.string($0.value), isSecret: false)) }
+                    uniqueKeysWithValues: flags.map {
+                        (AbsoluteConfigKey(ConfigKey($0.key)), ConfigValue(.string($0.value), isSecret: false))
+                    }
                 )
             ),
             EnvironmentVariablesProvider(
@@ -213,7 +215,10 @@ extension DaemonConfiguration {
             do {
                 providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)))
             } catch {
-                throw ConfigurationError(key: "config", message: "the configuration file \(file) is not valid JSON: \(error)")
+                throw ConfigurationError(
+                    key: "config",
+                    message: "the configuration file \(file) is not valid JSON: \(error)"
+                )
             }
         }
         let values = ConfigValues(reader: ConfigReader(providers: providers))
@@ -254,7 +259,8 @@ extension DaemonConfiguration {
     /// Keys the build reads only in some cases: the key file when no inline key is given, and the PostgreSQL
     /// store's keys when `store.backend` is `postgres`.
     static let conditionalKeys: Set<String> = [
-        "gateway.keyFile", "store.postgresUrl", "store.postgresSchema", "store.postgresConnectionsMax", "store.postgresConnectTimeoutMs",
+        "gateway.keyFile", "store.postgresUrl", "store.postgresSchema", "store.postgresConnectionsMax",
+        "store.postgresConnectTimeoutMs",
         "store.postgresLeaderRetryMs", "store.postgresFollowIntervalMs",
     ]
 
@@ -316,8 +322,10 @@ extension DaemonConfiguration {
         case (let url?, let member?, nil, let path?):
             required = (url, member, try Self.readKeyFile(path))
         case (_, _, _, _):
-            let present = ["gateway.url": gatewayURL != nil, "gateway.memberId": memberId != nil,
-                           "gateway.keyFile": inlineKey != nil || keyFile != nil]
+            let present = [
+                "gateway.url": gatewayURL != nil, "gateway.memberId": memberId != nil,
+                "gateway.keyFile": inlineKey != nil || keyFile != nil,
+            ]
             let named = Self.requiredSettings.filter { present[$0.key] == false }.map {
                 "\($0.key) (\($0.flag), \($0.variable))"
             }
@@ -363,7 +371,10 @@ extension DaemonConfiguration {
         }
         if let set = values.text("signing.notificationFieldSet") {
             guard let parsed = NotificationFieldSet(rawValue: set) else {
-                throw ConfigurationError(key: "signing.notificationFieldSet", message: "must be documented or all-received")
+                throw ConfigurationError(
+                    key: "signing.notificationFieldSet",
+                    message: "must be documented or all-received"
+                )
             }
             gateway.dialect.notificationFieldSet = parsed
         }
@@ -374,7 +385,9 @@ extension DaemonConfiguration {
                 String($0).trimmingCharacters(in: .whitespaces)
             }
         }
-        if let amountMax = try values.int("limits.order.amountFenMax") { gateway.limits.amountFenMax = Int64(amountMax) }
+        if let amountMax = try values.int("limits.order.amountFenMax") {
+            gateway.limits.amountFenMax = Int64(amountMax)
+        }
         // Their ranges are checked by `gateway.validate()` below: each at most the form field limit.
         gateway.limits.textBytesMax = try values.int("limits.order.textBytesMax") ?? gateway.limits.textBytesMax
         gateway.limits.attachBytesMax = try values.int("limits.order.attachBytesMax") ?? gateway.limits.attachBytesMax
@@ -403,9 +416,11 @@ extension DaemonConfiguration {
         poll.backoffBase = try values.milliseconds("poll.backoffBaseMs", range: 1...86_400_000) ?? poll.backoffBase
         poll.backoffCap = try values.milliseconds("poll.backoffCapMs", range: 1...86_400_000) ?? poll.backoffCap
         poll.deadline = try values.milliseconds("poll.deadlineMs", range: 1...(30 * 86_400_000)) ?? poll.deadline
-        poll.attemptTimeout = try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
+        poll.attemptTimeout =
+            try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
         poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
-        poll.queriesPerSecondMax = try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
+        poll.queriesPerSecondMax =
+            try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
         poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
         poll.enabled = try values.bool("poll.enabled") ?? poll.enabled
         guard poll.backoffCap >= poll.backoffBase else {
@@ -417,14 +432,21 @@ extension DaemonConfiguration {
         configuration.poll = poll
 
         var limits = HTTPLimits()
-        limits.form.bodyBytesMax = try values.int("limits.notify.bodyBytesMax", range: 256...(1 << 20)) ?? limits.form.bodyBytesMax
+        limits.form.bodyBytesMax =
+            try values.int("limits.notify.bodyBytesMax", range: 256...(1 << 20)) ?? limits.form.bodyBytesMax
         limits.form.fieldsMax = try values.int("limits.notify.fieldsMax", range: 8...1024) ?? limits.form.fieldsMax
-        limits.form.fieldBytesMax = try values.int("limits.notify.fieldBytesMax", range: 64...(1 << 20)) ?? limits.form.fieldBytesMax
+        limits.form.fieldBytesMax =
+            try values.int("limits.notify.fieldBytesMax", range: 64...(1 << 20)) ?? limits.form.fieldBytesMax
         guard limits.form.fieldBytesMax <= limits.form.bodyBytesMax else {
-            throw ConfigurationError(key: "limits.notify.fieldBytesMax", message: "must not exceed limits.notify.bodyBytesMax")
+            throw ConfigurationError(
+                key: "limits.notify.fieldBytesMax",
+                message: "must not exceed limits.notify.bodyBytesMax"
+            )
         }
-        limits.idleTimeout = try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.idleTimeout
-        limits.connectionsMax = try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.connectionsMax
+        limits.idleTimeout =
+            try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.idleTimeout
+        limits.connectionsMax =
+            try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.connectionsMax
         limits.requestTimeout =
             try values.milliseconds("limits.http.requestTimeoutMs", range: 100...600_000) ?? limits.requestTimeout
         if let perAddress = try values.int("limits.http.connectionsPerAddressMax", range: 1...100_000) {
@@ -438,7 +460,8 @@ extension DaemonConfiguration {
         } else {
             limits.connectionsPerAddressMax = min(limits.connectionsPerAddressMax, limits.connectionsMax)
         }
-        limits.rejectLogPerMinute = try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.rejectLogPerMinute
+        limits.rejectLogPerMinute =
+            try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.rejectLogPerMinute
         configuration.limits = limits
 
         var store = LMDBEventStore.Options()
@@ -446,13 +469,18 @@ extension DaemonConfiguration {
         store.batchCountMax = try values.int("store.batchCountMax", range: 1...100_000) ?? store.batchCountMax
         store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
         // A batch's estimated bytes; one append larger than this still commits, alone.
-        store.batchBytesMax = try values.int("store.batchBytesMax", range: (64 << 10)...(1 << 30)) ?? store.batchBytesMax
+        store.batchBytesMax =
+            try values.int("store.batchBytesMax", range: (64 << 10)...(1 << 30)) ?? store.batchBytesMax
         // Each chunk holds the writer (and, on PostgreSQL, the append lock) for one transaction.
-        store.rebuildChunkEvents = try values.int("store.rebuildChunkEvents", range: 256...1_000_000) ?? store.rebuildChunkEvents
+        store.rebuildChunkEvents =
+            try values.int("store.rebuildChunkEvents", range: 256...1_000_000) ?? store.rebuildChunkEvents
         // The initial map: small maps grow by doubling (MDB_MAP_FULL), so a tiny one only costs a few growths.
         if let mapSize = try values.int("store.mapSize", range: (1 << 16)...(1 << 44)) {
             guard mapSize <= store.mapSizeMax else {
-                throw ConfigurationError(key: "store.mapSize", message: "must not exceed store.mapSizeMax (\(store.mapSizeMax))")
+                throw ConfigurationError(
+                    key: "store.mapSize",
+                    message: "must not exceed store.mapSizeMax (\(store.mapSizeMax))"
+                )
             }
             store.mapSize = mapSize
         } else {
@@ -461,7 +489,8 @@ extension DaemonConfiguration {
         // The quarantine of notifications the gateway did not vouch for: bounded, and in the same store.
         var quarantine = QuarantineLimits()
         quarantine.entriesMax = try values.int("quarantine.entriesMax", range: 1...10_000_000) ?? quarantine.entriesMax
-        quarantine.bytesMax = try values.int("quarantine.bytesMax", range: (64 << 10)...(1 << 40)) ?? quarantine.bytesMax
+        quarantine.bytesMax =
+            try values.int("quarantine.bytesMax", range: (64 << 10)...(1 << 40)) ?? quarantine.bytesMax
         quarantine.bodyBytesMax =
             try values.int("quarantine.bodyBytesMax", range: 64...(1 << 20)) ?? quarantine.bodyBytesMax
         if let problem = quarantine.problem { throw ConfigurationError(key: "quarantine.bytesMax", message: problem) }
@@ -520,7 +549,8 @@ extension DaemonConfiguration {
             guard let url = values.text("store.postgresUrl", secret: true), !url.isEmpty else {
                 throw ConfigurationError(
                     key: "store.postgresUrl",
-                    message: "store.backend is postgres but no URL is set; give --postgres-url or LEDGERD_STORE_POSTGRES_URL (postgres://USER@HOST:PORT/DATABASE)"
+                    message:
+                        "store.backend is postgres but no URL is set; give --postgres-url or LEDGERD_STORE_POSTGRES_URL (postgres://USER@HOST:PORT/DATABASE)"
                 )
             }
             let connection: PostgresConnectionSettings
@@ -531,11 +561,14 @@ extension DaemonConfiguration {
             }
             var settings = PostgresStoreSettings(url: url, connection: connection)
             settings.schema = values.text("store.postgresSchema") ?? settings.schema
-            settings.connectionsMax = try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.connectionsMax
+            settings.connectionsMax =
+                try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.connectionsMax
             settings.connectTimeout =
-                try values.milliseconds("store.postgresConnectTimeoutMs", range: 100...600_000) ?? settings.connectTimeout
+                try values.milliseconds("store.postgresConnectTimeoutMs", range: 100...600_000)
+                ?? settings.connectTimeout
             // At most 2 s: a standby reports its poller alive on every try, and /healthz wants a beat every 3 s.
-            settings.leaderRetry = try values.milliseconds("store.postgresLeaderRetryMs", range: 100...2000) ?? settings.leaderRetry
+            settings.leaderRetry =
+                try values.milliseconds("store.postgresLeaderRetryMs", range: 100...2000) ?? settings.leaderRetry
             settings.followInterval =
                 try values.milliseconds("store.postgresFollowIntervalMs", range: 10...10_000) ?? settings.followInterval
             return .postgres(settings)
@@ -639,8 +672,12 @@ struct ConfigValues {
         if let value = self.reader.string(forKey: configKey, isSecret: secret) { return value }
         if let value = self.reader.int(forKey: configKey) { return String(value) }
         if let value = self.reader.bool(forKey: configKey) { return String(value) }
-        if let values = self.reader.stringArray(forKey: configKey, isSecret: secret) { return values.joined(separator: ",") }
-        if let values = self.reader.intArray(forKey: configKey) { return values.map(String.init).joined(separator: ",") }
+        if let values = self.reader.stringArray(forKey: configKey, isSecret: secret) {
+            return values.joined(separator: ",")
+        }
+        if let values = self.reader.intArray(forKey: configKey) {
+            return values.map(String.init).joined(separator: ",")
+        }
         return nil
     }
 

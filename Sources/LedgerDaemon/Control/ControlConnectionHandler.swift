@@ -51,7 +51,10 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch Self.unwrapInboundIn(data) {
         case .tooLong:
-            ControlRefusalHandler.answerAndClose(context: context, Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax)))
+            ControlRefusalHandler.answerAndClose(
+                context: context,
+                Self.response(id: .null, error: .lineTooLong(self.settings.lineBytesMax))
+            )
         case .line(let buffer):
             if ControlRequest.isBlank(buffer.readableBytesView) { return }
             if !self.waiting.isEmpty || self.tasks.count >= self.settings.requestsInFlightMax {
@@ -125,7 +128,10 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         switch ControlRequest.parse(bytes, limits: limits) {
         case .success(let request): parsed = request
         case .failure(.notJSON(let error)):
-            self.write(Self.response(id: .null, error: .parseError("The request is not valid JSON: \(error.description)")), context: context)
+            self.write(
+                Self.response(id: .null, error: .parseError("The request is not valid JSON: \(error.description)")),
+                context: context
+            )
             return
         case .failure(.invalid(let id, let message)):
             self.write(Self.response(id: id, error: .invalidRequest(message)), context: context)
@@ -143,7 +149,15 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         let method = parsed.method
         let params = parsed.params
         let done: @Sendable () -> Void = { channel.eventLoop.execute { bound.value.finished(taskId) } }
-        let task = Self.start(id: id, method: method, params: params, methods: methods, channel: channel, notify: notify, done: done)
+        let task = Self.start(
+            id: id,
+            method: method,
+            params: params,
+            methods: methods,
+            channel: channel,
+            notify: notify,
+            done: done
+        )
         self.tasks[taskId] = task
     }
 
@@ -176,7 +190,9 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         do {
             answer = try await methods.call(method, params, notify: notify)
         } catch {
-            if let id { channel.writeAndFlush(Self.encode(Self.response(id: id, error: ControlError.from(error))), promise: nil) }
+            if let id {
+                channel.writeAndFlush(Self.encode(Self.response(id: id, error: ControlError.from(error))), promise: nil)
+            }
             return
         }
         if let id {

@@ -59,13 +59,17 @@ public final class ControlMethods: Sendable {
             case .callbacksAudit: return try await Self.answer(CallbacksAudit.self, params, self.audit)
             case .quarantineRead: return try await Self.answer(QuarantineRead.self, params, self.readQuarantine)
             case .projectionRebuild:
-                return try await Self.answer(ProjectionRebuild.self, params) { try await self.rebuild($0, notify: notify) }
+                return try await Self.answer(ProjectionRebuild.self, params) {
+                    try await self.rebuild($0, notify: notify)
+                }
             case .projectionVerify:
                 return try await Self.answer(ProjectionVerify.self, params) {
                     try await self.verifyProjection($0, notify: notify)
                 }
             case .ledgerVerify:
-                return try await Self.answer(LedgerVerify.self, params) { try await self.verifyChain($0, notify: notify) }
+                return try await Self.answer(LedgerVerify.self, params) {
+                    try await self.verifyChain($0, notify: notify)
+                }
             case .ledgerStats: return try await Self.answer(LedgerStats.self, params, self.stats)
             case .ledgerBackup: return try await Self.answer(LedgerBackup.self, params, self.backup)
             case .eventsRead: return try await Self.answer(EventsRead.self, params, self.readEvents)
@@ -175,7 +179,9 @@ public final class ControlMethods: Sendable {
             guard let colon = cursor.firstIndex(of: ":"), let status = OrderStatus(rawValue: String(cursor[..<colon])),
                 statuses.contains(status), GatewayValidation.isOrderId(String(cursor[cursor.index(after: colon)...]))
             else {
-                throw ControlError.invalidParams("order.list: cursor is not one this method returned for these filters.")
+                throw ControlError.invalidParams(
+                    "order.list: cursor is not one this method returned for these filters."
+                )
             }
             position = (status, String(cursor[cursor.index(after: colon)...]))
         }

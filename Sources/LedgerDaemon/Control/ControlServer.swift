@@ -7,7 +7,7 @@ public import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The control socket: JSON-RPC 2.0, one object per line, over a Unix stream socket (issue 5).
@@ -94,7 +94,10 @@ public struct ControlServer: Service {
                 connections.add(channel)
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 guard let provider = channel as? any SocketOptionProvider else {
-                    return Self.refuse(channel, .internalError("The daemon cannot read the peer's credentials on this platform."))
+                    return Self.refuse(
+                        channel,
+                        .internalError("The daemon cannot read the peer's credentials on this platform.")
+                    )
                 }
                 // The peer's uid is checked first: a refused peer never counts against control.connectionsMax, so
                 // another user cannot lock the allowed ones out by holding connections. It hears why and its side
@@ -107,7 +110,10 @@ public struct ControlServer: Service {
                 )
                 return credentials.flatMap { peer in
                     guard allowed.contains(peer.uid) else {
-                        logger.warning("control connection refused: uid not allowed", metadata: ["peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
+                        logger.warning(
+                            "control connection refused: uid not allowed",
+                            metadata: ["peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"]
+                        )
                         guard connections.lingerRefused(channel, upTo: settings.connectionsMax) else {
                             return Self.refuseAtOnce(channel, .permissionDenied(peer.uid))
                         }
@@ -118,14 +124,23 @@ public struct ControlServer: Service {
                         methods.connections.wrappingSubtract(1, ordering: .relaxed)
                     }
                     guard open <= settings.connectionsMax else {
-                        logger.warning("control connection refused: too many", metadata: ["control.connections": "\(open - 1)"])
+                        logger.warning(
+                            "control connection refused: too many",
+                            metadata: ["control.connections": "\(open - 1)"]
+                        )
                         return Self.refuse(channel, .tooManyConnections(settings.connectionsMax))
                     }
                     return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(ByteToMessageHandler(ControlLineDecoder(lineBytesMax: settings.lineBytesMax)))
-                        try sync.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1)))))
-                        try sync.addHandler(ControlConnectionHandler(methods: methods, settings: settings, logger: logger))
+                        try sync.addHandler(
+                            ByteToMessageHandler(ControlLineDecoder(lineBytesMax: settings.lineBytesMax))
+                        )
+                        try sync.addHandler(
+                            IdleStateHandler(readTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1))))
+                        )
+                        try sync.addHandler(
+                            ControlConnectionHandler(methods: methods, settings: settings, logger: logger)
+                        )
                     }
                 }.flatMapErrorThrowing { error in
                     logger.warning("control connection failed to start", metadata: ["error": "\(error)"])
@@ -139,7 +154,9 @@ extension ControlServer {
     /// Refusals are written as one error line once the channel is active, then the channel closes: the client
     /// learns why instead of seeing a bare reset.
     static func refuse(_ channel: any Channel, _ error: ControlError) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ControlRefusalHandler(error)) }
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ControlRefusalHandler(error))
+        }
     }
 
     /// A refusal that does not wait for the client: the error line, then the channel closes as soon as it is
@@ -168,7 +185,9 @@ final class ControlConnections: Sendable {
     }
 
     func add(_ channel: any Channel) { self.channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
-    func remove(_ channel: any Channel) { _ = self.channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    func remove(_ channel: any Channel) {
+        _ = self.channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
 
     func closeAll() {
         for channel in self.channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
@@ -197,7 +216,9 @@ struct ControlLineDecoder: ByteToMessageDecoder {
         return self.carryOut(action, context: context, buffer: &buffer)
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
         // A last line without its newline (the client half-closed after writing) is still a request.
         let action = buffer.withUnsafeReadableBytes { self.framer.last($0) }
         return self.carryOut(action, context: context, buffer: &buffer)

@@ -45,17 +45,24 @@ public struct ControlSettings: Sendable, Hashable {
         func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = values[key] else { return nil }
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-                throw ConfigurationError(key: key, message: "'\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+                throw ConfigurationError(
+                    key: key,
+                    message: "'\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)"
+                )
             }
             return value
         }
         settings.lineBytesMax = try int("control.lineBytesMax", 64...(64 << 20)) ?? settings.lineBytesMax
         settings.connectionsMax = try int("control.connectionsMax", 1...100_000) ?? settings.connectionsMax
         settings.jsonDepthMax = try int("control.jsonDepthMax", 2...512) ?? settings.jsonDepthMax
-        settings.writeBufferBytesMax = try int("control.writeBufferBytesMax", 4096...(1 << 30)) ?? settings.writeBufferBytesMax
-        settings.idleTimeout = try int("control.idleTimeoutMs", 100...86_400_000).map { .milliseconds($0) } ?? settings.idleTimeout
-        settings.requestsInFlightMax = try int("control.requestsInFlightMax", 1...10_000) ?? settings.requestsInFlightMax
-        settings.subscriberQueueMax = try int("control.subscriberQueueMax", 1...1_000_000) ?? settings.subscriberQueueMax
+        settings.writeBufferBytesMax =
+            try int("control.writeBufferBytesMax", 4096...(1 << 30)) ?? settings.writeBufferBytesMax
+        settings.idleTimeout =
+            try int("control.idleTimeoutMs", 100...86_400_000).map { .milliseconds($0) } ?? settings.idleTimeout
+        settings.requestsInFlightMax =
+            try int("control.requestsInFlightMax", 1...10_000) ?? settings.requestsInFlightMax
+        settings.subscriberQueueMax =
+            try int("control.subscriberQueueMax", 1...1_000_000) ?? settings.subscriberQueueMax
         settings.eventsPageMax = try int("control.eventsPageMax", 1...100_000) ?? settings.eventsPageMax
         if let text = values["control.allowedUids"] {
             for part in text.split(separator: ",") {
@@ -104,7 +111,10 @@ public struct ControlSettings: Sendable, Hashable {
             throw ConfigurationError(key: "control.lineBytesMax", message: "must be at least 64")
         }
         guard self.jsonDepthMax >= 2 else {
-            throw ConfigurationError(key: "control.jsonDepthMax", message: "must be at least 2 (a request and its params)")
+            throw ConfigurationError(
+                key: "control.jsonDepthMax",
+                message: "must be at least 2 (a request and its params)"
+            )
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The control socket's file: probing for a live daemon, and putting a freshly bound socket in place with its
@@ -52,7 +52,9 @@ enum ControlSocketFile {
             raw[bytes.count] = 0
         }
         return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
     }
 
@@ -75,13 +77,18 @@ enum ControlSocketFile {
 
     /// Sets the bound socket's mode, then moves it to `path` (replacing a stale socket atomically) and removes the
     /// private directory. Returns the socket's inode, so shutdown removes only our own file.
-    static func install(bound: String, directory: String, at path: String, mode: UInt32) throws(ControlServerError) -> UInt64 {
+    static func install(bound: String, directory: String, at path: String, mode: UInt32) throws(ControlServerError)
+        -> UInt64
+    {
         defer {
             unlink(bound)
             rmdir(directory)
         }
         guard chmod(bound, mode_t(mode)) == 0 else {
-            throw .socketPath(path, "cannot be given mode \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+            throw .socketPath(
+                path,
+                "cannot be given mode \(String(mode, radix: 8)): \(String(cString: strerror(errno)))"
+            )
         }
         guard rename(bound, path) == 0 else {
             throw .socketPath(path, "cannot be put in place: \(String(cString: strerror(errno)))")
@@ -119,7 +126,8 @@ public enum ControlServerError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .socketPath(let path, let problem): return "The control socket \(path) \(problem)."
         case .alreadyRunning(let path):
-            return "Another ledgerd is already listening on the control socket \(path); refusing to start. Stop it first, or give this one another socket (--socket) and data directory."
+            return
+                "Another ledgerd is already listening on the control socket \(path); refusing to start. Stop it first, or give this one another socket (--socket) and data directory."
         }
     }
 }

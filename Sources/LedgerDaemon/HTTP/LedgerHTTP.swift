@@ -259,7 +259,10 @@ func addPublicRoutes(
         // once instead of sending (or pretending to send) the whole body first.
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.form.bodyBytesMax {
             metrics.notificationRejected(.tooLarge)
-            logRefusal("a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax))", "\(context.remoteAddress)")
+            logRefusal(
+                "a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax))",
+                "\(context.remoteAddress)"
+            )
             return NotifyReply.tooLarge.response
         }
         let body: ByteBuffer
@@ -270,15 +273,24 @@ func addPublicRoutes(
             // limits.http.requestTimeoutMs cut it off and closed the connection): it is thrown, not counted as
             // a refused body, and there is no one left to answer.
             metrics.notificationRejected(.tooLarge)
-            logRefusal("a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)", "\(context.remoteAddress)")
+            logRefusal(
+                "a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)",
+                "\(context.remoteAddress)"
+            )
             return NotifyReply.tooLarge.response
         }
         let receipt: NotificationReceipt
         do {
-            receipt = try await ledger.recordNotification(body: Array(buffer: body), remoteAddress: context.remoteAddress)
+            receipt = try await ledger.recordNotification(
+                body: Array(buffer: body),
+                remoteAddress: context.remoteAddress
+            )
         } catch {
             // Not stored, so not acknowledged: the gateway sends it again.
-            logger.error("notification not recorded", metadata: ["error": "\(String(reflecting: error))", "remote": "\(context.remoteAddress)"])
+            logger.error(
+                "notification not recorded",
+                metadata: ["error": "\(String(reflecting: error))", "remote": "\(context.remoteAddress)"]
+            )
             return NotifyReply.unavailable.response
         }
         switch receipt {
@@ -355,7 +367,9 @@ func addAdminRoutes(
     }
 
     router.get("/metrics") { _, _ -> Response in
-        if let store = ledger.store as? any CommitBatchReporting { metrics.commitBatchSizes(store.takeCommitBatchSizes()) }
+        if let store = ledger.store as? any CommitBatchReporting {
+            metrics.commitBatchSizes(store.takeCommitBatchSizes())
+        }
         if let status = try? await ledger.store.quarantineStatus() { metrics.quarantineStatus(status) }
         if let store = ledger.store as? any StoreSizeReporting, let size = try? await store.storeSize() {
             metrics.storeSize(size)

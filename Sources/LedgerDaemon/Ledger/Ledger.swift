@@ -166,7 +166,8 @@ public actor Ledger {
         logger: Logger
     ) {
         self.store = store
-        self.follower = store is any SharedEventStore
+        self.follower =
+            store is any SharedEventStore
             ? LogFollower(store: store, feed: self.feed, interval: followInterval, logger: logger) : nil
         self.settings = settings
         self.key = key
@@ -228,7 +229,9 @@ public actor Ledger {
         let event = PendingEvent(
             recordedAt: now,
             orderId: orderId,
-            payload: .orderCreated(OrderCreated(request: pay, gatewayURL: self.settings.payURL, dialect: self.settings.dialect))
+            payload: .orderCreated(
+                OrderCreated(request: pay, gatewayURL: self.settings.payURL, dialect: self.settings.dialect)
+            )
         )
         let started = ContinuousClock.now
         let outcome = try await self.store.append(AppendRequest([event], precondition: .orderAbsent(orderId)))
@@ -236,7 +239,10 @@ public actor Ledger {
         switch outcome {
         case .appended(let appended):
             await self.notifyObserver(appended)
-            self.logger.info("order created", metadata: ["order.id": "\(orderId)", "order.amount": "\(pay.amount.text)"])
+            self.logger.info(
+                "order created",
+                metadata: ["order.id": "\(orderId)", "order.amount": "\(pay.amount.text)"]
+            )
             return self.created(pay, created: true)
         case .preconditionFailed:
             // Another request created it between our check and our append: answer as for a repeat.
@@ -333,7 +339,12 @@ public actor Ledger {
             recordedAt: self.clock.now(),
             orderId: notification.orderId,
             payload: .callbackReceived(
-                CallbackReceived(notification, remoteAddress: remoteAddress, verdict: verdict, dialect: self.settings.dialect)
+                CallbackReceived(
+                    notification,
+                    remoteAddress: remoteAddress,
+                    verdict: verdict,
+                    dialect: self.settings.dialect
+                )
             )
         )
         let started = ContinuousClock.now
@@ -348,7 +359,10 @@ public actor Ledger {
         await self.notifyObserver(appended)
         self.logger.debug(
             "notification recorded",
-            metadata: ["order.id": "\(notification.orderId)", "callback.classification": "\(classification.rawValue)", "event.seq": "\(sequence)"]
+            metadata: [
+                "order.id": "\(notification.orderId)", "callback.classification": "\(classification.rawValue)",
+                "event.seq": "\(sequence)",
+            ]
         )
         return .recorded(classification, sequence: sequence)
     }
@@ -410,7 +424,9 @@ public actor Ledger {
     // MARK: Query results
 
     /// Records one query attempt and returns what the projection made of it.
-    public func recordQueryResult(orderId: String, _ result: QueryResult) async throws -> (QueryClassification, OrderState) {
+    public func recordQueryResult(orderId: String, _ result: QueryResult) async throws -> (
+        QueryClassification, OrderState
+    ) {
         let event = PendingEvent(recordedAt: self.clock.now(), orderId: orderId, payload: .queryResult(result))
         let started = ContinuousClock.now
         let outcome = try await self.store.append(AppendRequest([event]))

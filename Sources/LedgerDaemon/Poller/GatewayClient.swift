@@ -18,7 +18,13 @@ public struct GatewayClient: GatewayQuerying {
     let timeout: Duration
     let bodyBytesMax: Int
 
-    public init(settings: GatewaySettings, key: MerchantKey, httpClient: HTTPClient, timeout: Duration, bodyBytesMax: Int) {
+    public init(
+        settings: GatewaySettings,
+        key: MerchantKey,
+        httpClient: HTTPClient,
+        timeout: Duration,
+        bodyBytesMax: Int
+    ) {
         self.settings = settings
         self.key = key
         self.httpClient = httpClient
@@ -30,14 +36,22 @@ public struct GatewayClient: GatewayQuerying {
         let started = ContinuousClock.now
         func latency() -> UInt64 {
             let elapsed = ContinuousClock.now - started
-            return UInt64(elapsed.components.seconds) * 1_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
+            return UInt64(elapsed.components.seconds) * 1_000_000
+                + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
         }
-        let query = QueryRequest(memberId: self.settings.memberId, orderId: orderId, key: self.key, dialect: self.settings.dialect)
+        let query = QueryRequest(
+            memberId: self.settings.memberId,
+            orderId: orderId,
+            key: self.key,
+            dialect: self.settings.dialect
+        )
         var request = HTTPClientRequest(url: self.settings.queryURL)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.body = .bytes(ByteBuffer(string: query.body))
-        let deadline = TimeAmount.nanoseconds(Int64(self.timeout.components.seconds) * 1_000_000_000 + self.timeout.components.attoseconds / 1_000_000_000)
+        let deadline = TimeAmount.nanoseconds(
+            Int64(self.timeout.components.seconds) * 1_000_000_000 + self.timeout.components.attoseconds / 1_000_000_000
+        )
         do {
             let response = try await self.httpClient.execute(request, timeout: deadline)
             var body = ByteBuffer()
@@ -61,14 +75,26 @@ public struct GatewayClient: GatewayQuerying {
             } else {
                 switch QueryReplyParse.parse(bytes, key: self.key, dialect: self.settings.dialect) {
                 case .reply(let reply, let verdict):
-                    outcome = .reply(fields: reply.fields, enveloped: reply.enveloped, verdict: verdict, dialect: self.settings.dialect)
+                    outcome = .reply(
+                        fields: reply.fields,
+                        enveloped: reply.enveloped,
+                        verdict: verdict,
+                        dialect: self.settings.dialect
+                    )
                 case .gatewayError(let message):
                     outcome = .gatewayError(message: message)
                 case .unreadable(let reason):
                     outcome = .unreadable(reason: reason)
                 }
             }
-            return QueryResult(attempt: attempt, latencyMicroseconds: latency(), final: final, httpStatus: status, body: bytes, outcome: outcome)
+            return QueryResult(
+                attempt: attempt,
+                latencyMicroseconds: latency(),
+                final: final,
+                httpStatus: status,
+                body: bytes,
+                outcome: outcome
+            )
         } catch {
             return QueryResult(
                 attempt: attempt,

@@ -43,7 +43,9 @@ public struct PollSchedule: Sendable {
             let base = Self.milliseconds(self.settings.backoffBase)
             let cap = Self.milliseconds(self.settings.backoffCap)
             let exponent = min(Int64(state.queryAttempts - 1), 40)
-            let ceiling = exponent >= 40 ? cap : min(cap, base.multipliedReportingOverflow(by: 1 << exponent).overflow ? cap : base << exponent)
+            let ceiling =
+                exponent >= 40
+                ? cap : min(cap, base.multipliedReportingOverflow(by: 1 << exponent).overflow ? cap : base << exponent)
             let delay = Int64.random(in: 0...max(ceiling, 0), using: &random)
             at = (state.lastQueryAt ?? order.createdAt).adding(milliseconds: delay)
         }
@@ -51,4 +53,3 @@ public struct PollSchedule: Sendable {
         return Next(at: at, final: false, attempt: attempt)
     }
 }
-

@@ -94,7 +94,10 @@ public actor QueryPoller: Service {
     /// Queries one order now, outside the schedule (`order.queryNow`), and records the attempt.
     public func queryNow(_ orderId: String) async throws -> (QueryResult, QueryClassification, OrderState) {
         guard self.schedule.settings.enabled else {
-            throw LedgerError(.pollingOff, "Polling is off (poll.enabled false, ledgerd run --no-poll): the gateway is not queried.")
+            throw LedgerError(
+                .pollingOff,
+                "Polling is off (poll.enabled false, ledgerd run --no-poll): the gateway is not queried."
+            )
         }
         guard let state = try await self.ledger.order(orderId), state.order != nil else {
             throw LedgerError(.orderNotFound, "No order \(orderId).")
@@ -166,7 +169,10 @@ public actor QueryPoller: Service {
                 self.standDown()
             } catch {
                 // Loading the pending orders failed, say, or the store is closing: stand by, then try again.
-                self.logger.error("polling as the leader failed; standing by", metadata: ["error": "\(String(reflecting: error))"])
+                self.logger.error(
+                    "polling as the leader failed; standing by",
+                    metadata: ["error": "\(String(reflecting: error))"]
+                )
                 self.standDown()
                 try? await Task.sleep(for: election.retry)
             }
@@ -186,7 +192,9 @@ public actor QueryPoller: Service {
     /// Forgets the schedule when another daemon may lead; queries in flight have finished (the loop waits for them).
     private func standDown() {
         self.lease = nil
-        if self.isLeading { self.logger.info("poller standing by", metadata: ["poll.pending": "\(self.scheduled.count)"]) }
+        if self.isLeading {
+            self.logger.info("poller standing by", metadata: ["poll.pending": "\(self.scheduled.count)"])
+        }
         self.isLeading = false
         self.metrics.pollLeader(false)
         self.heap = Heap()
@@ -241,7 +249,9 @@ public actor QueryPoller: Service {
     /// second from now (the heartbeat).
     private func nextWake(now: Instant) -> Instant {
         let heartbeat = now.adding(milliseconds: 1000)
-        guard self.inFlight.count < self.schedule.settings.concurrency, let first = self.peekDue() else { return heartbeat }
+        guard self.inFlight.count < self.schedule.settings.concurrency, let first = self.peekDue() else {
+            return heartbeat
+        }
         return min(max(first.at, self.rate.nextStart(now: now)), heartbeat)
     }
 
@@ -296,7 +306,10 @@ public actor QueryPoller: Service {
             self.finish(due.orderId, state: state)
         } catch {
             // Not recorded (store full, shutting down): try again later from the stored state.
-            self.logger.error("query result not recorded", metadata: ["order.id": "\(due.orderId)", "error": "\(String(reflecting: error))"])
+            self.logger.error(
+                "query result not recorded",
+                metadata: ["order.id": "\(due.orderId)", "error": "\(String(reflecting: error))"]
+            )
             if let state = try? await self.ledger.order(due.orderId) {
                 self.finish(due.orderId, state: state)
             } else {

@@ -216,11 +216,19 @@ final class GroupCommitWriter: @unchecked Sendable {
                 )
                 for (entry, _) in batch {
                     var known = false
-                    if let orderId = entry.orderId, !orderId.isEmpty, let handle = try handles.existing(orderId, in: txn) {
+                    if let orderId = entry.orderId, !orderId.isEmpty,
+                        let handle = try handles.existing(orderId, in: txn)
+                    {
                         known = try live.state(handle: handle, in: txn)?.order != nil
                     }
                     receipts.append(
-                        try LMDBQuarantine.add(entry, orderKnown: known, limits: self.limits.quarantine, layout: layout, in: txn)
+                        try LMDBQuarantine.add(
+                            entry,
+                            orderKnown: known,
+                            limits: self.limits.quarantine,
+                            layout: layout,
+                            in: txn
+                        )
                     )
                 }
             }
@@ -294,10 +302,18 @@ final class GroupCommitWriter: @unchecked Sendable {
                 }
                 try Self.countEvents(outcomes, layout: layout, in: txn)
                 try live.flush(in: txn)
-                try txn.put(layout.meta, key: LMDBLayout.checkpointKey(context.liveGeneration), value: LMDBUInt64Key(head.sequence))
+                try txn.put(
+                    layout.meta,
+                    key: LMDBLayout.checkpointKey(context.liveGeneration),
+                    value: LMDBUInt64Key(head.sequence)
+                )
                 if let generation = context.dualGeneration {
                     try dual.flush(in: txn)
-                    try txn.put(layout.meta, key: LMDBLayout.checkpointKey(generation), value: LMDBUInt64Key(head.sequence))
+                    try txn.put(
+                        layout.meta,
+                        key: LMDBLayout.checkpointKey(generation),
+                        value: LMDBUInt64Key(head.sequence)
+                    )
                 }
                 try txn.put(layout.meta, key: LMDBLayout.headKey, value: LMDBLayout.encodeHead(head))
                 newHead = head
@@ -316,7 +332,9 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// Adds the batch's events to the per-type counts in `meta`, in the same transaction, so `ledger.stats` reads
     /// three keys instead of scanning the log.
-    static func countEvents(_ outcomes: [AppendOutcome], layout: LMDBLayout, in txn: borrowing LMDBWriteTransaction) throws {
+    static func countEvents(_ outcomes: [AppendOutcome], layout: LMDBLayout, in txn: borrowing LMDBWriteTransaction)
+        throws
+    {
         var added: [EventType: UInt64] = [:]
         for case .appended(let appended) in outcomes {
             for event in appended.events { added[event.type, default: 0] += 1 }
@@ -342,7 +360,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         var hash = Digest32.zero
         // lmdb.h, MDB_APPEND: keys must arrive in sorted order; a key at or below the last one fails with
         // MDB_KEYEXIST, so the log cannot be rewritten by this path even by a bug.
-        try txn.putReserved(layout.events, key: LMDBUInt64Key(sequence), count: 4 + pending.encodedBytes, flags: .append) { page in
+        try txn.putReserved(
+            layout.events,
+            key: LMDBUInt64Key(sequence),
+            count: 4 + pending.encodedBytes,
+            flags: .append
+        ) { page in
             let encoded = UnsafeMutableRawBufferPointer(rebasing: page[4...])
             hash = EventCodec.seal(pending, sequence: sequence, previousHash: head.hash, into: encoded)
             let checksum = CRC32C.checksum(UnsafeRawBufferPointer(encoded)).bigEndian
@@ -397,11 +420,19 @@ final class GroupCommitWriter: @unchecked Sendable {
 
         /// The order's handle, assigned now if event `sequence` is the first to name it: one B-tree search either
         /// way (`insertOrGet`).
-        mutating func assign(_ orderId: String, sequence: UInt64, in txn: borrowing LMDBWriteTransaction) throws -> UInt64 {
+        mutating func assign(_ orderId: String, sequence: UInt64, in txn: borrowing LMDBWriteTransaction) throws
+            -> UInt64
+        {
             if let handle = self.known[orderId] { return handle }
             var id = orderId
             let handle = try id.withUTF8 { utf8 in
-                guard let stored = try txn.insertOrGet(self.layout.orderIds, key: UnsafeRawBufferPointer(utf8), value: LMDBUInt64Key(sequence)) else {
+                guard
+                    let stored = try txn.insertOrGet(
+                        self.layout.orderIds,
+                        key: UnsafeRawBufferPointer(utf8),
+                        value: LMDBUInt64Key(sequence)
+                    )
+                else {
                     return sequence
                 }
                 guard let handle = LMDBLayout.u64(stored) else {

@@ -8,7 +8,8 @@ extension LMDBEventStore {
         let started = ContinuousClock.now
         return try await DedicatedThread.run("ledger-verify") { [self] in
             try self.read { txn in
-                let recorded = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
+                let recorded =
+                    try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
                 var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
                 var expected: UInt64 = 1
                 var previous = Digest32.zero
@@ -82,12 +83,18 @@ extension LMDBEventStore {
             return context.head
         }
         let count = try self.read { txn in UInt64(try txn.stat(self.layout.orders[scratch]).entries) }
-        return RebuildReport(eventsReplayed: head.sequence, orders: count, head: head, seconds: Self.seconds(since: started))
+        return RebuildReport(
+            eventsReplayed: head.sequence,
+            orders: count,
+            head: head,
+            seconds: Self.seconds(since: started)
+        )
     }
 
     /// Rebuilds into the scratch generation and compares it with the live projection order by order, in one
     /// read snapshot where both reflect the same head.
-    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport {
+    public func verifyProjection(differencesMax: Int, progress: ProgressHandler?) async throws -> ProjectionVerifyReport
+    {
         try self.beginLongOperation("the verification")
         defer { self.endLongOperation() }
         let started = ContinuousClock.now
@@ -95,7 +102,8 @@ extension LMDBEventStore {
         // From this job on, every append updates the scratch generation too, so a read snapshot sees both at the
         // same checkpoint.
         try await self.writer.exclusive { context in
-            try context.environment.writeGrowing { txn in try Self.catchUp(context: context, scratch: scratch, in: txn) }
+            try context.environment.writeGrowing { txn in try Self.catchUp(context: context, scratch: scratch, in: txn)
+            }
             context.dualGeneration = scratch
         }
         do {
@@ -151,7 +159,11 @@ extension LMDBEventStore {
                     )
                     for (event, handle) in events { try table.apply(event, handle: handle, in: txn) }
                     try table.flush(in: txn)
-                    try txn.put(context.layout.meta, key: LMDBLayout.checkpointKey(scratch), value: LMDBUInt64Key(events.last!.0.sequence))
+                    try txn.put(
+                        context.layout.meta,
+                        key: LMDBLayout.checkpointKey(scratch),
+                        value: LMDBUInt64Key(events.last!.0.sequence)
+                    )
                 }
             }
             replayed += UInt64(events.count)
@@ -180,7 +192,8 @@ extension LMDBEventStore {
                         handle = known
                     } else {
                         // A handle is the sequence of the first event naming the order: never after this one.
-                        guard let stored = try self.layout.handle(of: event.orderId, in: txn), stored <= event.sequence else {
+                        guard let stored = try self.layout.handle(of: event.orderId, in: txn), stored <= event.sequence
+                        else {
                             throw Self.missingHandle(event)
                         }
                         handle = stored
@@ -195,7 +208,10 @@ extension LMDBEventStore {
     }
 
     static func missingHandle(_ event: Event) -> StoreError {
-        StoreError(.corrupted, "Event \(event.sequence) names order \(event.orderId), which the order index does not hold, or holds under a later sequence.")
+        StoreError(
+            .corrupted,
+            "Event \(event.sequence) names order \(event.orderId), which the order index does not hold, or holds under a later sequence."
+        )
     }
 
     /// Applies the events after the scratch checkpoint up to the writer's head; runs inside the writer.
@@ -237,8 +253,10 @@ extension LMDBEventStore {
         try self.read { txn in
             let generation = Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
             let head = try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
-            let liveCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0
-            let scratchCheckpoint = LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(scratch))) ?? 0
+            let liveCheckpoint =
+                LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0
+            let scratchCheckpoint =
+                LMDBLayout.u64(try txn.get(self.layout.meta, key: LMDBLayout.checkpointKey(scratch))) ?? 0
             guard liveCheckpoint == scratchCheckpoint else {
                 throw StoreError(.busy, "The live and rebuilt projections are not at the same position; try again.")
             }
@@ -250,7 +268,9 @@ extension LMDBEventStore {
                 let liveState = live.flatMap { try? OrderStateCodec.decode($0) }
                 let rebuiltState = rebuilt.flatMap { try? OrderStateCodec.decode($0) }
                 let orderId = liveState?.orderId ?? rebuiltState?.orderId ?? "(undecodable)"
-                comparison.differences.append(ProjectionDifference(orderId: orderId, live: liveState, rebuilt: rebuiltState))
+                comparison.differences.append(
+                    ProjectionDifference(orderId: orderId, live: liveState, rebuilt: rebuiltState)
+                )
             }
             try txn.withCursor(self.layout.orders[generation]) { liveCursor in
                 try txn.withCursor(self.layout.orders[scratch]) { scratchCursor in
@@ -315,6 +335,12 @@ public struct ProgressReporter {
         let elapsed = LMDBEventStore.seconds(since: self.started)
         let rate = elapsed > 0 ? Double(self.done) / elapsed : 0
         let remaining = rate > 0 && self.total >= self.done ? Double(self.total - self.done) / rate : nil
-        return StoreProgress(phase: self.phase, done: self.done, total: self.total, rate: rate, secondsRemaining: remaining)
+        return StoreProgress(
+            phase: self.phase,
+            done: self.done,
+            total: self.total,
+            rate: rate,
+            secondsRemaining: remaining
+        )
     }
 }

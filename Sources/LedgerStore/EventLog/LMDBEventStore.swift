@@ -56,7 +56,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
             options.rebuildChunkEvents >= 1, options.readPageMax >= 1
         else {
-            throw StoreError(.invalidArgument, "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive.")
+            throw StoreError(
+                .invalidArgument,
+                "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive."
+            )
         }
         if let problem = options.quarantineLimits.problem { throw StoreError(.invalidArgument, problem) }
         let environment = try LMDBEnvironment(
@@ -134,7 +137,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             }
             let checkpoint = LMDBLayout.u64(try txn.get(layout.meta, key: LMDBLayout.checkpointKey(generation))) ?? 0
             guard checkpoint == last.sequence else {
-                throw StoreError(.corrupted, "The live projection's checkpoint (\(checkpoint)) is not the head (\(last.sequence)).")
+                throw StoreError(
+                    .corrupted,
+                    "The live projection's checkpoint (\(checkpoint)) is not the head (\(last.sequence))."
+                )
             }
             return (last, generation)
         }
@@ -211,14 +217,24 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             // projection and one in the log, in the same transaction, so the two agree.
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             let generation = try self.liveGeneration(txn)
-            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else { return nil }
-            guard let sequence = try Self.decodeOrder(value, orderId: orderId).order?.createdSequence else { return nil }
+            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else {
+                return nil
+            }
+            guard let sequence = try Self.decodeOrder(value, orderId: orderId).order?.createdSequence else {
+                return nil
+            }
             guard let stored = try txn.get(self.layout.events, key: LMDBUInt64Key(sequence)) else {
-                throw StoreError(.corrupted, "The projection of order \(orderId) names event \(sequence), which is not in the log.")
+                throw StoreError(
+                    .corrupted,
+                    "The projection of order \(orderId) names event \(sequence), which is not in the log."
+                )
             }
             let event = try LMDBLayout.decodeStored(stored, sequence: sequence)
             guard case .orderCreated = event.payload, event.orderId == orderId else {
-                throw StoreError(.corrupted, "The projection of order \(orderId) names event \(sequence) as its creation, but it is not.")
+                throw StoreError(
+                    .corrupted,
+                    "The projection of order \(orderId) names event \(sequence) as its creation, but it is not."
+                )
             }
             return event
         }
@@ -228,7 +244,9 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         try self.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             let generation = try self.liveGeneration(txn)
-            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else { return nil }
+            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else {
+                return nil
+            }
             return try Self.decodeOrder(value, orderId: orderId)
         }
     }
@@ -237,7 +255,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         do {
             return try OrderStateCodec.decode(value)
         } catch {
-            throw StoreError(.corrupted, "The stored projection of order \(orderId) does not decode: \(error.description)")
+            throw StoreError(
+                .corrupted,
+                "The stored projection of order \(orderId) does not decode: \(error.description)"
+            )
         }
     }
 
@@ -259,7 +280,9 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
                 var entry: LMDBCursor.Entry?
                 if let after {
                     entry = try cursor.seek([status.code], valueAtOrAfter: LMDBUInt64Key(after))
-                    if let (_, value) = entry, LMDBUInt64Key(bytes: value)?.value == after { entry = try cursor.nextDuplicate() }
+                    if let (_, value) = entry, LMDBUInt64Key(bytes: value)?.value == after {
+                        entry = try cursor.nextDuplicate()
+                    }
                 } else {
                     entry = try cursor.seekExactly([status.code])
                 }
@@ -273,7 +296,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             }
             return try handles.map { handle in
                 guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else {
-                    throw StoreError(.corrupted, "The status index names order handle \(handle), which has no projection.")
+                    throw StoreError(
+                        .corrupted,
+                        "The status index names order handle \(handle), which has no projection."
+                    )
                 }
                 return try Self.decodeOrder(value, orderId: "with handle \(handle)")
             }
@@ -289,7 +315,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         try self.read { txn in
             guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
             return LMDBLayout.u64(
-                try txn.get(self.layout.callbackDedup, key: LMDBLayout.dedupKey(handle: handle, signedContentKey: signedContentKey))
+                try txn.get(
+                    self.layout.callbackDedup,
+                    key: LMDBLayout.dedupKey(handle: handle, signedContentKey: signedContentKey)
+                )
             )
         }
     }
@@ -305,7 +334,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             var byStatus: [OrderStatus: UInt64] = [:]
             try txn.withCursor(self.layout.byStatus[generation]) { cursor in
                 for status in OrderStatus.allCases {
-                    byStatus[status] = try cursor.seekExactly([status.code]) != nil ? UInt64(try cursor.duplicateCount()) : 0
+                    byStatus[status] =
+                        try cursor.seekExactly([status.code]) != nil ? UInt64(try cursor.duplicateCount()) : 0
                 }
             }
             return (head, byType, byStatus)
@@ -362,7 +392,10 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         self.longOperation.lock()
         defer { self.longOperation.unlock() }
         guard !self.longOperationRunning else {
-            throw StoreError(.busy, "A projection rebuild or verification is already running; \(name) must wait for it.")
+            throw StoreError(
+                .busy,
+                "A projection rebuild or verification is already running; \(name) must wait for it."
+            )
         }
         self.longOperationRunning = true
     }

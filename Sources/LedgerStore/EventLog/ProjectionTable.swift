@@ -48,11 +48,14 @@ struct ProjectionTable: ~Copyable {
     }
 
     /// The slot of the order with `handle`, loading it (or starting it) the first time this batch touches it.
-    private mutating func slot(_ handle: UInt64, orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> Int {
+    private mutating func slot(_ handle: UInt64, orderId: String, in txn: borrowing LMDBWriteTransaction) throws -> Int
+    {
         if let slot = self.slots[handle] { return slot }
         let stored = handle >= self.unstoredFrom ? nil : try self.stored(handle: handle, in: txn)
         let slot = self.touched.count
-        self.touched.append(Touched(handle: handle, originalStatus: stored?.status, state: stored ?? OrderState(orderId: orderId)))
+        self.touched.append(
+            Touched(handle: handle, originalStatus: stored?.status, state: stored ?? OrderState(orderId: orderId))
+        )
         self.slots[handle] = slot
         return slot
     }
@@ -106,7 +109,12 @@ struct ProjectionTable: ~Copyable {
             let status = self.touched[slot].state.status
             if original != status {
                 if let original { try txn.delete(self.byStatus, key: [original.code], value: key) }
-                try txn.put(self.byStatus, key: [status.code], value: key, flags: appending ? [.noDupData, .appendDup] : .noDupData)
+                try txn.put(
+                    self.byStatus,
+                    key: [status.code],
+                    value: key,
+                    flags: appending ? [.noDupData, .appendDup] : .noDupData
+                )
             }
         }
     }

@@ -381,7 +381,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
         let directory = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard directory >= 0 else {
-            throw LMDBError(code: LMDBResultCode(rawValue: errno), operation: "open(\(path))", detail: "The backup directory could not be opened.")
+            throw LMDBError(
+                code: LMDBResultCode(rawValue: errno),
+                operation: "open(\(path))",
+                detail: "The backup directory could not be opened."
+            )
         }
         defer { _ = Glibc.close(directory) }
         let file = openat(directory, "data.mdb", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -400,7 +404,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
             "mdb_env_copyfd2(\(path)/data.mdb\(compact ? ", MDB_CP_COMPACT" : ""))"
         )
         if fsync(file) != 0 {
-            throw LMDBError(code: LMDBResultCode(rawValue: errno), operation: "fsync(\(path)/data.mdb)", detail: "The backup could not be synced.")
+            throw LMDBError(
+                code: LMDBResultCode(rawValue: errno),
+                operation: "fsync(\(path)/data.mdb)",
+                detail: "The backup could not be synced."
+            )
         }
     }
 

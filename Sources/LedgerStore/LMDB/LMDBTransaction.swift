@@ -167,7 +167,9 @@ public struct LMDBWriteTransaction: ~Copyable {
                 var keyValue = MDB_val(keyBytes)
                 var dataValue = MDB_val(valueBytes)
                 let rc = mdb_put(self.txn, db.handle, &keyValue, &dataValue, UInt32(MDB_NOOVERWRITE))
-                if rc == MDB_KEYEXIST { existing = UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size) }
+                if rc == MDB_KEYEXIST {
+                    existing = UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size)
+                }
                 return rc
             }
         }
