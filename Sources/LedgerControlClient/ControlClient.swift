@@ -39,10 +39,12 @@ public final class ControlClient {
 
     /// Connects, with a message that says whether the socket is missing, refusing or forbidden, or its path too
     /// long.
-    public init(path: String) throws(ClientError) {
+    /// With `receiveTimeoutSeconds`, an answer that does not come within it ends the call as a protocol failure
+    /// (harnesses and scripts that must not wait forever); without, a call waits as long as the daemon works.
+    public init(path: String, receiveTimeoutSeconds: Int? = nil) throws(ClientError) {
         self.path = path
         do throws(LineSocketError) {
-            self.socket = try LineSocket(path: path)
+            self.socket = try LineSocket(path: path, receiveTimeoutSeconds: receiveTimeoutSeconds)
         } catch {
             switch error {
             case .connect(_, ENOENT):

@@ -32,7 +32,8 @@ public struct NoParams: ControlMessage, Hashable {
 
 /// An object's named members, read with type checks that answer -32602 naming the member. Params are read
 /// strictly (`allow` refuses unknown names, so a typo is an error rather than a silently ignored filter); results
-/// are read leniently (a newer daemon may add members).
+/// ignore members they do not know (a newer daemon may add some), but an enumeration's value (an order state, a
+/// quarantine reason) must be one this build knows: `ledgerctl` and `ledgerd` are released together.
 public struct ControlFields: Sendable {
     public let object: JSONObject
     /// The method whose message this is, for error messages.

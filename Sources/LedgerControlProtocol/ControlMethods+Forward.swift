@@ -220,8 +220,10 @@ public enum ForwardRetry: ControlMethod {
         public init(fields: ControlFields) throws(ControlError) {
             try fields.allow(["orderId", "allDead"])
             self.orderId = try fields.orderId()
-            self.allDead = try fields.bool("allDead") ?? false
-            guard (self.orderId != nil) != self.allDead else {
+            let allDead = try fields.bool("allDead")
+            self.allDead = allDead ?? false
+            // Exactly one of the two, as the schema says: an order id, or `allDead: true` alone.
+            guard (self.orderId != nil) != self.allDead, self.orderId == nil || allDead == nil else {
                 throw .invalidParams("forward.retry needs either orderId or allDead: true, not both.")
             }
         }

@@ -50,8 +50,12 @@ public enum ChildProcess {
         process.standardInput = stdin ?? FileHandle.nullDevice
         try process.run()
         if let stdin, let input {
-            stdin.fileHandleForWriting.write(Data(input))
-            try? stdin.fileHandleForWriting.close()
+            // From a thread of its own, so a child that writes before it has read everything cannot block both.
+            let writer = Thread {
+                stdin.fileHandleForWriting.write(Data(input))
+                try? stdin.fileHandleForWriting.close()
+            }
+            writer.start()
         }
         let errData = ThreadResult<Data>()
         let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
@@ -166,6 +170,28 @@ private func bindLoopback(port: Int) -> Int? {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
     }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether an HTTP server answers `GET path` on the loopback port within a few seconds (any status).
+public func httpAnswers(port: Int, path: String) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var timeout = timeval(tv_sec: 3, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = loopbackAddress(port: port)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else { return false }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
+    else { return false }
+    var buffer = [UInt8](repeating: 0, count: 16)
+    let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+    return received >= 9 && buffer[0..<5] == Array("HTTP/".utf8)[...]
 }
 
 /// Whether something accepts TCP connections on the loopback port.

@@ -73,8 +73,13 @@ public final class LedgerdProcess: @unchecked Sendable {
     public var isRunning: Bool { self.process?.isRunning ?? false }
     public var pid: Int32 { self.process?.processIdentifier ?? 0 }
 
-    /// Writes the configuration and starts the process, its output appended to the log.
+    /// Writes the configuration and starts the process, its output appended to the log. A process this value
+    /// started before is killed first, so none is left behind.
     private func launch() throws {
+        if let earlier = self.process, earlier.isRunning {
+            kill(earlier.processIdentifier, SIGKILL)
+            earlier.waitUntilExit()
+        }
         var configuration = self.configuration
         configuration["dataDir"] = .string(self.dataDir)
         configuration["socket"] = .string(self.socketPath)
@@ -103,11 +108,12 @@ public final class LedgerdProcess: @unchecked Sendable {
         self.starts += 1
     }
 
-    /// Whether the daemon serves: its HTTP port accepts and a control call answers.
+    /// Whether the daemon serves: `GET /healthz` gets an HTTP answer from it (not from another process that took
+    /// the port) and a control call answers, each within a few seconds.
     public func answers() -> Bool {
-        guard portAccepts(self.port) else { return false }
-        guard let client = try? ControlClient(path: self.socketPath) else { return false }
-        return (try? client.call(LedgerStats.self, NoParams())) != nil
+        guard self.isRunning, httpAnswers(port: self.port, path: "/healthz") else { return false }
+        guard let client = try? ControlClient(path: self.socketPath, receiveTimeoutSeconds: 5) else { return false }
+        return (try? client.call(LedgerStats.self, NoParams())) != nil && self.isRunning
     }
 
     /// Starts the daemon and waits until it serves; fails with the log's tail if it exits or does not answer.
@@ -145,12 +151,17 @@ public final class LedgerdProcess: @unchecked Sendable {
         self.process = nil
     }
 
-    /// SIGTERM, then wait; returns the exit status (0 for a clean drain).
+    /// SIGTERM, then wait for the drain (SIGKILL after `graceSeconds`); returns the exit status (0 for a clean
+    /// drain, 137 when it had to be killed).
     @discardableResult
-    public func stop() async -> Int32 {
+    public func stop(graceSeconds: Double = 60) async -> Int32 {
         guard let process = self.process else { return 0 }
         kill(process.processIdentifier, SIGTERM)
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .milliseconds(Int(graceSeconds * 1000))
+        while process.isRunning {
+            if ContinuousClock.now > deadline { kill(process.processIdentifier, SIGKILL) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         self.process = nil
         return ChildProcess.status(process)
     }
@@ -173,7 +184,7 @@ public final class LedgerdProcess: @unchecked Sendable {
     public func call<M: ControlMethod>(_ method: M.Type, _ params: M.Params) async throws -> M.Result {
         try await blocking { [path = self.socketPath] in
             do throws(ClientError) {
-                return try ControlClient(path: path).call(method, params)
+                return try ControlClient(path: path, receiveTimeoutSeconds: 120).call(method, params)
             } catch {
                 if case .daemon(let answer) = error { throw answer }
                 throw error

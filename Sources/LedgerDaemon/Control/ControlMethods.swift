@@ -82,18 +82,14 @@ public final class ControlMethods: Sendable {
             }
         } catch {
             let answer = ControlError.from(error)
-            // A failure of the daemon's own (not of the request) is logged with its cause and where it was raised;
-            // the client gets the message only.
-            switch answer.code {
-            case ControlError.internalError("").code, ControlError.unavailable("").code,
-                ControlError.storeFull("").code, ControlError.storeCorrupted("").code,
-                ControlError.backupFailed("").code:
+            // A failure of the daemon's own (the store, an unexpected error) is logged with its cause and where it
+            // was raised; refusals the protocol defines (polling or forwarding off, bad params) are the client's
+            // answer only. The client gets the message alone either way.
+            if !(error is ControlError), !(error is LedgerError) {
                 self.ledger.logger.error(
                     "control method failed",
                     metadata: ["method": "\(method)", "error": "\(String(reflecting: error))"]
                 )
-            default:
-                break
             }
             throw answer
         }

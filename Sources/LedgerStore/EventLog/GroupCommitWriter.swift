@@ -447,7 +447,8 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// Maps LMDB's errors to the store's, with a message an operator can act on. `path` is the environment's
     /// directory, whose file system is asked whether an I/O error was a full disk.
-    static func storeError(_ error: any Error, path: String) -> any Error {
+    /// `writing` is false for a read, whose I/O error is never a full disk.
+    static func storeError(_ error: any Error, path: String, writing: Bool = true) -> any Error {
         guard let lmdb = error as? LMDBError else { return error }
         if lmdb.isEnvironmentClosed {
             return StoreError(.closed, "The ledger store is closed; the daemon is stopping.", cause: lmdb)
@@ -465,7 +466,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 "The disk holding the ledger is full; nothing of this write was stored. \(lmdb.description)",
                 cause: lmdb
             )
-        case .ioError where Self.diskIsFull(path):
+        case .ioError where writing && Self.diskIsFull(path):
             // mdb_page_flush reports a short write as EIO (mdb.c: "TODO: Use which error code?"), and a write on a
             // disk that fills up midway is short, so on a full disk a commit fails with ENOSPC or with EIO
             // depending on where the space ran out. Either way the meta page was not written: nothing was stored.

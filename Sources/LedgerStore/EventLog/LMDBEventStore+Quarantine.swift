@@ -197,7 +197,7 @@ extension LMDBEventStore {
         // The scan reads at most the quarantine's bounded number of entries; it runs off the cooperative pool.
         return try await DedicatedThread.run("ledger-quarantine") {
             [environment = self.environment, layout = self.layout] in
-            try environment.read { txn in
+            try LMDBEventStore.read(environment) { txn in
                 var found: [QuarantineEntry] = []
                 var more = false
                 try txn.withCursor(layout.quarantine) { cursor in
@@ -227,7 +227,7 @@ extension LMDBEventStore {
 
     public func quarantineCounts(orderId: String?) async throws -> [String: QuarantineCounts] {
         try await DedicatedThread.run("ledger-quarantine") { [environment = self.environment, layout = self.layout] in
-            try environment.read { txn in
+            try LMDBEventStore.read(environment) { txn in
                 if let orderId {
                     guard !orderId.isEmpty, let value = try txn.get(layout.quarantineCounts, key: Array(orderId.utf8))
                     else { return [:] }

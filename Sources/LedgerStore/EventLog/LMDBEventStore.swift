@@ -164,10 +164,18 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     /// A read-only transaction, with LMDB's errors mapped to the store's as the writer maps them (a closed
     /// environment is `closed`, damage is `corrupted`), the LMDB error kept as the cause.
     func read<T>(_ body: (borrowing LMDBReadTransaction) throws -> T) throws -> T {
+        try Self.read(self.environment, body)
+    }
+
+    /// The same, for reads that run on a thread of their own with the environment captured.
+    static func read<T>(
+        _ environment: LMDBEnvironment,
+        _ body: (borrowing LMDBReadTransaction) throws -> T
+    ) throws -> T {
         do {
-            return try self.environment.read(body)
+            return try environment.read(body)
         } catch {
-            throw GroupCommitWriter.storeError(error, path: self.environment.path)
+            throw GroupCommitWriter.storeError(error, path: environment.path, writing: false)
         }
     }
 
