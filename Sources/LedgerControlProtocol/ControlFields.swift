@@ -218,11 +218,22 @@ public struct ControlFields: Sendable {
         -> T? where T.RawValue == String
     {
         guard let text = try self.string(name) else { return nil }
-        guard let value = T(rawValue: text) else {
+        guard let value = T(exactly: text) else {
             let names = T.allCases.map(\.rawValue).joined(separator: ", ")
             throw .invalidParams("\(self.context): \(name) must be one of \(names).")
         }
         return value
+    }
+}
+
+extension RawRepresentable where Self: CaseIterable, RawValue == String {
+    /// The case whose raw value is `text` byte for byte. `init(rawValue:)` compares with String's `==`, which takes a
+    /// canonically equivalent spelling (U+212A KELVIN SIGN for "K") from outside as the name.
+    public init?(exactly text: String) {
+        guard let match = Self.allCases.first(where: { $0.rawValue.utf8.elementsEqual(text.utf8) }) else {
+            return nil
+        }
+        self = match
     }
 }
 

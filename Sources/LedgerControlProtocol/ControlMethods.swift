@@ -366,7 +366,7 @@ public enum OrderList: ControlMethod {
         public init(fields: ControlFields) throws(ControlError) {
             try fields.allow(["status", "flag", "bankCode", "createdFrom", "createdTo", "cursor", "limit"])
             if let text = try fields.string("status") {
-                guard let status = OrderStatus(rawValue: text) else {
+                guard let status = OrderStatus(exactly: text) else {
                     throw .invalidParams("order.list: status must be one of created, paid, expired, unknown.")
                 }
                 self.status = status

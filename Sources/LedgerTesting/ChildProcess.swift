@@ -155,66 +155,6 @@ public func freeTCPPort() -> Int {
     return bindLoopback(port: 0) ?? 0
 }
 
-/// Binds a socket to 127.0.0.1:`port` (0: any) and closes it; the port bound, or nil when it was taken.
-private func bindLoopback(port: Int) -> Int? {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return nil }
-    defer { close(descriptor) }
-    var address = loopbackAddress(port: port)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-    }
-    guard bound == 0 else { return nil }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// Whether an HTTP server answers `GET path` on the loopback port within a few seconds (any status).
-public func httpAnswers(port: Int, path: String) -> Bool {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return false }
-    defer { close(descriptor) }
-    var timeout = timeval(tv_sec: 3, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = loopbackAddress(port: port)
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else { return false }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
-    else { return false }
-    var buffer = [UInt8](repeating: 0, count: 16)
-    let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-    return received >= 9 && buffer[0..<5] == Array("HTTP/".utf8)[...]
-}
-
-/// Whether something accepts TCP connections on the loopback port.
-public func portAccepts(_ port: Int) -> Bool {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return false }
-    defer { close(descriptor) }
-    var address = loopbackAddress(port: port)
-    return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-}
-
-private func loopbackAddress(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return address
-}
-
 /// CPU seconds (user + system) a running process has used so far (/proc/PID/stat, fields 14 and 15).
 public func processCPUSeconds(_ pid: Int32) -> Double? {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -247,32 +187,99 @@ public enum PostgresTestURL {
     }
 }
 
-/// A loopback TCP port bound (not listening) by the returned descriptor: connections to it are refused, and no
-/// other server can take it until the descriptor is closed. For a peer that is down.
-public func boundTCPPort() throws -> (port: Int, descriptor: Int32) {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw HarnessError("cannot create a socket") }
-    var reuse: Int32 = 1
-    setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-    var address = loopbackAddress(port: 0)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-    }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-    }
-    guard bound == 0 else {
-        close(descriptor)
-        throw HarnessError("cannot bind a loopback port")
-    }
-    return (Int(UInt16(bigEndian: address.sin_port)), descriptor)
-}
-
 extension ProcessOutput {
     /// The three parts, for `let (status, out, err) = …`.
     public var fields: (status: Int32, stdout: String, stderr: String) { (self.status, self.stdout, self.stderr) }
 
     /// The status and both streams together, for `let (status, output) = …`.
     public var statusAndOutput: (status: Int32, output: String) { (self.status, self.output) }
+}
+
+// Loopback sockets: one way to make the address, bind and connect, for the port picker, the readiness checks and a
+// peer that is down.
+
+private func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}
+
+/// A TCP socket bound to 127.0.0.1:`port` (0: any) and the port it got, or nil when the port is taken. The caller
+/// closes the descriptor.
+private func boundLoopbackSocket(port: Int, reuseAddress: Bool = false) -> (port: Int, descriptor: Int32)? {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
+    if reuseAddress {
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    }
+    var address = loopbackAddress(port: port)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    guard bound == 0 else {
+        close(descriptor)
+        return nil
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    return (Int(UInt16(bigEndian: address.sin_port)), descriptor)
+}
+
+/// Binds 127.0.0.1:`port` (0: any) and closes it; the port bound, or nil when it was taken.
+private func bindLoopback(port: Int) -> Int? {
+    guard let (bound, descriptor) = boundLoopbackSocket(port: port) else { return nil }
+    close(descriptor)
+    return bound
+}
+
+/// A TCP socket connected to 127.0.0.1:`port`, with a receive timeout, or nil when nothing accepts there.
+private func connectedLoopbackSocket(port: Int, receiveTimeoutSeconds: Int = 3) -> Int32? {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
+    var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = loopbackAddress(port: port)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(descriptor)
+        return nil
+    }
+    return descriptor
+}
+
+/// Whether something accepts TCP connections on the loopback port.
+public func portAccepts(_ port: Int) -> Bool {
+    guard let descriptor = connectedLoopbackSocket(port: port) else { return false }
+    close(descriptor)
+    return true
+}
+
+/// Whether an HTTP server answers `GET path` on the loopback port within a few seconds (any status).
+public func httpAnswers(port: Int, path: String) -> Bool {
+    guard let descriptor = connectedLoopbackSocket(port: port) else { return false }
+    defer { close(descriptor) }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
+    else { return false }
+    var buffer = [UInt8](repeating: 0, count: 16)
+    let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+    return received >= 5 && buffer.starts(with: "HTTP/".utf8)
+}
+
+/// A loopback TCP port bound (not listening) by the returned descriptor: connections to it are refused, and no
+/// other server can take it until the descriptor is closed. For a peer that is down.
+public func boundTCPPort() throws -> (port: Int, descriptor: Int32) {
+    guard let bound = boundLoopbackSocket(port: 0, reuseAddress: true) else {
+        throw HarnessError("cannot bind a loopback port")
+    }
+    return bound
 }

@@ -93,6 +93,11 @@ struct ControlTypesTests {
         #expect(time?.message.contains("RFC 3339") == true)
         let reason = refusal(.quarantineRead, ["reason": "nonsense"])
         #expect(reason?.message == "quarantine.read: reason must be one of bad-signature, foreign-member.")
+        // Names from outside match byte for byte: a cursor's status spelled with a combining mark is refused.
+        #expect(OrderStatus(exactly: "paid") == .paid)
+        #expect(OrderStatus(exactly: "pai\u{0064}\u{0307}") == nil)
+        #expect(ControlMethodName(exactly: "order.get") == .orderGet)
+        #expect(ControlMethodName(exactly: "order.get\u{0301}") == nil)
         let notObject = refusal(.ledgerStats, ["a"])
         #expect(notObject?.message == "ledger.stats takes its params by name, as an object.")
         #expect(refusal(.ledgerStats, .null) == nil)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import GatewaySimulator
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerPostgres

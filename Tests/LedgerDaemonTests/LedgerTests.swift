@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerStore
@@ -73,6 +74,18 @@ struct LedgerTests {
             (error as? LedgerError)?.code == .orderConflict
         }
         #expect(try await ledger.store.head().sequence == 1)
+        // A canonically equivalent but different spelling (é as e + U+0301) is other bytes, so other signed fields:
+        // a conflict, not the same order.
+        let composed = CreateOrderRequest(orderId: "A2", amount: "12.50", bankCode: "940", productName: "caf\u{E9}")
+        _ = try await ledger.createOrder(composed)
+        var decomposed = composed
+        decomposed.productName = "cafe\u{301}"
+        #expect(decomposed.productName == composed.productName, "String's == takes them for one")
+        await #expect {
+            _ = try await ledger.createOrder(decomposed)
+        } throws: { error in
+            (error as? LedgerError)?.code == .orderConflict
+        }
     }
 
     /// Concurrent creates of one order id store one order and all get the same fields.

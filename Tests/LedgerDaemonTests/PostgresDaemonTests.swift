@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerPostgres

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
 import LedgerStore

@@ -79,7 +79,8 @@ public struct ReviewFlags: OptionSet, Sendable, Hashable {
     public var names: [String] { Self.names.filter { self.contains($0.0) }.map(\.1) }
 
     public init?(name: String) {
-        guard let flag = Self.names.first(where: { $0.1 == name })?.0 else { return nil }
+        // Byte for byte: String's == would take a canonically equivalent spelling from outside for a name.
+        guard let flag = Self.names.first(where: { $0.1.utf8.elementsEqual(name.utf8) })?.0 else { return nil }
         self = flag
     }
 }

@@ -48,7 +48,7 @@ public final class ControlMethods: Sendable {
         -> ControlAnswer
     {
         // An unknown method is -32601 whatever its params look like.
-        guard let name = ControlMethodName(rawValue: method) else { throw .methodNotFound(method) }
+        guard let name = ControlMethodName(exactly: method) else { throw .methodNotFound(method) }
         do {
             switch name {
             case .orderCreate: return try await Self.answer(OrderCreate.self, params, self.createOrder)
@@ -108,17 +108,7 @@ public final class ControlMethods: Sendable {
     // MARK: Orders
 
     func createOrder(_ params: OrderCreate.Params) async throws -> OrderCreate.Result {
-        let request = CreateOrderRequest(
-            orderId: params.orderId,
-            amount: params.amount,
-            bankCode: params.bankCode,
-            productName: params.productName,
-            attach: params.attach,
-            productNum: params.productNum,
-            productDesc: params.productDesc,
-            productURL: params.productUrl
-        )
-        let created = try await self.ledger.createOrder(request)
+        let created = try await self.ledger.createOrder(params)
         return OrderCreate.Result(
             orderId: created.orderId,
             gatewayUrl: created.gatewayURL,
@@ -172,14 +162,19 @@ public final class ControlMethods: Sendable {
         // The cursor is `status:orderId`, the last order returned: paging resumes after it in the same walk.
         var position: (status: OrderStatus, after: String?) = (statuses[0], nil)
         if let cursor = params.cursor {
-            guard let colon = cursor.firstIndex(of: ":"), let status = OrderStatus(rawValue: String(cursor[..<colon])),
-                statuses.contains(status), GatewayValidation.isOrderId(String(cursor[cursor.index(after: colon)...]))
+            // Split on the byte ':' (a ':' joined to a combining mark is no separator in `Character`s).
+            let bytes = cursor.utf8
+            guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+                let status = OrderStatus(exactly: String(decoding: bytes[..<colon], as: UTF8.self)),
+                statuses.contains(status),
+                case let after = String(decoding: bytes[bytes.index(after: colon)...], as: UTF8.self),
+                GatewayValidation.isOrderId(after)
             else {
                 throw ControlError.invalidParams(
                     "order.list: cursor is not one this method returned for these filters."
                 )
             }
-            position = (status, String(cursor[cursor.index(after: colon)...]))
+            position = (status, after)
         }
         func matches(_ state: OrderState) -> Bool {
             if let flag, !state.flags.contains(flag) { return false }

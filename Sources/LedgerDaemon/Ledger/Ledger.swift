@@ -1,40 +1,12 @@
 import Foundation
+public import LedgerControlProtocol
 public import LedgerCore
 public import LedgerStore
 public import Logging
 
-/// What shop code asks for in `order.create`.
-public struct CreateOrderRequest: Sendable, Hashable {
-    /// The merchant's order id; a 20-character id is generated when nil.
-    public var orderId: String?
-    public var amount: String
-    public var bankCode: String
-    public var productName: String
-    public var attach: String?
-    public var productNum: String?
-    public var productDesc: String?
-    public var productURL: String?
-
-    public init(
-        orderId: String? = nil,
-        amount: String,
-        bankCode: String,
-        productName: String,
-        attach: String? = nil,
-        productNum: String? = nil,
-        productDesc: String? = nil,
-        productURL: String? = nil
-    ) {
-        self.orderId = orderId
-        self.amount = amount
-        self.bankCode = bankCode
-        self.productName = productName
-        self.attach = attach
-        self.productNum = productNum
-        self.productDesc = productDesc
-        self.productURL = productURL
-    }
-}
+/// What shop code asks for in `order.create`: the protocol's params, so the request is one type from the socket to
+/// the ledger.
+public typealias CreateOrderRequest = OrderCreate.Params
 
 /// A created order: what the shop needs to send the buyer to the gateway.
 public struct CreatedOrder: Sendable, Hashable {
@@ -216,7 +188,7 @@ public actor Ledger {
             attach: request.attach,
             productNum: request.productNum,
             productDesc: request.productDesc,
-            productURL: request.productURL
+            productURL: request.productUrl
         )
         if let existing = try await self.orderCreated(orderId) {
             return try self.sameOrConflict(existing, orderRequest)
@@ -266,11 +238,20 @@ public actor Ledger {
 
     private func sameOrConflict(_ existing: OrderCreated, _ request: OrderRequest) throws -> CreatedOrder {
         let pay = existing.request
+        // Byte for byte: String's == would take a canonically equivalent spelling of a field for the same order,
+        // though the gateway signs bytes.
+        func same(_ stored: String?, _ asked: String?) -> Bool {
+            switch (stored, asked) {
+            case (nil, nil): return true
+            case (let stored?, let asked?): return stored.utf8.elementsEqual(asked.utf8)
+            case (nil, _?), (_?, nil): return false
+            }
+        }
         let same =
-            pay.amount.text == request.amount && pay.bankCode == request.bankCode
-            && pay.productName == request.productName && pay.attach == request.attach
-            && pay.productNum == request.productNum && pay.productDesc == request.productDesc
-            && pay.productURL == request.productURL
+            same(pay.amount.text, request.amount) && same(pay.bankCode, request.bankCode)
+            && same(pay.productName, request.productName) && same(pay.attach, request.attach)
+            && same(pay.productNum, request.productNum) && same(pay.productDesc, request.productDesc)
+            && same(pay.productURL, request.productURL)
         guard same else {
             throw LedgerError(
                 .orderConflict,
