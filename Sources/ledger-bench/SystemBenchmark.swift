@@ -12,7 +12,7 @@ import LedgerTesting
 /// What `ledger-bench system` runs and how big.
 struct SystemBenchConfig: Sendable {
     enum Part: String, CaseIterable, Sendable {
-        case callbacks, control, rebuild, memory
+        case callbacks, forward, control, rebuild, memory
     }
 
     /// Orders in the ledger: the control socket, rebuild and memory figures are taken at this size.
@@ -41,8 +41,12 @@ struct SystemBenchConfig: Sendable {
         controlSeconds: 1
     )
 
-    /// One callback run per connection count, one with group commit off, one against the bare server.
-    var callbackRuns: Int { self.connections.count + 1 }
+    /// One callback run per connection count, one with group commit off, and one with forwarding on when that part
+    /// runs. The bare server's run repeats the first run's notifications: it stores nothing.
+    var callbackRuns: Int {
+        guard self.parts.contains(.callbacks) else { return 0 }
+        return self.connections.count + 1 + (self.parts.contains(.forward) ? 1 : 0)
+    }
 }
 
 /// The figures of one HTTP load run, as the load script reports them.
@@ -78,6 +82,10 @@ struct SystemBenchmark {
     struct Results {
         var callbacks: [Int: LoadResult] = [:]
         var callbacksOneFsync: LoadResult?
+        /// The widest run again on a daemon that forwards every outcome to a fast receiver.
+        var callbacksForwarding: LoadResult?
+        /// Orders that run paid: each one an `order.paid` the forwarder delivered before the run counted as done.
+        var forwardedDuringRun: Int?
         var bareOK: LoadResult?
         var control: [Int: (perSecond: Double, latency: Percentiles, calls: Int)] = [:]
         var rebuild: (seconds: Double, events: UInt64, orders: UInt64)?
@@ -96,7 +104,7 @@ struct SystemBenchmark {
         let workload = try Workload(prefix: "S", start: now)
 
         // Orders [0, reserved) stay unpaid for the callback runs; the rest are seeded paid.
-        let runs = self.config.parts.contains(.callbacks) ? self.config.callbackRuns : 0
+        let runs = self.config.callbackRuns
         let reserved = runs * self.config.callbackOrders
         let total = max(self.config.orders, reserved)
         try await self.seed(workload, orders: total, unpaid: reserved, into: dataDir)
@@ -160,8 +168,19 @@ struct SystemBenchmark {
                     label: "ledgerd with store.batchCountMax=1, \(connections) connections"
                 )
             }
-            // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage.
+            // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage. It is also
+            // the forwarding run's receiver: a shop endpoint that answers at once.
             try whileRunning(BareServerProcess.start(self.benchExecutable)) { bare in
+                if self.config.parts.contains(.forward) {
+                    try self.forwardingRun(
+                        directory.path + "/ledgerd-forward",
+                        dataDir: dataDir,
+                        receiverPort: bare.port,
+                        connections: connections,
+                        bodies: bodyFiles[self.config.connections.count + 1],
+                        into: &results
+                    )
+                }
                 let bareBefore = bare.cpuSeconds()
                 results.bareOK = try self.load(
                     port: bare.port,
@@ -363,6 +382,71 @@ struct SystemBenchmark {
         return result
     }
 
+    /// The widest callback run on a daemon that forwards every outcome to `receiverPort` (the bare server, a
+    /// receiver that answers at once). The forwarder first delivers the outcomes of the runs before it (it forwards
+    /// the whole history when enabled), so the run starts with an empty outbox; after it the forwarder must deliver
+    /// every new outcome, or the run fails.
+    private func forwardingRun(
+        _ directory: String,
+        dataDir: String,
+        receiverPort: Int,
+        connections: Int,
+        bodies: String,
+        into results: inout Results
+    ) throws {
+        let secretFile = directory + ".secret"
+        try Array("bench-forward-secret-2026\n".utf8).withUnsafeBufferPointer { bytes in
+            try Data(buffer: bytes).write(to: URL(fileURLWithPath: secretFile))
+        }
+        chmod(secretFile, 0o600)
+        let forward: JSONObject = [
+            "url": .array([.string("http://127.0.0.1:\(receiverPort)/notify")]),
+            "secretFile": .array([.string(secretFile)]),
+        ]
+        try whileRunning(
+            self.startDaemon(directory, dataDir: dataDir, batchCountMax: nil, extra: ["forward": .object(forward)])
+        ) { daemon in
+            try Self.waitUntilSettled(daemon)
+            try Self.waitUntilForwarded(daemon, label: "the earlier runs' outcomes")
+            let paidBefore = try Self.settledPaidOrders(daemon)
+            results.callbacksForwarding = try self.callbackRun(
+                daemon,
+                connections: connections,
+                bodies: bodies,
+                label: "ledgerd forwarding to a fast receiver, \(connections) connections"
+            )
+            try Self.waitUntilForwarded(daemon, label: "the run's outcomes")
+            results.forwardedDuringRun = try Self.settledPaidOrders(daemon) - paidBefore
+        }
+    }
+
+    /// Waits until the forwarder has read the whole log and holds nothing pending or dead, and returns its position
+    /// (the log's head then): every outcome logged so far was delivered. A delivery that died fails the run: the
+    /// receiver answers every request.
+    @discardableResult
+    private static func waitUntilForwarded(_ daemon: LedgerdProcess, label: String) throws -> UInt64 {
+        let client = try ControlClient(path: daemon.socketPath)
+        let deadline = Date().addingTimeInterval(600)
+        while true {
+            let status = try client.call(ForwardStatus.self, ForwardStatus.Params(limit: 1))
+            guard status.dead == 0 else {
+                throw BenchError(
+                    "Forwarding \(label): \(status.dead) deliveries died against a receiver that answers 200."
+                )
+            }
+            if status.active, status.pending == 0, status.position == status.head {
+                Progress.say("the forwarder delivered \(label) (position \(status.position))")
+                return status.position
+            }
+            guard Date() < deadline else {
+                throw BenchError(
+                    "Forwarding \(label): \(status.pending) deliveries pending, position \(status.position) of \(status.head), after 10 minutes."
+                )
+            }
+            usleep(200_000)
+        }
+    }
+
     /// `clients` threads, each a control-socket connection calling `order.history` for random orders.
     private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> (
         perSecond: Double, latency: Percentiles, calls: Int
@@ -469,10 +553,13 @@ func childrenCPUSeconds() -> Double {
 extension SystemBenchmark {
     /// The benchmark's daemon: the kit's harness on the seeded data, with the bounds the load generator needs
     /// (its connections all come from one address).
-    func startDaemon(_ directory: String, dataDir: String, batchCountMax: Int?) throws -> LedgerdProcess {
+    func startDaemon(_ directory: String, dataDir: String, batchCountMax: Int?, extra more: JSONObject = [:]) throws
+        -> LedgerdProcess
+    {
         var extra: JSONObject = [
             "limits": ["http": ["connectionsMax": 4096, "connectionsPerAddressMax": 4096]]
         ]
+        for (key, value) in more { extra[key] = value }
         if let batchCountMax { extra["store"] = ["batchCountMax": .number(String(batchCountMax))] }
         let daemon = try LedgerdProcess(executable: self.ledgerd, directory: directory, extra: extra)
         daemon.dataDir = dataDir
