@@ -230,7 +230,7 @@ extension RawRepresentable where Self: CaseIterable, RawValue == String {
     /// The case whose raw value is `text` byte for byte. `init(rawValue:)` compares with String's `==`, which takes a
     /// canonically equivalent spelling (U+212A KELVIN SIGN for "K") from outside as the name.
     public init?(exactly text: String) {
-        guard let match = Self.allCases.first(where: { $0.rawValue.utf8.elementsEqual(text.utf8) }) else {
+        guard let match = Self.allCases.first(where: { $0.rawValue.hasSameBytes(as: text) }) else {
             return nil
         }
         self = match

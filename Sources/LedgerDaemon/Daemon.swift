@@ -265,10 +265,9 @@ public struct LedgerDaemon: Sendable {
         let poller = self.poller
         let forwarder = self.forwarder
         let forwarding = forwarder.enabled
-        await self.ledger.observeOrders { state in
-            await poller.track(state)
-            if forwarding { await forwarder.wake() }
-        }
+        // Appends hand their order states to the inbox and answer at once; the pump takes them to the poller.
+        let inbox = OrderStateInbox()
+        self.ledger.observeOrders { states in inbox.add(states) }
         var followers: [any Service] = []
         if let follower = self.ledger.follower {
             // Started before anything can append, so the feed follows on from the head without a gap.
@@ -281,6 +280,9 @@ public struct LedgerDaemon: Sendable {
                 when: { await poller.isLeading }
             )
             followers.append(follower)
+        } else {
+            // The same for this daemon's own commits, which it alone appends.
+            try await self.ledger.start()
         }
         let control = ControlServer(
             path: self.configuration.socketPath,
@@ -310,6 +312,7 @@ public struct LedgerDaemon: Sendable {
         // have drained, and before the store closes.
         let services: [any Service] =
             [StoreService(store: self.store)] + followers
+            + [OrderStatePump(inbox: inbox, poller: poller, forwarder: forwarding ? forwarder : nil)]
             + [self.poller, self.forwarder, control] + extraServices + listeners + stopping
         let group = ServiceGroup(
             configuration: .init(

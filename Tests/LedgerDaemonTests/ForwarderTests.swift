@@ -102,7 +102,10 @@ final class ForwardRig: Sendable {
             metrics: self.metrics,
             logger: testLogger
         )
-        await self.ledger.observeOrders { _ in await forwarder.wake() }
+        let inbox = OrderStateInbox()
+        self.ledger.observeOrders { states in inbox.add(states) }
+        let pump = Task { try await OrderStatePump(inbox: inbox, poller: nil, forwarder: forwarder).run() }
+        defer { pump.cancel() }
         let task = Task { try await forwarder.run() }
         // Whatever the body does, the forwarder stops and the receiver and the client shut down: a client left to
         // its deinit stops the whole test process.

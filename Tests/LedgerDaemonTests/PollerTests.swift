@@ -234,9 +234,15 @@ struct QueryPollerTests {
 
     func run(_ harness: Harness, _ body: @Sendable (Harness) async throws -> Void) async throws {
         let poller = harness.poller
-        await harness.ledger.observeOrders { state in await poller.track(state) }
+        // As the daemon wires it: appends add their states to the inbox, a pump brings them to the poller.
+        let inbox = OrderStateInbox()
+        harness.ledger.observeOrders { states in inbox.add(states) }
+        let pump = Task { try await OrderStatePump(inbox: inbox, poller: poller, forwarder: nil).run() }
         let task = Task { try await poller.run() }
-        defer { task.cancel() }
+        defer {
+            task.cancel()
+            pump.cancel()
+        }
         try await body(harness)
     }
 

@@ -31,7 +31,7 @@ public struct FormFields: Sendable, Hashable, Sequence {
     /// The value of the field named exactly `name`, byte for byte. `String`'s `==` would also match a canonically
     /// equivalent name (U+212A KELVIN SIGN equals `K`), which is not the name the sender wrote.
     public subscript(name: String) -> String? {
-        self.fields.first(where: { $0.name.utf8.elementsEqual(name.utf8) })?.value
+        self.fields.first(where: { $0.name.hasSameBytes(as: name) })?.value
     }
 
     public var count: Int { self.fields.count }
@@ -120,7 +120,7 @@ public enum FormCoding {
                     ? try Self.decodeComponent(bytes, equals + 1, end, fieldIndex: index, limits: limits) : ""
                 if name.isEmpty { throw .emptyName(fieldIndex: index) }
                 // Names are compared as bytes, as the subscript finds them; at most `fieldsMax` of them.
-                if fields.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) {
+                if fields.contains(where: { $0.name.hasSameBytes(as: name) }) {
                     throw .repeatedField(name: name)
                 }
                 fields.append(FormField(name, value))

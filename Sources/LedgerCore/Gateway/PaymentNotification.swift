@@ -48,8 +48,8 @@ public enum NotificationFields {
         let others = GatewayMessageKind.allCases.filter { $0 != .notify }.flatMap { kind in
             kind.documentedSignedFields + [kind.signatureField] + (kind.attachField.map { [$0] } ?? [])
         }
-        return others.contains { $0.utf8.elementsEqual(name.utf8) }
-            && !Self.documented.contains { $0.utf8.elementsEqual(name.utf8) }
+        return others.contains { $0.hasSameBytes(as: name) }
+            && !Self.documented.contains { $0.hasSameBytes(as: name) }
     }
 
     /// Why `name` cannot be configured as an extra notification field, or nil when it can: 1 to 32 ASCII letters,
@@ -63,7 +63,7 @@ public enum NotificationFields {
                     || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
             }
         if !wellFormed { return "'\(name)' is not 1 to 32 ASCII letters, digits and '_'" }
-        if Self.documented.contains(where: { $0.utf8.elementsEqual(bytes) }) {
+        if Self.documented.contains(where: { $0.hasSameBytes(as: name) }) {
             return "'\(name)' is a documented notification field already"
         }
         if Self.isForeign(name) { return "'\(name)' belongs to another gateway message" }
@@ -111,19 +111,18 @@ public struct PaymentNotification: Sendable, Hashable {
         extraFields: [String] = []
     ) throws(NotificationRejection) {
         let kind = GatewayMessageKind.notify
-        for name in kind.documentedSignedFields + [kind.signatureField] where fields[name] == nil {
-            throw .missingField(name)
-        }
+        for name in kind.documentedSignedFields where fields[name] == nil { throw .missingField(name) }
+        if fields[kind.signatureField] == nil { throw .missingField(kind.signatureField) }
         for name in kind.documentedSignedFields where dialect.emptyValueRule.isEmpty(fields[name] ?? "") {
             throw .emptyField(name)
         }
         guard let orderId = fields["orderid"], GatewayValidation.isOrderId(orderId) else { throw .orderIdInvalid }
         let allReceived = dialect.notificationFieldSet == .allReceived
         for field in fields {
-            let documented = NotificationFields.documented.contains { $0.utf8.elementsEqual(field.name.utf8) }
+            let documented = NotificationFields.documented.contains { $0.hasSameBytes(as: field.name) }
             if allReceived && !documented {
                 if NotificationFields.isForeign(field.name) { throw .foreignField(field.name) }
-                if !extraFields.contains(where: { $0.utf8.elementsEqual(field.name.utf8) }) {
+                if !extraFields.contains(where: { $0.hasSameBytes(as: field.name) }) {
                     throw .unexpectedField(field.name)
                 }
             }

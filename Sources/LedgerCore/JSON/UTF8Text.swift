@@ -1,4 +1,20 @@
 extension String {
+    /// Whether the two texts are the same bytes: how text from outside is compared. String's `==` compares
+    /// canonical equivalence, so it would take `cafe` + U+0301 for `café` and U+212A KELVIN SIGN for `K`; and
+    /// iterating `String.UTF8View` generically is many times slower than comparing the two contiguous buffers, which
+    /// native strings have.
+    @inlinable
+    public func hasSameBytes(as other: String) -> Bool {
+        guard self.utf8.count == other.utf8.count else { return false }
+        let compared = self.utf8.withContiguousStorageIfAvailable { mine in
+            other.utf8.withContiguousStorageIfAvailable { theirs in
+                mine.elementsEqual(theirs)
+            }
+        }
+        guard let same = compared ?? nil else { return self.utf8.elementsEqual(other.utf8) }
+        return same
+    }
+
     /// The text of `bytes` when they are valid UTF-8, else nil.
     ///
     /// The standard library's `String(validating:as:)` is generic over the encoding and is not specialized across

@@ -80,7 +80,7 @@ public struct ReviewFlags: OptionSet, Sendable, Hashable {
 
     public init?(name: String) {
         // Byte for byte: String's == would take a canonically equivalent spelling from outside for a name.
-        guard let flag = Self.names.first(where: { $0.1.utf8.elementsEqual(name.utf8) })?.0 else { return nil }
+        guard let flag = Self.names.first(where: { $0.1.hasSameBytes(as: name) })?.0 else { return nil }
         self = flag
     }
 }

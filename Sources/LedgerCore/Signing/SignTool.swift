@@ -48,7 +48,7 @@ public enum SignTool {
             guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { throw .noEquals(argument) }
             let name = String(decoding: bytes[..<equals], as: UTF8.self)
             guard !name.isEmpty else { throw .emptyName(argument) }
-            guard !fields.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) else { throw .repeated(name) }
+            guard !fields.contains(where: { $0.name.hasSameBytes(as: name) }) else { throw .repeated(name) }
             fields.append(FormField(name, String(decoding: bytes[bytes.index(after: equals)...], as: UTF8.self)))
         }
         return fields

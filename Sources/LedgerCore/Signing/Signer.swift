@@ -98,21 +98,23 @@ public enum Signer {
         kind: GatewayMessageKind,
         recipe: SigningRecipe
     ) -> CanonicalString {
-        let signatureField = kind.signatureField
-        let attachField = kind.attachField
-        let documented = Set(kind.documentedSignedFields)
+        let documented = kind.documentedSignedFields
+        // Names from outside are compared as bytes; a handful of them, so a scan beats hashing.
+        func isDocumented(_ name: String) -> Bool { documented.contains { $0.hasSameBytes(as: name) } }
+        func isSignature(_ name: String) -> Bool { kind.signatureField.hasSameBytes(as: name) }
+        func isAttach(_ name: String) -> Bool { kind.attachField?.hasSameBytes(as: name) ?? false }
         var pairs: [FormField] = []
         for field in fields {
             let included: Bool
             switch recipe.selection {
             case .documented:
-                included = documented.contains(field.name)
+                included = isDocumented(field.name)
             case .documentedWithAttach:
-                included = documented.contains(field.name) || field.name == attachField
+                included = isDocumented(field.name) || isAttach(field.name)
             case .allReceived:
-                included = field.name != signatureField && field.name != attachField
+                included = !isSignature(field.name) && !isAttach(field.name)
             case .allReceivedWithAttach:
-                included = field.name != signatureField
+                included = !isSignature(field.name)
             }
             if included && !recipe.emptyValueRule.isEmpty(field.value) { pairs.append(field) }
         }
@@ -147,7 +149,9 @@ public enum Signer {
         key: MerchantKey,
         dialect: SigningDialect = .document
     ) -> SignatureVerdict {
-        guard let received = fields.first(where: { $0.name == kind.signatureField })?.value, !received.isEmpty else {
+        guard let received = fields.first(where: { $0.name.hasSameBytes(as: kind.signatureField) })?.value,
+            !received.isEmpty
+        else {
             return .missing
         }
         guard let normalized = Self.normalizedSignature(received, acceptLowercase: dialect.acceptLowercaseHex) else {

@@ -157,29 +157,39 @@ enum NotifyReply: String, CaseIterable {
         )
     }
 
-    /// The one mapping from what became of a notification to the gateway's answer: `OK` exactly when
-    /// `NotificationReceipt.acknowledges`, otherwise the reply that says why.
-    static func answer(_ receipt: NotificationReceipt) -> Response {
+    /// The one mapping from what became of a notification to the gateway's answer: nil, answered `OK`, exactly for
+    /// a validly signed notification for our member id that is now recorded (duplicates and mismatches included:
+    /// the projection flags those); otherwise the reply that says why, so the gateway retries and the audit shows it.
+    /// `NotificationReceipt.acknowledges` is this being nil.
+    static func refusal(for receipt: NotificationReceipt) -> NotifyReply? {
         switch receipt {
-        case .rejected(.form(.bodyTooLarge)): return Self.tooLarge.response
-        case .rejected: return Self.malformed.response
-        case .quarantined(.badSignature, _): return Self.badSignature.response
-        case .quarantined(.foreignMember, _): return Self.foreignMember.response
+        case .rejected(.form(.bodyTooLarge)): return .tooLarge
+        case .rejected: return .malformed
+        case .quarantined(.badSignature, _): return .badSignature
+        case .quarantined(.foreignMember, _): return .foreignMember
         case .recorded(let classification, _):
             switch classification {
-            case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return Self.acknowledgement
+            case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return nil
             // Events in logs written before the quarantine existed classify so; a new one never does.
-            case .badSignature: return Self.badSignature.response
-            case .memberMismatch: return Self.foreignMember.response
-            case .unknownOrder: return Self.unknownOrder.response
+            case .badSignature: return .badSignature
+            case .memberMismatch: return .foreignMember
+            case .unknownOrder: return .unknownOrder
             }
         }
     }
 
-    /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”).
-    static var acknowledgement: Response {
-        Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "OK")))
+    /// The gateway's answer to a notification: `OK` or the refusal.
+    static func answer(_ receipt: NotificationReceipt) -> Response {
+        Self.refusal(for: receipt)?.response ?? Self.acknowledgement
     }
+
+    /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”). Built once: every recorded callback
+    /// is answered with it.
+    static let acknowledgement = Response(
+        status: .ok,
+        headers: [.contentType: "text/plain"],
+        body: .init(byteBuffer: ByteBuffer(string: "OK"))
+    )
 }
 
 /// Which of the daemon's endpoints a listener serves: the public ones (`/notify`, `/pay/…`, `/return`), the

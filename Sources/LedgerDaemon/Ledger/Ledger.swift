@@ -66,17 +66,9 @@ public enum NotificationReceipt: Sendable, Hashable {
 
     /// Whether the gateway is answered `OK`: every validly signed notification for our member id that is now
     /// recorded, duplicates and mismatches included (the projection flags those); never a bad signature, a
-    /// foreign member id or an unknown order, so the gateway retries and the audit shows them.
-    public var acknowledges: Bool {
-        switch self {
-        case .recorded(let classification, _):
-            switch classification {
-            case .accepted, .duplicate, .conflicting, .amountMismatch, .notSuccess: return true
-            case .badSignature, .memberMismatch, .unknownOrder: return false
-            }
-        case .rejected, .quarantined: return false
-        }
-    }
+    /// foreign member id or an unknown order, so the gateway retries and the audit shows them. The answer itself is
+    /// `NotifyReply.refusal(for:)`, the one mapping.
+    public var acknowledges: Bool { NotifyReply.refusal(for: self) == nil }
 }
 
 /// One event of an order's history with what the projection made of it and the state after it.
@@ -121,8 +113,9 @@ public actor Ledger {
     /// On a store several daemons share, publishes the feed in log order and reports orders the others changed;
     /// nil on an embedded store, where every event is this daemon's and is published as it commits.
     public nonisolated let follower: LogFollower?
-    /// Told of every order whose state an append changed: the poller schedules or forgets it.
-    private var orderObserver: (@Sendable (OrderState) async -> Void)?
+    /// Hands each commit to the feed and the order observer (the poller, the forwarder) in log order, without the
+    /// appender waiting for them.
+    public nonisolated let commits: CommitPublisher
 
     public init(
         store: any EventStore,
@@ -141,6 +134,7 @@ public actor Ledger {
         self.follower =
             store is any SharedEventStore
             ? LogFollower(store: store, feed: self.feed, interval: followInterval, logger: logger) : nil
+        self.commits = CommitPublisher(feed: self.feed, logger: logger)
         self.settings = settings
         self.key = key
         self.clock = clock
@@ -152,24 +146,27 @@ public actor Ledger {
         self.logger = logger
     }
 
-    /// Sets the observer told of every order state an append produced.
-    public func observeOrders(_ observer: @escaping @Sendable (OrderState) async -> Void) {
-        self.orderObserver = observer
+    /// Orders the feed from the log's head on; called once the store is open and before anything appends. On a
+    /// shared store the follower, started by the daemon, does this.
+    public func start() async throws {
+        if self.follower == nil { self.commits.start(after: try await self.store.head().sequence) }
     }
 
-    /// Publishes committed events to the feed, through the follower when other daemons append too.
-    private func publish(_ events: [Event]) async {
-        if let follower = self.follower {
-            await follower.publishLocal(events)
-        } else {
-            self.feed.publish(events)
+    /// Sets the observer told of the order states each append produced. It runs on the appending thread, under the
+    /// publisher's lock, so it only hands the states on (see `OrderStateInbox`).
+    public nonisolated func observeOrders(_ observer: @escaping CommitPublisher.Observer) {
+        self.commits.observe(observer)
+    }
+
+    /// Passes a commit on: to the feed in log order (through the follower on a shared store) and, when `observed`,
+    /// its order states to the observer. Every append that commits comes here, or the feed would wait for it.
+    private nonisolated func committed(_ appended: Appended, observed: Bool) async {
+        guard let follower = self.follower else {
+            self.commits.committed(appended, observed: observed)
+            return
         }
-    }
-
-    private func notifyObserver(_ appended: Appended) async {
-        await self.publish(appended.events)
-        guard let observer = self.orderObserver else { return }
-        for state in appended.orders.values { await observer(state) }
+        if observed { self.commits.tell(Array(appended.orders.values)) }
+        await follower.publishLocal(appended.events)
     }
 
     // MARK: Orders
@@ -210,7 +207,7 @@ public actor Ledger {
         self.metrics.recordAppend(events: 1, since: started)
         switch outcome {
         case .appended(let appended):
-            await self.notifyObserver(appended)
+            await self.committed(appended, observed: true)
             self.logger.info(
                 "order created",
                 metadata: ["order.id": "\(orderId)", "order.amount": "\(pay.amount.text)"]
@@ -243,7 +240,7 @@ public actor Ledger {
         func same(_ stored: String?, _ asked: String?) -> Bool {
             switch (stored, asked) {
             case (nil, nil): return true
-            case (let stored?, let asked?): return stored.utf8.elementsEqual(asked.utf8)
+            case (let stored?, let asked?): return stored.hasSameBytes(as: asked)
             case (nil, _?), (_?, nil): return false
             }
         }
@@ -283,7 +280,13 @@ public actor Ledger {
     /// Only what the gateway vouched for enters the log: a notification whose signature verifies under the merchant
     /// key and the dialect in force, for this daemon's member id (for an order the ledger does not hold, too: the
     /// gateway vouches for it). Anything else that parses goes to the quarantine, outside the chain.
-    public func recordNotification(body: [UInt8], remoteAddress: String) async throws -> NotificationReceipt {
+    ///
+    /// Nonisolated: parsing, the signature check and the payload touch none of the actor's state, so they run on the
+    /// caller's thread, callbacks on every core at once; only the append crosses to the store's writer, and the
+    /// answer does not wait for the poller or the feed to hear of it.
+    public nonisolated func recordNotification(body: [UInt8], remoteAddress: String) async throws
+        -> NotificationReceipt
+    {
         let notification: PaymentNotification
         do {
             notification = try PaymentNotification.parse(
@@ -331,13 +334,16 @@ public actor Ledger {
         let started = ContinuousClock.now
         let outcome = try await self.store.append(AppendRequest([event]))
         self.metrics.recordAppend(events: 1, since: started)
-        guard case .appended(let appended) = outcome, case .callback(let classification) = appended.effects.first,
+        guard case .appended(let appended) = outcome else {
+            throw LedgerError(.orderConflict, "The store refused a notification's append, which has no precondition.")
+        }
+        await self.committed(appended, observed: true)
+        guard case .callback(let classification) = appended.effects.first,
             let sequence = appended.events.first?.sequence
         else {
             throw LedgerError(.orderConflict, "The store did not record the notification as a callback.")
         }
         self.metrics.callbackRecorded(classification)
-        await self.notifyObserver(appended)
         self.logger.debug(
             "notification recorded",
             metadata: [
@@ -412,12 +418,14 @@ public actor Ledger {
         let started = ContinuousClock.now
         let outcome = try await self.store.append(AppendRequest([event]))
         self.metrics.recordAppend(events: 1, since: started)
-        guard case .appended(let appended) = outcome, case .query(let classification) = appended.effects.first,
-            let state = appended.orders[orderId]
-        else {
+        guard case .appended(let appended) = outcome else {
+            throw LedgerError(.orderConflict, "The store refused a query result's append, which has no precondition.")
+        }
+        // The poller that recorded it reschedules the order itself.
+        await self.committed(appended, observed: false)
+        guard case .query(let classification) = appended.effects.first, let state = appended.orders[orderId] else {
             throw LedgerError(.orderConflict, "The store did not record the query result.")
         }
-        await self.publish(appended.events)
         return (classification, state)
     }
 

@@ -53,7 +53,13 @@ public final class LedgerMetrics: Sendable {
     let process: ProcessMetrics
     /// `ledger_http_requests_total` by route and status, made on first use. Both labels come from a bounded set:
     /// the route is the router's pattern (`/pay/{orderId}`, or `unmatched`), the status one the daemon answered.
-    private let requests = Mutex<[String: Counter]>([:])
+    private let requests = Mutex<[RequestKey: Counter]>([:])
+
+    /// A counter's labels as they come, so finding it builds no string.
+    private struct RequestKey: Hashable {
+        var route: String
+        var status: Int
+    }
 
     static let requestsHelp = "HTTP requests answered, by route pattern and status."
     /// Made on first use, so a store without a map (PostgreSQL) has no map families rather than zeros.
@@ -241,7 +247,7 @@ public final class LedgerMetrics: Sendable {
 
     /// One answered request: `route` is the router's pattern, never the request's path.
     func httpRequest(route: String, status: Int) {
-        let key = route + " " + String(status)
+        let key = RequestKey(route: route, status: status)
         let counter = self.requests.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = self.registry.makeCounter(

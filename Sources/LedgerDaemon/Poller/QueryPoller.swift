@@ -91,6 +91,11 @@ public actor QueryPoller: Service {
         self.wake = nil
     }
 
+    /// Schedules or forgets each order, in the order given: the states appends produced, as the pump brings them.
+    public func track(_ states: [OrderState]) {
+        for state in states { self.track(state) }
+    }
+
     /// Queries one order now, outside the schedule (`order.queryNow`), and records the attempt.
     public func queryNow(_ orderId: String) async throws -> (QueryResult, QueryClassification, OrderState) {
         guard self.schedule.settings.enabled else {

@@ -1,0 +1,91 @@
+public import LedgerCore
+public import ServiceLifecycle
+import Synchronization
+
+/// The order states appends produced, on their way from the appending threads to the poller and the forwarder.
+///
+/// Appenders add without waiting (a lock and an array append); one consumer takes everything that came since it
+/// last looked, in the order it was added, so under load one hop to the poller carries many states. There is no
+/// bound to refuse at: what comes in is bounded by the store's writer (its queue is `store.queueDepthMax`), and the
+/// consumer's work per state is a dictionary update.
+public final class OrderStateInbox: Sendable {
+    private struct State {
+        var states: [OrderState] = []
+        var waiter: CheckedContinuation<[OrderState]?, Never>?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Adds states; ignored once the inbox is finished.
+    public func add(_ states: [OrderState]) {
+        let waiter: CheckedContinuation<[OrderState]?, Never>? = self.state.withLock { state in
+            guard !state.finished else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.states.append(contentsOf: states)
+            return nil
+        }
+        waiter?.resume(returning: states)
+    }
+
+    /// Everything added since the last call, waiting until something is; nil once finished and empty.
+    public func take() async -> [OrderState]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[OrderState]?, Never>) in
+            let ready: [OrderState]?? = self.state.withLock { state in
+                if !state.states.isEmpty {
+                    defer { state.states = [] }
+                    return .some(state.states)
+                }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    /// Ends the inbox: a waiting `take` returns nil, and later adds are dropped.
+    public func finish() {
+        let waiter = self.state.withLock { state in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+}
+
+/// Carries the order states appends produced from the inbox to the poller (which schedules or forgets each order)
+/// and wakes the forwarder, off the path of the requests that appended them.
+public struct OrderStatePump: Service {
+    let inbox: OrderStateInbox
+    let poller: QueryPoller?
+    let forwarder: Forwarder?
+
+    public init(inbox: OrderStateInbox, poller: QueryPoller?, forwarder: Forwarder?) {
+        self.inbox = inbox
+        self.poller = poller
+        self.forwarder = forwarder
+    }
+
+    public func run() async throws {
+        let inbox = self.inbox
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                while let states = await inbox.take() {
+                    await self.poller?.track(states)
+                    await self.forwarder?.wake()
+                }
+            } onCancel: {
+                inbox.finish()
+            }
+        } onGracefulShutdown: {
+            inbox.finish()
+        }
+    }
+}
