@@ -84,6 +84,10 @@ public struct LedgerDaemon: Sendable {
     /// Stops a running daemon gracefully.
     public let shutdownHandle = ShutdownHandle()
 
+    public static func experimentInstallEventLoopExecutor() -> Bool {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+
     /// Opens the configured store: LMDB in `dataDir`, or PostgreSQL (connecting, and creating or migrating its
     /// schema). Pass the result to `init`; `init` opens LMDB itself when given no store.
     public static func openStore(configuration: DaemonConfiguration, logger: Logger) async throws -> any EventStore {
