@@ -126,6 +126,7 @@ struct LimitsTests {
     /// The defaults keep every relation, and a configuration that sets no bound runs with exactly the defaults.
     @Test func defaultsKeepEveryRelation() async throws {
         #expect(Limits().contradictions.isEmpty, "\(Limits().contradictions)")
+        Self.expectRelationsHold(Limits(), "the defaults")
         let loaded = try await DaemonConfiguration.load(
             flags: [:],
             environment: GatewaySettings.testingEnvironment(),
@@ -213,7 +214,7 @@ struct LimitsTests {
                     environment: GatewaySettings.testingEnvironment(variables),
                     file: nil
                 )
-                #expect(loaded.limits.contradictions.isEmpty, "\(variables)")
+                Self.expectRelationsHold(loaded.limits, "\(variables)")
                 accepted += 1
             } catch let error as ConfigurationError {
                 #expect(!error.key.isEmpty)
@@ -221,6 +222,27 @@ struct LimitsTests {
             }
         }
         #expect(accepted > 0 && refused > 0, "accepted \(accepted), refused \(refused)")
+    }
+
+    /// The relations, stated again independently of `Limits.contradictions`, so that a relation the loader
+    /// stops checking is caught here.
+    static func expectRelationsHold(_ limits: Limits, _ comment: Comment) {
+        let form = limits.http.form
+        #expect(form.fieldBytesMax <= form.bodyBytesMax, comment)
+        #expect(form.bodyBytesMax <= StoreLimits.eventFieldBytesMax, comment)
+        #expect(form.fieldsMax <= StoreLimits.eventFieldsMax, comment)
+        #expect(limits.order.attachBytesMax <= form.fieldBytesMax, comment)
+        #expect(limits.http.connectionsPerAddressMax <= limits.http.connectionsMax, comment)
+        #expect(limits.poll.bodyBytesMax <= PollLimits.replyJSON.bytesMax, comment)
+        #expect(limits.store.mapSize <= limits.store.mapSizeMax, comment)
+        #expect(2 * limits.store.batchBytesMax <= limits.store.mapSizeMax, comment)
+        let admitted =
+            limits.http.connectionsMax + limits.control.connectionsMax * limits.control.requestsInFlightMax
+            + limits.poll.concurrency + 1
+        #expect(limits.store.queueDepthMax >= admitted, comment)
+        #expect(limits.control.subscriberQueueMax >= limits.store.batchCountMax, comment)
+        #expect(limits.control.eventsPageMax <= limits.store.readPageMax, comment)
+        #expect(limits.quarantine.bytesMax >= limits.quarantine.entryBytesMax, comment)
     }
 
     /// `ledgerd check-config` exits 78 on bounds that contradict each other, naming both keys on standard error.
