@@ -244,6 +244,10 @@ public struct ControlLimits: Sendable, Hashable {
         self.eventsPageMax = eventsPageMax
     }
 
+    /// Connections the kernel holds for the control socket before the daemon accepts them (`listen(2)`'s
+    /// backlog, not configurable): 256 covers a burst of scripts connecting at once; the connection bound applies
+    /// once they are accepted.
+    public static let listenBacklog = 256
     /// Elements of one array or members of one object in a request (not configurable). No method takes a list;
     /// 10,000 only stops a request line of a million tiny members from costing a million allocations.
     public static let jsonMembersMax = 10_000
