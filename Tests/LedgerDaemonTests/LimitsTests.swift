@@ -1,8 +1,11 @@
 import Foundation
 import GatewaySimulator
+import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 import LedgerTesting
+import Logging
 import Testing
 
 /// How the bounds of ledgerd relate (`Limits`): for the defaults, for the constants, and for every configuration
@@ -255,6 +258,47 @@ struct LimitsTests {
         )
         #expect(status == 78)
         #expect(err.contains("control.subscriberQueueMax") && err.contains("store.batchCountMax"), "\(err)")
+    }
+
+    /// What `poll.bodyBytesMax` must stay under: a reply body past the reply parser's bound is refused however
+    /// well formed, so a larger `poll.bodyBytesMax` would read and record replies that can never be understood.
+    @Test func replyPastTheParserBoundIsNeverUnderstood() throws {
+        func reply(bytes: Int) -> [UInt8] {
+            // 60 members of equal strings: within the parser's member and string bounds, whatever the size.
+            let value = String(repeating: "v", count: bytes / 60 - 12)
+            let members = (0..<60).map { "\"k\($0)\":\"\(value)\"" }
+            return Array(("{" + members.joined(separator: ",") + "}").utf8)
+        }
+        let within = reply(bytes: PollLimits.replyJSON.bytesMax - 1024)
+        #expect(within.count <= PollLimits.replyJSON.bytesMax)
+        #expect(throws: Never.self) { try JSONParser.parse(within, limits: PollLimits.replyJSON) }
+        let past = reply(bytes: PollLimits.replyJSON.bytesMax + 4096)
+        #expect(past.count > PollLimits.replyJSON.bytesMax && past.count <= 1 << 20)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(past, limits: PollLimits.replyJSON) }
+    }
+
+    /// What `control.eventsPageMax` must stay under: the store returns at most its read page, whatever a read asks
+    /// for, so a page bound above it would answer short.
+    @Test func storeReadsStopAtTheReadPage() async throws {
+        let directory = TemporaryDirectory()
+        let store = try LMDBEventStore(
+            path: directory.path + "/ledger",
+            options: .init(limits: StoreLimits(mapSize: 1 << 20, readPageMax: 3))
+        )
+        let ledger = Ledger(
+            store: store,
+            settings: GatewaySettings.testing(),
+            key: try MerchantKey("k-1"),
+            publicURL: "http://127.0.0.1:8080",
+            logger: Logger(label: "limits-test")
+        )
+        for index in 0..<5 {
+            _ = try await ledger.createOrder(
+                CreateOrderRequest(orderId: "P\(index)", amount: "1.00", bankCode: "940", productName: "p")
+            )
+        }
+        #expect(try await store.head().sequence == 5)
+        #expect(try await store.readEvents(from: 1, limit: 5).count == 3)
     }
 
     /// A notification echoing the largest attach an order may carry is accepted by the notification's bounds; one
