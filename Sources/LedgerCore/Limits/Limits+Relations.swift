@@ -170,6 +170,11 @@ extension Limits {
                 GatewayValidation.orderIdBytesMax <= StoreLimits.lmdbKeyBytesMax
             ),
             (
+                "the standard forward schedule (\(ForwardSchedule.standard.delaysMilliseconds.count) attempts) keeps "
+                    + "the schedule's bounds: otherwise the default could not be written as forward.schedule",
+                ForwardSchedule.standard.problem == nil
+            ),
+            (
                 "the query reply parser's depth (\(PollLimits.replyJSON.depthMax)) holds the status/msg/data "
                     + "envelope (2): enveloped replies would be refused",
                 PollLimits.replyJSON.depthMax >= 2

@@ -208,7 +208,8 @@ public struct ControlLimits: Sendable, Hashable {
     /// `control.writeBufferBytesMax`: output queued for one client that does not read, beyond the message being
     /// written (so one large answer never counts as not reading); past it the client is dropped, so a stuck
     /// client cannot grow the daemon's memory. Output over it also stops the daemon reading the client's requests
-    /// until the output drains below half of it. 8 MiB: a page of events and the answers to a full pipeline.
+    /// until the output drains below half of it. 8 MiB: many answers' worth, so only a client that has stopped
+    /// reading reaches it.
     public var writeBufferBytesMax: Int
     /// `control.idleTimeoutMs`: a connection with nothing in flight, no subscription and no input for this long
     /// is closed. 5 minutes: longer than an operator takes between two commands of a session.
@@ -291,7 +292,8 @@ public struct StoreLimits: Sendable, Hashable {
     /// "busy" error instead of queueing forever. 65,536: far above every request the other bounds admit at once.
     public var queueDepthMax: Int
     /// `store.rebuildChunkEvents`: events per rebuild chunk; each chunk holds the writer (and, on PostgreSQL, the
-    /// append lock) for one transaction. 32,768: a chunk commits in well under a second.
+    /// append lock) for one transaction. 32,768: few commits for a whole rebuild, while appends wait for one chunk
+    /// at most, never for the whole rebuild.
     public var rebuildChunkEvents: Int
     /// The most events, orders, deliveries or quarantine entries one store read returns (no key): a read asking for
     /// more gets this many. 10,000: every page the daemon and the control protocol ask for, with room.
@@ -347,10 +349,10 @@ public struct StoreLimits: Sendable, Hashable {
 /// The bounds of the quarantine (`quarantine.*`).
 public struct QuarantineLimits: Sendable, Hashable {
     /// `quarantine.entriesMax`: entries held at most; beyond it the oldest entry of the heaviest source is dropped.
-    /// 10,000: a day of forgeries at a steady rate, while the heaviest source pays for a flood.
+    /// 10,000: enough to study a campaign of forgeries, while the heaviest source pays for a flood.
     public var entriesMax: Int
     /// `quarantine.bytesMax`: accounted bytes held at most, counted by `QuarantineEntry.accountedBytes`. 32 MiB:
-    /// room for every entry at a typical size, bounded whatever the bodies are.
+    /// room for every entry when bodies are notification-sized, and bounded whatever the bodies are.
     public var bytesMax: Int
     /// `quarantine.bodyBytesMax`: bytes of a body kept; the rest is cut, and the entry says how long it was. 4096:
     /// a real notification (under 1 KiB) in full, so a forgery can be read, and half the largest body accepted.
@@ -382,7 +384,7 @@ public struct ForwardLimits: Sendable, Hashable {
     public var concurrency: Int
     /// `forward.outboxMax`: deliveries held at once, pending and dead. When it is reached the forwarder stops
     /// deriving new outcomes (they wait in the log, where nothing is lost) until deliveries finish or dead ones
-    /// are retried. 100,000: days of outcomes for a shop that is down.
+    /// are retried. 100,000: a long outage's outcomes for a busy shop, bounded in memory and in the store.
     public var outboxMax: Int
 
     public init(timeout: Duration = .seconds(10), concurrency: Int = 8, outboxMax: Int = 100_000) {
@@ -391,6 +393,12 @@ public struct ForwardLimits: Sendable, Hashable {
         self.outboxMax = outboxMax
     }
 
+    /// Attempts at most in `forward.schedule`, however it is configured (not configurable): the standard schedule
+    /// has 8; 32 leaves room for a shop that wants frequent early retries.
+    public static let scheduleAttemptsMax = 32
+    /// The longest single delay in `forward.schedule` (not configurable), a week: longer ones are surely a typing
+    /// mistake.
+    public static let scheduleDelayMillisecondsMax: Int64 = 7 * 86_400_000
     /// The longest receiver URL (not configurable): it is part of a stored key (`ForwardKey`: two length bytes,
     /// the URL, an eight-byte sequence and a type byte), and LMDB keys are at most 511 bytes.
     public static let urlBytesMax = 400
