@@ -2,7 +2,9 @@ import Foundation
 public import LedgerCore
 
 /// How a ``GatewaySimulator`` behaves: where it listens, which merchant it serves, how it signs and how it delivers
-/// notifications, and which faults it injects at random.
+/// notifications, and which faults it injects at random. Its bounds are `limits`, read through it as if they were
+/// its own (`configuration.requestBytesMax`).
+@dynamicMemberLookup
 public struct SimulatorConfiguration: Sendable {
     /// The address to bind. Loopback by default: the simulator is a test double, never a public service.
     public var host: String = "127.0.0.1"
@@ -14,23 +16,14 @@ public struct SimulatorConfiguration: Sendable {
     public var key: MerchantKey
     /// How the simulator verifies requests and signs replies and notifications.
     public var dialect: SigningDialect = .document
-    /// Sends of one notification at most: the first and the retries. Deployments retry 3 times
-    /// (gateway-protocol.md §3).
-    public var notifyAttemptsMax: Int = 4
-    /// Wait between two sends of a notification that was not acknowledged (deployments: about 10 s).
-    public var notifyRetryDelay: Duration = .seconds(10)
-    /// How long one notification POST may take before it counts as not acknowledged.
-    public var notifyTimeout: Duration = .seconds(5)
+    /// The notification's attempts, retry delay and timeout, and the bodies read at most.
+    public var limits = SimulatorLimits()
     /// Wrap query replies as `{"status":"success","msg":…,"data":{…}}`, as some deployments do.
     public var queryEnvelope: Bool = false
     /// Faults injected at random, on top of the ones asked for per order. Drawn from a generator seeded with `seed`.
     public var faultRates: FaultRates = .none
     /// Seeds the fault generator and the transaction numbers, so a run can be reproduced.
     public var seed: UInt64 = 1
-    /// Bytes of a request body the simulator reads at most.
-    public var requestBytesMax: Int = 16 * 1024
-    /// Bytes of a merchant's reply to a notification the simulator reads at most.
-    public var replyBytesMax: Int = 64 * 1024
     /// How long a query with the ``QueryFault/timeout`` fault stays unanswered (unless the simulator stops first).
     public var queryTimeoutHold: Duration = .seconds(30)
     /// The simulator's clock, read for `datetime` and `time_end`. Replace it to make those fields deterministic.
@@ -49,9 +42,9 @@ public struct SimulatorConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 0,
         dialect: SigningDialect = .document,
-        notifyAttemptsMax: Int = 4,
-        notifyRetryDelay: Duration = .seconds(10),
-        notifyTimeout: Duration = .seconds(5),
+        notifyAttemptsMax: Int = SimulatorLimits().notifyAttemptsMax,
+        notifyRetryDelay: Duration = SimulatorLimits().notifyRetryDelay,
+        notifyTimeout: Duration = SimulatorLimits().notifyTimeout,
         queryEnvelope: Bool = false,
         faultRates: FaultRates = .none,
         seed: UInt64 = 1
@@ -61,12 +54,17 @@ public struct SimulatorConfiguration: Sendable {
         self.host = host
         self.port = port
         self.dialect = dialect
-        self.notifyAttemptsMax = notifyAttemptsMax
-        self.notifyRetryDelay = notifyRetryDelay
-        self.notifyTimeout = notifyTimeout
+        self.limits.notifyAttemptsMax = notifyAttemptsMax
+        self.limits.notifyRetryDelay = notifyRetryDelay
+        self.limits.notifyTimeout = notifyTimeout
         self.queryEnvelope = queryEnvelope
         self.faultRates = faultRates
         self.seed = seed
+    }
+
+    public subscript<Value>(dynamicMember path: WritableKeyPath<SimulatorLimits, Value>) -> Value {
+        get { self.limits[keyPath: path] }
+        set { self.limits[keyPath: path] = newValue }
     }
 
     /// The wall clock.

@@ -68,8 +68,8 @@ public enum ForwardStatus: ControlMethod {
     public static let name = ControlMethodName.forwardStatus
 
     /// Failing and dead deliveries listed, each, when no limit is asked for, and the most.
-    public static let listDefault = 20
-    public static let listMax = 1000
+    public static let listDefault = ControlLimits.forwardStatusPageDefault
+    public static let listMax = ControlLimits.forwardStatusPageMax
 
     public struct Params: ControlMessage, Hashable {
         public var limit: Int?

@@ -67,18 +67,18 @@ extension ControlMethod {
     }
 }
 
-/// The bounds of the methods' pages, where client and daemon must agree.
+/// The bounds of the methods' pages, where client and daemon must agree: the daemon's limits table
+/// (`ControlLimits`) holds them and says why; these are the protocol's names for them.
 public enum ControlPages {
-    /// `order.history`'s page size when none is asked for, and the largest: pages keep one answer to a size a
-    /// client reads at once, however many callbacks an order has collected.
-    public static let historyDefault = 100
-    public static let historyMax = 1000
+    /// `order.history`'s page size when none is asked for, and the largest.
+    public static let historyDefault = ControlLimits.historyPageDefault
+    public static let historyMax = ControlLimits.historyPageMax
     /// `order.list` and `quarantine.read`.
-    public static let listDefault = 100
-    public static let listMax = 1000
+    public static let listDefault = ControlLimits.listPageDefault
+    public static let listMax = ControlLimits.listPageMax
     /// `projection.verify`'s differences.
-    public static let differencesDefault = 100
-    public static let differencesMax = 10_000
+    public static let differencesDefault = ControlLimits.differencesDefault
+    public static let differencesMax = ControlLimits.differencesMax
 }
 
 /// An RFC 3339 time given as a parameter (`2026-11-27T09:30:00Z`, fractions allowed).
@@ -596,9 +596,9 @@ public enum QuarantineRead: ControlMethod {
                 self.orderId = orderId
             }
             if let remote = try fields.string("remoteAddress") {
-                guard !remote.isEmpty, remote.utf8.count <= QuarantineEntry.textBytesMax else {
+                guard !remote.isEmpty, remote.utf8.count <= QuarantineLimits.textBytesMax else {
                     throw .invalidParams(
-                        "quarantine.read: remoteAddress must be 1 to \(QuarantineEntry.textBytesMax) bytes."
+                        "quarantine.read: remoteAddress must be 1 to \(QuarantineLimits.textBytesMax) bytes."
                     )
                 }
                 self.remoteAddress = remote

@@ -95,15 +95,12 @@ public struct LedgerDaemon: Sendable {
         case .lmdb:
             return try LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         case .postgres(let postgres):
-            var options = PostgresEventStore.Options()
-            options.schema = postgres.schema
-            options.connectionsMax = postgres.connectionsMax
-            options.connectTimeout = postgres.connectTimeout
-            options.batchCountMax = configuration.store.batchCountMax
-            options.batchBytesMax = configuration.store.batchBytesMax
-            options.queueDepthMax = configuration.store.queueDepthMax
-            options.rebuildChunkEvents = configuration.store.rebuildChunkEvents
-            options.quarantineLimits = configuration.store.quarantineLimits
+            let options = PostgresEventStore.Options(
+                schema: postgres.schema,
+                limits: configuration.store.limits,
+                postgres: postgres.limits,
+                quarantineLimits: configuration.store.quarantineLimits
+            )
             return try await PostgresEventStore.open(settings: postgres.connection, options: options, logger: logger)
         }
     }
@@ -132,13 +129,13 @@ public struct LedgerDaemon: Sendable {
         self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
         self.metrics = LedgerMetrics()
         self.health = HealthState()
-        self.refusalLog = RateLimitedLog(perMinute: configuration.limits.rejectLogPerMinute, logger: logger)
+        self.refusalLog = RateLimitedLog(perMinute: configuration.httpLimits.rejectLogPerMinute, logger: logger)
         self.ledger = Ledger(
             store: self.store,
             settings: configuration.gateway,
             key: configuration.key,
             publicURL: configuration.publicURL,
-            formLimits: configuration.limits.form,
+            formLimits: configuration.httpLimits.form,
             quarantineLimits: configuration.store.quarantineLimits,
             clock: clock,
             metrics: self.metrics,
@@ -213,7 +210,7 @@ public struct LedgerDaemon: Sendable {
     ) -> Application<RouterResponder<LedgerRequestContext>> {
         let router = buildLedgerRouter(
             ledger: self.ledger,
-            limits: self.configuration.limits,
+            limits: self.configuration.httpLimits,
             metrics: self.metrics,
             health: self.health,
             refusalLog: self.refusalLog,
@@ -221,7 +218,7 @@ public struct LedgerDaemon: Sendable {
             role: role,
             logger: self.logger
         )
-        let limits = self.configuration.limits
+        let limits = self.configuration.httpLimits
         let idle = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.idleTimeout))
         let requestTimeout = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.requestTimeout))
         // Both connection bounds in one budget: the accept loop asks it before accepting, and each connection's

@@ -6,7 +6,7 @@ import PostgresNIO
 
 extension PostgresEventStore {
     /// Events read per query while walking or replaying the log.
-    static let scanPageEvents = 4096
+    static let scanPageEvents = StoreLimits.postgresVerifyPageEvents
 
     /// Walks the whole log in one read-only snapshot: sequence continuity, each event's hash, the chain of
     /// previous-hashes, each row's order id and type against its event, and the recorded head.

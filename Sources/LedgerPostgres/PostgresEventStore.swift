@@ -15,47 +15,39 @@ import Synchronization
 /// that returned is on disk. Within one daemon, concurrent appends are grouped into one transaction
 /// (`CommitQueue`), as the LMDB store's group-commit writer does.
 public final class PostgresEventStore: EventStore, Sendable {
-    /// Limits and sizes of the store, each with a config key in the daemon (`store.*`).
+    /// The store's schema and bounds: the daemon's `Limits.store`, `Limits.postgres` and `Limits.quarantine`
+    /// (`store.*`, `quarantine.*`), whose members read as the options' own (`options.connectionsMax`).
+    @dynamicMemberLookup
     public struct Options: Sendable {
         /// The PostgreSQL schema holding the ledger's tables (`store.postgresSchema`); created when missing.
         public var schema: String
-        /// Connections this daemon opens at most (`store.postgresConnectionsMax`).
-        public var connectionsMax: Int
-        /// How long to wait for a new connection, and for the open as a whole (`store.postgresConnectTimeoutMs`).
-        public var connectTimeout: Duration
-        /// Appends per transaction (`store.batchCountMax`); 1 disables group commit.
-        public var batchCountMax: Int
-        /// Estimated bytes per transaction (`store.batchBytesMax`).
-        public var batchBytesMax: Int
-        /// Appends waiting at once (`store.queueDepthMax`).
-        public var queueDepthMax: Int
-        /// Events per rebuild chunk, each its own transaction (`store.rebuildChunkEvents`).
-        public var rebuildChunkEvents: Int
-        /// Maximum events per `readEvents` page.
-        public var readPageMax: Int
+        /// The batches, the queue, the rebuild chunks and the read page (the map's bounds are LMDB's alone).
+        public var limits: StoreLimits
+        /// The connections (`store.postgresConnectionsMax`, `store.postgresConnectTimeoutMs`).
+        public var postgres: PostgresLimits
         /// The quarantine's bounds (`quarantine.*`).
         public var quarantineLimits: QuarantineLimits
 
         public init(
             schema: String = "ledger",
-            connectionsMax: Int = 8,
-            connectTimeout: Duration = .seconds(10),
-            batchCountMax: Int = 1024,
-            batchBytesMax: Int = 8 << 20,
-            queueDepthMax: Int = 65_536,
-            rebuildChunkEvents: Int = 32_768,
-            readPageMax: Int = 10_000,
-            quarantineLimits: QuarantineLimits = .default
+            limits: StoreLimits = StoreLimits(),
+            postgres: PostgresLimits = PostgresLimits(),
+            quarantineLimits: QuarantineLimits = QuarantineLimits()
         ) {
             self.schema = schema
+            self.limits = limits
+            self.postgres = postgres
             self.quarantineLimits = quarantineLimits
-            self.connectionsMax = connectionsMax
-            self.connectTimeout = connectTimeout
-            self.batchCountMax = batchCountMax
-            self.batchBytesMax = batchBytesMax
-            self.queueDepthMax = queueDepthMax
-            self.rebuildChunkEvents = rebuildChunkEvents
-            self.readPageMax = readPageMax
+        }
+
+        public subscript<Value>(dynamicMember path: WritableKeyPath<StoreLimits, Value>) -> Value {
+            get { self.limits[keyPath: path] }
+            set { self.limits[keyPath: path] = newValue }
+        }
+
+        public subscript<Value>(dynamicMember path: WritableKeyPath<PostgresLimits, Value>) -> Value {
+            get { self.postgres[keyPath: path] }
+            set { self.postgres[keyPath: path] = newValue }
         }
     }
 
@@ -485,7 +477,7 @@ public final class PostgresEventStore: EventStore, Sendable {
             return
         }
         self.writer.withLock { writer in
-            if writer.batchSizes.count < 4096 { writer.batchSizes.append(batch.count) }
+            if writer.batchSizes.count < StoreLimits.batchSamplesMax { writer.batchSizes.append(batch.count) }
         }
         for (job, outcome) in zip(batch, outcomes) { job.continuation.resume(returning: outcome) }
     }

@@ -14,7 +14,7 @@ public actor InMemoryEventStore: EventStore {
     private var forwardPositionValue: UInt64 = 0
     private var outbox: [ForwardKey: ForwardDelivery] = [:]
 
-    public init(readPageMax: Int = 10_000, quarantineLimits: QuarantineLimits = .default) {
+    public init(readPageMax: Int = StoreLimits().readPageMax, quarantineLimits: QuarantineLimits = .default) {
         self.readPageMax = readPageMax
         self.quarantineBook = QuarantineBook(limits: quarantineLimits)
     }

@@ -39,13 +39,13 @@ struct GatewaySimCommand: AsyncParsableCommand {
     var envelope = false
 
     @Option(name: .long, help: "Milliseconds between two sends of an unacknowledged notification.")
-    var notifyRetryDelayMs: Int = 10_000
+    var notifyRetryDelayMs: Int = Int(SimulatorLimits().notifyRetryDelay / .milliseconds(1))
 
     @Option(name: .long, help: "Sends of one notification at most (the first and the retries).")
-    var notifyAttemptsMax: Int = 4
+    var notifyAttemptsMax: Int = SimulatorLimits().notifyAttemptsMax
 
     @Option(name: .long, help: "Milliseconds one notification POST may take.")
-    var notifyTimeoutMs: Int = 5_000
+    var notifyTimeoutMs: Int = Int(SimulatorLimits().notifyTimeout / .milliseconds(1))
 
     @Option(name: .long, help: "Seed of the fault generator and the transaction numbers.")
     var seed: UInt64 = 1

@@ -193,9 +193,11 @@ struct StoreBenchmark {
 
     func storeOptions(batchCountMax: Int = 1024) -> LMDBEventStore.Options {
         LMDBEventStore.Options(
-            mapSize: self.config.mapSize,
-            mapSizeMax: max(64 << 30, self.config.mapSize),
-            batchCountMax: batchCountMax
+            limits: StoreLimits(
+                mapSize: self.config.mapSize,
+                mapSizeMax: max(64 << 30, self.config.mapSize),
+                batchCountMax: batchCountMax
+            )
         )
     }
 

@@ -172,7 +172,7 @@ struct Child: AsyncParsableCommand {
     @Option var prefix = "c"
 
     mutating func run() async throws {
-        let store = try LMDBEventStore(path: self.dataDir, options: .init(mapSize: 1 << 20))
+        let store = try LMDBEventStore(path: self.dataDir, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
         let acknowledgements = try Acknowledgements(path: self.ackFile)
         let events = CrashEvents()
         let prefix = self.prefix

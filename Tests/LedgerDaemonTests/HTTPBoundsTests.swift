@@ -96,16 +96,16 @@ final class Flag: Sendable {
             "LEDGERD_LIMITS_HTTP_REQUEST_TIMEOUT_MS": "2500", "LEDGERD_POLL_QUERIES_PER_SECOND_MAX": "7",
         ])
         let configuration = try await DaemonConfiguration.load(flags: [:], environment: environment, file: nil)
-        #expect(configuration.limits.connectionsPerAddressMax == 8)
-        #expect(configuration.limits.requestTimeout == .milliseconds(2500))
+        #expect(configuration.limits.http.connectionsPerAddressMax == 8)
+        #expect(configuration.limits.http.requestTimeout == .milliseconds(2500))
         #expect(configuration.poll.queriesPerSecondMax == 7)
         let defaults = try await DaemonConfiguration.load(
             flags: [:],
             environment: GatewaySettings.testingEnvironment(),
             file: nil
         )
-        #expect(defaults.limits.connectionsPerAddressMax == 128)
-        #expect(defaults.limits.requestTimeout == .seconds(10))
+        #expect(defaults.limits.http.connectionsPerAddressMax == 128)
+        #expect(defaults.limits.http.requestTimeout == .seconds(10))
         #expect(defaults.poll.queriesPerSecondMax == 20)
         let refusals: [(variable: String, value: String, key: String)] = [
             ("LEDGERD_LIMITS_HTTP_CONNECTIONS_PER_ADDRESS_MAX", "16", "limits.http.connectionsPerAddressMax"),
@@ -120,10 +120,10 @@ final class Flag: Sendable {
     @Test func drippedBodiesMeetTheDeadline() async throws {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        configuration.limits.connectionsMax = 8
-        configuration.limits.connectionsPerAddressMax = 8
-        configuration.limits.idleTimeout = .seconds(2)
-        configuration.limits.requestTimeout = .seconds(1)
+        configuration.limits.http.connectionsMax = 8
+        configuration.limits.http.connectionsPerAddressMax = 8
+        configuration.limits.http.idleTimeout = .seconds(2)
+        configuration.limits.http.requestTimeout = .seconds(1)
         try await withRunningDaemon(configuration) { running in
             let port = Int(running.baseURL.split(separator: ":").last!)!
             let answered = Flag()
@@ -173,8 +173,8 @@ final class Flag: Sendable {
     @Test func trickledHeadMeetsTheDeadline() async throws {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        configuration.limits.idleTimeout = .seconds(5)
-        configuration.limits.requestTimeout = .seconds(1)
+        configuration.limits.http.idleTimeout = .seconds(5)
+        configuration.limits.http.requestTimeout = .seconds(1)
         try await withRunningDaemon(configuration) { running in
             let port = Int(running.baseURL.split(separator: ":").last!)!
             let result = try await blocking {
@@ -197,8 +197,8 @@ final class Flag: Sendable {
     @Test func connectionsPerAddressAreBounded() async throws {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        configuration.limits.connectionsMax = 4
-        configuration.limits.connectionsPerAddressMax = 2
+        configuration.limits.http.connectionsMax = 4
+        configuration.limits.http.connectionsPerAddressMax = 2
         try await withRunningDaemon(configuration) { running in
             let port = Int(running.baseURL.split(separator: ":").last!)!
             // The socket work runs on its own thread and reports what it saw; the expectations follow here.

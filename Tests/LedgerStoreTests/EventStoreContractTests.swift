@@ -23,13 +23,16 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return (
                 try LMDBEventStore(
                     path: directory.path + "/ledger",
-                    options: .init(mapSize: 1 << 20, rebuildChunkEvents: 7)
+                    options: .init(limits: StoreLimits(mapSize: 1 << 20, rebuildChunkEvents: 7))
                 ), directory
             )
         case .memory:
             return (InMemoryEventStore(), directory)
         case .postgres:
-            return (try await PostgresTestDatabase.freshStore(options: .init(rebuildChunkEvents: 7)), directory)
+            return (
+                try await PostgresTestDatabase.freshStore(options: .init(limits: StoreLimits(rebuildChunkEvents: 7))),
+                directory
+            )
         }
     }
 }

@@ -95,11 +95,11 @@ struct ForwardContractTests {
     @Test func survivesReopen() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/ledger"
-        let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+        let store = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
         _ = try await store.append(AppendRequest([self.fixture.created("F1")]))
         try await store.forwardWrite(ForwardWrite(position: 1, put: [self.delivery("http://a/", 1, attempts: 2)]))
         await store.close()
-        let reopened = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+        let reopened = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
         #expect(try await reopened.forwardPosition() == 1)
         #expect(try await reopened.forwardOutbox(after: nil, limit: 10) == [self.delivery("http://a/", 1, attempts: 2)])
         await reopened.close()

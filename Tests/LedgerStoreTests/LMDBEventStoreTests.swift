@@ -117,7 +117,7 @@ struct LMDBEventStoreTests {
         let directory = TemporaryDirectory()
         let store = try LMDBEventStore(
             path: directory.path + "/ledger",
-            options: .init(mapSize: 64 << 10, mapSizeMax: 256 << 20)
+            options: .init(limits: StoreLimits(mapSize: 64 << 10, mapSizeMax: 256 << 20))
         )
         for index in 0..<2000 { _ = try await store.append(AppendRequest([self.fixture.created("G\(index)")])) }
         #expect(try await store.head().sequence == 2000)
@@ -132,7 +132,7 @@ struct LMDBEventStoreTests {
         let directory = TemporaryDirectory()
         let store = try LMDBEventStore(
             path: directory.path + "/ledger",
-            options: .init(mapSize: 64 << 10, mapSizeMax: 512 << 10)
+            options: .init(limits: StoreLimits(mapSize: 64 << 10, mapSizeMax: 512 << 10))
         )
         var stored = 0
         var failure: (any Error)?
@@ -166,7 +166,10 @@ struct LMDBEventStoreTests {
     /// was lost.
     @Test func rebuildWhileAppending() async throws {
         let directory = TemporaryDirectory()
-        let store = try LMDBEventStore(path: directory.path + "/ledger", options: .init(rebuildChunkEvents: 50))
+        let store = try LMDBEventStore(
+            path: directory.path + "/ledger",
+            options: .init(limits: StoreLimits(rebuildChunkEvents: 50))
+        )
         for index in 0..<1000 { _ = try await store.append(AppendRequest([self.fixture.created("W\(index)")])) }
         let fixture = self.fixture
         async let appended: Int = {
@@ -246,7 +249,7 @@ struct LMDBEventStoreTests {
             let directory = TemporaryDirectory()
             let store = try LMDBEventStore(
                 path: directory.path + "/ledger",
-                options: .init(batchCountMax: batchCountMax)
+                options: .init(limits: StoreLimits(batchCountMax: batchCountMax))
             )
             let fixture = self.fixture
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -11,7 +11,7 @@ extension StoreKind {
         let directory = TemporaryDirectory()
         switch self {
         case .lmdb:
-            let options = LMDBEventStore.Options(mapSize: 1 << 20, quarantineLimits: limits)
+            let options = LMDBEventStore.Options(limits: StoreLimits(mapSize: 1 << 20), quarantineLimits: limits)
             return (try LMDBEventStore(path: directory.path + "/ledger", options: options), directory)
         case .memory:
             return (InMemoryEventStore(quarantineLimits: limits), directory)
@@ -172,12 +172,12 @@ struct LMDBQuarantineTests {
         let path = directory.path + "/ledger"
         let fixture = StoreFixture()
         do {
-            let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+            let store = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
             _ = try await store.append(AppendRequest([fixture.created("A1")]))
             _ = try await store.quarantine(Self.forgery(fixture))
             await store.close()
         }
-        let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+        let store = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
         #expect(try await store.quarantineStatus().entries == 1)
         #expect(try await store.quarantineCounts(orderId: "A1")["A1"]?.badSignature == 1)
         #expect(try await store.quarantined(QuarantineQuery()).entries.first?.body == Array("memberid=1".utf8))
@@ -194,7 +194,7 @@ extension LMDBQuarantineTests {
         let path = directory.path + "/ledger"
         let fixture = StoreFixture()
         do {
-            let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+            let store = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
             _ = try await store.append(AppendRequest([fixture.created("A1"), fixture.callback("A1", forged: true)]))
             await store.close()
         }
@@ -208,7 +208,7 @@ extension LMDBQuarantineTests {
             #expect(throws: LMDBError.self) { try environment.openDatabase(name: "quarantine", flags: []) }
             environment.close()
         }
-        let store = try LMDBEventStore(path: path, options: .init(mapSize: 1 << 20))
+        let store = try LMDBEventStore(path: path, options: .init(limits: StoreLimits(mapSize: 1 << 20)))
         #expect(try await store.quarantineStatus() == QuarantineStatus())
         #expect(try await store.verifyChain(progress: nil).isIntact)
         #expect(try await store.verifyProjection(differencesMax: 1, progress: nil).differenceCount == 0)

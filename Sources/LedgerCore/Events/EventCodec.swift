@@ -42,8 +42,8 @@ public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvert
 public enum EventCodec {
     /// The current format version, the first byte of every encoded event.
     public static let formatVersion: UInt8 = 1
-    /// The largest text or byte field the decoder accepts, so a corrupted length cannot ask for gigabytes.
-    public static let fieldBytesMax = 1 << 20
+    /// The largest text or byte field the decoder accepts (the limits table says why).
+    public static let fieldBytesMax = StoreLimits.eventFieldBytesMax
 
     /// Encodes an event, its hash included.
     public static func encode(_ event: Event) -> [UInt8] {
@@ -622,7 +622,9 @@ struct ByteReader {
     mutating func fields() throws(EventDecodingError) -> [FormField] {
         let start = self.offset
         let count = try self.length()
-        guard count <= 4096 else { throw EventDecodingError(reason: .invalidValue("field count"), offset: start) }
+        guard count <= StoreLimits.eventFieldsMax else {
+            throw EventDecodingError(reason: .invalidValue("field count"), offset: start)
+        }
         var fields: [FormField] = []
         fields.reserveCapacity(count)
         for _ in 0..<count { fields.append(FormField(try self.text(), try self.text())) }

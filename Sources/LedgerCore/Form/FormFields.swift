@@ -40,25 +40,6 @@ public struct FormFields: Sendable, Hashable, Sequence {
     public func makeIterator() -> IndexingIterator<[FormField]> { self.fields.makeIterator() }
 }
 
-/// Bounds on an untrusted form body. Every one has a name and a config key in the daemon (`limits.form.*`).
-public struct FormLimits: Sendable, Hashable {
-    /// Bytes of the whole body.
-    public var bodyBytesMax: Int
-    /// Number of fields.
-    public var fieldsMax: Int
-    /// Decoded bytes of one name or one value.
-    public var fieldBytesMax: Int
-
-    public init(bodyBytesMax: Int = 8 * 1024, fieldsMax: Int = 32, fieldBytesMax: Int = 2 * 1024) {
-        self.bodyBytesMax = bodyBytesMax
-        self.fieldsMax = fieldsMax
-        self.fieldBytesMax = fieldBytesMax
-    }
-
-    /// The gateway's notification has eight documented fields; 32 leaves room for deployment extras.
-    public static let `default` = FormLimits()
-}
-
 /// Why a form body was refused.
 public enum FormDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
     case bodyTooLarge(bytesMax: Int)

@@ -11,11 +11,6 @@ public struct ForwardSchedule: Sendable, Hashable {
         delaysMilliseconds: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]
     )
 
-    /// Attempts at most, however the schedule is configured.
-    public static let attemptsMax = 32
-    /// The longest single delay, a week: longer ones are surely a typing mistake.
-    public static let delayMillisecondsMax: Int64 = 7 * 86_400_000
-
     public init(delaysMilliseconds: [Int64]) {
         self.delaysMilliseconds = delaysMilliseconds
     }
@@ -23,9 +18,11 @@ public struct ForwardSchedule: Sendable, Hashable {
     /// Why a configured schedule is refused, or nil when it is usable.
     public var problem: String? {
         if self.delaysMilliseconds.isEmpty { return "the schedule needs at least one attempt" }
-        if self.delaysMilliseconds.count > Self.attemptsMax { return "at most \(Self.attemptsMax) attempts" }
-        if self.delaysMilliseconds.contains(where: { $0 < 0 || $0 > Self.delayMillisecondsMax }) {
-            return "each delay must be 0 to \(Self.delayMillisecondsMax) milliseconds"
+        if self.delaysMilliseconds.count > ForwardLimits.scheduleAttemptsMax {
+            return "at most \(ForwardLimits.scheduleAttemptsMax) attempts"
+        }
+        if self.delaysMilliseconds.contains(where: { $0 < 0 || $0 > ForwardLimits.scheduleDelayMillisecondsMax }) {
+            return "each delay must be 0 to \(ForwardLimits.scheduleDelayMillisecondsMax) milliseconds"
         }
         return nil
     }

@@ -112,38 +112,15 @@ public struct SettingsProblem: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(self.key): \(self.message)" }
 }
 
-/// Bounds on what a merchant may put in an order. All in one place, with their relationships checked.
-public struct OrderLimits: Sendable, Hashable {
-    /// The largest order amount, in fen. Default 1,000,000.00 yuan: far above any single scan payment, low enough
-    /// that a misplaced decimal point is refused instead of signed.
-    public var amountFenMax: Int64
-    /// Bytes of `pay_productname`, `pay_productdesc` and the other free-text fields.
-    public var textBytesMax: Int
-    /// Bytes of `pay_attach`.
-    public var attachBytesMax: Int
-    /// Bytes of a URL.
-    public var urlBytesMax: Int
-
-    public init(
-        amountFenMax: Int64 = 100_000_000,
-        textBytesMax: Int = 256,
-        attachBytesMax: Int = 256,
-        urlBytesMax: Int = 512
-    ) {
-        self.amountFenMax = amountFenMax
-        self.textBytesMax = textBytesMax
-        self.attachBytesMax = attachBytesMax
-        self.urlBytesMax = urlBytesMax
-    }
-
-    public static let `default` = OrderLimits()
-
+extension OrderLimits {
     /// The relationships between limits: a whole signed request must fit in a notification body that our own
     /// form limits accept, so every piece is bounded well below `FormLimits.default.fieldBytesMax`.
     public func validate() -> [SettingsProblem] {
         var problems: [SettingsProblem] = []
-        if self.amountFenMax <= 0 || self.amountFenMax > 1_000_000_000_000 {
-            problems.append(.init(key: "limits.order.amountFenMax", message: "must be between 1 and 1000000000000"))
+        if self.amountFenMax <= 0 || self.amountFenMax > Self.amountFenMaxMax {
+            problems.append(
+                .init(key: "limits.order.amountFenMax", message: "must be between 1 and \(Self.amountFenMaxMax)")
+            )
         }
         let fieldMax = FormLimits.default.fieldBytesMax
         for (key, value) in [

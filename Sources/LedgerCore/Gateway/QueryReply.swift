@@ -64,7 +64,7 @@ public enum QueryReplyParse: Sendable, Hashable {
         _ body: some Collection<UInt8>,
         key: MerchantKey,
         dialect: SigningDialect = .document,
-        limits: JSONLimits = JSONLimits(bytesMax: 64 * 1024, depthMax: 8, stringBytesMax: 4096, membersMax: 64)
+        limits: JSONLimits = PollLimits.replyJSON
     ) -> QueryReplyParse {
         let value: JSONValue
         do {

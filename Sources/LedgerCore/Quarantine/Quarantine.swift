@@ -26,26 +26,10 @@ public enum QuarantineReason: String, Sendable, Hashable, CaseIterable, Codable 
     }
 }
 
-/// The bounds of the quarantine (`quarantine.*` in the daemon's configuration).
-public struct QuarantineLimits: Sendable, Hashable {
-    /// Entries held at most (`quarantine.entriesMax`); beyond it the oldest entry of the heaviest source is dropped.
-    public var entriesMax: Int
-    /// Accounted bytes held at most (`quarantine.bytesMax`), counted by `QuarantineEntry.accountedBytes`.
-    public var bytesMax: Int
-    /// Bytes of a body kept (`quarantine.bodyBytesMax`); the rest is cut, and the entry says how long it was.
-    public var bodyBytesMax: Int
-
-    public init(entriesMax: Int = 10_000, bytesMax: Int = 32 << 20, bodyBytesMax: Int = 4096) {
-        self.entriesMax = entriesMax
-        self.bytesMax = bytesMax
-        self.bodyBytesMax = bodyBytesMax
-    }
-
-    public static let `default` = QuarantineLimits()
-
+extension QuarantineLimits {
     /// The most one entry can account for: a body cut to `bodyBytesMax`, and texts no longer than their bounds.
     public var entryBytesMax: Int {
-        self.bodyBytesMax + QuarantineEntry.textBytesMax * 4 + QuarantineEntry.overheadBytes
+        self.bodyBytesMax + QuarantineLimits.textBytesMax * 4 + QuarantineEntry.overheadBytes
     }
 
     /// Why these bounds cannot work together, or nil when they can.
@@ -80,8 +64,6 @@ public struct QuarantineEntry: Sendable, Hashable {
     /// The body's length as received.
     public var bodyBytes: Int
 
-    /// Texts other than the body are cut to this many bytes (at a scalar boundary) when the entry is made.
-    public static let textBytesMax = 256
     /// What an entry accounts for beyond its texts and body: its number, time, lengths and index keys.
     public static let overheadBytes = 64
 
@@ -140,12 +122,12 @@ public struct QuarantineEntry: Sendable, Hashable {
 
     /// `text` cut to `textBytesMax` UTF-8 bytes, at a Unicode scalar boundary.
     static func cut(_ text: String) -> String {
-        guard text.utf8.count > Self.textBytesMax else { return text }
+        guard text.utf8.count > QuarantineLimits.textBytesMax else { return text }
         var kept = String.UnicodeScalarView()
         var bytes = 0
         for scalar in text.unicodeScalars {
             bytes += UTF8.width(scalar)
-            if bytes > Self.textBytesMax { break }
+            if bytes > QuarantineLimits.textBytesMax { break }
             kept.append(scalar)
         }
         return String(kept)

@@ -141,14 +141,14 @@ extension DaemonConfiguration {
         case "poll.queriesPerSecondMax": return String(self.poll.queriesPerSecondMax)
         case "poll.bodyBytesMax": return String(self.poll.bodyBytesMax)
         case "poll.enabled": return String(self.poll.enabled)
-        case "limits.notify.bodyBytesMax": return String(self.limits.form.bodyBytesMax)
-        case "limits.notify.fieldsMax": return String(self.limits.form.fieldsMax)
-        case "limits.notify.fieldBytesMax": return String(self.limits.form.fieldBytesMax)
-        case "limits.http.idleTimeoutMs": return milliseconds(self.limits.idleTimeout)
-        case "limits.http.requestTimeoutMs": return milliseconds(self.limits.requestTimeout)
-        case "limits.http.connectionsMax": return String(self.limits.connectionsMax)
-        case "limits.http.connectionsPerAddressMax": return String(self.limits.connectionsPerAddressMax)
-        case "limits.http.rejectLogPerMinute": return String(self.limits.rejectLogPerMinute)
+        case "limits.notify.bodyBytesMax": return String(self.httpLimits.form.bodyBytesMax)
+        case "limits.notify.fieldsMax": return String(self.httpLimits.form.fieldsMax)
+        case "limits.notify.fieldBytesMax": return String(self.httpLimits.form.fieldBytesMax)
+        case "limits.http.idleTimeoutMs": return milliseconds(self.httpLimits.idleTimeout)
+        case "limits.http.requestTimeoutMs": return milliseconds(self.httpLimits.requestTimeout)
+        case "limits.http.connectionsMax": return String(self.httpLimits.connectionsMax)
+        case "limits.http.connectionsPerAddressMax": return String(self.httpLimits.connectionsPerAddressMax)
+        case "limits.http.rejectLogPerMinute": return String(self.httpLimits.rejectLogPerMinute)
         case "store.mapSize": return String(self.store.mapSize)
         case "store.mapSizeMax": return String(self.store.mapSizeMax)
         case "store.batchCountMax": return String(self.store.batchCountMax)
@@ -178,8 +178,8 @@ extension DaemonConfiguration {
             // The URL may carry a password: the parsed form leaves it out.
             case "store.postgresUrl": return postgres.connection.description
             case "store.postgresSchema": return postgres.schema
-            case "store.postgresConnectionsMax": return String(postgres.connectionsMax)
-            case "store.postgresConnectTimeoutMs": return milliseconds(postgres.connectTimeout)
+            case "store.postgresConnectionsMax": return String(postgres.limits.connectionsMax)
+            case "store.postgresConnectTimeoutMs": return milliseconds(postgres.limits.connectTimeout)
             case "store.postgresLeaderRetryMs": return milliseconds(postgres.leaderRetry)
             case "store.postgresFollowIntervalMs": return milliseconds(postgres.followInterval)
             default: return nil

@@ -36,12 +36,15 @@ public struct DaemonConfiguration: Sendable {
     public var gateway: GatewaySettings
     /// `gateway.keyFile` (or `gateway.key`, for a secret manager that sets the environment).
     public var key: MerchantKey
+    /// `poll.*`: the query poller's schedule, and its bounds (`limits.poll`).
     public var poll: PollSettings = PollSettings()
-    public var limits: HTTPLimits = HTTPLimits()
+    /// The HTTP endpoints' bounds (`limits.http.*`, `limits.notify.*`; `limits.http`).
+    public var httpLimits: HTTPLimits = HTTPLimits()
+    /// The store's bounds (`store.*`, `quarantine.*`; `limits.store`, `limits.quarantine`).
     public var store: LMDBEventStore.Options = LMDBEventStore.Options()
     /// `store.backend`: where the ledger lives, LMDB in `dataDir` (the default) or PostgreSQL.
     public var storeBackend: StoreBackend = .lmdb
-    /// The control socket's bounds (`control.*`).
+    /// The control socket's bounds (`control.*`; `limits.control`) and who may connect.
     public var control: ControlSettings = ControlSettings()
     /// `log.format` and `log.level`.
     public var log: LogSettings = LogSettings()
@@ -50,8 +53,42 @@ public struct DaemonConfiguration: Sendable {
     public var adminListen: (host: String, port: Int)?
     /// `http.trustedProxies`: the reverse proxies whose `X-Forwarded-For` names the client. None by default.
     public var trustedProxies: TrustedProxies = .none
-    /// Forwarding order outcomes to the shop (`forward.*`); off when no `forward.url` is given.
+    /// Forwarding order outcomes to the shop (`forward.*`); off when no `forward.url` is given. Its bounds are
+    /// `limits.forward`.
     public var forward: ForwardSettings = ForwardSettings()
+
+    /// Every bound of the daemon, as one `Limits` value. Each group is kept with the settings of the part that
+    /// enforces it (`poll.limits`, `control.limits`, `store.limits`, …), so that each part is handed its bounds
+    /// with the rest of its settings; this view gathers them for the relations between them
+    /// (`Limits.contradictions`), and setting it sets every group.
+    public var limits: Limits {
+        get {
+            Limits(
+                http: self.httpLimits,
+                order: self.gateway.limits,
+                poll: self.poll.limits,
+                control: self.control.limits,
+                store: self.store.limits,
+                quarantine: self.store.quarantineLimits,
+                forward: self.forward.limits,
+                postgres: self.storeBackend.postgresLimits ?? PostgresLimits()
+            )
+        }
+        set {
+            self.httpLimits = newValue.http
+            self.gateway.limits = newValue.order
+            self.poll.limits = newValue.poll
+            self.control.limits = newValue.control
+            self.store.limits = newValue.store
+            self.store.quarantineLimits = newValue.quarantine
+            self.forward.limits = newValue.forward
+            // The PostgreSQL bounds are kept only with a PostgreSQL store: on LMDB they bound nothing.
+            if case .postgres(var settings) = self.storeBackend {
+                settings.limits = newValue.postgres
+                self.storeBackend = .postgres(settings)
+            }
+        }
+    }
 
     public init(gateway: GatewaySettings, key: MerchantKey) {
         self.gateway = gateway
@@ -88,10 +125,18 @@ extension StoreBackend {
         if case .postgres(let settings) = self { return settings.leaderRetry }
         return .seconds(1)
     }
+
+    /// The PostgreSQL store's bounds; nil on LMDB.
+    var postgresLimits: PostgresLimits? {
+        if case .postgres(let settings) = self { return settings.limits }
+        return nil
+    }
 }
 
 /// The PostgreSQL store's settings (`store.postgresUrl`, `store.postgresSchema`, `store.postgresConnectionsMax`,
-/// `store.postgresConnectTimeoutMs`). The batch and queue bounds are the shared `store.*` keys.
+/// `store.postgresConnectTimeoutMs`). The batch and queue bounds are the shared `store.*` keys; the connection
+/// bounds are `limits`, read through it as if they were its own (`settings.connectionsMax`).
+@dynamicMemberLookup
 public struct PostgresStoreSettings: Sendable, Hashable {
     /// `store.postgresUrl` (`--postgres-url`, `LEDGERD_STORE_POSTGRES_URL`): may carry a password, so it is read as
     /// a secret and never logged; `connection` is the parsed form, safe to print.
@@ -99,10 +144,8 @@ public struct PostgresStoreSettings: Sendable, Hashable {
     public var connection: PostgresConnectionSettings
     /// `store.postgresSchema`: the schema holding the ledger's tables, created at start when missing.
     public var schema: String = "ledger"
-    /// `store.postgresConnectionsMax`: connections this daemon opens at most.
-    public var connectionsMax: Int = 8
-    /// `store.postgresConnectTimeoutMs`: how long a connection, and the start, may wait for the server.
-    public var connectTimeout: Duration = .seconds(10)
+    /// `store.postgresConnectionsMax` and `store.postgresConnectTimeoutMs`.
+    public var limits = PostgresLimits()
     /// `store.postgresLeaderRetryMs`: how often a standby daemon tries for poll leadership, and how often the leader
     /// confirms it still holds it. A killed leader is replaced within about one interval; a leader cut off from the
     /// database stops polling within four, before the server frees its lock after five.
@@ -115,9 +158,17 @@ public struct PostgresStoreSettings: Sendable, Hashable {
         self.url = url
         self.connection = connection
     }
+
+    public subscript<Value>(dynamicMember path: WritableKeyPath<PostgresLimits, Value>) -> Value {
+        get { self.limits[keyPath: path] }
+        set { self.limits[keyPath: path] = newValue }
+    }
 }
 
-/// The query poller's schedule (`poll.*`), in milliseconds in the configuration.
+/// The query poller's schedule (`poll.*`), in milliseconds in the configuration. Its bounds (`poll.concurrency`,
+/// `poll.queriesPerSecondMax`, `poll.attemptTimeoutMs`, `poll.bodyBytesMax`) are `limits`, read through it as if
+/// they were its own (`settings.concurrency`).
+@dynamicMemberLookup
 public struct PollSettings: Sendable, Hashable {
     /// `poll.firstDelayMs`: how long after creation an order is first queried (the notification usually comes
     /// first).
@@ -128,50 +179,18 @@ public struct PollSettings: Sendable, Hashable {
     public var backoffCap: Duration = .seconds(300)
     /// `poll.deadlineMs`: after this long from creation the order is given up and expired.
     public var deadline: Duration = .seconds(1800)
-    /// `poll.concurrency`: queries in flight at once.
-    public var concurrency: Int = 8
-    /// `poll.queriesPerSecondMax`: queries started in any one second, whatever is due. After a restart with many
-    /// pending orders, or while the gateway fails fast, the concurrency bound alone lets the poller send thousands
-    /// of queries a second. 20 a second is well under what a gateway's query interface can be expected to take
-    /// from one merchant, and still polls 72,000 orders an hour: a merchant's unpaid orders are polled on
-    /// schedule, and a backlog drains steadily instead of hammering the gateway.
-    public var queriesPerSecondMax: Int = 20
-    /// `poll.attemptTimeoutMs`: one query's timeout.
-    public var attemptTimeout: Duration = .seconds(10)
     /// `poll.enabled` (`ledgerd run --no-poll` sets it false): whether the daemon queries the gateway at all. Off,
     /// a restored copy can be inspected without asking the real gateway about its orders.
     public var enabled: Bool = true
-    /// `poll.bodyBytesMax`: the most of a reply body that is read and recorded.
-    public var bodyBytesMax: Int = 16 * 1024
+    /// The bounds on the queries.
+    public var limits = PollLimits()
 
     public init() {}
-}
 
-/// Bounds of the HTTP endpoints (`limits.*`).
-public struct HTTPLimits: Sendable, Hashable {
-    /// `limits.notify.bodyBytesMax`, `limits.notify.fieldsMax`, `limits.notify.fieldBytesMax`.
-    public var form: FormLimits = .default
-    /// `limits.http.idleTimeoutMs`: a connection idle this long (including one that never finishes its headers)
-    /// is closed.
-    public var idleTimeout: Duration = .seconds(10)
-    /// `limits.http.requestTimeoutMs`: a request's head and body must arrive within this long of its first byte,
-    /// however steadily they trickle in; otherwise it is answered 408 (when nothing was answered yet) and the
-    /// connection is closed. The idle timeout alone restarts with every byte, so a client sending one byte a second
-    /// would hold its connection for as long as it liked.
-    public var requestTimeout: Duration = .seconds(10)
-    /// `limits.http.connectionsMax`: open HTTP connections at once.
-    public var connectionsMax: Int = 1024
-    /// `limits.http.connectionsPerAddressMax`: open HTTP connections from one remote address (an IPv4 address or
-    /// an IPv6 /64); one more is closed at once, before it counts against `connectionsMax`. 128 by default (at
-    /// most `connectionsMax`): an eighth of the default `connectionsMax`, so one address can hold at most an
-    /// eighth of the server, while the gateway's bursts of notifications from one egress address and buyers
-    /// behind a carrier's shared address still fit. Behind a reverse proxy every connection comes from the
-    /// proxy's address: set it to `connectionsMax` there.
-    public var connectionsPerAddressMax: Int = 128
-    /// `limits.http.rejectLogPerMinute`: log lines about refused bodies per minute; the rest are only counted.
-    public var rejectLogPerMinute: Int = 60
-
-    public init() {}
+    public subscript<Value>(dynamicMember path: WritableKeyPath<PollLimits, Value>) -> Value {
+        get { self.limits[keyPath: path] }
+        set { self.limits[keyPath: path] = newValue }
+    }
 }
 
 extension DaemonConfiguration {
@@ -416,12 +435,6 @@ extension DaemonConfiguration {
         poll.backoffBase = try values.milliseconds("poll.backoffBaseMs", range: 1...86_400_000) ?? poll.backoffBase
         poll.backoffCap = try values.milliseconds("poll.backoffCapMs", range: 1...86_400_000) ?? poll.backoffCap
         poll.deadline = try values.milliseconds("poll.deadlineMs", range: 1...(30 * 86_400_000)) ?? poll.deadline
-        poll.attemptTimeout =
-            try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? poll.attemptTimeout
-        poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? poll.concurrency
-        poll.queriesPerSecondMax =
-            try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? poll.queriesPerSecondMax
-        poll.bodyBytesMax = try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? poll.bodyBytesMax
         poll.enabled = try values.bool("poll.enabled") ?? poll.enabled
         guard poll.backoffCap >= poll.backoffBase else {
             throw ConfigurationError(key: "poll.backoffCapMs", message: "must be at least poll.backoffBaseMs")
@@ -430,41 +443,54 @@ extension DaemonConfiguration {
             throw ConfigurationError(key: "poll.deadlineMs", message: "must be longer than poll.firstDelayMs")
         }
         configuration.poll = poll
+        configuration.storeBackend = try Self.storeBackend(from: values)
+        configuration.forward = try Self.forwardSettings(from: values)
+        // The control socket's keys go through the same providers (file, environment, flags).
+        var control: [String: String] = [:]
+        for key in ControlSettings.keys { control[key] = values.text(key) }
+        configuration.control = try ControlSettings.load(control)
 
-        var limits = HTTPLimits()
-        limits.form.bodyBytesMax =
-            try values.int("limits.notify.bodyBytesMax", range: 256...(1 << 20)) ?? limits.form.bodyBytesMax
-        limits.form.fieldsMax = try values.int("limits.notify.fieldsMax", range: 8...1024) ?? limits.form.fieldsMax
-        limits.form.fieldBytesMax =
-            try values.int("limits.notify.fieldBytesMax", range: 64...(1 << 20)) ?? limits.form.fieldBytesMax
-        guard limits.form.fieldBytesMax <= limits.form.bodyBytesMax else {
-            throw ConfigurationError(
-                key: "limits.notify.fieldBytesMax",
-                message: "must not exceed limits.notify.bodyBytesMax"
-            )
+        var limits = configuration.limits
+        try Self.readLimits(from: values, into: &limits)
+        // Every bound is read: now the relations between them, each refusal naming every key involved.
+        if let contradiction = limits.contradictions.first {
+            throw ConfigurationError(key: contradiction.key, message: contradiction.message)
         }
-        limits.idleTimeout =
-            try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.idleTimeout
-        limits.connectionsMax =
-            try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.connectionsMax
-        limits.requestTimeout =
-            try values.milliseconds("limits.http.requestTimeoutMs", range: 100...600_000) ?? limits.requestTimeout
-        if let perAddress = try values.int("limits.http.connectionsPerAddressMax", range: 1...100_000) {
-            guard perAddress <= limits.connectionsMax else {
-                throw ConfigurationError(
-                    key: "limits.http.connectionsPerAddressMax",
-                    message: "must not exceed limits.http.connectionsMax (\(limits.connectionsMax))"
-                )
-            }
-            limits.connectionsPerAddressMax = perAddress
-        } else {
-            limits.connectionsPerAddressMax = min(limits.connectionsPerAddressMax, limits.connectionsMax)
-        }
-        limits.rejectLogPerMinute =
-            try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.rejectLogPerMinute
         configuration.limits = limits
+        return configuration
+    }
 
-        var store = LMDBEventStore.Options()
+    /// Reads every bound's key into `limits` (whose groups already hold what `ControlSettings.load` and the
+    /// gateway's checks read), each within its range; the relations between them are checked by the caller.
+    static func readLimits(from values: ConfigValues, into limits: inout Limits) throws {
+        limits.poll.attemptTimeout =
+            try values.milliseconds("poll.attemptTimeoutMs", range: 1...600_000) ?? limits.poll.attemptTimeout
+        limits.poll.concurrency = try values.int("poll.concurrency", range: 1...256) ?? limits.poll.concurrency
+        limits.poll.queriesPerSecondMax =
+            try values.int("poll.queriesPerSecondMax", range: 1...10_000) ?? limits.poll.queriesPerSecondMax
+        limits.poll.bodyBytesMax =
+            try values.int("poll.bodyBytesMax", range: 256...(1 << 20)) ?? limits.poll.bodyBytesMax
+
+        var form = limits.http.form
+        form.bodyBytesMax = try values.int("limits.notify.bodyBytesMax", range: 256...(1 << 20)) ?? form.bodyBytesMax
+        form.fieldsMax = try values.int("limits.notify.fieldsMax", range: 8...1024) ?? form.fieldsMax
+        form.fieldBytesMax = try values.int("limits.notify.fieldBytesMax", range: 64...(1 << 20)) ?? form.fieldBytesMax
+        limits.http.form = form
+        limits.http.idleTimeout =
+            try values.milliseconds("limits.http.idleTimeoutMs", range: 100...600_000) ?? limits.http.idleTimeout
+        limits.http.connectionsMax =
+            try values.int("limits.http.connectionsMax", range: 1...100_000) ?? limits.http.connectionsMax
+        limits.http.requestTimeout =
+            try values.milliseconds("limits.http.requestTimeoutMs", range: 100...600_000) ?? limits.http.requestTimeout
+        // Not given, the per-address bound is the default or connectionsMax, whichever is lower; given, it may not
+        // exceed connectionsMax (a relation the caller checks).
+        limits.http.connectionsPerAddressMax =
+            try values.int("limits.http.connectionsPerAddressMax", range: 1...100_000)
+            ?? min(limits.http.connectionsPerAddressMax, limits.http.connectionsMax)
+        limits.http.rejectLogPerMinute =
+            try values.int("limits.http.rejectLogPerMinute", range: 0...100_000) ?? limits.http.rejectLogPerMinute
+
+        var store = limits.store
         store.mapSizeMax = try values.int("store.mapSizeMax", range: (1 << 20)...(1 << 44)) ?? store.mapSizeMax
         store.batchCountMax = try values.int("store.batchCountMax", range: 1...100_000) ?? store.batchCountMax
         store.queueDepthMax = try values.int("store.queueDepthMax", range: 1...10_000_000) ?? store.queueDepthMax
@@ -474,37 +500,26 @@ extension DaemonConfiguration {
         // Each chunk holds the writer (and, on PostgreSQL, the append lock) for one transaction.
         store.rebuildChunkEvents =
             try values.int("store.rebuildChunkEvents", range: 256...1_000_000) ?? store.rebuildChunkEvents
-        // The initial map: small maps grow by doubling (MDB_MAP_FULL), so a tiny one only costs a few growths.
-        if let mapSize = try values.int("store.mapSize", range: (1 << 16)...(1 << 44)) {
-            guard mapSize <= store.mapSizeMax else {
-                throw ConfigurationError(
-                    key: "store.mapSize",
-                    message: "must not exceed store.mapSizeMax (\(store.mapSizeMax))"
-                )
-            }
-            store.mapSize = mapSize
-        } else {
-            store.mapSize = min(store.mapSize, store.mapSizeMax)
-        }
+        // The initial map: small maps grow by doubling (MDB_MAP_FULL), so a tiny one only costs a few growths. Not
+        // given, it is the default or store.mapSizeMax, whichever is lower.
+        store.mapSize =
+            try values.int("store.mapSize", range: (1 << 16)...(1 << 44)) ?? min(store.mapSize, store.mapSizeMax)
+        limits.store = store
+
         // The quarantine of notifications the gateway did not vouch for: bounded, and in the same store.
-        var quarantine = QuarantineLimits()
+        var quarantine = limits.quarantine
         quarantine.entriesMax = try values.int("quarantine.entriesMax", range: 1...10_000_000) ?? quarantine.entriesMax
         quarantine.bytesMax =
             try values.int("quarantine.bytesMax", range: (64 << 10)...(1 << 40)) ?? quarantine.bytesMax
         quarantine.bodyBytesMax =
             try values.int("quarantine.bodyBytesMax", range: 64...(1 << 20)) ?? quarantine.bodyBytesMax
-        if let problem = quarantine.problem { throw ConfigurationError(key: "quarantine.bytesMax", message: problem) }
-        store.quarantineLimits = quarantine
-        configuration.store = store
-        configuration.storeBackend = try Self.storeBackend(from: values)
+        limits.quarantine = quarantine
 
-        configuration.forward = try Self.forwardSettings(from: values)
-
-        // The control socket's keys go through the same providers (file, environment, flags).
-        var control: [String: String] = [:]
-        for key in ControlSettings.keys { control[key] = values.text(key) }
-        configuration.control = try ControlSettings.load(control)
-        return configuration
+        limits.forward.timeout =
+            try values.milliseconds("forward.timeoutMs", range: 100...120_000) ?? limits.forward.timeout
+        limits.forward.concurrency = try values.int("forward.concurrency", range: 1...256) ?? limits.forward.concurrency
+        limits.forward.outboxMax =
+            try values.int("forward.outboxMax", range: 100...10_000_000) ?? limits.forward.outboxMax
     }
 }
 
@@ -561,11 +576,11 @@ extension DaemonConfiguration {
             }
             var settings = PostgresStoreSettings(url: url, connection: connection)
             settings.schema = values.text("store.postgresSchema") ?? settings.schema
-            settings.connectionsMax =
-                try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.connectionsMax
-            settings.connectTimeout =
+            settings.limits.connectionsMax =
+                try values.int("store.postgresConnectionsMax", range: 3...1000) ?? settings.limits.connectionsMax
+            settings.limits.connectTimeout =
                 try values.milliseconds("store.postgresConnectTimeoutMs", range: 100...600_000)
-                ?? settings.connectTimeout
+                ?? settings.limits.connectTimeout
             // At most 2 s: a standby reports its poller alive on every try, and /healthz wants a beat every 3 s.
             settings.leaderRetry =
                 try values.milliseconds("store.postgresLeaderRetryMs", range: 100...2000) ?? settings.leaderRetry
@@ -580,8 +595,9 @@ extension DaemonConfiguration {
 
 extension DaemonConfiguration {
     /// `forward.*`: receivers (each `forward.url` with the `forward.secretFile` at the same place in its list; one of
-    /// each from `LEDGERD_FORWARD_URL` and `LEDGERD_FORWARD_SECRET_FILE` is enough), the timeout, the retry
-    /// schedule and the bounds. Every key is read even with forwarding off, so each is known to the checks.
+    /// each from `LEDGERD_FORWARD_URL` and `LEDGERD_FORWARD_SECRET_FILE` is enough), the retry schedule and the
+    /// intervals; the bounds are read with the others (`readLimits`). Every key is read even with forwarding off, so
+    /// each is known to the checks.
     static func forwardSettings(from values: ConfigValues) throws -> ForwardSettings {
         func list(_ key: String) -> [String] {
             guard let text = values.text(key) else { return [] }
@@ -591,9 +607,6 @@ extension DaemonConfiguration {
         let urls = list("forward.url")
         let secretFiles = list("forward.secretFile")
         var settings = ForwardSettings()
-        settings.timeout = try values.milliseconds("forward.timeoutMs", range: 100...120_000) ?? settings.timeout
-        settings.concurrency = try values.int("forward.concurrency", range: 1...256) ?? settings.concurrency
-        settings.outboxMax = try values.int("forward.outboxMax", range: 100...10_000_000) ?? settings.outboxMax
         settings.pollInterval =
             try values.milliseconds("forward.pollIntervalMs", range: 10...60_000) ?? settings.pollInterval
         settings.writeInterval =
@@ -619,10 +632,10 @@ extension DaemonConfiguration {
             if let problem = GatewayValidation.urlProblem(url) {
                 throw ConfigurationError(key: "forward.url", message: "\(url) \(problem)")
             }
-            guard url.utf8.count <= ForwardSettings.urlBytesMax else {
+            guard url.utf8.count <= ForwardLimits.urlBytesMax else {
                 throw ConfigurationError(
                     key: "forward.url",
-                    message: "a receiver URL is longer than \(ForwardSettings.urlBytesMax) bytes"
+                    message: "a receiver URL is longer than \(ForwardLimits.urlBytesMax) bytes"
                 )
             }
             do {

@@ -122,7 +122,7 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             bytesMax: self.settings.lineBytesMax,
             depthMax: self.settings.jsonDepthMax,
             stringBytesMax: self.settings.lineBytesMax,
-            membersMax: 10_000
+            membersMax: ControlLimits.jsonMembersMax
         )
         let parsed: ControlRequest
         switch ControlRequest.parse(bytes, limits: limits) {

@@ -354,7 +354,7 @@ public final class ControlMethods: Sendable {
 
     func readEvents(_ params: EventsRead.Params) async throws -> EventsRead.Result {
         let from = params.fromSequence ?? 1
-        let limit = params.limit ?? min(100, self.settings.eventsPageMax)
+        let limit = params.limit ?? min(ControlLimits.eventsPageDefault, self.settings.eventsPageMax)
         guard limit <= self.settings.eventsPageMax else {
             throw ControlFields.outOfRange("events.read", "limit", 1...Int64(self.settings.eventsPageMax))
         }

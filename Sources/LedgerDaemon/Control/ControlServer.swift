@@ -85,7 +85,7 @@ public struct ControlServer: Service {
             high: settings.writeBufferBytesMax
         )
         return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: Int32(ControlLimits.listenBacklog))
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
             // A client that writes its requests and then shuts down its write side (`socat`, `nc -N`, a script
             // piping a file) still reads the answers: the connection closes once they are written, not at EOF.

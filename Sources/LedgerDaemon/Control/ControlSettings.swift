@@ -1,36 +1,25 @@
 import Foundation
+public import LedgerCore
 
-/// Every bound of the control socket, in one place, each with its configuration key (`control.*`).
+/// The control socket's settings: its bounds (`limits`, the daemon's `Limits.control`, read through it as if they
+/// were its own: `settings.lineBytesMax`) and the peers allowed besides the daemon's own user and root.
 ///
 /// Read from the environment as `LEDGERD_CONTROL_` and the key in upper snake case (for example
 /// `LEDGERD_CONTROL_LINE_BYTES_MAX`), or from a `[String: String]` keyed like the configuration file.
+@dynamicMemberLookup
 public struct ControlSettings: Sendable, Hashable {
-    /// `control.lineBytesMax`: the longest request line, newline excluded. A longer line gets an error and the
-    /// connection is closed, because the framing is lost once a line is cut.
-    public var lineBytesMax: Int = 1 << 20
-    /// `control.connectionsMax`: open control connections at once; one more is told so and closed.
-    public var connectionsMax: Int = 64
-    /// `control.jsonDepthMax`: the deepest nesting of a request's arrays and objects.
-    public var jsonDepthMax: Int = 32
-    /// `control.writeBufferBytesMax`: output queued for one client that does not read, beyond the message being
-    /// written (so one large answer never counts as not reading); past it the client is dropped, so a stuck
-    /// client cannot grow the daemon's memory. Output over it also stops the daemon reading the client's requests
-    /// until the output drains below half of it.
-    public var writeBufferBytesMax: Int = 8 << 20
-    /// `control.idleTimeoutMs`: a connection with nothing in flight, no subscription and no input for this long
-    /// is closed.
-    public var idleTimeout: Duration = .seconds(300)
-    /// `control.requestsInFlightMax`: requests one connection may have running at once. A client that pipelines
-    /// more is slowed, never refused: the daemon stops reading its connection until answers drain.
-    public var requestsInFlightMax: Int = 32
-    /// `control.subscriberQueueMax`: events queued for one `events.subscribe` before the subscriber is dropped.
-    public var subscriberQueueMax: Int = 4096
-    /// `control.eventsPageMax`: the most events one `events.read` returns.
-    public var eventsPageMax: Int = 1000
+    /// `control.lineBytesMax`, `control.connectionsMax`, `control.jsonDepthMax`, `control.writeBufferBytesMax`,
+    /// `control.idleTimeoutMs`, `control.requestsInFlightMax`, `control.subscriberQueueMax`, `control.eventsPageMax`.
+    public var limits = ControlLimits()
     /// `control.allowedUids`: peer uids allowed besides the daemon's own and root, comma separated.
     public var allowedUids: Set<UInt32> = []
 
     public init() {}
+
+    public subscript<Value>(dynamicMember path: WritableKeyPath<ControlLimits, Value>) -> Value {
+        get { self.limits[keyPath: path] }
+        set { self.limits[keyPath: path] = newValue }
+    }
 
     /// The configuration keys, for error messages and documentation.
     public static let keys = [
@@ -100,10 +89,9 @@ public struct ControlSettings: Sendable, Hashable {
         return name
     }
 
-    /// The relations between the bounds.
+    /// The least each bound can work with, for settings built in code as well as loaded ones. The relations between
+    /// the control socket's bounds and the others are `Limits.contradictions`, which the daemon's loader checks.
     public func validate() throws {
-        // One response must fit in the write buffer, or a client that reads promptly would be dropped as slow;
-        // an events page of the largest events is the biggest response.
         guard self.writeBufferBytesMax >= 4096 else {
             throw ConfigurationError(key: "control.writeBufferBytesMax", message: "must be at least 4096")
         }

@@ -15,18 +15,14 @@ public struct ForwardReceiver: Sendable, Hashable {
 }
 
 /// Forwarding's settings (`forward.*`). With no receiver, nothing is forwarded and the forwarder does not run.
+/// Its bounds (`forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`) are `limits`, a group of the
+/// daemon's `Limits`, and read through it as if they were its own (`settings.concurrency`).
+@dynamicMemberLookup
 public struct ForwardSettings: Sendable, Hashable {
     /// `forward.url` with `forward.secretFile`, in the same order (lists, comma-separated in the environment).
     public var receivers: [ForwardReceiver] = []
-    /// `forward.timeoutMs`: a delivery counts only when a 2xx answer arrives within this long.
-    public var timeout: Duration = .seconds(10)
     /// `forward.schedule`: the delays, in milliseconds, before each attempt (comma-separated).
     public var schedule: ForwardSchedule = .standard
-    /// `forward.concurrency`: deliveries in flight at once, over all receivers.
-    public var concurrency: Int = 8
-    /// `forward.outboxMax`: deliveries held at once, pending and dead. When it is reached the forwarder stops deriving
-    /// new outcomes (they wait in the log, where nothing is lost) until deliveries finish or dead ones are retried.
-    public var outboxMax: Int = 100_000
     /// `forward.writeIntervalMs`: the forwarder writes its state (results, new deliveries, position) to the store at
     /// most this often. Each write is a commit with a sync on the store's one writer, which the ledger's appends
     /// share; at 100 ms the forwarder takes at most ten of them a second however fast the shop answers. 0 writes
@@ -35,17 +31,15 @@ public struct ForwardSettings: Sendable, Hashable {
     /// `forward.pollIntervalMs`: how often the forwarder looks at the log when no append has woken it (appends by
     /// other daemons on a shared store, or a missed wake-up).
     public var pollInterval: Duration = .seconds(1)
-
-    /// The longest receiver URL: it is part of a stored key, and LMDB keys are at most 511 bytes.
-    public static let urlBytesMax = 400
-    /// The largest secret file read.
-    public static let secretFileBytesMax = 4096
-    /// Events read from the log per derivation step.
-    public static let deriveChunkEvents = 256
-    /// The most of a receiver's answer body kept for `lastError`.
-    public static let errorBodyBytesMax = 200
+    /// The bounds: `forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`.
+    public var limits = ForwardLimits()
 
     public init() {}
+
+    public subscript<Value>(dynamicMember path: WritableKeyPath<ForwardLimits, Value>) -> Value {
+        get { self.limits[keyPath: path] }
+        set { self.limits[keyPath: path] = newValue }
+    }
 
     public var enabled: Bool { !self.receivers.isEmpty }
 
@@ -63,9 +57,10 @@ public struct ForwardSettings: Sendable, Hashable {
                     + "run chmod 600 \(path)"
             )
         }
-        guard let data = FileManager.default.contents(atPath: path), data.count <= Self.secretFileBytesMax else {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= ForwardLimits.secretFileBytesMax
+        else {
             throw ForwardSettingsError(
-                "the forward secret file \(path) is unreadable or larger than \(Self.secretFileBytesMax) bytes"
+                "the forward secret file \(path) is unreadable or larger than \(ForwardLimits.secretFileBytesMax) bytes"
             )
         }
         let lines = Array(data).split(separator: UInt8(ascii: "\n")).map { line -> [UInt8] in

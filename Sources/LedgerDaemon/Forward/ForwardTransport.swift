@@ -48,8 +48,8 @@ public struct HTTPForwardTransport: ForwardPosting {
             // The body matters only as a hint in `lastError`; the first bytes are kept and the rest dropped.
             var hint: [UInt8] = []
             for try await chunk in response.body {
-                hint.append(contentsOf: chunk.readableBytesView.prefix(ForwardSettings.errorBodyBytesMax - hint.count))
-                if hint.count >= ForwardSettings.errorBodyBytesMax { break }
+                hint.append(contentsOf: chunk.readableBytesView.prefix(ForwardLimits.errorBodyBytesMax - hint.count))
+                if hint.count >= ForwardLimits.errorBodyBytesMax { break }
             }
             if (200..<300).contains(code) { return .delivered(status: code) }
             var reason = "HTTP \(code)"

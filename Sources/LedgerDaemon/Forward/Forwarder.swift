@@ -175,9 +175,9 @@ public actor Forwarder: Service {
         var outbox: [ForwardKey: ForwardDelivery] = [:]
         var after: ForwardKey?
         while true {
-            let page = try await self.store.forwardOutbox(after: after, limit: 1000)
+            let page = try await self.store.forwardOutbox(after: after, limit: StoreLimits.scanPageMax)
             for delivery in page { outbox[delivery.key] = delivery }
-            guard let last = page.last, page.count == 1000 else { break }
+            guard let last = page.last, page.count == StoreLimits.scanPageMax else { break }
             after = last.key
         }
         self.position = position
@@ -263,7 +263,7 @@ public actor Forwarder: Service {
         for _ in 0..<8 {
             guard self.outbox.count < self.settings.outboxMax else { return }
             let from = self.position + 1
-            let events = try await self.store.readEvents(from: from, limit: ForwardSettings.deriveChunkEvents)
+            let events = try await self.store.readEvents(from: from, limit: ForwardLimits.deriveChunkEvents)
             guard let last = events.last else { return }
             var orderIds: [String] = []
             var seen: Set<String> = []
@@ -290,7 +290,7 @@ public actor Forwarder: Service {
             try await self.flush(position: last.sequence, adding: adding)
             self.position = last.sequence
             for delivery in adding { self.hold(delivery) }
-            if events.count < ForwardSettings.deriveChunkEvents { return }
+            if events.count < ForwardLimits.deriveChunkEvents { return }
         }
         // More is waiting: the next turn of the loop goes on at once.
         self.woken = true

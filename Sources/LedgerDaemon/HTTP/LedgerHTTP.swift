@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 public import Hummingbird
-import LedgerCore
+public import LedgerCore
 import LedgerStore
 public import Logging
 public import NIOCore

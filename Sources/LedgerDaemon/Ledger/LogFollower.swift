@@ -31,7 +31,13 @@ public actor LogFollower: Service {
     private var failures = 0
     private var lastWarning: ContinuousClock.Instant?
 
-    public init(store: any EventStore, feed: EventFeed, interval: Duration, pageMax: Int = 1000, logger: Logger) {
+    public init(
+        store: any EventStore,
+        feed: EventFeed,
+        interval: Duration,
+        pageMax: Int = StoreLimits.scanPageMax,
+        logger: Logger
+    ) {
         self.store = store
         self.feed = feed
         self.interval = interval

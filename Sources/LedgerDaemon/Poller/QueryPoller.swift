@@ -219,10 +219,14 @@ public actor QueryPoller: Service {
         var after: String?
         var count = 0
         while true {
-            let page = try await self.ledger.store.orders(status: .created, after: after, limit: 1000)
+            let page = try await self.ledger.store.orders(
+                status: .created,
+                after: after,
+                limit: StoreLimits.scanPageMax
+            )
             for state in page { self.track(state) }
             count += page.count
-            guard let last = page.last, page.count == 1000 else { break }
+            guard let last = page.last, page.count == StoreLimits.scanPageMax else { break }
             after = last.orderId
         }
         self.logger.info("poller resumed", metadata: ["poll.pending": "\(count)"])

@@ -23,7 +23,7 @@ public struct CallbackAudit: Sendable, Hashable {
         orderId: String? = nil,
         from: Instant? = nil,
         to: Instant? = nil,
-        rowsMax: Int = 10_000
+        rowsMax: Int = ControlLimits.auditRowsMax
     ) async throws -> CallbackAudit {
         var rows: [Row] = []
         var total = CallbackCounts()
@@ -55,9 +55,9 @@ public struct CallbackAudit: Sendable, Hashable {
             for status in OrderStatus.allCases {
                 var after: String?
                 while true {
-                    let page = try await store.orders(status: status, after: after, limit: 1000)
+                    let page = try await store.orders(status: status, after: after, limit: StoreLimits.scanPageMax)
                     for state in page { include(state) }
-                    guard let last = page.last, page.count == 1000 else { break }
+                    guard let last = page.last, page.count == StoreLimits.scanPageMax else { break }
                     after = last.orderId
                 }
             }

@@ -325,7 +325,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         context.head = newHead
         self.condition.lock()
-        if self.batchSizes.count < 4096 { self.batchSizes.append(batch.count) }
+        if self.batchSizes.count < StoreLimits.batchSamplesMax { self.batchSizes.append(batch.count) }
         self.condition.unlock()
         for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
     }

@@ -3,43 +3,23 @@ public import LedgerCore
 
 /// The ledger's embedded store: the event log, its indexes and the order projection in one LMDB environment.
 public final class LMDBEventStore: EventStore, @unchecked Sendable {
-    /// Limits and sizes of the store, each with a config key in the daemon (`store.*`).
+    /// The store's bounds: the daemon's `Limits.store` and `Limits.quarantine` (`store.*`, `quarantine.*`), whose
+    /// members read as the options' own (`options.batchCountMax`).
+    @dynamicMemberLookup
     public struct Options: Sendable {
-        /// Initial map size in bytes (`store.mapSize`).
-        public var mapSize: Int
-        /// The most the map may grow to (`store.mapSizeMax`).
-        public var mapSizeMax: Int
-        /// Appends per commit (`store.batchCountMax`); 1 disables group commit.
-        public var batchCountMax: Int
-        /// Estimated bytes per commit (`store.batchBytesMax`).
-        public var batchBytesMax: Int
-        /// Appends waiting at once (`store.queueDepthMax`).
-        public var queueDepthMax: Int
-        /// Events per rebuild chunk: each chunk holds the writer for one transaction.
-        public var rebuildChunkEvents: Int
-        /// Maximum events per `readEvents` page.
-        public var readPageMax: Int
+        /// The map, the batches, the queue, the rebuild chunks and the read page.
+        public var limits: StoreLimits
         /// The quarantine's bounds (`quarantine.*`).
         public var quarantineLimits: QuarantineLimits
 
-        public init(
-            mapSize: Int = 64 << 20,
-            mapSizeMax: Int = 64 << 30,
-            batchCountMax: Int = 1024,
-            batchBytesMax: Int = 8 << 20,
-            queueDepthMax: Int = 65_536,
-            rebuildChunkEvents: Int = 32_768,
-            readPageMax: Int = 10_000,
-            quarantineLimits: QuarantineLimits = .default
-        ) {
-            self.mapSize = mapSize
-            self.mapSizeMax = mapSizeMax
-            self.batchCountMax = batchCountMax
-            self.batchBytesMax = batchBytesMax
-            self.queueDepthMax = queueDepthMax
-            self.rebuildChunkEvents = rebuildChunkEvents
-            self.readPageMax = readPageMax
+        public init(limits: StoreLimits = StoreLimits(), quarantineLimits: QuarantineLimits = QuarantineLimits()) {
+            self.limits = limits
             self.quarantineLimits = quarantineLimits
+        }
+
+        public subscript<Value>(dynamicMember path: WritableKeyPath<StoreLimits, Value>) -> Value {
+            get { self.limits[keyPath: path] }
+            set { self.limits[keyPath: path] = newValue }
         }
     }
 
@@ -64,7 +44,13 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         if let problem = options.quarantineLimits.problem { throw StoreError(.invalidArgument, problem) }
         let environment = try LMDBEnvironment(
             path: path,
-            options: .init(mapSize: options.mapSize, mapSizeMax: options.mapSizeMax, maxDatabases: 16, maxReaders: 254)
+            options: .init(
+                mapSize: options.mapSize,
+                mapSizeMax: options.mapSizeMax,
+                maxDatabases: StoreLimits.lmdbDatabasesMax,
+                maxReaders: StoreLimits.lmdbReadersMax,
+                mapGrowthWaitMax: StoreLimits.mapGrowthWaitMax
+            )
         )
         // The format is checked before any other database is opened: opening creates what is missing, and a
         // ledger of another format must be left exactly as it was.
