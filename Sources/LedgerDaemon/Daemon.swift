@@ -1,4 +1,3 @@
-public import AsyncHTTPClient
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -118,7 +117,8 @@ public struct LedgerDaemon: Sendable {
     let refusalLog: RateLimitedLog
     /// The control socket's bounds (`control.*`), from the configuration; tests may set them directly.
     public var control: ControlSettings
-    let httpClient: HTTPClient
+    /// The gateway's and the receivers' client: made when the daemon runs, shut down when it stops.
+    let httpClient: OutboundHTTPClient
     let logger: Logger
     /// Stops a running daemon gracefully.
     public let shutdownHandle = ShutdownHandle()
@@ -179,10 +179,7 @@ public struct LedgerDaemon: Sendable {
             followInterval: configuration.storeBackend.followInterval,
             logger: logger
         )
-        self.httpClient = HTTPClient(
-            eventLoopGroupProvider: .singleton,
-            configuration: .init(redirectConfiguration: .disallow)
-        )
+        self.httpClient = OutboundHTTPClient()
         let gateway = GatewayClient(
             settings: configuration.gateway,
             key: configuration.key,
@@ -287,8 +284,8 @@ public struct LedgerDaemon: Sendable {
         )
     }
 
-    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, forwarder, control socket, HTTP
-    /// (the admin listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish
+    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, outbound HTTP client, poller, forwarder,
+    /// control socket, HTTP (the admin listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish
     /// and are committed before the store closes, and both listeners drain the same way. The store opens here, and
     /// the other parts start only once it is open: a store that cannot open throws its error before any socket is
     /// bound. `notifier` (from `NOTIFY_SOCKET`) hears `READY=1` once the control socket is bound and every HTTP
@@ -349,6 +346,10 @@ public struct LedgerDaemon: Sendable {
         let dependents: [any Service] =
             followers + [self.poller, self.forwarder, control] + extraServices + listeners + stopping
         let reference = ServiceGroupReference()
+        let outbound = OutboundHTTPService(
+            client: self.httpClient,
+            startDependents: { await reference.add(dependents) }
+        )
         let configuration = self.configuration
         let logger = self.logger
         let store = StoreService(
@@ -356,10 +357,10 @@ public struct LedgerDaemon: Sendable {
             open: { try await LedgerDaemon.openStore(configuration: configuration, logger: logger) },
             // Started before anything can append, so the feed follows on from the head without a gap.
             prepare: { [follower = self.ledger.follower] in try await follower?.start() },
-            startDependents: { await reference.add(dependents) }
+            startDependents: { await reference.add([outbound]) }
         )
-        // One group: the store service starts it alone and adds the others once the store is open, so they start
-        // in that order and shut down in reverse.
+        // One group: the store service starts it alone and adds the others once the store is open (the HTTP client
+        // first, which adds the rest once it is made), so they start in that order and shut down in reverse.
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: store)],
@@ -369,12 +370,6 @@ public struct LedgerDaemon: Sendable {
         )
         reference.set(group)
         await self.shutdownHandle.attach(group)
-        do {
-            try await group.run()
-        } catch {
-            try? await self.httpClient.shutdown()
-            throw error
-        }
-        try await self.httpClient.shutdown()
+        try await group.run()
     }
 }

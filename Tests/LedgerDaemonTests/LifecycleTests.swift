@@ -16,6 +16,18 @@ struct LifecycleTests {
         var isRaised: Bool { self.raised.withLock { $0 } }
     }
 
+    /// A daemon that never runs holds nothing: no data directory is made, and it is dropped with no store or HTTP
+    /// client left to close.
+    @Test func unrunDaemonHoldsNothing() async throws {
+        let directory = TemporaryDirectory()
+        let configuration = try testConfiguration(directory: directory)
+        do {
+            let daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+            await #expect(throws: StoreError.self) { try await daemon.ledger.order("A1") }
+        }
+        #expect(!FileManager.default.fileExists(atPath: configuration.dataDirectory))
+    }
+
     /// A daemon opens its store only when it runs and has closed it when run returns: before and after, its store
     /// answers `closed` and another opener may take the data directory; while it runs, the directory is its own.
     @Test func storeOpenOnlyWhileRunning() async throws {
