@@ -54,7 +54,14 @@ struct StoreService: Service {
     let staleReaderInterval: Duration = .seconds(60)
 
     func run() async throws {
-        let store = try await self.open()
+        let store: any EventStore
+        do {
+            // A graceful shutdown while the store opens (a PostgreSQL server slow to answer) cuts the opening
+            // short, and the daemon stops without an error, having started nothing else.
+            store = try await cancelWhenGracefulShutdown { try await self.openOutsideShutdown() }
+        } catch  where Task.isShuttingDownGracefully {
+            return
+        }
         try await self.handle.open(store)
         do {
             try await self.prepare()
@@ -71,6 +78,18 @@ struct StoreService: Service {
             }
         }
         await self.handle.close()
+    }
+
+    /// Opens the store in a task of its own, which does not see this service's graceful shutdown: a store that runs
+    /// a service inside (PostgreSQL's client runs its connection pool, and stops it on a graceful shutdown) keeps its
+    /// connections until `close()` has let the queued commits finish. Cancelling this cancels the opening.
+    private func openOutsideShutdown() async throws -> any EventStore {
+        let opening = Task.detached { try await self.open() }
+        return try await withTaskCancellationHandler {
+            try await opening.value
+        } onCancel: {
+            opening.cancel()
+        }
     }
 }
 

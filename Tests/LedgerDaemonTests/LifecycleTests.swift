@@ -1,6 +1,8 @@
 import Foundation
+import Glibc
 import LedgerCore
 import LedgerDaemon
+import LedgerPostgres
 import LedgerStore
 import LedgerTesting
 import NIOCore
@@ -14,6 +16,60 @@ struct LifecycleTests {
         private let raised = Mutex(false)
         func raise() { self.raised.withLock { $0 = true } }
         var isRaised: Bool { self.raised.withLock { $0 } }
+    }
+
+    /// A TCP listener on loopback that never accepts and so never answers: a database server that hangs.
+    final class SilentListener {
+        let descriptor: Int32
+        let port: Int
+
+        init() throws {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(descriptor, pointer, length) == 0 && listen(descriptor, 8) == 0
+                        && getsockname(descriptor, pointer, &length) == 0
+                }
+            }
+            guard descriptor >= 0, bound else {
+                close(descriptor)
+                throw TestFailure("cannot listen on loopback: \(errno)")
+            }
+            self.descriptor = descriptor
+            self.port = Int(UInt16(bigEndian: address.sin_port))
+        }
+
+        deinit { close(self.descriptor) }
+
+        /// Whether a connection waits in the backlog, unaccepted.
+        var hasPendingConnection: Bool {
+            var entry = pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0)
+            return poll(&entry, 1, 0) == 1
+        }
+    }
+
+    /// A graceful shutdown while the store is still opening (its PostgreSQL server connected but silent) stops the
+    /// daemon without an error and without starting a listener, instead of waiting for the connection's deadline.
+    @Test(.timeLimit(.minutes(1))) func shutdownWhileTheStoreOpens() async throws {
+        let server = try SilentListener()
+        let directory = TemporaryDirectory()
+        var configuration = try testConfiguration(directory: directory)
+        let url = "postgres://ledger@127.0.0.1:\(server.port)/ledger"
+        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
+        postgres.connectTimeout = .seconds(600)
+        configuration.storeBackend = .postgres(postgres)
+        let listened = Flag()
+        let daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+        let task = Task { try await daemon.run(onHTTPRunning: { _ in listened.raise() }) }
+        while !server.hasPendingConnection { try await Task.sleep(for: .milliseconds(20)) }
+        await daemon.shutdownHandle.shutdown()
+        try await task.value
+        #expect(!listened.isRaised)
+        await #expect(throws: StoreError.self) { try await daemon.store.head() }
     }
 
     /// A daemon that never runs holds nothing: no data directory is made, and it is dropped with no store or HTTP
