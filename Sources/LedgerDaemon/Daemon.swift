@@ -1,4 +1,3 @@
-public import AsyncHTTPClient
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -37,21 +36,77 @@ public final class ShutdownHandle: Sendable {
     }
 }
 
-/// Closes the store when the service group shuts down; it is first in the group, so it closes last, after the
-/// HTTP server has drained its in-flight callbacks and every queued commit has finished.
+/// Owns the ledger's store: opens it when it runs, then starts the parts that use it, and closes it when it stops.
+///
+/// It is the group's first service and the one it starts with; the others are added by it once the store is open,
+/// so a store that cannot open stops the daemon before any socket is bound. Being first, it is told of a graceful
+/// shutdown last, after the HTTP listeners have drained their in-flight callbacks and every part that appends has
+/// stopped; closing then lets every queued commit finish.
 struct StoreService: Service {
-    let store: any EventStore
+    /// What the other parts hold: open from when the store opens until this service stops.
+    let handle: StoreHandle
+    let open: @Sendable () async throws -> any EventStore
+    /// Runs once the store is open and before any part that appends starts: the log follower reads the head here,
+    /// so the feed follows on from it without a gap.
+    let prepare: @Sendable () async throws -> Void
+    /// Starts the parts that use the store, in dependency order (none once the group is shutting down).
+    let startDependents: @Sendable () async -> Void
     let staleReaderInterval: Duration = .seconds(60)
 
     func run() async throws {
+        let store: any EventStore
+        do {
+            // A graceful shutdown while the store opens (a PostgreSQL server slow to answer) cuts the opening
+            // short, and the daemon stops without an error, having started nothing else.
+            store = try await cancelWhenGracefulShutdown { try await self.openOutsideShutdown() }
+        } catch  where Task.isShuttingDownGracefully {
+            return
+        }
+        try await self.handle.open(store)
+        do {
+            try await self.prepare()
+        } catch {
+            await self.handle.close()
+            throw error
+        }
+        await self.startDependents()
         // Clear stale LMDB reader slots periodically (lmdb.h, mdb_reader_check), until shutdown.
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: self.staleReaderInterval)
-                if let lmdb = self.store as? LMDBEventStore { _ = try? lmdb.clearStaleReaders() }
+                if let lmdb = store as? LMDBEventStore { _ = try? lmdb.clearStaleReaders() }
             }
         }
-        await self.store.close()
+        await self.handle.close()
+    }
+
+    /// Opens the store in a task of its own, which does not see this service's graceful shutdown: a store that runs
+    /// a service inside (PostgreSQL's client runs its connection pool, and stops it on a graceful shutdown) keeps its
+    /// connections until `close()` has let the queued commits finish. Cancelling this cancels the opening.
+    private func openOutsideShutdown() async throws -> any EventStore {
+        let opening = Task.detached { try await self.open() }
+        return try await withTaskCancellationHandler {
+            try await opening.value
+        } onCancel: {
+            opening.cancel()
+        }
+    }
+}
+
+/// The group a daemon runs in, for its store service: the service is made before the group, and adds the parts
+/// that use the store to it once the store is open.
+final class ServiceGroupReference: Sendable {
+    private let group = Mutex<ServiceGroup?>(nil)
+
+    func set(_ group: ServiceGroup) {
+        self.group.withLock { $0 = group }
+    }
+
+    /// Adds `services` in order: the group starts each at once, in that order, and shuts them down in reverse. Once
+    /// it is shutting down it starts none.
+    func add(_ services: [any Service]) async {
+        guard let group = self.group.withLock({ $0 }) else { return }
+        for service in services { await group.addServiceUnlessShutdown(service) }
     }
 }
 
@@ -68,7 +123,9 @@ struct StoppingReport: Service {
 /// The running daemon: everything built from one configuration, ready to run as one service group.
 public struct LedgerDaemon: Sendable {
     public let configuration: DaemonConfiguration
+    /// The configured store while the daemon runs; before it runs and after it stopped, every call fails `closed`.
     public let store: any EventStore
+    let storeHandle: StoreHandle
     public let ledger: Ledger
     public let poller: QueryPoller
     /// Forwards order outcomes to the shop; runs only when `forward.url` is configured.
@@ -79,7 +136,8 @@ public struct LedgerDaemon: Sendable {
     let refusalLog: RateLimitedLog
     /// The control socket's bounds (`control.*`), from the configuration; tests may set them directly.
     public var control: ControlSettings
-    let httpClient: HTTPClient
+    /// The gateway's and the receivers' client: made when the daemon runs, shut down when it stops.
+    let httpClient: OutboundHTTPClient
     let logger: Logger
     /// Stops a running daemon gracefully.
     public let shutdownHandle = ShutdownHandle()
@@ -89,7 +147,7 @@ public struct LedgerDaemon: Sendable {
     }
 
     /// Opens the configured store: LMDB in `dataDir`, or PostgreSQL (connecting, and creating or migrating its
-    /// schema). Pass the result to `init`; `init` opens LMDB itself when given no store.
+    /// schema). The daemon's store service calls it when it runs; the caller of this closes what it returns.
     public static func openStore(configuration: DaemonConfiguration, logger: Logger) async throws -> any EventStore {
         switch configuration.storeBackend {
         case .lmdb:
@@ -105,28 +163,27 @@ public struct LedgerDaemon: Sendable {
         }
     }
 
-    /// Opens the store and builds the pieces. `clock` and `seed` are injected for tests.
+    /// Builds the pieces; opens nothing. The store opens when the daemon runs (`run`) and is closed when it stops;
+    /// until then `store` answers every call with a `closed` error. `clock` and `seed` are injected for tests.
     public init(
         configuration: DaemonConfiguration,
-        store: (any EventStore)? = nil,
         clock: any LedgerClock = SystemLedgerClock(),
         seed: UInt64 = UInt64.random(in: 0...UInt64.max),
         logger: Logger
-    ) throws {
+    ) {
         // Every line the daemon writes escapes control characters, whichever logger the caller built, because
         // many lines quote text from outside (refused field names, peer addresses, order ids).
         let logger = logger.escapingControlCharacters()
         self.configuration = configuration
         self.logger = logger
-        // Before the store opens, so a bad setting does not leave it open.
         self.control = configuration.control
-        if store == nil, case .postgres = configuration.storeBackend {
-            throw ConfigurationError(
-                key: "store.backend",
-                message: "a PostgreSQL store is opened with LedgerDaemon.openStore and passed in; init opens only LMDB"
-            )
+        let shared: Bool
+        switch configuration.storeBackend {
+        case .lmdb: shared = false
+        case .postgres: shared = true
         }
-        self.store = try store ?? LMDBEventStore(path: configuration.dataDirectory, options: configuration.store)
+        self.storeHandle = StoreHandle.make(shared: shared)
+        self.store = self.storeHandle
         self.metrics = LedgerMetrics()
         self.health = HealthState()
         self.refusalLog = RateLimitedLog(perMinute: configuration.httpLimits.rejectLogPerMinute, logger: logger)
@@ -142,10 +199,7 @@ public struct LedgerDaemon: Sendable {
             followInterval: configuration.storeBackend.followInterval,
             logger: logger
         )
-        self.httpClient = HTTPClient(
-            eventLoopGroupProvider: .singleton,
-            configuration: .init(redirectConfiguration: .disallow)
-        )
+        self.httpClient = OutboundHTTPClient()
         let gateway = GatewayClient(
             settings: configuration.gateway,
             key: configuration.key,
@@ -250,11 +304,13 @@ public struct LedgerDaemon: Sendable {
         )
     }
 
-    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, poller, forwarder, control socket, HTTP
-    /// (the admin listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish
-    /// and are committed before the store closes, and both listeners drain the same way. `notifier` (from
-    /// `NOTIFY_SOCKET`) hears `READY=1` once the control socket is bound and every HTTP listener listens (the store
-    /// is open and the poller started before any of them), and `STOPPING=1` when draining begins.
+    /// Runs the daemon until SIGTERM or SIGINT (or cancellation): store, outbound HTTP client, poller, forwarder,
+    /// control socket, HTTP (the admin listener, then the public one), in that order; shutdown in reverse, so in-flight callbacks finish
+    /// and are committed before the store closes, and both listeners drain the same way. The store opens here, and
+    /// the other parts start only once it is open: a store that cannot open throws its error before any socket is
+    /// bound. `notifier` (from `NOTIFY_SOCKET`) hears `READY=1` once the control socket is bound and every HTTP
+    /// listener listens (the store is open and the poller started before any of them), and `STOPPING=1` when
+    /// draining begins.
     public func run(
         extraServices: [any Service] = [],
         onHTTPRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
@@ -271,8 +327,6 @@ public struct LedgerDaemon: Sendable {
         self.ledger.observeOrders { states in inbox.add(states) }
         var followers: [any Service] = []
         if let follower = self.ledger.follower {
-            // Started before anything can append, so the feed follows on from the head without a gap.
-            try await follower.start()
             await follower.observeOrders(
                 { state in
                     await poller.track(state)
@@ -281,9 +335,6 @@ public struct LedgerDaemon: Sendable {
                 when: { await poller.isLeading }
             )
             followers.append(follower)
-        } else {
-            // The same for this daemon's own commits, which it alone appends.
-            try await self.ledger.start()
         }
         let control = ControlServer(
             path: self.configuration.socketPath,
@@ -311,24 +362,34 @@ public struct LedgerDaemon: Sendable {
         let stopping: [any Service] = notifier.map { [StoppingReport(notifier: $0)] } ?? []
         // The forwarder after the poller (whose leadership it follows) and before the servers: it stops after they
         // have drained, and before the store closes.
-        let services: [any Service] =
-            [StoreService(store: self.store)] + followers
-            + [OrderStatePump(inbox: inbox, poller: poller, forwarder: forwarding ? forwarder : nil)]
+        let dependents: [any Service] =
+            followers + [OrderStatePump(inbox: inbox, poller: poller, forwarder: forwarding ? forwarder : nil)]
             + [self.poller, self.forwarder, control] + extraServices + listeners + stopping
+        let reference = ServiceGroupReference()
+        let outbound = OutboundHTTPService(
+            client: self.httpClient,
+            startDependents: { await reference.add(dependents) }
+        )
+        let configuration = self.configuration
+        let logger = self.logger
+        let store = StoreService(
+            handle: self.storeHandle,
+            open: { try await LedgerDaemon.openStore(configuration: configuration, logger: logger) },
+            // Before anything can append, so the feed follows on from the head without a gap.
+            prepare: { [ledger = self.ledger] in try await ledger.start() },
+            startDependents: { await reference.add([outbound]) }
+        )
+        // One group: the store service starts it alone and adds the others once the store is open (the HTTP client
+        // first, which adds the rest once it is made), so they start in that order and shut down in reverse.
         let group = ServiceGroup(
             configuration: .init(
-                services: services.map { .init(service: $0) },
+                services: [.init(service: store)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: self.logger
             )
         )
+        reference.set(group)
         await self.shutdownHandle.attach(group)
-        do {
-            try await group.run()
-        } catch {
-            try? await self.httpClient.shutdown()
-            throw error
-        }
-        try await self.httpClient.shutdown()
+        try await group.run()
     }
 }

@@ -83,7 +83,7 @@ struct Demo: AsyncParsableCommand {
         defer { Task { await shop.stop() } }
         configuration.forward.receivers = [ForwardReceiver(url: shopURL, secrets: [secret])]
         configuration.forward.schedule = ForwardSchedule(delaysMilliseconds: [0, 500, 1000, 2000])
-        let daemon = try LedgerDaemon(configuration: configuration, logger: logger)
+        let daemon = LedgerDaemon(configuration: configuration, logger: logger)
 
         print(
             "ledgerd demo: gateway simulator at \(gatewayURL), daemon at \(publicURL), shop receiver at \(shopURL), "

@@ -137,14 +137,9 @@ struct Run: AsyncParsableCommand {
         let configuration = try await self.options.load().configuration
         // After the configuration, which says how to log.
         let logger = configuration.log.bootstrap(label: "ledgerd")
-        let store = try await LedgerDaemon.openStore(configuration: configuration, logger: logger)
-        let daemon: LedgerDaemon
-        do {
-            daemon = try LedgerDaemon(configuration: configuration, store: store, logger: logger)
-        } catch {
-            await store.close()
-            throw error
-        }
+        // The store opens when the daemon runs; a store that cannot open stops it with the store's error before any
+        // socket is bound.
+        let daemon = LedgerDaemon(configuration: configuration, logger: logger)
         let storeLocation: String
         switch configuration.storeBackend {
         case .lmdb: storeLocation = "lmdb \(configuration.dataDirectory)"

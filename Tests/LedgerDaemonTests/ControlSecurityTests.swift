@@ -51,7 +51,7 @@ import Testing
         #expect(bound == 0)
         close(fd)
         #expect(FileManager.default.fileExists(atPath: configuration.socketPath))
-        let daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+        let daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
         let task = Task { try await daemon.run() }
         try await waitForSocket(configuration.socketPath)
         let path = configuration.socketPath
@@ -69,7 +69,7 @@ import Testing
             let other = TemporaryDirectory()
             var configuration = try testConfiguration(directory: other)
             configuration.socketPath = harness.socketPath
-            let second = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+            let second = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
             var failure: (any Error)?
             do {
                 try await second.run()
@@ -89,7 +89,7 @@ import Testing
         var configuration = try testConfiguration(directory: directory)
         configuration.socketPath = directory.path + "/notes.txt"
         try "keep me".write(toFile: configuration.socketPath, atomically: true, encoding: .utf8)
-        let daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+        let daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
         await #expect(throws: (any Error).self) { try await daemon.run() }
         #expect(try String(contentsOfFile: configuration.socketPath, encoding: .utf8) == "keep me")
     }

@@ -159,7 +159,7 @@ func withControlDaemon<T: Sendable>(
     var configuration = try testConfiguration(directory: directory)
     configuration.socketMode = socketMode
     configureDaemon(&configuration)
-    var daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+    var daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
     configure(&daemon.control)
     let running = daemon
     let task = Task { try await running.run() }

@@ -78,12 +78,11 @@ struct RunningDaemon: Sendable {
 
 func withRunningDaemon<T: Sendable>(
     _ configuration: DaemonConfiguration,
-    store: (any EventStore)? = nil,
     clock: any LedgerClock = SystemLedgerClock(),
     logger: Logger = testLogger,
     _ body: @Sendable (RunningDaemon) async throws -> T
 ) async throws -> T {
-    let daemon = try LedgerDaemon(configuration: configuration, store: store, clock: clock, seed: 7, logger: logger)
+    let daemon = LedgerDaemon(configuration: configuration, clock: clock, seed: 7, logger: logger)
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let task = Task {
         try await daemon.run(onHTTPRunning: { channel in

@@ -35,14 +35,8 @@ struct ForwardSharedStoreTests {
         }
         let first = try configuration(directories[0])
         let second = try configuration(directories[1])
-        try await withRunningDaemon(
-            first,
-            store: try await LedgerDaemon.openStore(configuration: first, logger: testLogger)
-        ) { a in
-            try await withRunningDaemon(
-                second,
-                store: try await LedgerDaemon.openStore(configuration: second, logger: testLogger)
-            ) { b in
+        try await withRunningDaemon(first) { a in
+            try await withRunningDaemon(second) { b in
                 let client = HTTPClient()
                 defer { shutdownLater(client) }
                 let daemons = [a, b]

@@ -95,7 +95,7 @@ func withAdminListener<T: Sendable>(
     _ configuration: DaemonConfiguration,
     _ body: @Sendable (_ daemon: LedgerDaemon, _ publicPort: Int, _ adminPort: Int) async throws -> T
 ) async throws -> T {
-    let daemon = try LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
+    let daemon = LedgerDaemon(configuration: configuration, seed: 7, logger: testLogger)
     let (ports, continuation) = AsyncStream<(String, Int)>.makeStream()
     let task = Task {
         // A daemon that fails to start ends the stream, so the wait below ends too.

@@ -82,10 +82,11 @@ struct PostgresDaemonTests {
         postgres.connectionsMax = 4
         postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
         configuration.storeBackend = .postgres(postgres)
-        #expect(throws: ConfigurationError.self) { try LedgerDaemon(configuration: configuration, logger: testLogger) }
         let store = try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger)
         #expect(store is PostgresEventStore)
-        try await withRunningDaemon(configuration, store: store) { running in
+        await store.close()
+        // The daemon opens the configured PostgreSQL store itself when it runs.
+        try await withRunningDaemon(configuration) { running in
             _ = try await running.daemon.ledger.createOrder(
                 CreateOrderRequest(orderId: "PG1", amount: "12.50", bankCode: "940", productName: "p")
             )

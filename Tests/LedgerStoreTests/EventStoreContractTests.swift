@@ -12,8 +12,17 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// A fresh schema in the database at `LEDGER_TEST_POSTGRES_URL`; cancelled (skipped) with a note when it is
     /// not set outside CI (`PostgresTestDatabase`).
     case postgres
+    /// An LMDB store behind the handle a running daemon's parts hold, opened through it.
+    case handle
 
     var testDescription: String { self.rawValue }
+
+    /// `store` behind an opened handle.
+    static func handle(_ store: any EventStore) async throws -> any EventStore {
+        let handle = StoreHandle()
+        try await handle.open(store)
+        return handle
+    }
 
     /// A fresh store, and the directory that must outlive it.
     func make() async throws -> (any EventStore, TemporaryDirectory) {
@@ -32,6 +41,11 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return (
                 try await PostgresTestDatabase.freshStore(options: .init(limits: StoreLimits(rebuildChunkEvents: 7))),
                 directory
+            )
+        case .handle:
+            let options = LMDBEventStore.Options(limits: StoreLimits(mapSize: 1 << 20, rebuildChunkEvents: 7))
+            return (
+                try await Self.handle(LMDBEventStore(path: directory.path + "/ledger", options: options)), directory
             )
         }
     }

@@ -17,6 +17,11 @@ extension StoreKind {
             return (InMemoryEventStore(quarantineLimits: limits), directory)
         case .postgres:
             return (try await PostgresTestDatabase.freshStore(options: .init(quarantineLimits: limits)), directory)
+        case .handle:
+            let options = LMDBEventStore.Options(mapSize: 1 << 20, quarantineLimits: limits)
+            return (
+                try await Self.handle(LMDBEventStore(path: directory.path + "/ledger", options: options)), directory
+            )
         }
     }
 }

@@ -19,12 +19,17 @@ public protocol ForwardPosting: Sendable {
 /// The HTTP transport: one JSON object per POST, signed with every active secret, redirects not followed (the
 /// daemon's client disallows them, so a 301 is a failure the operator sees, not a silent hop elsewhere).
 public struct HTTPForwardTransport: ForwardPosting {
-    let httpClient: HTTPClient
+    let httpClient: OutboundHTTPClient
     let timeout: Duration
 
-    public init(httpClient: HTTPClient, timeout: Duration) {
+    public init(httpClient: OutboundHTTPClient, timeout: Duration) {
         self.httpClient = httpClient
         self.timeout = timeout
+    }
+
+    /// A transport on `httpClient`, which its caller shuts down.
+    public init(httpClient: HTTPClient, timeout: Duration) {
+        self.init(httpClient: OutboundHTTPClient(client: httpClient), timeout: timeout)
     }
 
     public func post(_ event: ForwardEvent, to receiver: ForwardReceiver, at now: Instant) async -> ForwardAttemptResult
@@ -43,7 +48,10 @@ public struct HTTPForwardTransport: ForwardPosting {
         request.body = .bytes(ByteBuffer(bytes: body))
         let milliseconds = PollSchedule.milliseconds(self.timeout)
         do {
-            let response = try await self.httpClient.execute(request, timeout: .milliseconds(milliseconds))
+            let response = try await self.httpClient.client().execute(
+                request,
+                timeout: .milliseconds(milliseconds)
+            )
             let code = Int(response.status.code)
             // The body matters only as a hint in `lastError`; the first bytes are kept and the rest dropped.
             var hint: [UInt8] = []

@@ -146,10 +146,14 @@ public actor Ledger {
         self.logger = logger
     }
 
-    /// Orders the feed from the log's head on; called once the store is open and before anything appends. On a
-    /// shared store the follower, started by the daemon, does this.
+    /// Orders the feed from the log's head on: called once the store is open and before anything appends. On a
+    /// shared store the follower orders it, reading the others' events too; on an embedded one, the publisher.
     public func start() async throws {
-        if self.follower == nil { self.commits.start(after: try await self.store.head().sequence) }
+        if let follower = self.follower {
+            try await follower.start()
+        } else {
+            self.commits.start(after: try await self.store.head().sequence)
+        }
     }
 
     /// Sets the observer told of the order states each append produced. It runs on the appending thread, under the

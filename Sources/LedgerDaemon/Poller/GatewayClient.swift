@@ -14,14 +14,14 @@ public protocol GatewayQuerying: Sendable {
 public struct GatewayClient: GatewayQuerying {
     let settings: GatewaySettings
     let key: MerchantKey
-    let httpClient: HTTPClient
+    let httpClient: OutboundHTTPClient
     let timeout: Duration
     let bodyBytesMax: Int
 
     public init(
         settings: GatewaySettings,
         key: MerchantKey,
-        httpClient: HTTPClient,
+        httpClient: OutboundHTTPClient,
         timeout: Duration,
         bodyBytesMax: Int
     ) {
@@ -53,7 +53,7 @@ public struct GatewayClient: GatewayQuerying {
             Int64(self.timeout.components.seconds) * 1_000_000_000 + self.timeout.components.attoseconds / 1_000_000_000
         )
         do {
-            let response = try await self.httpClient.execute(request, timeout: deadline)
+            let response = try await self.httpClient.client().execute(request, timeout: deadline)
             var body = ByteBuffer()
             var truncated = false
             for try await var chunk in response.body {

@@ -7,9 +7,13 @@ import LedgerCore
 /// Throughput therefore grows with concurrency instead of being capped at one fsync per append, and no caller
 /// hears "stored" before its events are durable. Other writes (rebuild chunks, the projection swap) run as
 /// exclusive jobs on the same thread, so LMDB's single-writer rule holds without any lock around transactions.
+///
+/// The thread exists only between `start()` and `stop()`, which joins it: making a writer starts nothing, so the
+/// store that owns it decides when writing begins and ends (it starts it once its environment is open, and stops it
+/// before closing that). Before `start()` and after `stop()` every write is refused with a `closed` error.
 final class GroupCommitWriter: @unchecked Sendable {
-    // @unchecked: `queue` and `stopping` are guarded by `condition`; `context` is touched only by the writer thread
-    // (and by `init` before that thread starts).
+    // @unchecked: `queue`, `phase` and `batchSizes` are guarded by `condition`; `context` is touched only by the
+    // writer thread (and by `init` before that thread starts).
 
     struct Limits: Sendable {
         /// Appends per transaction. 1 turns group commit off (one fsync per append, the benchmark's baseline).
@@ -48,10 +52,18 @@ final class GroupCommitWriter: @unchecked Sendable {
         case exclusive(@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)
     }
 
+    /// Where the writer is in its life: jobs are taken only while it runs.
+    private enum Phase {
+        /// Made, its thread not started: writes are refused.
+        case idle
+        case running
+        /// Stopped (or stopping): queued jobs finish, new ones are refused.
+        case stopping
+    }
+
     private let condition = NSCondition()
     private var queue: [Job] = []
-    private var stopping = false
-    private var stopped = false
+    private var phase = Phase.idle
     private let context: Context
     private let limits: Limits
     private let finished = NSCondition()
@@ -59,9 +71,21 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Sizes of committed batches, for metrics: read with `takeBatchSizes`.
     private var batchSizes: [Int] = []
 
+    /// A writer for the environment in `context`; its thread starts with `start()`.
     init(context: Context, limits: Limits) {
         self.context = context
         self.limits = limits
+    }
+
+    /// Starts the writer's thread; from now on it takes jobs, until `stop()`. A writer starts once: a stopped one
+    /// stays stopped, and its store must be opened again.
+    func start() {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        switch self.phase {
+        case .idle: self.phase = .running
+        case .running, .stopping: return
+        }
         let thread = Thread { [self] in self.loop() }
         thread.name = "ledger-writer"
         thread.start()
@@ -80,12 +104,22 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Queues `job`, or calls `refuse` with why not: the store is closed, or the queue is full.
+    /// Why the writer takes no job now (it has not started, or has stopped), or nil while it runs. Called with
+    /// `condition` held.
+    private func refusal() -> StoreError? {
+        switch self.phase {
+        case .idle: return StoreError(.closed, "The ledger store is not open yet.")
+        case .running: return nil
+        case .stopping: return StoreError(.closed, "The ledger store is closed.")
+        }
+    }
+
+    /// Queues `job`, or calls `refuse` with why not: the store is not open, or the queue is full.
     private func enqueue(_ job: Job, refuse: (StoreError) -> Void) {
         self.condition.lock()
-        if self.stopping {
+        if let refusal = self.refusal() {
             self.condition.unlock()
-            refuse(StoreError(.closed, "The ledger store is closed."))
+            refuse(refusal)
             return
         }
         if self.queue.count >= self.limits.queueDepthMax {
@@ -108,9 +142,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         let box = ResultBox<T>()
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             self.condition.lock()
-            if self.stopping {
+            if let refusal = self.refusal() {
                 self.condition.unlock()
-                continuation.resume(throwing: StoreError(.closed, "The ledger store is closed."))
+                continuation.resume(throwing: refusal)
                 return
             }
             self.queue.append(.exclusive({ context in box.value = try body(context) }, continuation))
@@ -120,12 +154,15 @@ final class GroupCommitWriter: @unchecked Sendable {
         return box.value!
     }
 
-    /// Stops taking jobs, finishes the queued ones, and waits for the thread to end.
+    /// Stops taking jobs, finishes the queued ones, and waits for the thread to end (a writer never started has
+    /// neither).
     func stop() {
         self.condition.lock()
-        self.stopping = true
+        let started = self.phase != .idle
+        self.phase = .stopping
         self.condition.signal()
         self.condition.unlock()
+        guard started else { return }
         self.finished.lock()
         while !self.threadFinished { self.finished.wait() }
         self.finished.unlock()
@@ -143,8 +180,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func loop() {
         while true {
             self.condition.lock()
-            while self.queue.isEmpty && !self.stopping { self.condition.wait() }
-            if self.queue.isEmpty && self.stopping {
+            while self.queue.isEmpty && self.phase == .running { self.condition.wait() }
+            if self.queue.isEmpty && self.phase == .stopping {
                 self.condition.unlock()
                 break
             }

@@ -31,7 +31,9 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     private let longOperation = NSLock()
     private var longOperationRunning = false
 
-    /// Opens (creating if needed) the store in the directory `path`. Refuses a directory another process uses.
+    /// Opens (creating if needed) the store in the directory `path`, and starts its writer: the store is open from
+    /// here until `close()`, which stops the writer and closes the environment. Refuses a directory another process
+    /// (or another open store in this one) uses. The daemon opens it when its store service runs, never before.
     public init(path: String, options: Options = Options()) throws {
         guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
             options.rebuildChunkEvents >= 1, options.readPageMax >= 1
@@ -70,6 +72,8 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
                 quarantine: options.quarantineLimits
             )
         )
+        // Last, once everything the writer's thread reads is in place.
+        self.writer.start()
     }
 
     private static func checkFormat(_ environment: LMDBEnvironment) throws {
