@@ -18,7 +18,7 @@ extension StoreKind {
         case .postgres:
             return (try await PostgresTestDatabase.freshStore(options: .init(quarantineLimits: limits)), directory)
         case .handle:
-            let options = LMDBEventStore.Options(mapSize: 1 << 20, quarantineLimits: limits)
+            let options = LMDBEventStore.Options(limits: StoreLimits(mapSize: 1 << 20), quarantineLimits: limits)
             return (
                 try await Self.handle(LMDBEventStore(path: directory.path + "/ledger", options: options)), directory
             )
