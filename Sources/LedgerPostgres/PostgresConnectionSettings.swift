@@ -1,3 +1,4 @@
+import LedgerCore
 import PostgresNIO
 
 /// Where and how to reach PostgreSQL, parsed from a libpq-style connection URL:
@@ -179,7 +180,7 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
                 bytes.append(byte)
                 continue
             }
-            guard let high = utf8.next().flatMap(Self.hexValue), let low = utf8.next().flatMap(Self.hexValue) else {
+            guard let high = utf8.next().flatMap(Hex.digitValue), let low = utf8.next().flatMap(Hex.digitValue) else {
                 throw fail("the \(what) has a % that is not followed by two hex digits.")
             }
             bytes.append(high << 4 | low)
@@ -188,15 +189,6 @@ public struct PostgresConnectionSettings: Sendable, Hashable, CustomStringConver
             throw fail("the \(what) is not UTF-8 once decoded.")
         }
         return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

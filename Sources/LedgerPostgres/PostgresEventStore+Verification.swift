@@ -18,15 +18,12 @@ extension PostgresEventStore {
                 try await Self.transaction(connection, isolation: "REPEATABLE READ READ ONLY", logger: self.logger) {
                     connection in
                     let recorded = try await Self.readMeta(connection, schema: self.schema, logger: self.logger).head
-                    var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
-                    var expected: UInt64 = 1
-                    var previous = Digest32.zero
-                    var firstBreak: ChainReport.Break?
+                    var verifier = ChainVerifier(recorded: recorded, progress: progress)
                     scan: while true {
                         let rows = try await connection.query(
                             """
                             SELECT sequence, order_id, type, event FROM \(unescaped: self.schema.events)
-                            WHERE sequence >= \(Int64(expected)) ORDER BY sequence LIMIT \(Self.scanPageEvents)
+                            WHERE sequence >= \(Int64(verifier.expected)) ORDER BY sequence LIMIT \(Self.scanPageEvents)
                             """,
                             logger: self.logger
                         ).collect()
@@ -34,51 +31,23 @@ extension PostgresEventStore {
                             let (stored, orderId, type, bytes) = try row.decode(
                                 (Int64, String, String, ByteBuffer).self
                             )
-                            let sequence = UInt64(stored)
-                            guard sequence == expected else {
-                                firstBreak = .sequenceGap(expected: expected, found: sequence)
-                                break scan
+                            // The row's order id and type are indexed copies of the event's: they must agree.
+                            let intact = verifier.check(sequence: UInt64(stored)) {
+                                let event = try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: false)
+                                guard event.orderId == orderId, event.type.rawValue == type else {
+                                    throw StoreError(
+                                        .corrupted,
+                                        "its row says order \(orderId) and type \(type), the event says "
+                                            + "\(event.orderId) and \(event.type.rawValue)"
+                                    )
+                                }
+                                return event
                             }
-                            let event: Event
-                            do {
-                                event = try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: false)
-                            } catch let error as StoreError {
-                                firstBreak = .corrupted(sequence: sequence, reason: error.message)
-                                break scan
-                            }
-                            guard event.orderId == orderId, event.type.rawValue == type else {
-                                firstBreak = .corrupted(
-                                    sequence: sequence,
-                                    reason:
-                                        "its row says order \(orderId) and type \(type), the event says \(event.orderId) and \(event.type.rawValue)"
-                                )
-                                break scan
-                            }
-                            guard event.hashIsValid else {
-                                firstBreak = .hashMismatch(sequence: sequence)
-                                break scan
-                            }
-                            guard event.previousHash == previous else {
-                                firstBreak = .chainMismatch(sequence: sequence)
-                                break scan
-                            }
-                            previous = event.hash
-                            expected += 1
-                            reporter.advance(to: sequence)
+                            guard intact else { break scan }
                         }
                         if rows.count < Self.scanPageEvents { break }
                     }
-                    let last = LogHead(sequence: expected - 1, hash: previous)
-                    if firstBreak == nil && last != recorded {
-                        firstBreak = .headMismatch(recorded: recorded.sequence, last: last.sequence)
-                    }
-                    reporter.finish()
-                    return ChainReport(
-                        eventsChecked: expected - 1,
-                        head: last,
-                        firstBreak: firstBreak,
-                        seconds: Self.seconds(since: started)
-                    )
+                    return verifier.finish()
                 }
             }
         }
@@ -117,7 +86,7 @@ extension PostgresEventStore {
                 eventsReplayed: head.sequence,
                 orders: orders,
                 head: head,
-                seconds: Self.seconds(since: started)
+                seconds: (ContinuousClock.now - started).seconds
             )
         }
     }
@@ -211,7 +180,7 @@ extension PostgresEventStore {
             differences: differences,
             differenceCount: UInt64(count),
             head: meta.head,
-            seconds: Self.seconds(since: started)
+            seconds: (ContinuousClock.now - started).seconds
         )
     }
 
@@ -327,10 +296,5 @@ extension PostgresEventStore {
             "UPDATE \(unescaped: self.schema.checkpoints) SET sequence = \(Int64(checkpoint)) WHERE generation = \(scratch)",
             logger: self.logger
         )
-    }
-
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 }

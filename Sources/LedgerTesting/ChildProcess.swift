@@ -185,6 +185,12 @@ public enum PostgresTestURL {
         }
         return nil
     }
+
+    /// A schema name of its own for one store (PostgreSQL folds names to lower case, so the name is lower case),
+    /// so tests run in parallel and never share data.
+    public static func freshSchemaName() -> String {
+        "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+    }
 }
 
 extension ProcessOutput {
@@ -195,15 +201,26 @@ extension ProcessOutput {
     public var statusAndOutput: (status: Int32, output: String) { (self.status, self.output) }
 }
 
-// Loopback sockets: one way to make the address, bind and connect, for the port picker, the readiness checks and a
-// peer that is down.
+// Loopback sockets: one way to make the address, bind and connect, for the port picker, the readiness checks, a
+// peer that is down and the raw HTTP clients of the tests and the fault suite.
 
-private func loopbackAddress(port: Int) -> sockaddr_in {
+private func loopbackAddress(port: Int, host: String = "127.0.0.1") -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_addr.s_addr = inet_addr(host)
     address.sin_port = UInt16(port).bigEndian
     return address
+}
+
+/// Calls `body` (bind, connect) with `address` as the `sockaddr` the socket calls take, and its length.
+private func withSocketAddress(
+    _ address: sockaddr_in,
+    _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32
+) -> Int32 {
+    var address = address
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
 }
 
 /// A TCP socket bound to 127.0.0.1:`port` (0: any) and the port it got, or nil when the port is taken. The caller
@@ -217,10 +234,7 @@ private func boundLoopbackSocket(port: Int, reuseAddress: Bool = false) -> (port
     }
     var address = loopbackAddress(port: port)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-    }
-    guard bound == 0 else {
+    guard withSocketAddress(address, { bind(descriptor, $0, $1) }) == 0 else {
         close(descriptor)
         return nil
     }
@@ -237,23 +251,35 @@ private func bindLoopback(port: Int) -> Int? {
     return bound
 }
 
-/// A TCP socket connected to 127.0.0.1:`port`, with a receive timeout, or nil when nothing accepts there.
-private func connectedLoopbackSocket(port: Int, receiveTimeoutSeconds: Int = 3) -> Int32? {
+/// A TCP socket connected to 127.0.0.1:`port` from `source` (any address of 127.0.0.0/8, so a test or a scenario
+/// can be several clients), with a receive timeout. The caller closes the descriptor. Throws, saying which call
+/// failed and why, when the source cannot be bound or nothing accepts on the port.
+public func connectLoopbackSocket(
+    port: Int,
+    from source: String = "127.0.0.1",
+    receiveTimeoutSeconds: Int
+) throws -> Int32 {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return nil }
+    guard descriptor >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
+    func fail(_ call: String) -> HarnessError {
+        let code = errno
+        close(descriptor)
+        return HarnessError("\(call): \(String(cString: strerror(code)))")
+    }
+    guard withSocketAddress(loopbackAddress(port: 0, host: source), { bind(descriptor, $0, $1) }) == 0 else {
+        throw fail("bind \(source)")
+    }
+    guard withSocketAddress(loopbackAddress(port: port), { connect(descriptor, $0, $1) }) == 0 else {
+        throw fail("connect 127.0.0.1:\(port) from \(source)")
+    }
     var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = loopbackAddress(port: port)
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else {
-        close(descriptor)
-        return nil
-    }
     return descriptor
+}
+
+/// A TCP socket connected to 127.0.0.1:`port`, with a receive timeout, or nil when nothing accepts there.
+private func connectedLoopbackSocket(port: Int, receiveTimeoutSeconds: Int = 3) -> Int32? {
+    try? connectLoopbackSocket(port: port, receiveTimeoutSeconds: receiveTimeoutSeconds)
 }
 
 /// Whether something accepts TCP connections on the loopback port.

@@ -118,45 +118,12 @@ public actor InMemoryEventStore: EventStore {
     }
 
     public func verifyChain(progress: ProgressHandler?) async throws -> ChainReport {
-        var previous = Digest32.zero
-        for (index, event) in self.log.enumerated() {
-            let expected = UInt64(index + 1)
-            if event.sequence != expected {
-                return ChainReport(
-                    eventsChecked: UInt64(index),
-                    head: .empty,
-                    firstBreak: .sequenceGap(expected: expected, found: event.sequence),
-                    seconds: 0
-                )
-            }
-            if !event.hashIsValid {
-                return ChainReport(
-                    eventsChecked: UInt64(index),
-                    head: .empty,
-                    firstBreak: .hashMismatch(sequence: expected),
-                    seconds: 0
-                )
-            }
-            if event.previousHash != previous {
-                return ChainReport(
-                    eventsChecked: UInt64(index),
-                    head: .empty,
-                    firstBreak: .chainMismatch(sequence: expected),
-                    seconds: 0
-                )
-            }
-            previous = event.hash
+        // The same checks as every other store's, on the events as they are held.
+        var verifier = ChainVerifier(recorded: self.currentHead, progress: progress)
+        for event in self.log {
+            guard verifier.check(sequence: event.sequence, decode: { event }) else { break }
         }
-        progress?(
-            StoreProgress(
-                phase: "verify",
-                done: UInt64(self.log.count),
-                total: UInt64(self.log.count),
-                rate: 0,
-                secondsRemaining: 0
-            )
-        )
-        return ChainReport(eventsChecked: UInt64(self.log.count), head: self.currentHead, firstBreak: nil, seconds: 0)
+        return verifier.finish()
     }
 
     private func refold() -> [String: OrderState] {

@@ -1,3 +1,4 @@
+public import LedgerControlProtocol
 public import LedgerCore
 
 /// The gateway's payment notification as it posts it, signed with a merchant key: the fields concatenated without
@@ -87,5 +88,12 @@ extension SignedNotification {
                 )
             )
         )
+    }
+}
+
+extension OrderCreate.Params {
+    /// An order as the tests create one: 12.50 of product `p`, paid through bank code 940.
+    public static func testing(orderId: String, amount: String = "12.50") -> Self {
+        Self(orderId: orderId, amount: amount, bankCode: "940", productName: "p")
     }
 }

@@ -161,19 +161,7 @@ func comparisonTable(_ rows: [Comparison]) -> String {
             row.ratio.map(Format.ratio) ?? "—",
         ]
     }
-    let widths = header.indices.map { column in
-        ([header] + cells).map { $0[column].count }.max() ?? 0
-    }
-    func line(_ values: [String]) -> String {
-        values.enumerated().map { column, value in
-            let pad = String(repeating: " ", count: widths[column] - value.count)
-            // Numbers right-aligned, words left-aligned.
-            return column == 0 || column == 3 ? value + pad : pad + value
-        }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-    }
-    var lines = [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
-    lines += cells.map(line)
-    return lines.joined(separator: "\n")
+    return alignedTable(header, cells, rightAligned: [1, 2, 4])
 }
 
 /// The comparison in Markdown, with the machine, the server and the command above it.
@@ -186,15 +174,12 @@ func comparisonMarkdown(
     date: String,
     config: StoreBenchConfig
 ) -> String {
-    var lines = [
-        "# `ledger-bench store --backend postgres`",
-        "",
-        "- date: \(date)",
-        "- command: `\(command)`",
-        "- machine: \(machine.cores) cores, \(machine.cpuModel), Linux \(machine.kernel), "
-            + "\(machine.memoryBytes >> 30) GiB, temp file system \(machine.tempFileSystem) (\(machine.tempDirectory))",
-        "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: \(Machine.loadAverageNow())",
-    ]
+    var lines = markdownPreamble(
+        title: "ledger-bench store --backend postgres",
+        machine: machine,
+        command: command,
+        date: date
+    )
     lines += serverLines(server, target: target).map { "- " + $0 }
     lines += [
         "- every commit durable on both (LMDB syncs on commit; PostgreSQL commits with synchronous_commit on); "
@@ -259,41 +244,32 @@ func comparisonJSON(
         figures.append((row.key, .object(JSONObject(members))))
     }
     let root: JSONValue = .object(
-        JSONObject([
-            ("benchmark", .string("store")),
-            ("backend", .string("postgres")),
-            ("date", .string(date)),
-            ("command", .string(command)),
-            ("machine", machine.json),
-            (
-                "postgres",
-                .object(
-                    JSONObject([
-                        ("server", .string(target.place)),
-                        ("serverVersion", .string(server.version)),
-                        ("fsync", .string(server.fsync)),
-                        ("synchronousCommit", .string(server.synchronousCommit)),
-                        ("walSyncMethod", .string(server.walSyncMethod)),
-                        ("durable", .bool(server.durable)),
-                    ])
-                )
-            ),
-            (
-                "config",
-                .object(
-                    JSONObject([
-                        ("batchedEvents", Format.json(Double(config.batchedEvents))),
-                        ("singleEvents", Format.json(Double(config.singleEvents))),
-                        ("contendedEvents", Format.json(Double(config.contendedEvents))),
-                        ("appenders", Format.json(Double(config.appenders))),
-                        ("rebuildEvents", Format.json(Double(config.rebuildEvents))),
-                        ("meanStoredEventBytes", Format.json(lmdb.meanEventBytes)),
-                    ])
-                )
-            ),
-            ("figures", .object(JSONObject(figures))),
-            ("runs", .object(JSONObject([("lmdb", runs(lmdb)), ("postgres", runs(postgres))]))),
-        ])
+        JSONObject(
+            jsonPreamble(benchmark: "store", machine: machine, command: command, date: date) + [
+                ("backend", .string("postgres")),
+                (
+                    "postgres",
+                    .object(
+                        JSONObject([
+                            ("server", .string(target.place)),
+                            ("serverVersion", .string(server.version)),
+                            ("fsync", .string(server.fsync)),
+                            ("synchronousCommit", .string(server.synchronousCommit)),
+                            ("walSyncMethod", .string(server.walSyncMethod)),
+                            ("durable", .bool(server.durable)),
+                        ])
+                    )
+                ),
+                (
+                    "config",
+                    .object(
+                        JSONObject(config.countsJSON + [("meanStoredEventBytes", Format.json(lmdb.meanEventBytes))])
+                    )
+                ),
+                ("figures", .object(JSONObject(figures))),
+                ("runs", .object(JSONObject([("lmdb", runs(lmdb)), ("postgres", runs(postgres))]))),
+            ]
+        )
     )
     return JSONWriter.write(root, options: [.sortedKeys, .prettyPrinted])
 }

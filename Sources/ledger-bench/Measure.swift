@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 
 /// A timed run: how many events, how long.
 struct Timing: Sendable {
@@ -6,12 +7,6 @@ struct Timing: Sendable {
     var seconds: Double
 
     var eventsPerSecond: Double { self.seconds > 0 ? Double(self.events) / self.seconds : 0 }
-}
-
-extension Duration {
-    var seconds: Double {
-        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
-    }
 }
 
 /// Times `body` with the monotonic clock; only `body` is inside the timed region.

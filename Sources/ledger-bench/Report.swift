@@ -270,14 +270,19 @@ func textTable(_ rows: [Figure]) -> String {
             row.ratio.map(Format.ratio) ?? "—", row.targetText, row.resultText,
         ]
     }
+    return alignedTable(header, cells, rightAligned: [1, 4])
+}
+
+/// Columns padded to their widest cell and separated by two spaces, under a header and a rule: numbers (the
+/// columns in `rightAligned`) right-aligned so their digits line up, words left-aligned.
+func alignedTable(_ header: [String], _ cells: [[String]], rightAligned: Set<Int>) -> String {
     let widths = header.indices.map { column in
         ([header] + cells).map { $0[column].count }.max() ?? 0
     }
     func line(_ values: [String]) -> String {
         values.enumerated().map { column, value in
             let pad = String(repeating: " ", count: widths[column] - value.count)
-            // Numbers right-aligned, words left-aligned.
-            return column == 1 || column == 4 ? pad + value : value + pad
+            return rightAligned.contains(column) ? pad + value : value + pad
         }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
     }
     var lines = [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
@@ -285,20 +290,36 @@ func textTable(_ rows: [Figure]) -> String {
     return lines.joined(separator: "\n")
 }
 
-/// The same table in Markdown, with the machine and the command above it.
-func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: String, config: StoreBenchConfig)
-    -> String
-{
-    var lines = [
-        "# `ledger-bench store`",
+/// The lines every Markdown report opens with: its title, then when, how and on what machine it ran, with the
+/// load average at its start and end, because other work on the machine skews every figure.
+func markdownPreamble(title: String, machine: Machine, command: String, date: String) -> [String] {
+    [
+        "# `\(title)`",
         "",
         "- date: \(date)",
         "- command: `\(command)`",
         "- machine: \(machine.cores) cores, \(machine.cpuModel), Linux \(machine.kernel), "
             + "\(machine.memoryBytes >> 30) GiB, temp file system \(machine.tempFileSystem) (\(machine.tempDirectory))",
-        "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: "
-            + (((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "unknown")
-                .trimmingCharacters(in: .whitespacesAndNewlines)),
+        "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: \(Machine.loadAverageNow())",
+    ]
+}
+
+/// The members every JSON report opens with: which benchmark, when, how and on what machine it ran.
+func jsonPreamble(benchmark: String, machine: Machine, command: String, date: String) -> [(String, JSONValue)] {
+    [
+        ("benchmark", .string(benchmark)),
+        ("date", .string(date)),
+        ("command", .string(command)),
+        ("machine", machine.json),
+    ]
+}
+
+/// The same table in Markdown, with the machine and the command above it.
+func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: String, config: StoreBenchConfig)
+    -> String
+{
+    var lines = markdownPreamble(title: "ledger-bench store", machine: machine, command: command, date: date)
+    lines += [
         "- SQLite \(machine.sqliteVersion); every commit durable (LMDB syncs on commit; SQLite WAL synchronous=FULL)",
         "- counts: \(config.batchedEvents) events at batches of 100 and 10,000; \(config.singleEvents) at batch 1 "
             + "and for one-fsync-per-append; \(config.contendedEvents) for group commit with \(config.appenders) "
@@ -331,42 +352,51 @@ func jsonReport(
     runs.append(("scan.raw", timingJSON(results.rawScan)))
     runs.append(("fold.memory", timingJSON(results.fold)))
     let root: JSONValue = .object(
-        JSONObject([
-            ("benchmark", .string("store")),
-            ("date", .string(date)),
-            ("command", .string(command)),
-            ("machine", machine.json),
-            (
-                "config",
-                .object(
-                    JSONObject([
-                        ("batchedEvents", Format.json(Double(config.batchedEvents))),
-                        ("singleEvents", Format.json(Double(config.singleEvents))),
-                        ("contendedEvents", Format.json(Double(config.contendedEvents))),
-                        ("appenders", Format.json(Double(config.appenders))),
-                        ("rebuildEvents", Format.json(Double(config.rebuildEvents))),
-                        ("mapSizeBytes", Format.json(Double(config.mapSize))),
-                        ("meanStoredEventBytes", Format.json(results.meanEventBytes)),
-                    ])
-                )
-            ),
-            (
-                "bytesPerEventOnDisk",
-                .object(
-                    JSONObject([
-                        ("store", Format.json(results.storeBytesPerEvent)),
-                        ("sqlite", Format.json(results.sqliteBytesPerEvent)),
-                        ("rawLMDB", Format.json(results.rawBytesPerEvent)),
-                    ])
-                )
-            ),
-            ("figures", figuresJSON(rows)),
-            ("runs", .object(JSONObject(runs))),
-            ("targets", targetsJSON(rows)),
-            ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
-        ])
+        JSONObject(
+            jsonPreamble(benchmark: "store", machine: machine, command: command, date: date) + [
+                (
+                    "config",
+                    .object(
+                        JSONObject(
+                            config.countsJSON + [
+                                ("mapSizeBytes", Format.json(Double(config.mapSize))),
+                                ("meanStoredEventBytes", Format.json(results.meanEventBytes)),
+                            ]
+                        )
+                    )
+                ),
+                (
+                    "bytesPerEventOnDisk",
+                    .object(
+                        JSONObject([
+                            ("store", Format.json(results.storeBytesPerEvent)),
+                            ("sqlite", Format.json(results.sqliteBytesPerEvent)),
+                            ("rawLMDB", Format.json(results.rawBytesPerEvent)),
+                        ])
+                    )
+                ),
+                ("figures", figuresJSON(rows)),
+                ("runs", .object(JSONObject(runs))),
+                ("targets", targetsJSON(rows)),
+                ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
+            ]
+        )
     )
     return JSONWriter.write(root, options: [.sortedKeys, .prettyPrinted])
+}
+
+extension StoreBenchConfig {
+    /// How many events each measurement of a store run appended, and with how many appenders, as every store
+    /// report's JSON gives them.
+    var countsJSON: [(String, JSONValue)] {
+        [
+            ("batchedEvents", Format.json(Double(self.batchedEvents))),
+            ("singleEvents", Format.json(Double(self.singleEvents))),
+            ("contendedEvents", Format.json(Double(self.contendedEvents))),
+            ("appenders", Format.json(Double(self.appenders))),
+            ("rebuildEvents", Format.json(Double(self.rebuildEvents))),
+        ]
+    }
 }
 
 /// The figures as a Markdown table, then their notes.

@@ -201,28 +201,26 @@ func systemJSON(
     config: SystemBenchConfig
 ) -> String {
     let root: JSONValue = .object(
-        JSONObject([
-            ("benchmark", .string("system")),
-            ("date", .string(date)),
-            ("command", .string(command)),
-            ("machine", machine.json),
-            (
-                "config",
-                .object(
-                    JSONObject([
-                        ("orders", Format.json(Double(results.orders))),
-                        ("events", Format.json(Double(results.events))),
-                        ("callbackOrdersPerRun", Format.json(Double(config.callbackOrders))),
-                        ("secondsPerCallbackRun", Format.json(Double(config.seconds))),
-                        ("connections", .array(config.connections.map { Format.json(Double($0)) })),
-                        ("controlSeconds", Format.json(Double(config.controlSeconds))),
-                    ])
-                )
-            ),
-            ("figures", figuresJSON(rows)),
-            ("targets", targetsJSON(rows)),
-            ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
-        ])
+        JSONObject(
+            jsonPreamble(benchmark: "system", machine: machine, command: command, date: date) + [
+                (
+                    "config",
+                    .object(
+                        JSONObject([
+                            ("orders", Format.json(Double(results.orders))),
+                            ("events", Format.json(Double(results.events))),
+                            ("callbackOrdersPerRun", Format.json(Double(config.callbackOrders))),
+                            ("secondsPerCallbackRun", Format.json(Double(config.seconds))),
+                            ("connections", .array(config.connections.map { Format.json(Double($0)) })),
+                            ("controlSeconds", Format.json(Double(config.controlSeconds))),
+                        ])
+                    )
+                ),
+                ("figures", figuresJSON(rows)),
+                ("targets", targetsJSON(rows)),
+                ("targetsMet", .bool(rows.allSatisfy { $0.met ?? true })),
+            ]
+        )
     )
     return JSONWriter.write(root, options: [.sortedKeys, .prettyPrinted])
 }
@@ -235,14 +233,8 @@ func systemMarkdown(
     date: String,
     config: SystemBenchConfig
 ) -> String {
-    var lines = [
-        "# `ledger-bench system`",
-        "",
-        "- date: \(date)",
-        "- command: `\(command)`",
-        "- machine: \(machine.cores) cores, \(machine.cpuModel), Linux \(machine.kernel), "
-            + "\(machine.memoryBytes >> 30) GiB, temp file system \(machine.tempFileSystem) (\(machine.tempDirectory))",
-        "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: \(Machine.loadAverageNow())",
+    var lines = markdownPreamble(title: "ledger-bench system", machine: machine, command: command, date: date)
+    lines += [
         "- ledger: \(results.orders) orders, \(results.events) events at the end; the release `ledgerd` with its defaults, "
             + "the load generator (wrk) and the daemon on the same \(machine.cores) cores",
         "- callback runs: \(config.seconds) s each, \(config.callbackOrders) distinct unpaid orders set aside per run",

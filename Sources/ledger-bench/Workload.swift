@@ -20,12 +20,7 @@ struct Workload: Sendable {
         self.start = start
         // The merchant the harnessed daemon is configured for, so its signatures verify there.
         self.key = TestMerchant.key
-        self.settings = GatewaySettings(
-            memberId: TestMerchant.memberId,
-            baseURL: "http://127.0.0.1:9090",
-            notifyURL: "http://127.0.0.1:8080/notify",
-            callbackURL: "http://127.0.0.1:8080/return"
-        )
+        self.settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
         self.prefix = prefix
     }
 

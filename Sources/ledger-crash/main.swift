@@ -207,12 +207,7 @@ struct Child: AsyncParsableCommand {
 /// Realistic events for the crash test, built through the real core.
 struct CrashEvents: Sendable {
     let key = try! MerchantKey("crash-test-key")
-    let settings = GatewaySettings(
-        memberId: "10001",
-        baseURL: "http://127.0.0.1:9090",
-        notifyURL: "http://127.0.0.1:8080/notify",
-        callbackURL: "http://127.0.0.1:8080/return"
-    )
+    let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
 
     var now: Instant { Instant(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000)) }
 

@@ -8,7 +8,7 @@ extension BadInputCorpus {
     /// A valid notification for `orderId` with `name` set to `value` and signed again with the merchant's key, so
     /// only the value's shape can be wrong. Encoded as a form, so `&` and `=` arrive inside the value.
     static func resigned(_ orderId: String, _ name: String, _ value: String) -> [UInt8] {
-        var fields = Self.fields(orderId).filter { $0.name != "sign" }
+        var fields = Notification.fields(orderId: orderId).filter { $0.name != "sign" }
         if let index = fields.firstIndex(where: { $0.name == name }) { fields[index].value = value }
         fields.append(FormField("sign", Signer.sign(fields, kind: .notify, key: TestMerchant.key)))
         return Self.bytes(FormCoding.encode(fields))
@@ -39,41 +39,19 @@ extension BadInputCorpus {
     )
 
     static let hostileTextCases: [CorpusCase] = [
-        CorpusCase(
-            "empty datetime, validly signed",
-            .notify(Self.resigned("C31", "datetime", "")),
-            Self.malformed,
-            appends: 0,
-            after: Aftermath(orderId: "C31", state: "created")
-        ),
-        CorpusCase(
-            "empty transaction_id, validly signed",
-            .notify(Self.resigned("C32", "transaction_id", "")),
-            Self.malformed,
-            appends: 0,
-            after: Aftermath(orderId: "C32", state: "created")
-        ),
-        CorpusCase(
-            "signed NOTPAY query reply re-posted with an empty datetime",
-            .notify(Self.queryReplyAsNotification("C33")),
-            Self.malformed,
-            appends: 0,
-            after: Aftermath(orderId: "C33", state: "created")
-        ),
-        CorpusCase(
-            "'=' in a signed value, validly signed",
-            .notify(Self.resigned("C34", "transaction_id", "T=34")),
-            Self.malformed,
-            appends: 0,
-            after: Aftermath(orderId: "C34", state: "created")
-        ),
-        CorpusCase(
-            "'&' in a signed value, validly signed",
-            .notify(Self.resigned("C35", "transaction_id", "T&amount=34")),
-            Self.malformed,
-            appends: 0,
-            after: Aftermath(orderId: "C35", state: "created")
-        ),
+        .malformedNotification("empty datetime, validly signed", "C31") { Self.resigned($0, "datetime", "") },
+        .malformedNotification("empty transaction_id, validly signed", "C32") {
+            Self.resigned($0, "transaction_id", "")
+        },
+        .malformedNotification("signed NOTPAY query reply re-posted with an empty datetime", "C33") {
+            Self.queryReplyAsNotification($0)
+        },
+        .malformedNotification("'=' in a signed value, validly signed", "C34") {
+            Self.resigned($0, "transaction_id", "T=34")
+        },
+        .malformedNotification("'&' in a signed value, validly signed", "C35") {
+            Self.resigned($0, "transaction_id", "T&amount=34")
+        },
         CorpusCase(
             "repeated field whose name carries a newline and a fake log line",
             .notify(

@@ -83,6 +83,44 @@ struct CorpusCase: Sendable {
     }
 }
 
+extension CorpusCase {
+    /// A body refused as malformed: nothing recorded and nothing quarantined.
+    static func malformedBody(_ name: String, _ body: [UInt8]) -> CorpusCase {
+        CorpusCase(name, .notify(body), BadInputCorpus.malformed, appends: 0)
+    }
+
+    /// A notification for `orderId` refused as malformed: nothing recorded, nothing quarantined, and the order still
+    /// as it was created. `body` makes the notification for the order id it is given, so the probe and the check
+    /// after it name the same order.
+    static func malformedNotification(_ name: String, _ orderId: String, _ body: (String) -> [UInt8]) -> CorpusCase {
+        CorpusCase(
+            name,
+            .notify(body(orderId)),
+            BadInputCorpus.malformed,
+            appends: 0,
+            after: Aftermath(orderId: orderId, state: "created")
+        )
+    }
+
+    /// A notification for `orderId` acknowledged and recorded (one event), after which the order is in `state`,
+    /// flagged for review with `flag` when one is given.
+    static func recordedNotification(
+        _ name: String,
+        _ orderId: String,
+        state: String,
+        flag: String? = nil,
+        _ body: (String) -> [UInt8]
+    ) -> CorpusCase {
+        CorpusCase(
+            name,
+            .notify(body(orderId)),
+            BadInputCorpus.ok,
+            appends: 1,
+            after: Aftermath(orderId: orderId, state: state, flag: flag)
+        )
+    }
+}
+
 /// The corpus. Orders `C01`…`C40` exist (12.50 each) when it runs; answers are the daemon's exact bodies.
 enum BadInputCorpus {
     static let ok = Expected.http(200, "OK")
@@ -93,41 +131,24 @@ enum BadInputCorpus {
     static let unknownOrder = Expected.http(404, "unknown order")
 
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-    static func fields(
-        _ orderId: String,
-        amount: String = "12.5000",
-        transactionId: String? = nil,
-        returnCode: String = "00",
-        memberId: String = TestMerchant.memberId,
-        key: MerchantKey = TestMerchant.key
-    ) -> [FormField] {
-        Notification.fields(
-            orderId: orderId,
-            amount: amount,
-            transactionId: transactionId,
-            returnCode: returnCode,
-            memberId: memberId,
-            key: key
-        )
-    }
     static func body(_ fields: [FormField]) -> [UInt8] { Self.bytes(Notification.body(fields)) }
-    static func body(_ orderId: String) -> [UInt8] { Self.body(Self.fields(orderId)) }
+    static func body(_ orderId: String) -> [UInt8] { Self.body(Notification.fields(orderId: orderId)) }
 
     /// The fields of a valid notification with `name` removed.
     static func without(_ orderId: String, _ name: String) -> [UInt8] {
-        Self.body(Self.fields(orderId).filter { $0.name != name })
+        Self.body(Notification.fields(orderId: orderId).filter { $0.name != name })
     }
 
     /// A valid notification with its signature replaced.
     static func signed(_ orderId: String, _ transform: (String) -> String) -> [UInt8] {
-        var fields = Self.fields(orderId)
+        var fields = Notification.fields(orderId: orderId)
         fields[fields.count - 1].value = transform(fields[fields.count - 1].value)
         return Self.body(fields)
     }
 
     /// A valid notification with `attach` placed before the signature: the gateway concatenates it raw.
     static func attached(_ orderId: String, _ attach: String) -> [UInt8] {
-        var fields = Self.fields(orderId)
+        var fields = Notification.fields(orderId: orderId)
         fields.insert(FormField("attach", attach), at: fields.count - 1)
         return Self.body(fields)
     }
@@ -135,7 +156,7 @@ enum BadInputCorpus {
     /// A notification of about 7.4 KB (an `attach` and three more fields of 1,800 bytes, each under the field
     /// bound) with a signature of zeros.
     static func forgedLarge(_ orderId: String) -> [UInt8] {
-        var fields = Self.fields(orderId)
+        var fields = Notification.fields(orderId: orderId)
         for name in ["attach", "x1", "x2", "x3"] {
             fields.insert(FormField(name, String(repeating: "x", count: 1_800)), at: fields.count - 1)
         }
@@ -153,18 +174,12 @@ enum BadInputCorpus {
         + Self.forwardCases
 
     static let notifyCases: [CorpusCase] = [
-        CorpusCase(
-            "valid notification",
-            .notify(Self.body("C01")),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C01", state: "paid")
-        ),
-        CorpusCase("empty body", .notify([]), Self.malformed, appends: 0),
-        CorpusCase("only memberid", .notify(Self.bytes("memberid=10001")), Self.malformed, appends: 0),
-        CorpusCase("missing sign", .notify(Self.without("C02", "sign")), Self.malformed, appends: 0),
-        CorpusCase("missing orderid", .notify(Self.without("C02", "orderid")), Self.malformed, appends: 0),
-        CorpusCase("missing returncode", .notify(Self.without("C02", "returncode")), Self.malformed, appends: 0),
+        .recordedNotification("valid notification", "C01", state: "paid") { Self.body($0) },
+        .malformedBody("empty body", []),
+        .malformedBody("only memberid", Self.bytes("memberid=10001")),
+        .malformedBody("missing sign", Self.without("C02", "sign")),
+        .malformedBody("missing orderid", Self.without("C02", "orderid")),
+        .malformedBody("missing returncode", Self.without("C02", "returncode")),
         CorpusCase(
             "empty sign",
             .notify(Self.signed("C02") { _ in "" }),
@@ -197,49 +212,19 @@ enum BadInputCorpus {
         ),
         CorpusCase(
             "signed with another key",
-            .notify(Self.body(Self.fields("C02", key: TestMerchant.otherKey))),
+            .notify(Self.body(Notification.fields(orderId: "C02", key: TestMerchant.otherKey))),
             Self.badSignature,
             appends: 0,
             quarantined: 1,
             after: Aftermath(orderId: "C02", state: "created", callbacksReceived: 5)
         ),
-        CorpusCase(
-            "repeated orderid",
-            .notify(Self.body("C03") + Self.bytes("&orderid=C04")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase("repeated sign", .notify(Self.body("C03") + Self.bytes("&sign=00")), Self.malformed, appends: 0),
-        CorpusCase(
-            "invalid percent escape",
-            .notify(Self.body("C03") + Self.bytes("&x=%ZZ")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "truncated percent escape",
-            .notify(Self.body("C03") + Self.bytes("&x=%4")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "raw non-UTF-8 byte",
-            .notify(Self.body("C03") + Self.bytes("&x=") + [0xFF, 0xFE]),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "escaped non-UTF-8 byte",
-            .notify(Self.body("C03") + Self.bytes("&x=%FF")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "overlong UTF-8 '/'",
-            .notify(Self.body("C03") + Self.bytes("&x=%C0%AF")),
-            Self.malformed,
-            appends: 0
-        ),
+        .malformedBody("repeated orderid", Self.body("C03") + Self.bytes("&orderid=C04")),
+        .malformedBody("repeated sign", Self.body("C03") + Self.bytes("&sign=00")),
+        .malformedBody("invalid percent escape", Self.body("C03") + Self.bytes("&x=%ZZ")),
+        .malformedBody("truncated percent escape", Self.body("C03") + Self.bytes("&x=%4")),
+        .malformedBody("raw non-UTF-8 byte", Self.body("C03") + Self.bytes("&x=") + [0xFF, 0xFE]),
+        .malformedBody("escaped non-UTF-8 byte", Self.body("C03") + Self.bytes("&x=%FF")),
+        .malformedBody("overlong UTF-8 '/'", Self.body("C03") + Self.bytes("&x=%C0%AF")),
         CorpusCase(
             "body of 8193 bytes",
             .notify(Self.body("C03") + Self.bytes("&x=" + String(repeating: "a", count: 8193))),
@@ -252,38 +237,19 @@ enum BadInputCorpus {
             Self.tooLarge,
             appends: 0
         ),
-        CorpusCase(
-            "33 fields",
-            .notify(Self.body("C03") + Self.bytes((0..<26).map { "&f\($0)=1" }.joined())),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
+        .malformedBody("33 fields", Self.body("C03") + Self.bytes((0..<26).map { "&f\($0)=1" }.joined())),
+        .malformedBody(
             "value of 2049 bytes",
-            .notify(Self.body("C03") + Self.bytes("&x=" + String(repeating: "b", count: 2049))),
-            Self.malformed,
-            appends: 0
+            Self.body("C03") + Self.bytes("&x=" + String(repeating: "b", count: 2049))
         ),
-        CorpusCase("empty field name", .notify(Self.body("C03") + Self.bytes("&=x")), Self.malformed, appends: 0),
-        CorpusCase("orderid with a path", .notify(Self.body("../../etc/passwd")), Self.malformed, appends: 0),
-        CorpusCase(
-            "orderid of 21 characters",
-            .notify(Self.body(String(repeating: "C", count: 21))),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase("NUL in orderid", .notify(Self.body("C03%00")), Self.malformed, appends: 0),
-        CorpusCase(
-            "byte-order mark before the body",
-            .notify([0xEF, 0xBB, 0xBF] + Self.body("C03")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
+        .malformedBody("empty field name", Self.body("C03") + Self.bytes("&=x")),
+        .malformedBody("orderid with a path", Self.body("../../etc/passwd")),
+        .malformedBody("orderid of 21 characters", Self.body(String(repeating: "C", count: 21))),
+        .malformedBody("NUL in orderid", Self.body("C03%00")),
+        .malformedBody("byte-order mark before the body", [0xEF, 0xBB, 0xBF] + Self.body("C03")),
+        .malformedBody(
             "upper-case field names",
-            .notify(Self.bytes(Notification.body(Self.fields("C03")).uppercased())),
-            Self.malformed,
-            appends: 0
+            Self.bytes(Notification.body(Notification.fields(orderId: "C03")).uppercased())
         ),
         CorpusCase(
             "JSON instead of a form",
@@ -297,7 +263,7 @@ enum BadInputCorpus {
         CorpusCase("unknown order, validly signed", .notify(Self.body("NOSUCHORDER")), Self.unknownOrder, appends: 1),
         CorpusCase(
             "foreign member id, validly signed",
-            .notify(Self.body(Self.fields("C04", memberId: "99999"))),
+            .notify(Self.body(Notification.fields(orderId: "C04", memberId: "99999"))),
             Self.foreignMember,
             appends: 0,
             quarantined: 1,
@@ -312,77 +278,33 @@ enum BadInputCorpus {
             appends: 0,
             quarantined: 1
         ),
-        CorpusCase(
-            "amount 1e3",
-            .notify(Self.body(Self.fields("C05", amount: "1e3"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C05", state: "created", flag: "amount-mismatch")
-        ),
-        CorpusCase(
-            "amount -1",
-            .notify(Self.body(Self.fields("C06", amount: "-1"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C06", state: "created", flag: "amount-mismatch")
-        ),
-        CorpusCase(
-            "amount 0.001",
-            .notify(Self.body(Self.fields("C07", amount: "0.001"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C07", state: "created", flag: "amount-mismatch")
-        ),
-        CorpusCase(
-            "amount 12.50001 (five decimals)",
-            .notify(Self.body(Self.fields("C08", amount: "12.50001"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C08", state: "created", flag: "amount-mismatch")
-        ),
-        CorpusCase(
-            "amount 12.5 equals 12.50",
-            .notify(Self.body(Self.fields("C09", amount: "12.5"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C09", state: "paid")
-        ),
-        CorpusCase(
-            "returncode 01",
-            .notify(Self.body(Self.fields("C10", returnCode: "01"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C10", state: "created")
-        ),
-        CorpusCase(
-            "attach reframed into a second amount",
-            .notify(Self.attached("C11", "x&amount=0.01")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "attach reframed into a second orderid",
-            .notify(Self.attached("C11", "x&orderid=C12")),
-            Self.malformed,
-            appends: 0
-        ),
-        CorpusCase(
-            "attach reframed into an extra field",
-            .notify(Self.attached("C11", "x&note=1")),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C11", state: "paid")
-        ),
-        CorpusCase(
-            "attach with '=' in it",
-            .notify(Self.attached("C12", "a=b=c")),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C12", state: "paid")
-        ),
+        .recordedNotification("amount 1e3", "C05", state: "created", flag: "amount-mismatch") {
+            Self.body(Notification.fields(orderId: $0, amount: "1e3"))
+        },
+        .recordedNotification("amount -1", "C06", state: "created", flag: "amount-mismatch") {
+            Self.body(Notification.fields(orderId: $0, amount: "-1"))
+        },
+        .recordedNotification("amount 0.001", "C07", state: "created", flag: "amount-mismatch") {
+            Self.body(Notification.fields(orderId: $0, amount: "0.001"))
+        },
+        .recordedNotification("amount 12.50001 (five decimals)", "C08", state: "created", flag: "amount-mismatch") {
+            Self.body(Notification.fields(orderId: $0, amount: "12.50001"))
+        },
+        .recordedNotification("amount 12.5 equals 12.50", "C09", state: "paid") {
+            Self.body(Notification.fields(orderId: $0, amount: "12.5"))
+        },
+        .recordedNotification("returncode 01", "C10", state: "created") {
+            Self.body(Notification.fields(orderId: $0, returnCode: "01"))
+        },
+        .malformedBody("attach reframed into a second amount", Self.attached("C11", "x&amount=0.01")),
+        .malformedBody("attach reframed into a second orderid", Self.attached("C11", "x&orderid=C12")),
+        .recordedNotification("attach reframed into an extra field", "C11", state: "paid") {
+            Self.attached($0, "x&note=1")
+        },
+        .recordedNotification("attach with '=' in it", "C12", state: "paid") { Self.attached($0, "a=b=c") },
         CorpusCase(
             "'+' in a signed value arrives as a space",
-            .notify(Self.body(Self.fields("C13", transactionId: "T+13"))),
+            .notify(Self.body(Notification.fields(orderId: "C13", transactionId: "T+13"))),
             Self.badSignature,
             appends: 0,
             quarantined: 1,
@@ -407,13 +329,12 @@ enum BadInputCorpus {
             appends: 1,
             after: Aftermath(orderId: "C15", state: "paid")
         ),
-        CorpusCase(
+        .recordedNotification(
             "conflicting transaction after paid",
-            .notify(Self.body(Self.fields("C01", transactionId: "OTHER1"))),
-            Self.ok,
-            appends: 1,
-            after: Aftermath(orderId: "C01", state: "paid", flag: "conflicting-transaction")
-        ),
+            "C01",
+            state: "paid",
+            flag: "conflicting-transaction"
+        ) { Self.body(Notification.fields(orderId: $0, transactionId: "OTHER1")) },
         CorpusCase(
             "duplicate after paid",
             .notify(Self.body("C01")),

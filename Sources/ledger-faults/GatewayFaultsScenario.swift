@@ -158,7 +158,7 @@ struct GatewayFaultsScenario {
             }
         }
         // SUCCESS then NOTPAY: once G12 is paid, the gateway's queries say NOTPAY; the ledger asks at once.
-        let g12Paid = try await eventually {
+        let g12Paid = try await eventuallyIgnoringErrors {
             try await daemon.order("G12").state == .paid
         }
         _ = try await http.post(simulator.url + "/sim/query-fault", "orderid=G12&fault=unpaid")
@@ -169,7 +169,7 @@ struct GatewayFaultsScenario {
         )
 
         for gatewayCase in Self.cases {
-            let converged = try await eventually(seconds: 60) {
+            let converged = try await eventuallyIgnoringErrors(seconds: 60) {
                 try await daemon.order(gatewayCase.orderId).state.rawValue == gatewayCase.state
             }
             let state = try await daemon.order(gatewayCase.orderId)
@@ -254,7 +254,7 @@ struct GatewayFaultsScenario {
         let callbacks = state.callbacks
         switch gatewayCase.orderId {
         case "G03":
-            let done = try await eventually {
+            let done = try await eventuallyIgnoringErrors {
                 try await self.callbackCount(gatewayCase.orderId, simulator: simulator, http: http) == 5
             }
             if !done { problems.append("the gateway's 5 copies were not all acknowledged") }
@@ -263,7 +263,7 @@ struct GatewayFaultsScenario {
             }
         case "G04":
             // The delayed notification arrives after the query paid the order: a duplicate, acknowledged.
-            let done = try await eventually(seconds: 60) {
+            let done = try await eventuallyIgnoringErrors(seconds: 60) {
                 try await self.callbackCount(gatewayCase.orderId, simulator: simulator, http: http) >= 1
             }
             if !done { problems.append("the delayed notification was never acknowledged") }

@@ -138,37 +138,7 @@ enum RawHTTP {
     /// Connects to loopback `port`, from `source` (any address of 127.0.0.0/8, so a scenario can be several
     /// clients).
     static func connect(port: Int, timeoutSeconds: Int, from source: String = "127.0.0.1") throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw HarnessError("bind \(source): \(String(cString: strerror(code)))")
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port): \(String(cString: strerror(code)))")
-        }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        return fd
+        try connectLoopbackSocket(port: port, from: source, receiveTimeoutSeconds: timeoutSeconds)
     }
 
     static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

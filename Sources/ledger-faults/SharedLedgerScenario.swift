@@ -180,7 +180,7 @@ struct SharedLedgerScenario {
         // and queries them to paid.
         let elsewhere = (0..<3).map { "SHF\($0)" }
         for id in elsewhere { try await createPaidSilently(id, on: standby) }
-        let leaderQueried = try await eventually(seconds: 60) {
+        let leaderQueried = try await eventuallyIgnoringErrors(seconds: 60) {
             for id in elsewhere where try await paidByQuery(id, on: standby) == nil { return false }
             return true
         }
@@ -192,12 +192,12 @@ struct SharedLedgerScenario {
         await leader.kill9()
         let killed = ContinuousClock.now
         let headAtKill = Int(try await standby.call(LedgerStats.self).head.sequence)
-        let tookOver = try await eventually(seconds: 30) {
+        let tookOver = try await eventuallyIgnoringErrors(seconds: 30) {
             try await standby.call(LedgerStats.self).pollLeader
         }
         let takeover = ContinuousClock.now - killed
         report.check(tookOver, "the standby did not take over polling within 30 s of the leader's SIGKILL")
-        let allPaid = try await eventually(seconds: 60) {
+        let allPaid = try await eventuallyIgnoringErrors(seconds: 60) {
             for id in pending where try await paidByQuery(id, on: standby) == nil { return false }
             return true
         }
@@ -238,7 +238,7 @@ struct SharedLedgerScenario {
     /// The daemons whose `ledger.stats` says they poll, once exactly one does (or `seconds` passed).
     private func leaders(_ daemons: [DaemonProcess], within seconds: Double) async throws -> [DaemonProcess] {
         var leading: [DaemonProcess] = []
-        _ = try await eventually(seconds: seconds) {
+        _ = try await eventuallyIgnoringErrors(seconds: seconds) {
             leading = []
             for daemon in daemons where daemon.isRunning {
                 if try await daemon.call(LedgerStats.self).pollLeader { leading.append(daemon) }

@@ -71,13 +71,10 @@ final class Shared<Value: Sendable>: Sendable {
     var value: Value { self.state.withLock { $0 } }
 }
 
-/// Waits (real time, bounded) until `condition` holds; the answer says whether it did.
-func eventually(seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return true }
-        try await Task.sleep(for: .milliseconds(50))
-    }
+/// Waits (real time, bounded) until `condition` holds; the answer says whether it did. An error on the way (a daemon
+/// that is restarting refuses connections) counts as "not yet" rather than ending the wait, except on the last check.
+func eventuallyIgnoringErrors(seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
+    if try await LedgerTesting.eventually(seconds: seconds, { (try? await condition()) == true }) { return true }
     return try await condition()
 }
 

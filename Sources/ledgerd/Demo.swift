@@ -242,7 +242,8 @@ struct DemoScenario {
             }
             let elapsed = ContinuousClock.now - started
             print(
-                "   \(String(format: "%5.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s: \(counts[.paid, default: 0]) paid, \(counts[.expired, default: 0]) expired, \(counts[.created, default: 0]) waiting"
+                "   \(String(format: "%5.1f", elapsed.seconds)) s: \(counts[.paid, default: 0]) paid, "
+                    + "\(counts[.expired, default: 0]) expired, \(counts[.created, default: 0]) waiting"
             )
             if done && renotified {
                 converged = true

@@ -608,12 +608,10 @@ struct Harness: Sendable {
         timeout: Duration = .seconds(30),
         _ condition: @Sendable () async -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
+        guard try await LedgerTesting.eventually(seconds: timeout.seconds, { await condition() }) else {
+            Issue.record("condition not met within \(timeout)")
+            return
         }
-        Issue.record("condition not met within \(timeout)")
     }
 }
 

@@ -13,12 +13,7 @@ struct EventSchemaTests {
     /// One event of every kind and every query outcome, built through the real builders and parsers.
     static func sampleEvents() throws -> [Event] {
         let key = try MerchantKey("schema-key")
-        let settings = GatewaySettings(
-            memberId: "10001",
-            baseURL: "http://127.0.0.1:9090",
-            notifyURL: "http://127.0.0.1:8080/notify",
-            callbackURL: "http://127.0.0.1:8080/return"
-        )
+        let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
         let now = Instant(millisecondsSinceEpoch: 1_795_741_323_456)
         var request = OrderRequest(orderId: "S1", amount: "100.00", bankCode: "942", productName: "年卡")
         request.attach = "会员"

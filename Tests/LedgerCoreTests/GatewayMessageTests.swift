@@ -5,12 +5,7 @@ import Testing
 
 struct PayRequestTests {
     let key = try! MerchantKey("5uTz8kQe2wR")
-    let settings = GatewaySettings(
-        memberId: "10001",
-        baseURL: "http://127.0.0.1:9090",
-        notifyURL: "http://shop.example.com/notify",
-        callbackURL: "http://shop.example.com/return"
-    )
+    let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090", publicURL: "http://shop.example.com")
     /// 2026-11-27T01:02:03.456Z, which is 09:02:03 in China Standard Time.
     let instant = Instant(millisecondsSinceEpoch: 1_795_741_323_456)
 

@@ -128,12 +128,7 @@ struct UntrustedTextTests {
 
     /// `ledgerctl create --attach $'a\u0600&returncode'` is refused: the `&` is found behind the prepend character.
     @Test func attachWithPrependedAmpersandIsRefused() {
-        let settings = GatewaySettings(
-            memberId: "10001",
-            baseURL: "http://127.0.0.1:9090",
-            notifyURL: "http://shop.example.com/notify",
-            callbackURL: "http://shop.example.com/return"
-        )
+        let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090", publicURL: "http://shop.example.com")
         let order = OrderRequest(
             orderId: "A1",
             amount: "1.00",

@@ -60,16 +60,9 @@ import Testing
             #expect(audit.status == 0)
             #expect(audit.out.contains("total"))
             #expect(audit.out.contains("quarantine: 0 entries"), "\(audit.out)")
-            _ = try await harness.daemon.store.quarantine(
-                QuarantineEntry(
-                    receivedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
-                    remoteAddress: "192.0.2.1:5",
-                    reason: .badSignature,
-                    detail: "The signature does not match.",
-                    orderId: "K1",
-                    body: Array("memberid=10001&orderid=K1&attach=\u{1B}[2J\n".utf8),
-                    limits: .default
-                )
+            try await harness.quarantineForgedNotification(
+                orderId: "K1",
+                body: "memberid=10001&orderid=K1&attach=\u{1B}[2J\n"
             )
             let quarantine = try await Self.ctl(["quarantine", "--reason", "bad-signature", "--show-body"] + socket)
             #expect(quarantine.status == 0, "\(quarantine.err)")

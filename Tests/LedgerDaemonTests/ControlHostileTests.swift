@@ -13,9 +13,7 @@ import Testing
 @Suite(.serialized) struct ControlHostileTests {
     /// Records `count` copies of one valid notification for `orderId` (one accepted, the rest duplicates).
     static func callbacks(_ harness: ControlHarness, orderId: String, count: Int) async throws {
-        _ = try await harness.daemon.ledger.createOrder(
-            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
-        )
+        _ = try await harness.daemon.ledger.createOrder(.testing(orderId: orderId))
         let body = Array(Notifications.body(Notifications.fields(orderId: orderId)).utf8)
         for _ in 0..<count { _ = try await harness.daemon.ledger.recordNotification(body: body, remoteAddress: "test") }
     }
@@ -84,7 +82,7 @@ import Testing
         try await withControlDaemon(configure: { $0.requestsInFlightMax = 4 }) { harness in
             let path = harness.socketPath
             let answers = try await blocking { () throws -> [[JSONValue]] in
-                let socket = try TestSocket(path)
+                let socket = try ControlConnection(path)
                 var rounds: [[JSONValue]] = []
                 for round in 0..<2 {
                     var batch = ""
@@ -183,7 +181,7 @@ import Testing
     @Test func subscriberThatDoesNotReadIsDropped() async throws {
         try await withControlDaemon(configure: { $0.writeBufferBytesMax = 4096 }) { harness in
             let path = harness.socketPath
-            let socket = try await blocking { try TestSocket(path) }
+            let socket = try await blocking { try ControlConnection(path) }
             socket.send(#"{"jsonrpc":"2.0","id":1,"method":"events.subscribe"}"# + "\n")
             let answer = try await blocking { try socket.readMessage() }
             #expect(answer?["result"] != nil, "\(String(describing: answer))")
@@ -191,9 +189,7 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<1500 {
                     group.addTask {
-                        _ = try await harness.daemon.ledger.createOrder(
-                            CreateOrderRequest(orderId: "S\(index)", amount: "1.00", bankCode: "940", productName: "p")
-                        )
+                        _ = try await harness.daemon.ledger.createOrder(.testing(orderId: "S\(index)", amount: "1.00"))
                     }
                 }
                 try await group.waitForAll()

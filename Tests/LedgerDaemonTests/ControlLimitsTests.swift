@@ -10,9 +10,9 @@ import Testing
     @Test func idleConnectionIsClosed() async throws {
         try await withControlDaemon(configure: { $0.idleTimeout = .milliseconds(300) }) { harness in
             try await blocking {
-                let socket = try TestSocket(harness.socketPath, timeoutSeconds: 10)
+                let socket = try ControlConnection(harness.socketPath, timeoutSeconds: 10)
                 let started = Date()
-                #expect(socket.readLineBytes() == nil)
+                #expect(socket.readLine() == nil)
                 #expect(Date().timeIntervalSince(started) < 5)
                 #expect(try RPCSession(harness.socketPath).call("ledger.stats")["result"] != nil)
             }

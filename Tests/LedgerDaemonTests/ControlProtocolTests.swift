@@ -58,17 +58,7 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
         try await withControlDaemon { harness in
             let backupPath = harness.directory.path + "/backup"
             // One quarantined notification, for an order nobody created, so `quarantine.read` has an entry to show.
-            _ = try await harness.daemon.store.quarantine(
-                QuarantineEntry(
-                    receivedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
-                    remoteAddress: "192.0.2.1:5",
-                    reason: .badSignature,
-                    detail: "The signature does not match.",
-                    orderId: "Q1",
-                    body: Array("memberid=10001&orderid=Q1&sign=0".utf8),
-                    limits: .default
-                )
-            )
+            try await harness.quarantineForgedNotification(orderId: "Q1", body: "memberid=10001&orderid=Q1&sign=0")
             let records = try await blocking { () throws -> [SchemaRecord] in
                 let rpc = try RPCSession(harness.socketPath)
                 let subscriber = try RPCSession(harness.socketPath)
@@ -265,7 +255,7 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
     @Test func halfClosedClientGetsItsAnswers() async throws {
         try await withControlDaemon { harness in
             try await blocking {
-                let socket = try TestSocket(harness.socketPath)
+                let socket = try ControlConnection(harness.socketPath)
                 socket.send(
                     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ledger.stats\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ledger.stats\"}"
                 )
@@ -284,11 +274,11 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
     @Test func overlongLineIsRefusedAndClosed() async throws {
         try await withControlDaemon(configure: { $0.lineBytesMax = 1024 }) { harness in
             try await blocking {
-                let socket = try TestSocket(harness.socketPath)
+                let socket = try ControlConnection(harness.socketPath)
                 socket.send(String(repeating: "x", count: 5000))
                 let answer = try #require(try socket.readMessage())
                 #expect(errorName(answer) == "line-too-long")
-                #expect(socket.readLineBytes() == nil)
+                #expect(socket.readLine() == nil)
                 // The daemon still serves others.
                 #expect(try RPCSession(harness.socketPath).call("ledger.stats")["result"] != nil)
             }
@@ -299,7 +289,7 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
     @Test func clientThatNeverReadsIsDropped() async throws {
         try await withControlDaemon(configure: { $0.writeBufferBytesMax = 64 * 1024 }) { harness in
             try await blocking {
-                let socket = try TestSocket(harness.socketPath, timeoutSeconds: 5)
+                let socket = try ControlConnection(harness.socketPath, timeoutSeconds: 5)
                 let request = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ledger.stats\"}\n"
                 let batch = String(repeating: request, count: 100)
                 // Each stats answer is ~500 bytes: 20,000 of them are far more than the socket buffers and the
@@ -311,7 +301,7 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                     usleep(2000)
                 }
                 var answered = 0
-                while socket.readLineBytes() != nil { answered += 1 }
+                while socket.readLine() != nil { answered += 1 }
                 #expect(answered < sent, "the daemon answered all \(sent) requests instead of dropping the client")
                 #expect(try RPCSession(harness.socketPath).call("ledger.stats")["result"] != nil)
             }
@@ -330,10 +320,10 @@ func errorName(_ response: JSONValue) -> String? { response["error"]?["data"]?["
                 }
                 let sessions = try [first] + (0..<2).map { _ in try RPCSession(harness.socketPath) }
                 for session in sessions { #expect(try session.call("ledger.stats")["result"] != nil) }
-                let extra = try TestSocket(harness.socketPath)
+                let extra = try ControlConnection(harness.socketPath)
                 let refusal = try #require(try extra.readMessage())
                 #expect(errorName(refusal) == "too-many-connections")
-                #expect(extra.readLineBytes() == nil)
+                #expect(extra.readLine() == nil)
                 #expect(try sessions[0].call("ledger.stats")["result"]?["connections"] != nil)
             }
         }

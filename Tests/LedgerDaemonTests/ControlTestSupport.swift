@@ -3,43 +3,13 @@ import LedgerControlClient
 import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 import LedgerTesting
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// A blocking Unix-socket client for tests: raw bytes in, JSON lines out, with a receive timeout.
-final class TestSocket: @unchecked Sendable {
-    private let socket: LineSocket
-
-    var fd: Int32 { self.socket.fd }
-
-    /// Connects, or throws with the failing call and its error.
-    init(_ path: String, timeoutSeconds: Int = 20) throws {
-        do throws(LineSocketError) {
-            self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
-        } catch {
-            throw TestFailure(error.description)
-        }
-    }
-
-    /// Writes all bytes; false when that fails (the peer has closed, mostly).
-    @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool { (try? self.socket.send(bytes)) != nil }
-
-    @discardableResult
-    func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
-
-    /// The next line, or nil at end of stream (or a reset, or the timeout).
-    func readLineBytes() -> [UInt8]? { self.socket.readLine() }
-
-    func readMessage() throws -> JSONValue? {
-        guard let line = self.readLineBytes() else { return nil }
-        return try JSONParser.parse(line, limits: JSONLimits(bytesMax: 1 << 28, depthMax: 64, stringBytesMax: 1 << 28))
-    }
-}
 
 /// One recorded exchange, to validate against the schemas.
 struct SchemaRecord: Sendable {
@@ -51,15 +21,16 @@ struct SchemaRecord: Sendable {
     }
 }
 
-/// A JSON-RPC session over a test socket that records every params, result, error and notification it sees.
+/// A JSON-RPC session over the kit's control connection that records every params, result, error and
+/// notification it sees.
 final class RPCSession: @unchecked Sendable {
-    let socket: TestSocket
+    let socket: ControlConnection
     private(set) var records: [SchemaRecord] = []
     private(set) var notifications: [(String, JSONValue)] = []
     private var nextId = 1
 
     init(_ path: String) throws {
-        self.socket = try TestSocket(path)
+        self.socket = try ControlConnection(path)
     }
 
     /// The whole response to one request (result or error), recording it and any notifications before it.
@@ -144,6 +115,22 @@ struct ControlHarness: Sendable {
         let path = self.socketPath
         return try await blocking { try RPCSession(path).call(method, params) }
     }
+
+    /// Quarantines a notification with a bad signature for `orderId`, as `POST /notify` would, so the quarantine
+    /// methods and commands have an entry to show.
+    func quarantineForgedNotification(orderId: String, body: String) async throws {
+        _ = try await self.daemon.store.quarantine(
+            QuarantineEntry(
+                receivedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),
+                remoteAddress: "192.0.2.1:5",
+                reason: .badSignature,
+                detail: "The signature does not match.",
+                orderId: orderId,
+                body: Array(body.utf8),
+                limits: .default
+            )
+        )
+    }
 }
 
 /// Runs a daemon whose control settings `configure` adjusts, waits until its socket answers, and stops it after.
@@ -180,7 +167,7 @@ func withControlDaemon<T: Sendable>(
 /// Waits until something accepts connections at `path`, failing early when the daemon stopped.
 func waitForSocket(_ path: String, task: Task<Void, any Error>? = nil) async throws {
     for _ in 0..<400 {
-        if (try? TestSocket(path)) != nil { return }
+        if (try? ControlConnection(path)) != nil { return }
         try await Task.sleep(for: .milliseconds(25))
     }
     throw TestFailure("the control socket \(path) never accepted a connection")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import LedgerCore
 import LedgerDaemon
+import LedgerPostgres
 import LedgerStore
 import LedgerTesting
 import Logging
@@ -167,4 +168,14 @@ func requirePostgresURL(_ note: String = "PostgreSQL tests need LEDGER_TEST_POST
 {
     guard let url = try PostgresTestURL.value() else { try Test.cancel(Comment(rawValue: note)) }
     return url
+}
+
+/// Store settings for a daemon on the test PostgreSQL, in a schema of its own so tests run in parallel and never
+/// share data. Four connections are enough for one daemon; a full parallel test run on two cores is slow to connect.
+func testPostgresSettings(url: String) throws -> PostgresStoreSettings {
+    var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
+    postgres.schema = PostgresTestURL.freshSchemaName()
+    postgres.connectionsMax = 4
+    postgres.connectTimeout = .seconds(30)
+    return postgres
 }

@@ -45,45 +45,34 @@ struct EndToEndTests {
         return try await withRunningDaemon(configuration) { running in try await body(running, simulator) }
     }
 
+    /// The poller waits long enough that the notifications, not a query, decide the orders even on a busy machine.
+    static let notificationsDecide: @Sendable (inout DaemonConfiguration) -> Void = {
+        $0.poll.firstDelay = .seconds(20)
+        $0.poll.deadline = .seconds(60)
+    }
+
     /// Creates an order in the ledger and submits it to the gateway as the buyer's browser would.
     static func createAndSubmit(_ running: RunningDaemon, _ orderId: String, amount: String = "12.50") async throws {
-        let created = try await running.daemon.ledger.createOrder(
-            CreateOrderRequest(orderId: orderId, amount: amount, bankCode: "940", productName: "p")
-        )
+        let created = try await running.daemon.ledger.createOrder(.testing(orderId: orderId, amount: amount))
         let client = HTTPClient()
         defer { shutdownLater(client) }
         let (status, body, _) = try await post(client, created.gatewayURL, body: FormCoding.encode(created.fields))
         guard status == 200 else { throw TestFailure("the gateway refused \(orderId): \(status) \(body)") }
     }
 
-    /// Waits (real time, bounded) until `condition` holds.
-    static func eventually(seconds: Double = 15, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
     /// The happy path: created, paid by the gateway's notification, acknowledged once.
     @Test func happyPath() async throws {
         let directory = TemporaryDirectory()
-        // The poller waits long enough that the notification, not a query, pays the order even on a busy machine.
-        try await Self.withGatewayAndDaemon(
-            directory: directory,
-            configure: {
-                $0.poll.firstDelay = .seconds(20)
-                $0.poll.deadline = .seconds(60)
-            }
-        ) { running, simulator in
+        try await Self.withGatewayAndDaemon(directory: directory, configure: Self.notificationsDecide) {
+            running,
+            simulator in
             try await Self.createAndSubmit(running, "E1")
             let transaction = try await simulator.pay("E1")
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E1")?.status == .paid })
+            #expect(try await eventually { try await running.daemon.ledger.order("E1")?.status == .paid })
             let state = try #require(try await running.daemon.ledger.order("E1"))
             #expect(state.payment?.source == .callback)
             #expect(state.payment?.transactionId == transaction)
-            #expect(try await Self.eventually { await simulator.order("E1")?.notificationsAcknowledged == 1 })
+            #expect(try await eventually { await simulator.order("E1")?.notificationsAcknowledged == 1 })
         }
     }
 
@@ -93,7 +82,7 @@ struct EndToEndTests {
         try await Self.withGatewayAndDaemon(directory: directory) { running, simulator in
             try await Self.createAndSubmit(running, "E2")
             _ = try await simulator.pay("E2", faults: NotifyFaults(drop: true))
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E2")?.status == .paid })
+            #expect(try await eventually { try await running.daemon.ledger.order("E2")?.status == .paid })
             let state = try #require(try await running.daemon.ledger.order("E2"))
             #expect(state.payment?.source == .query)
             #expect(state.callbacks.received == 0)
@@ -113,12 +102,12 @@ struct EndToEndTests {
             // The refused callbacks are in the quarantine, counted for their orders, and not in the log.
             let store = running.daemon.store
             #expect(
-                try await Self.eventually {
+                try await eventually {
                     (try await store.quarantineCounts(orderId: "E3")["E3"]?.badSignature ?? 0) >= 2
                 }
             )
             #expect(
-                try await Self.eventually {
+                try await eventually {
                     (try await store.quarantineCounts(orderId: "E4")["E4"]?.badSignature ?? 0) >= 2
                 }
             )
@@ -128,8 +117,8 @@ struct EndToEndTests {
             #expect(try await running.daemon.ledger.order("E4")?.status == .created)
             #expect(await simulator.order("E3")?.notificationsAcknowledged == 0)
             // Then the poller finds both paid, with the right amount.
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E3")?.status == .paid })
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E4")?.status == .paid })
+            #expect(try await eventually { try await running.daemon.ledger.order("E3")?.status == .paid })
+            #expect(try await eventually { try await running.daemon.ledger.order("E4")?.status == .paid })
             #expect(try await running.daemon.ledger.order("E4")?.flags.isEmpty == true)
         }
     }
@@ -137,22 +126,18 @@ struct EndToEndTests {
     /// 100 concurrent copies of one notification: exactly one state change and 99 duplicates in the audit.
     @Test func hundredCopies() async throws {
         let directory = TemporaryDirectory()
-        try await Self.withGatewayAndDaemon(
-            directory: directory,
-            configure: {
-                $0.poll.firstDelay = .seconds(20)
-                $0.poll.deadline = .seconds(60)
-            }
-        ) { running, simulator in
+        try await Self.withGatewayAndDaemon(directory: directory, configure: Self.notificationsDecide) {
+            running,
+            simulator in
             try await Self.createAndSubmit(running, "E5")
             _ = try await simulator.pay("E5", faults: NotifyFaults(copies: 100))
-            #expect(try await Self.eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
+            #expect(try await eventually { await simulator.order("E5")?.notificationsAcknowledged == 100 })
             // On a loaded machine a copy can outlive the simulator's notify timeout and be sent again; the ledger
             // records every POST it received, so it must hold exactly as many as the simulator sent.
             let sent = await simulator.order("E5")?.notificationsSent ?? 0
             #expect(sent >= 100)
             #expect(
-                try await Self.eventually {
+                try await eventually {
                     Int(try await running.daemon.ledger.order("E5")?.callbacks.received ?? 0) == sent
                 }
             )
@@ -186,7 +171,7 @@ struct EndToEndTests {
             }
             for (orderId, _, expected) in faults {
                 #expect(
-                    try await Self.eventually(seconds: 20) {
+                    try await eventually(seconds: 20) {
                         try await running.daemon.ledger.order(orderId)?.status == .paid
                     },
                     "\(orderId)"
@@ -213,7 +198,7 @@ struct EndToEndTests {
             running,
             _ in
             try await Self.createAndSubmit(running, "E7")
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E7")?.status == .expired })
+            #expect(try await eventually { try await running.daemon.ledger.order("E7")?.status == .expired })
         }
     }
 
@@ -235,12 +220,12 @@ struct EndToEndTests {
         try await withRunningDaemon(first) { running in
             try await Self.createAndSubmit(running, "E8")
             #expect(
-                try await Self.eventually { (try await running.daemon.ledger.order("E8")?.queryAttempts ?? 0) >= 2 }
+                try await eventually { (try await running.daemon.ledger.order("E8")?.queryAttempts ?? 0) >= 2 }
             )
         }
         _ = try await simulator.pay("E8", faults: NotifyFaults(drop: true))
         try await withRunningDaemon(configuration) { running in
-            #expect(try await Self.eventually { try await running.daemon.ledger.order("E8")?.status == .paid })
+            #expect(try await eventually { try await running.daemon.ledger.order("E8")?.status == .paid })
             let attempts = try await running.daemon.ledger.history("E8").compactMap { entry -> UInt32? in
                 if case .queryResult(let result) = entry.event.payload { return result.attempt }
                 return nil

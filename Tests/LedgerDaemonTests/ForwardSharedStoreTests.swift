@@ -20,11 +20,7 @@ struct ForwardSharedStoreTests {
         let hook = try await receiver.start()
         // Each daemon has its own socket and data directory, alive for the whole test.
         let directories = [TemporaryDirectory(), TemporaryDirectory()]
-        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema =
-            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-        postgres.connectionsMax = 4
-        postgres.connectTimeout = .seconds(30)
+        var postgres = try testPostgresSettings(url: url)
         postgres.leaderRetry = .milliseconds(200)
         func configuration(_ directory: TemporaryDirectory) throws -> DaemonConfiguration {
             var configuration = try testConfiguration(directory: directory)
@@ -43,9 +39,7 @@ struct ForwardSharedStoreTests {
                 for index in 0..<6 {
                     let running = daemons[index % 2]
                     let orderId = "SH\(index)"
-                    _ = try await running.daemon.ledger.createOrder(
-                        CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
-                    )
+                    _ = try await running.daemon.ledger.createOrder(.testing(orderId: orderId))
                     let body = Notifications.body(Notifications.fields(orderId: orderId))
                     let (status, text, _) = try await post(
                         client,

@@ -10,14 +10,6 @@ import NIOCore
 import Synchronization
 import Testing
 
-/// Waits (real time, bounded) until `condition` holds, or fails naming `what`: the forwarder works in the background.
-func eventually(_ what: String, _ condition: @Sendable () async throws -> Bool) async throws {
-    // Generous: the whole suite runs in parallel on two cores, where a request can wait seconds for a thread.
-    guard try await EndToEndTests.eventually(seconds: 90, condition) else {
-        throw TestFailure("timed out waiting until \(what)")
-    }
-}
-
 /// A store whose appends wait at a gate before they reach the log: while one waits, its events are not committed.
 actor GatedStore {
     private var open = true
@@ -51,12 +43,7 @@ final class ForwardRig: Sendable {
     init(receiverSecret: [UInt8] = ForwardRig.secret) {
         let store = InMemoryEventStore()
         self.store = store
-        let settings = GatewaySettings(
-            memberId: TestKeys.memberId,
-            baseURL: "http://127.0.0.1:9090",
-            notifyURL: "http://127.0.0.1:8080/notify",
-            callbackURL: "http://127.0.0.1:8080/return"
-        )
+        let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
         self.ledger = Ledger(
             store: store,
             settings: settings,
@@ -122,9 +109,7 @@ final class ForwardRig: Sendable {
     }
 
     func create(_ orderId: String) async throws {
-        _ = try await self.ledger.createOrder(
-            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
-        )
+        _ = try await self.ledger.createOrder(.testing(orderId: orderId))
     }
 
     func pay(_ orderId: String, transactionId: String = "T1") async throws {

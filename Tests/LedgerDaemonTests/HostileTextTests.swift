@@ -110,9 +110,7 @@ struct HostileTextTests {
         configuration.gateway.dialect.notificationFieldSet = .allReceived
         let dialect = configuration.gateway.dialect
         try await withRunningDaemon(configuration) { running in
-            _ = try await running.daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             var reply = [
                 FormField("memberid", TestKeys.memberId), FormField("orderid", "A1"), FormField("amount", "12.5000"),
                 FormField("time_end", "1970-01-01 08:00:00"), FormField("transaction_id", "T1"),

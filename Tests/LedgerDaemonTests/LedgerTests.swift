@@ -15,12 +15,7 @@ struct LedgerTests {
     func makeLedger(
         clock: ManualLedgerClock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))
     ) -> Ledger {
-        let settings = GatewaySettings(
-            memberId: TestKeys.memberId,
-            baseURL: "http://127.0.0.1:9090",
-            notifyURL: "http://127.0.0.1:8080/notify",
-            callbackURL: "http://127.0.0.1:8080/return"
-        )
+        let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
         return Ledger(
             store: InMemoryEventStore(),
             settings: settings,
@@ -60,7 +55,7 @@ struct LedgerTests {
     @Test func idempotentCreate() async throws {
         let clock = ManualLedgerClock(start: Instant(millisecondsSinceEpoch: 1_795_741_323_000))
         let ledger = self.makeLedger(clock: clock)
-        let request = CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+        let request = CreateOrderRequest.testing(orderId: "A1")
         let first = try await ledger.createOrder(request)
         clock.advance(by: 5000)
         let again = try await ledger.createOrder(request)
@@ -91,7 +86,7 @@ struct LedgerTests {
     /// Concurrent creates of one order id store one order and all get the same fields.
     @Test func concurrentCreates() async throws {
         let ledger = self.makeLedger()
-        let request = CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
+        let request = CreateOrderRequest.testing(orderId: "A1")
         let results = try await withThrowingTaskGroup(of: CreatedOrder.self) { group in
             for _ in 0..<20 { group.addTask { try await ledger.createOrder(request) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -118,9 +113,7 @@ struct LedgerTests {
     /// and notifications the gateway did not vouch for go to the quarantine, never to the log.
     @Test func notificationReceipts() async throws {
         let ledger = self.makeLedger()
-        _ = try await ledger.createOrder(
-            CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-        )
+        _ = try await ledger.createOrder(.testing(orderId: "A1"))
         let valid = Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8)
         let first = try await ledger.recordNotification(body: valid, remoteAddress: "127.0.0.1:1")
         #expect(first == .recorded(.accepted, sequence: 2))

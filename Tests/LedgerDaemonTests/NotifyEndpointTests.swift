@@ -15,17 +15,11 @@ import Testing
 
 /// `POST /notify` and the other HTTP endpoints, over a real socket against the real daemon.
 struct NotifyEndpointTests {
-    static func createOrder(_ running: RunningDaemon, _ orderId: String = "A1") async throws {
-        _ = try await running.daemon.ledger.createOrder(
-            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
-        )
-    }
-
     /// A valid notification is answered with exactly the two bytes OK, and only after it is in the log.
     @Test func acknowledgesValidNotification() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             let (status, body, headers) = try await post(
@@ -51,7 +45,7 @@ struct NotifyEndpointTests {
     @Test func refusals() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             var forged = Notifications.fields(orderId: "A1")
@@ -118,7 +112,7 @@ struct NotifyEndpointTests {
     @Test func duplicateStorm() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient(
                 configuration: .init(
                     connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)
@@ -174,7 +168,7 @@ struct NotifyEndpointTests {
     @Test func healthAndMetrics() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             _ = try await post(
@@ -200,20 +194,8 @@ struct NotifyEndpointTests {
 /// Sends raw bytes to a loopback port and reads one response (head and a Content-Length body), or what arrived
 /// before the peer closed or 20 seconds passed.
 func rawExchange(port: Int, _ request: String) throws -> String {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let descriptor = try connectLoopbackSocket(port: port, receiveTimeoutSeconds: 20)
     defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else { throw TestFailure("cannot connect to port \(port)") }
-    var timeout = timeval(tv_sec: 20, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     let bytes = Array(request.utf8)
     _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     var received: [UInt8] = []

@@ -227,7 +227,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         let directory = TemporaryDirectory()
         let configuration = try testConfiguration(directory: directory)
         let metrics = try await withRunningDaemon(configuration) { running in
-            try await NotifyEndpointTests.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             let body = Notifications.body(Notifications.fields(orderId: "A1"))
@@ -294,9 +294,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         let directory = TemporaryDirectory()
         let captured = CapturedLog()
         try await withRunningDaemon(try testConfiguration(directory: directory), logger: captured.logger) { running in
-            _ = try await running.daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             await running.daemon.store.close()
             let path = running.daemon.configuration.socketPath
             let answer = try await blocking { try RPCSession(path).call("order.get", ["orderId": "A1"]) }
@@ -319,9 +317,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         var configuration = try testConfiguration(directory: directory)
         configuration.adminListen = ("127.0.0.1", 0)
         let ports = try await withAdminListener(configuration) { daemon, publicPort, adminPort in
-            _ = try await daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await daemon.ledger.createOrder(.testing(orderId: "A1"))
             let get = { (port: Int, path: String) in
                 try await exchange(port: port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             }
@@ -356,7 +352,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         var configuration = try testConfiguration(directory: directory)
         configuration.trustedProxies = try TrustedProxies(parsing: "127.0.0.1, 10.0.0.0/8, fd00::/8")
         try await withRunningDaemon(configuration, logger: log.logger) { running in
-            try await NotifyEndpointTests.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let port = try #require(URL(string: running.baseURL)?.port)
             let valid = Notifications.body(Notifications.fields(orderId: "A1"))
             // The client's own entry on the left is whatever it wrote; 10.1.2.3 is an inner proxy.
@@ -407,7 +403,7 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
             var configuration = try testConfiguration(directory: directory)
             configuration.trustedProxies = try TrustedProxies(parsing: trusted)
             try await withRunningDaemon(configuration) { running in
-                try await NotifyEndpointTests.createOrder(running)
+                _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
                 let port = try #require(URL(string: running.baseURL)?.port)
                 let valid = Notifications.body(Notifications.fields(orderId: "A1"))
                 let spoof = ["X-Forwarded-For: 203.0.113.9"]
@@ -514,11 +510,11 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
         let fake = "2026-01-01T00:00:00Z info ledgerd: order paid \"quoted\"\u{01}"
         let repeated = FormCoding.encode([FormField("x\n" + fake, "1"), FormField("x\n" + fake, "2")])
         let body = Notifications.body(Notifications.fields(orderId: "A1")) + "&" + repeated
-        let started = try await EndToEndTests.eventually(seconds: 60) {
+        let started = try await eventually(seconds: 60) {
             (try? await exchange(port: port, notifyRequest(body)))?.hasPrefix("HTTP/1.1 400") == true
         }
         #expect(started)
-        let logged = try await EndToEndTests.eventually(seconds: 10) {
+        let logged = try await eventually(seconds: 10) {
             (try String(contentsOfFile: errors, encoding: .utf8)).contains("refused a body")
         }
         #expect(logged)

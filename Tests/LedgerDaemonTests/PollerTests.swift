@@ -250,9 +250,7 @@ struct QueryPollerTests {
     @Test func recoversMissingNotification() async throws {
         try await self.run(Harness()) { harness in
             harness.gateway.script("A1", [.transport, .badSignature, .notPaid, .paid])
-            _ = try await harness.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await harness.ledger.createOrder(.testing(orderId: "A1"))
             let paid = try await harness.advance(untilMilliseconds: 110_000) {
                 try await harness.ledger.order("A1")?.status == .paid
             }
@@ -270,9 +268,7 @@ struct QueryPollerTests {
     /// An order never paid expires at the deadline after a final attempt.
     @Test func expiresAtDeadline() async throws {
         try await self.run(Harness()) { harness in
-            _ = try await harness.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await harness.ledger.createOrder(.testing(orderId: "A1"))
             let expired = try await harness.advance(untilMilliseconds: 130_000) {
                 try await harness.ledger.order("A1")?.status == .expired
             }
@@ -285,9 +281,7 @@ struct QueryPollerTests {
     /// A paying callback stops the polling of its order.
     @Test func callbackStopsPolling() async throws {
         try await self.run(Harness()) { harness in
-            _ = try await harness.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await harness.ledger.createOrder(.testing(orderId: "A1"))
             _ = try await harness.ledger.recordNotification(
                 body: Array(Notifications.body(Notifications.fields(orderId: "A1")).utf8),
                 remoteAddress: "x"
@@ -306,9 +300,7 @@ struct QueryPollerTests {
         }
         try await self.run(harness) { harness in
             for index in 0..<40 {
-                _ = try await harness.ledger.createOrder(
-                    CreateOrderRequest(orderId: "R\(index)", amount: "12.50", bankCode: "940", productName: "p")
-                )
+                _ = try await harness.ledger.createOrder(.testing(orderId: "R\(index)"))
             }
             // All 40 are due together after the first delay; the bound spreads them over at least eight seconds.
             _ = try await harness.advance(untilMilliseconds: 60_000, step: 100) { false }
@@ -326,9 +318,7 @@ struct QueryPollerTests {
         let directory = TemporaryDirectory()
         let first = Harness(store: try LMDBEventStore(path: directory.path + "/ledger"))
         try await self.run(first) { harness in
-            _ = try await harness.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await harness.ledger.createOrder(.testing(orderId: "A1"))
             _ = try await harness.advance(untilMilliseconds: 40_000) {
                 try await harness.ledger.order("A1")?.queryAttempts == 1
             }

@@ -15,9 +15,7 @@ struct PollingOffTests {
         var configuration = try testConfiguration(directory: directory)
         configuration.poll.enabled = false
         try await withRunningDaemon(configuration) { running in
-            _ = try await running.daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             try await Task.sleep(for: .milliseconds(1200))

@@ -76,20 +76,13 @@ struct PostgresDaemonTests {
         let url = try requirePostgresURL()
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema =
-            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-        postgres.connectionsMax = 4
-        postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
-        configuration.storeBackend = .postgres(postgres)
+        configuration.storeBackend = .postgres(try testPostgresSettings(url: url))
         let store = try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger)
         #expect(store is PostgresEventStore)
         await store.close()
         // The daemon opens the configured PostgreSQL store itself when it runs.
         try await withRunningDaemon(configuration) { running in
-            _ = try await running.daemon.ledger.createOrder(
-                CreateOrderRequest(orderId: "PG1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "PG1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             let body = Notifications.body(Notifications.fields(orderId: "PG1"))
@@ -121,12 +114,7 @@ struct PostgresDaemonTests {
         let url = try requirePostgresURL()
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        var postgres = PostgresStoreSettings(url: url, connection: try PostgresConnectionSettings(url: url))
-        postgres.schema =
-            "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-        postgres.connectionsMax = 4
-        postgres.connectTimeout = .seconds(30)  // a full parallel test run on two cores is slow to connect
-        configuration.storeBackend = .postgres(postgres)
+        configuration.storeBackend = .postgres(try testPostgresSettings(url: url))
         func ledger() async throws -> Ledger {
             Ledger(
                 store: try await LedgerDaemon.openStore(configuration: configuration, logger: testLogger),
@@ -146,9 +134,7 @@ struct PostgresDaemonTests {
         let following = Task { try await follower.run() }
         for index in 0..<20 {
             let daemon = index % 3 == 0 ? first : second  // runs of the second's appends between the first's
-            _ = try await daemon.createOrder(
-                CreateOrderRequest(orderId: "F\(index)", amount: "1.00", bankCode: "940", productName: "p")
-            )
+            _ = try await daemon.createOrder(.testing(orderId: "F\(index)", amount: "1.00"))
         }
         var sequences: [UInt64] = []
         var orders: Set<String> = []

@@ -9,12 +9,6 @@ import Testing
 
 /// Issue 14 §1, end to end: notifications the gateway did not vouch for never enter the hash-chained log.
 @Suite(.serialized) struct QuarantineTests {
-    static func createOrder(_ running: RunningDaemon, _ orderId: String = "A1") async throws {
-        _ = try await running.daemon.ledger.createOrder(
-            CreateOrderRequest(orderId: orderId, amount: "12.50", bankCode: "940", productName: "p")
-        )
-    }
-
     /// A forged notification of about 7.4 KB: four padding fields under the field bound, a signature of zeros.
     static func forged(_ orderId: String, transactionId: String = "T1") -> String {
         var fields = Notifications.fields(orderId: orderId, transactionId: transactionId)
@@ -34,7 +28,7 @@ import Testing
         var configuration = try testConfiguration(directory: directory)
         configuration.store.quarantineLimits.entriesMax = 100
         try await withRunningDaemon(configuration) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             var generator = SystemRandomNumberGenerator()
@@ -77,7 +71,7 @@ import Testing
     @Test func forgeriesForARealOrderStayOutOfItsHistory() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            try await Self.createOrder(running)
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "A1"))
             let client = HTTPClient()
             defer { shutdownLater(client) }
             for index in 0..<250 {
@@ -122,9 +116,7 @@ import Testing
                 publicURL: configuration.publicURL,
                 logger: testLogger
             )
-            _ = try await ledger.createOrder(
-                CreateOrderRequest(orderId: "A1", amount: "12.50", bankCode: "940", productName: "p")
-            )
+            _ = try await ledger.createOrder(.testing(orderId: "A1"))
             let notification = try PaymentNotification.parse(Array(body.utf8))
             let legacy = PendingEvent(
                 recordedAt: Instant(millisecondsSinceEpoch: 1_795_741_323_000),

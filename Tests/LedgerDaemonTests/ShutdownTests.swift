@@ -13,12 +13,7 @@ struct ShutdownTests {
     /// Creates orders in the store directly (the daemon is not running yet), as `order.create` would have.
     static func prepareOrders(_ path: String, count: Int) async throws {
         let store = try LMDBEventStore(path: path)
-        let settings = GatewaySettings(
-            memberId: TestKeys.memberId,
-            baseURL: "http://127.0.0.1:9",
-            notifyURL: "http://127.0.0.1:1/notify",
-            callbackURL: "http://127.0.0.1:1/return"
-        )
+        let settings = GatewaySettings.testing(publicURL: "http://127.0.0.1:1")
         for index in 0..<count {
             let orderId = "S\(index)"
             let pay = try PayRequest.build(
@@ -70,7 +65,7 @@ struct ShutdownTests {
         defer { shutdownLater(client) }
         let base = "http://127.0.0.1:\(port)"
         #expect(
-            try await EndToEndTests.eventually(seconds: 30) { (try? await get(client, base + "/healthz"))?.0 != nil }
+            try await eventually(seconds: 30) { (try? await get(client, base + "/healthz"))?.0 != nil }
         )
 
         let acknowledged = Acknowledged()

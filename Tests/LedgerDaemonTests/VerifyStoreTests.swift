@@ -20,9 +20,7 @@ struct VerifyStoreTests {
             publicURL: "http://127.0.0.1:8080",
             logger: testLogger
         )
-        _ = try await ledger.createOrder(
-            CreateOrderRequest(orderId: "V1", amount: "1.00", bankCode: "940", productName: "p")
-        )
+        _ = try await ledger.createOrder(.testing(orderId: "V1", amount: "1.00"))
         await store.close()
         let ledgerd = try BuiltProducts.path("ledgerd")
         let verified = try await blocking { try ChildProcess.run(ledgerd, ["verify-store", path]) }

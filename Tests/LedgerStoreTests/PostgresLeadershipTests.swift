@@ -44,8 +44,7 @@ extension PostgresEventStoreTests {
     }
 
     static func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<600 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(condition())
+        #expect(try await eventually(seconds: 30) { condition() })
     }
 
     /// The first daemon to try leads; the second stands by, trying, until the first gives leadership up; a standby

@@ -35,10 +35,6 @@ enum PostgresTestDatabase {
         return logger
     }
 
-    static func freshSchemaName() -> String {
-        "ledger_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-    }
-
     /// A store in a schema of its own. Four connections: enough for appends, reads and a rebuild.
     static func freshStore(options: PostgresEventStore.Options = .init(), schema: String? = nil) async throws
         -> PostgresEventStore
@@ -46,7 +42,7 @@ enum PostgresTestDatabase {
         let url = try Self.requireURL()
         await Self.sweep(url: url)
         var options = options
-        options.schema = schema ?? Self.freshSchemaName()
+        options.schema = schema ?? PostgresTestURL.freshSchemaName()
         options.connectionsMax = 4
         // A full parallel test run on two cores can keep a new connection waiting past the default 10 s.
         if options.connectTimeout == PostgresEventStore.Options().connectTimeout {

@@ -6,12 +6,7 @@ import LedgerTesting
 /// Builds realistic events through the real core: signed orders, signed notifications, query results.
 struct StoreFixture: Sendable {
     let key = try! MerchantKey("store-fixture-key")
-    let settings = GatewaySettings(
-        memberId: "10001",
-        baseURL: "http://127.0.0.1:9090",
-        notifyURL: "http://127.0.0.1:8080/notify",
-        callbackURL: "http://127.0.0.1:8080/return"
-    )
+    let settings = GatewaySettings.testing(baseURL: "http://127.0.0.1:9090")
     let start = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
 
     func created(_ orderId: String, amount: String = "12.50", at offset: Int64 = 0) -> PendingEvent {

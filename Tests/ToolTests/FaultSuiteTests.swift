@@ -43,12 +43,7 @@ import Testing
     /// A ledger with orders L1 (paid by one callback), L2 (no callback) and L3 (two different valid callbacks).
     static func prepareLedger(_ path: String) async throws {
         let store = try LMDBEventStore(path: path)
-        let settings = GatewaySettings(
-            memberId: "10001",
-            baseURL: "http://127.0.0.1:9",
-            notifyURL: "http://127.0.0.1:1/notify",
-            callbackURL: "http://127.0.0.1:1/return"
-        )
+        let settings = GatewaySettings.testing(publicURL: "http://127.0.0.1:1")
         let now = Instant(millisecondsSinceEpoch: 1_795_741_323_000)
         func callback(_ orderId: String, _ transactionId: String) throws -> PendingEvent {
             let fields = SignedNotification.fields(

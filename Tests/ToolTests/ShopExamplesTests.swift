@@ -68,17 +68,6 @@ struct ShopExamplesTests {
         return bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Polls `condition` for up to 90 s: the whole suite shares two cores, where a program can wait seconds to run.
-    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        if try await condition() { return }
-        throw HarnessError("timed out waiting until \(what)")
-    }
-
     /// Starts a long-running example with its output (standard output and error) in `logPath`.
     static func launch(
         _ executable: String,
@@ -246,7 +235,7 @@ struct ShopExamplesTests {
             )
         }
         defer { kill(receiver.processIdentifier, SIGKILL) }
-        try await Self.eventually("the receiver listens") { try await blocking { portAccepts(port) } }
+        try await eventually("the receiver listens") { try await blocking { portAccepts(port) } }
         let hookURL = "http://127.0.0.1:\(port)/ledger-hook"
         let daemon = try await Self.daemon(
             directory,
@@ -262,7 +251,7 @@ struct ShopExamplesTests {
         try await Self.createOrder(daemon, "SHOP-A")
         try await Self.createOrder(daemon, "SHOP-B")
         try await Self.pay(daemon, "SHOP-A", client: client)
-        try await Self.eventually("the receiver answers 500 to what it cannot store") {
+        try await eventually("the receiver answers 500 to what it cannot store") {
             Self.lines(logPath).contains { $0.contains("500 cannot store") }
         }
         #expect(!FileManager.default.fileExists(atPath: storePath))
@@ -271,16 +260,16 @@ struct ShopExamplesTests {
         let paidA = try #require(try await daemon.order("SHOP-A").payment?.sequence)
         let paidB = try #require(try await daemon.order("SHOP-B").payment?.sequence)
         let expected = ["\(paidA)-order.paid", "\(paidB)-order.paid"]
-        try await Self.eventually("both outcomes are stored") { Set(Self.storedIds(storePath)) == Set(expected) }
+        try await eventually("both outcomes are stored") { Set(Self.storedIds(storePath)) == Set(expected) }
 
         // The daemon sends both again with their same ids: acknowledged, not stored twice.
         let acknowledged = { Self.lines(logPath).filter { $0.contains("200 stored") || $0.contains("200 duplicate") } }
         // A receiver stores an outcome before it answers and logs the answer, so its log line may come a moment
         // after the store shows the outcome.
-        try await Self.eventually("the receiver acknowledges both") { acknowledged().count >= 2 }
+        try await eventually("the receiver acknowledges both") { acknowledged().count >= 2 }
         #expect(acknowledged().count == 2)
         _ = try await daemon.call(ForwardReplay.self, ForwardReplay.Params(from: 1))
-        try await Self.eventually("the receiver acknowledges both copies") { acknowledged().count >= 4 }
+        try await eventually("the receiver acknowledges both copies") { acknowledged().count >= 4 }
         #expect(acknowledged().filter { $0.contains("200 duplicate") }.count == 2, "\(acknowledged())")
         #expect(Self.storedIds(storePath).sorted() == expected.sorted(), "\(Self.lines(storePath))")
 
@@ -338,10 +327,10 @@ struct ShopExamplesTests {
         let firstLog = directory.path + "/follow-1.log"
         let first = try Self.launch(interpreter, arguments, logPath: firstLog)
         defer { kill(first.processIdentifier, SIGKILL) }
-        try await Self.eventually("the backlog is handled") { Self.sequences(firstLog).count >= 2 }
+        try await eventually("the backlog is handled") { Self.sequences(firstLog).count >= 2 }
         #expect(Self.sequences(firstLog) == [1, 2])
         try await Self.createOrder(daemon, "SHOP-3")
-        try await Self.eventually("a new event is handled") { Self.sequences(firstLog).count >= 3 }
+        try await eventually("a new event is handled") { Self.sequences(firstLog).count >= 3 }
         #expect(Self.sequences(firstLog) == [1, 2, 3])
         #expect(try await Self.end(first, with: SIGTERM) == 0, "\(Self.lines(firstLog))")
         #expect(Self.lines(positionPath) == ["3"])
@@ -352,10 +341,10 @@ struct ShopExamplesTests {
         let secondLog = directory.path + "/follow-2.log"
         let second = try Self.launch(interpreter, arguments, logPath: secondLog)
         defer { kill(second.processIdentifier, SIGKILL) }
-        try await Self.eventually("the events of the stop are handled") { Self.sequences(secondLog).count >= 2 }
+        try await eventually("the events of the stop are handled") { Self.sequences(secondLog).count >= 2 }
         #expect(Self.sequences(secondLog) == [4, 5], "it resumed from the wrong place")
         try await Self.createOrder(daemon, "SHOP-5")
-        try await Self.eventually("a new event is handled") { Self.sequences(secondLog).count >= 3 }
+        try await eventually("a new event is handled") { Self.sequences(secondLog).count >= 3 }
         #expect(Self.sequences(secondLog) == [4, 5, 6])
         #expect(try await Self.end(second, with: SIGTERM) == 0, "\(Self.lines(secondLog))")
         #expect(Self.lines(positionPath) == ["6"])

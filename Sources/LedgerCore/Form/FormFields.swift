@@ -130,8 +130,8 @@ public enum FormCoding {
                 position += 1
             case UInt8(ascii: "%"):
                 guard position + 2 < end,
-                    let high = Self.hexValue(bytes[position + 1]),
-                    let low = Self.hexValue(bytes[position + 2])
+                    let high = Hex.digitValue(bytes[position + 1]),
+                    let low = Hex.digitValue(bytes[position + 2])
                 else { throw .invalidPercentEscape(offset: position) }
                 out.append(high << 4 | low)
                 position += 3
@@ -145,15 +145,6 @@ public enum FormCoding {
         }
         guard let text = String(checkedUTF8: out) else { throw .invalidUTF8(fieldIndex: fieldIndex) }
         return text
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     /// Encodes fields as a form body: the WHATWG serializer, which leaves `*-._` and ASCII letters and digits as

@@ -177,3 +177,10 @@ private func zip6(_ a: Int?, _ b: Int?, _ c: Int?, _ d: Int?, _ e: Int?, _ f: In
     guard let a, let b, let c, let d, let e, let f else { return nil }
     return CivilTime(year: Int64(a), month: b, day: c, hour: d, minute: e, second: f)
 }
+
+extension Duration {
+    /// The duration in seconds, for reports, progress and rates.
+    public var seconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}

@@ -528,13 +528,8 @@ private struct Parser {
         var value: UInt32 = 0
         for index in (escapeAt + 2)..<(escapeAt + 6) {
             guard index < self.end else { throw self.error(.unexpectedEnd, at: self.end) }
-            let byte = self.bytes[index]
-            let digit: UInt8
-            switch byte {
-            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw self.error(.invalidUnicodeEscape, at: escapeAt)
+            guard let digit = Hex.digitValue(self.bytes[index]) else {
+                throw self.error(.invalidUnicodeEscape, at: escapeAt)
             }
             value = value << 4 | UInt32(digit)
         }

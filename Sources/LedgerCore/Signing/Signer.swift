@@ -189,8 +189,9 @@ public enum Signer {
     }
 }
 
-/// Hexadecimal text through a lookup table (`String(format:)` costs ~29× more and dominated signing).
-enum Hex {
+/// Hexadecimal text through a lookup table (`String(format:)` costs ~29× more and dominated signing), and the
+/// value of one hex digit, for every decoder of hex and percent escapes.
+public enum Hex {
     private static let upperDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
     private static let lowerDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
@@ -215,14 +216,17 @@ enum Hex {
         out.reserveCapacity(bytes.count / 2)
         var index = 0
         while index < bytes.count {
-            guard let high = Self.value(bytes[index]), let low = Self.value(bytes[index + 1]) else { return nil }
+            guard let high = Self.digitValue(bytes[index]), let low = Self.digitValue(bytes[index + 1]) else {
+                return nil
+            }
             out.append(high << 4 | low)
             index += 2
         }
         return out
     }
 
-    private static func value(_ byte: UInt8) -> UInt8? {
+    /// The value of one hexadecimal digit of either case, or nil for any other byte.
+    public static func digitValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10

@@ -18,17 +18,13 @@ final class ForwardMetrics: Sendable {
 
     init(metrics: LedgerMetrics) {
         let registry = metrics.registry
-        var attempts: [Outcome: Counter] = [:]
-        for outcome in Outcome.allCases {
-            attempts[outcome] = registry.makeCounter(
-                descriptor: .init(
-                    "ledger_forward_deliveries_total",
-                    help: "Delivery attempts to the shop, by outcome: delivered, failed (retried later), dead."
-                ),
-                labels: [("outcome", outcome.rawValue)]
-            )
-        }
-        self.attempts = attempts
+        self.attempts = registry.makeCounters(
+            .init(
+                "ledger_forward_deliveries_total",
+                help: "Delivery attempts to the shop, by outcome: delivered, failed (retried later), dead."
+            ),
+            by: "outcome"
+        )
         self.pending = registry.makeGauge(
             descriptor: .init("ledger_forward_pending", help: "Deliveries to the shop waiting for a first or next try.")
         )

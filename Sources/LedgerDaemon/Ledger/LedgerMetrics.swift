@@ -27,6 +27,22 @@ extension MetricNameDescriptor {
     }
 }
 
+extension PrometheusCollectorRegistry {
+    /// A counter family with one series per case of `Label`, labelled `labelName` with the case's raw value. Every
+    /// series is made up front, so each is exposed (at 0) before its first event and no input can add a label value.
+    func makeCounters<Label: CaseIterable & Hashable & RawRepresentable>(
+        _ descriptor: MetricNameDescriptor,
+        by labelName: String,
+        for _: Label.Type = Label.self
+    ) -> [Label: Counter] where Label.RawValue == String {
+        Dictionary(
+            uniqueKeysWithValues: Label.allCases.map { value in
+                (value, self.makeCounter(descriptor: descriptor, labels: [(labelName, value.rawValue)]))
+            }
+        )
+    }
+}
+
 /// The daemon's metrics, in a Prometheus registry of its own (not a process-wide bootstrap, so several daemons in one
 /// test process keep separate figures). `GET /metrics` emits the registry.
 ///
@@ -79,17 +95,13 @@ public final class LedgerMetrics: Sendable {
     public init() {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        var callbacks: [CallbackClassification: Counter] = [:]
-        for classification in CallbackClassification.allCases {
-            callbacks[classification] = registry.makeCounter(
-                descriptor: .init(
-                    "ledger_callbacks_total",
-                    help: "Notifications the gateway vouched for, recorded, by what the projection made of them."
-                ),
-                labels: [("verdict", classification.rawValue)]
-            )
-        }
-        self.callbacks = callbacks
+        self.callbacks = registry.makeCounters(
+            .init(
+                "ledger_callbacks_total",
+                help: "Notifications the gateway vouched for, recorded, by what the projection made of them."
+            ),
+            by: "verdict"
+        )
         self.rejected = registry.makeCounter(
             descriptor: .init(
                 "ledger_callbacks_rejected_total",
@@ -97,17 +109,13 @@ public final class LedgerMetrics: Sendable {
                     + "recorded."
             )
         )
-        var refused: [RefusalCause: Counter] = [:]
-        for cause in RefusalCause.allCases {
-            refused[cause] = registry.makeCounter(
-                descriptor: .init(
-                    "ledger_notifications_refused_total",
-                    help: "Bodies POSTed to /notify and not acknowledged, by cause."
-                ),
-                labels: [("cause", cause.rawValue)]
-            )
-        }
-        self.refused = refused
+        self.refused = registry.makeCounters(
+            .init(
+                "ledger_notifications_refused_total",
+                help: "Bodies POSTed to /notify and not acknowledged, by cause."
+            ),
+            by: "cause"
+        )
         self.appends = registry.makeCounter(
             descriptor: .init(
                 "ledger_events_appended_total",
@@ -123,17 +131,10 @@ public final class LedgerMetrics: Sendable {
                 .seconds(1),
             ]
         )
-        var attempts: [QueryClassification: Counter] = [:]
-        for outcome in QueryClassification.allCases {
-            attempts[outcome] = registry.makeCounter(
-                descriptor: .init(
-                    "ledger_poll_attempts_total",
-                    help: "Order queries sent to the gateway, by what the reply said."
-                ),
-                labels: [("outcome", outcome.rawValue)]
-            )
-        }
-        self.pollAttempts = attempts
+        self.pollAttempts = registry.makeCounters(
+            .init("ledger_poll_attempts_total", help: "Order queries sent to the gateway, by what the reply said."),
+            by: "outcome"
+        )
         self.pending = registry.makeGauge(
             descriptor: .init(
                 "ledger_orders_pending",
@@ -151,17 +152,10 @@ public final class LedgerMetrics: Sendable {
                 help: "1 while this daemon polls the gateway, 0 while another daemon sharing the store does."
             )
         )
-        var quarantined: [QuarantineReason: Counter] = [:]
-        for reason in QuarantineReason.allCases {
-            quarantined[reason] = registry.makeCounter(
-                descriptor: .init(
-                    "ledger_quarantined_total",
-                    help: "Notifications this daemon put in the quarantine, by reason."
-                ),
-                labels: [("reason", reason.rawValue)]
-            )
-        }
-        self.quarantined = quarantined
+        self.quarantined = registry.makeCounters(
+            .init("ledger_quarantined_total", help: "Notifications this daemon put in the quarantine, by reason."),
+            by: "reason"
+        )
         self.quarantineDrops = registry.makeCounter(
             descriptor: .init(
                 "ledger_quarantine_drops_total",

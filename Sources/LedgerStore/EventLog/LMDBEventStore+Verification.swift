@@ -10,58 +10,19 @@ extension LMDBEventStore {
             try self.read { txn in
                 let recorded =
                     try txn.get(self.layout.meta, key: LMDBLayout.headKey).flatMap(LMDBLayout.decodeHead) ?? .empty
-                var reporter = ProgressReporter(phase: "verify", total: recorded.sequence, handler: progress)
-                var expected: UInt64 = 1
-                var previous = Digest32.zero
-                var firstBreak: ChainReport.Break?
+                var verifier = ChainVerifier(recorded: recorded, progress: progress)
                 try txn.forEach(self.layout.events) { key, value in
                     guard let sequence = LMDBUInt64Key(bytes: key)?.value else {
-                        firstBreak = .corrupted(sequence: expected, reason: "a key that is not a sequence number")
+                        let reason = "a key that is not a sequence number"
+                        verifier.stop(.corrupted(sequence: verifier.expected, reason: reason))
                         return .stop
                     }
-                    guard sequence == expected else {
-                        firstBreak = .sequenceGap(expected: expected, found: sequence)
-                        return .stop
+                    let intact = verifier.check(sequence: sequence) {
+                        try EventCodec.decode(try LMDBLayout.checkedEvent(value, sequence: sequence), verifyHash: false)
                     }
-                    let event: Event
-                    do {
-                        let encoded = try LMDBLayout.checkedEvent(value, sequence: sequence)
-                        event = try EventCodec.decode(encoded, verifyHash: false)
-                        guard event.sequence == sequence else {
-                            firstBreak = .corrupted(sequence: sequence, reason: "it says it is event \(event.sequence)")
-                            return .stop
-                        }
-                    } catch let error as StoreError {
-                        firstBreak = .corrupted(sequence: sequence, reason: error.message)
-                        return .stop
-                    } catch {
-                        firstBreak = .corrupted(sequence: sequence, reason: "\(error)")
-                        return .stop
-                    }
-                    guard event.hashIsValid else {
-                        firstBreak = .hashMismatch(sequence: sequence)
-                        return .stop
-                    }
-                    guard event.previousHash == previous else {
-                        firstBreak = .chainMismatch(sequence: sequence)
-                        return .stop
-                    }
-                    previous = event.hash
-                    expected += 1
-                    reporter.advance(to: sequence)
-                    return .continue
+                    return intact ? .continue : .stop
                 }
-                let last = LogHead(sequence: expected - 1, hash: previous)
-                if firstBreak == nil && last != recorded {
-                    firstBreak = .headMismatch(recorded: recorded.sequence, last: last.sequence)
-                }
-                reporter.finish()
-                return ChainReport(
-                    eventsChecked: expected - 1,
-                    head: last,
-                    firstBreak: firstBreak,
-                    seconds: Self.seconds(since: started)
-                )
+                return verifier.finish()
             }
         }
     }
@@ -87,7 +48,7 @@ extension LMDBEventStore {
             eventsReplayed: head.sequence,
             orders: count,
             head: head,
-            seconds: Self.seconds(since: started)
+            seconds: (ContinuousClock.now - started).seconds
         )
     }
 
@@ -117,7 +78,7 @@ extension LMDBEventStore {
                 differences: report.differences,
                 differenceCount: report.count,
                 head: report.head,
-                seconds: Self.seconds(since: started)
+                seconds: (ContinuousClock.now - started).seconds
             )
         } catch {
             try? await self.writer.exclusive { context in context.dualGeneration = nil }
@@ -332,7 +293,7 @@ public struct ProgressReporter {
     }
 
     private func snapshot(now: ContinuousClock.Instant) -> StoreProgress {
-        let elapsed = LMDBEventStore.seconds(since: self.started)
+        let elapsed = (ContinuousClock.now - self.started).seconds
         let rate = elapsed > 0 ? Double(self.done) / elapsed : 0
         let remaining = rate > 0 && self.total >= self.done ? Double(self.total - self.done) / rate : nil
         return StoreProgress(

@@ -369,7 +369,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         }
         let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/data.mdb")
         let bytes = (attributes?[.size] as? NSNumber)?.uint64Value ?? 0
-        return BackupReport(path: path, bytes: bytes, head: head, seconds: Self.seconds(since: started))
+        return BackupReport(path: path, bytes: bytes, head: head, seconds: (ContinuousClock.now - started).seconds)
     }
 
     public func close() async {
@@ -378,11 +378,6 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
             writer.stop()
             environment.close()
         }
-    }
-
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Claims the right to run a rebuild or a verification; only one runs at a time.

@@ -1,18 +1,18 @@
-import Foundation
+public import Foundation
 import LedgerControlClient
-import LedgerControlProtocol
-import LedgerCore
-import LedgerTesting
+public import LedgerControlProtocol
+public import LedgerCore
 
-/// The control socket's client for the suite, and its tool for hostile input (raw lines, half lines, floods): a
-/// `LineSocket` with a receive timeout, plus JSON-RPC calls.
-final class ControlConnection: @unchecked Sendable {
+/// The control socket's client for the tests and the fault suite, and their tool for hostile input (raw lines,
+/// half lines, floods): a `LineSocket` with a receive timeout, plus JSON-RPC calls.
+public final class ControlConnection: @unchecked Sendable {
     private let socket: LineSocket
     private var nextId = 1
 
-    var fd: Int32 { self.socket.fd }
+    public var fd: Int32 { self.socket.fd }
 
-    init(_ path: String, timeoutSeconds: Int = 30) throws {
+    /// Connects, or throws with the failing call and its error.
+    public init(_ path: String, timeoutSeconds: Int = 30) throws {
         do throws(LineSocketError) {
             self.socket = try LineSocket(path: path, receiveTimeoutSeconds: timeoutSeconds)
         } catch {
@@ -22,16 +22,20 @@ final class ControlConnection: @unchecked Sendable {
 
     /// Writes every byte; false when that fails (the peer has closed, mostly).
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool { (try? self.socket.send(bytes)) != nil }
+    public func send(_ bytes: [UInt8]) -> Bool { (try? self.socket.send(bytes)) != nil }
+
+    /// Writes the text's UTF-8 bytes; false when that fails.
+    @discardableResult
+    public func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
 
     /// The next line without its newline, or nil at the end of the stream, a reset or the receive timeout.
-    func readLine() -> [UInt8]? { self.socket.readLine() }
+    public func readLine() -> [UInt8]? { self.socket.readLine() }
 
     /// Whether the peer closes the connection within the receive timeout (see `LineSocket.closedByPeer`).
-    func closedByPeer() -> Bool { self.socket.closedByPeer() }
+    public func closedByPeer() -> Bool { self.socket.closedByPeer() }
 
     /// The next message (a response or a notification), or nil when the stream ended.
-    func readMessage() throws -> JSONValue? {
+    public func readMessage() throws -> JSONValue? {
         guard let line = self.readLine() else { return nil }
         do {
             return try JSONParser.parse(
@@ -46,7 +50,7 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// Sends one request and returns the whole response (`result` or `error`), skipping notifications.
-    func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+    public func call(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         let id = self.nextId
         self.nextId += 1
         let request = ControlEnvelope.request(id: id, method: method, params: .object(params))
@@ -62,7 +66,7 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// Every `order.history` entry of an order, following the pages.
-    func history(_ orderId: String) throws -> [OrderHistory.Entry] {
+    public func history(_ orderId: String) throws -> [OrderHistory.Entry] {
         var entries: [OrderHistory.Entry] = []
         var params = OrderHistory.Params(orderId: orderId, limit: ControlPages.historyMax)
         while true {
@@ -74,12 +78,12 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// The typed result of one request, or its error thrown as `ControlError`.
-    func result<M: ControlMethod>(_ method: M.Type, _ params: M.Params) throws -> M.Result {
+    public func result<M: ControlMethod>(_ method: M.Type, _ params: M.Params) throws -> M.Result {
         try Self.read(method, try self.result(M.name.rawValue, params.json.objectValue ?? [:]))
     }
 
     /// A method's result read with the protocol's types; one that does not read is the daemon's fault.
-    static func read<M: ControlMethod>(_ method: M.Type, _ result: JSONValue) throws -> M.Result {
+    public static func read<M: ControlMethod>(_ method: M.Type, _ result: JSONValue) throws -> M.Result {
         do throws(ControlError) {
             return try M.Result(json: result, context: M.name.rawValue)
         } catch {
@@ -88,14 +92,14 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// The result of one request, or its error thrown as `ControlError`.
-    func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
+    public func result(_ method: String, _ params: JSONObject = [:]) throws -> JSONValue {
         try Self.unwrap(try self.call(method, params))
     }
 
     /// Sends the requests pipelined, keeping at most `inFlightMax` unanswered, and returns the responses in request
     /// order. The window bounds what this client has outstanding; the daemon would take more (past
     /// `control.requestsInFlightMax` it stops reading the connection until answers drain).
-    func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
+    public func pipeline(_ requests: [(String, JSONObject)], inFlightMax: Int = 16) throws -> [JSONValue] {
         let first = self.nextId
         self.nextId += requests.count
         var answers: [Int: JSONValue] = [:]
@@ -125,7 +129,7 @@ final class ControlConnection: @unchecked Sendable {
         return (0..<requests.count).map { answers[first + $0]! }
     }
 
-    static func unwrap(_ response: JSONValue) throws -> JSONValue {
+    public static func unwrap(_ response: JSONValue) throws -> JSONValue {
         if let error = response["error"] {
             throw ControlError(json: error) ?? ControlError(code: 0, name: "", message: "\(error)")
         }
@@ -138,6 +142,6 @@ final class ControlConnection: @unchecked Sendable {
 
 extension JSONValue {
     /// A whole number member, or nil.
-    func int(_ key: String) -> Int? { self[key]?.int64Value.map { Int($0) } }
-    func string(_ key: String) -> String? { self[key]?.stringValue }
+    public func int(_ key: String) -> Int? { self[key]?.int64Value.map { Int($0) } }
+    public func string(_ key: String) -> String? { self[key]?.stringValue }
 }
