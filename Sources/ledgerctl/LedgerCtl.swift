@@ -164,7 +164,12 @@ struct Sign: ParsableCommand {
         if let underlying = (error as? CocoaError)?.underlying as? POSIXError {
             return String(cString: strerror(underlying.code.rawValue))
         }
-        if (error as? CocoaError)?.code == .fileReadInapplicableStringEncoding { return "it is not UTF-8 text" }
+        // Undecodable bytes are "corrupt" to FoundationEssentials and "inapplicable encoding" to Foundation.
+        if let code = (error as? CocoaError)?.code,
+            code == .fileReadCorruptFile || code == .fileReadInapplicableStringEncoding
+        {
+            return "it is not UTF-8 text"
+        }
         return String(describing: error)
     }
 }
