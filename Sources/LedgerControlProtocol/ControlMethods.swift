@@ -1,4 +1,3 @@
-public import Foundation
 public import LedgerCore
 
 /// A method of the control protocol: its name and the types of its params and result.
@@ -81,15 +80,13 @@ public enum ControlPages {
     public static let differencesMax = ControlLimits.differencesMax
 }
 
-/// An RFC 3339 time given as a parameter (`2026-11-27T09:30:00Z`, fractions allowed).
+/// An RFC 3339 time given as a parameter (`2026-11-27T09:30:00Z`, fractions allowed), read by the core's own
+/// reader: a date formatter would bring the whole of internationalized Foundation into `ledgerctl`.
 public func controlInstant(_ text: String, _ name: String) throws(ControlError) -> Instant {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    let plain = ISO8601DateFormatter()
-    guard let date = formatter.date(from: text) ?? plain.date(from: text) else {
+    guard let instant = Instant(rfc3339: text) else {
         throw .invalidParams("\(name) must be an RFC 3339 time such as 2026-11-27T09:30:00Z.")
     }
-    return Instant(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    return instant
 }
 
 extension ControlFields {

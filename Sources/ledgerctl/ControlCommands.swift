@@ -1,8 +1,17 @@
 import ArgumentParser
-import Foundation
 import LedgerControlClient
 import LedgerControlProtocol
 import LedgerCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Options every daemon command shares.
 struct DaemonOptions: ParsableArguments {
@@ -104,12 +113,26 @@ struct DaemonOptions: ParsableArguments {
 
 enum Output {
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        Self.standardError(text + "\n")
     }
 
     /// Draws the progress bar on standard error, rewriting one line.
     static func progress(_ progress: ProgressView) {
-        FileHandle.standardError.write(Data(("\r" + progress.bar).utf8))
+        Self.standardError("\r" + progress.bar)
+    }
+
+    /// Writes the text's UTF-8 bytes, NULs included, straight to descriptor 2, unbuffered, as the progress bar
+    /// needs.
+    static func standardError(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            // A closed or failing standard error loses the text: there is nowhere left to report that.
+            guard written > 0 else { return }
+            offset += written
+        }
     }
 }
 

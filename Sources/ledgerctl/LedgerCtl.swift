@@ -1,6 +1,15 @@
 public import ArgumentParser
-import Foundation
 public import LedgerCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @main
 struct LedgerCtl: ParsableCommand {
@@ -28,7 +37,7 @@ struct LedgerCtl: ParsableCommand {
         } catch {
             let code = Self.exitCode(for: error)
             if code.rawValue == ExitCode.validationFailure.rawValue {
-                FileHandle.standardError.write(Data((Self.fullMessage(for: error) + "\n").utf8))
+                Output.error(Self.fullMessage(for: error))
                 Self.exit(withError: ExitCode(2))
             }
             Self.exit(withError: error)
@@ -117,7 +126,7 @@ struct Sign: ParsableCommand {
             do {
                 keyText = try String(contentsOfFile: keyFile, encoding: .utf8)
             } catch {
-                throw ValidationError("Cannot read the key file \(keyFile): \(error.localizedDescription)")
+                throw ValidationError("Cannot read the key file \(keyFile): \(Self.reason(error)).")
             }
         } else if let environment = ProcessInfo.processInfo.environment["LEDGER_KEY"] {
             keyText = environment
@@ -147,5 +156,20 @@ struct Sign: ParsableCommand {
         )
         print(output.text)
         if output.exitCode != 0 { throw ExitCode(output.exitCode) }
+    }
+
+    /// Why a file could not be read: the system's text for the error (no such file, permission denied, a
+    /// directory), or that its bytes are not UTF-8.
+    static func reason(_ error: any Error) -> String {
+        if let underlying = (error as? CocoaError)?.underlying as? POSIXError {
+            return String(cString: strerror(underlying.code.rawValue))
+        }
+        // Undecodable bytes are "corrupt" to FoundationEssentials and "inapplicable encoding" to Foundation.
+        if let code = (error as? CocoaError)?.code,
+            code == .fileReadCorruptFile || code == .fileReadInapplicableStringEncoding
+        {
+            return "it is not UTF-8 text"
+        }
+        return String(describing: error)
     }
 }

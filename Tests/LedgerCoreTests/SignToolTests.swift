@@ -118,4 +118,21 @@ struct LedgerCtlSignProcessTests {
         #expect(badStatus != 0)
         #expect(badErr.contains("FIELD=VALUE"))
     }
+
+    /// A key file that cannot be read is a usage error (exit 2) that names the file and the reason.
+    @Test func unreadableKeyFile() throws {
+        let directory = TemporaryDirectory()
+        let notText = directory.path + "/latin1.key"
+        try Data([0x6B, 0xE9, 0x0A]).write(to: URL(fileURLWithPath: notText))
+        let cases = [
+            (directory.path + "/missing.key", "No such file or directory"),
+            (directory.path, "Is a directory"),
+            (notText, "it is not UTF-8 text"),
+        ]
+        for (path, reason) in cases {
+            let (status, _, stderr) = try Self.run(["sign", "--for", "query", "--key-file", path, "pay_orderid=A1"])
+            #expect(status == 2)
+            #expect(stderr.contains("Cannot read the key file \(path): \(reason)."), "\(stderr)")
+        }
+    }
 }

@@ -1,4 +1,8 @@
-public import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The JSON form of events: what operators read in `order.history` and `events.read`, validated against
 /// `schemas/events/*.json`. Keys are written sorted so the same event always prints the same text.

@@ -1,5 +1,10 @@
 import Crypto
-import Foundation
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 // Text from outside (a form field, a query parameter, a product name a shop copied from a customer) is inspected
 // here as UTF-8 bytes or Unicode scalars, never as `Character`s. A `Character` is a grapheme cluster: a `"` followed

@@ -1,4 +1,8 @@
-public import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A point in time as milliseconds since the Unix epoch. The core never reads a clock: callers pass instants in.
 public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
@@ -33,6 +37,52 @@ public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConv
     static func pad(_ value: Int, _ width: Int) -> String {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
+
+extension Instant {
+    /// Reads an RFC 3339 time: `2026-11-27T09:30:00Z`, `2026-11-27T17:30:00.250+08:00`. The date and time are
+    /// two-digit fields after a four-digit year, joined by an uppercase `T`; a fraction of any length is truncated to
+    /// milliseconds; the offset is `Z`, `z` or `±HH:MM`. Nil for anything else: a day the month does not have, hour
+    /// 24, second 60, a field of another width, a byte before or after. Dates are proleptic Gregorian, as RFC 3339
+    /// says, so the answer needs no calendar object and no locale.
+    public init?(rfc3339 text: String) {
+        let bytes = Array(text.utf8)
+        func digits(_ range: Range<Int>) -> Int? { decimal(bytes, range) }
+        func byte(_ index: Int, is expected: Unicode.Scalar) -> Bool {
+            index < bytes.count && bytes[index] == UInt8(ascii: expected)
+        }
+        guard byte(4, is: "-"), byte(7, is: "-"), byte(10, is: "T"), byte(13, is: ":"), byte(16, is: ":"),
+            let year = digits(0..<4), let month = digits(5..<7), let day = digits(8..<10),
+            let hour = digits(11..<13), let minute = digits(14..<16), let second = digits(17..<19)
+        else { return nil }
+        var index = 19
+        var milliseconds: Int64 = 0
+        if byte(index, is: ".") {
+            let start = index + 1
+            index = start
+            while digits(index..<(index + 1)) != nil { index += 1 }
+            guard index > start else { return nil }
+            // Truncated, not rounded: a fraction never carries into the next second.
+            for position in start..<(start + 3) {
+                milliseconds = milliseconds * 10 + Int64(position < index ? digits(position..<(position + 1))! : 0)
+            }
+        }
+        let offsetSeconds: Int
+        if index == bytes.count - 1, byte(index, is: "Z") || byte(index, is: "z") {
+            offsetSeconds = 0
+        } else if index + 6 == bytes.count, byte(index, is: "+") || byte(index, is: "-"), byte(index + 3, is: ":"),
+            let offsetHours = digits((index + 1)..<(index + 3)), offsetHours <= 23,
+            let offsetMinutes = digits((index + 4)..<(index + 6)), offsetMinutes <= 59
+        {
+            let magnitude = offsetHours * 3600 + offsetMinutes * 60
+            offsetSeconds = byte(index, is: "-") ? -magnitude : magnitude
+        } else {
+            return nil
+        }
+        let civil = CivilTime(year: Int64(year), month: month, day: day, hour: hour, minute: minute, second: second)
+        guard civil.isValid else { return nil }
+        self.init(millisecondsSinceEpoch: (civil.secondsSinceEpoch - Int64(offsetSeconds)) * 1000 + milliseconds)
     }
 }
 
@@ -136,15 +186,7 @@ public struct GatewayDateTime: Sendable, Hashable, CustomStringConvertible {
 
     public init?(_ text: String) {
         let bytes = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for index in range {
-                let byte = bytes[index]
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return value
-        }
+        func number(_ range: Range<Int>) -> Int? { decimal(bytes, range) }
         let civil: CivilTime?
         if bytes.count == 14 {
             civil = zip6(number(0..<4), number(4..<6), number(6..<8), number(8..<10), number(10..<12), number(12..<14))
@@ -183,4 +225,17 @@ extension Duration {
     public var seconds: Double {
         Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }
+}
+
+/// The value of the ASCII decimal digits of `bytes` at `range` (a few, so no overflow); nil when the range runs past
+/// the end or holds any other byte.
+private func decimal(_ bytes: [UInt8], _ range: Range<Int>) -> Int? {
+    guard range.upperBound <= bytes.count else { return nil }
+    var value = 0
+    for index in range {
+        let byte = bytes[index]
+        guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    return value
 }
