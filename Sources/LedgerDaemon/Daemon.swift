@@ -142,10 +142,6 @@ public struct LedgerDaemon: Sendable {
     /// Stops a running daemon gracefully.
     public let shutdownHandle = ShutdownHandle()
 
-    public static func experimentInstallEventLoopExecutor() -> Bool {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-    }
-
     /// Opens the configured store: LMDB in `dataDir`, or PostgreSQL (connecting, and creating or migrating its
     /// schema). The daemon's store service calls it when it runs; the caller of this closes what it returns.
     public static func openStore(configuration: DaemonConfiguration, logger: Logger) async throws -> any EventStore {

@@ -131,9 +131,6 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: DaemonOptions
 
     func run() async throws {
-        if ProcessInfo.processInfo.environment["ORDERLEDGER_EXPERIMENT_NIO_EXECUTOR"] != nil {
-            _ = LedgerDaemon.experimentInstallEventLoopExecutor()
-        }
         let configuration = try await self.options.load().configuration
         // After the configuration, which says how to log.
         let logger = configuration.log.bootstrap(label: "ledgerd")
