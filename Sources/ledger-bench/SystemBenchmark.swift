@@ -121,6 +121,23 @@ struct SystemBenchmark {
             bodyFiles.append(path)
         }
 
+        // The forwarding run comes first, while no order is paid: a forwarder enabled later delivers the whole
+        // history first, which the run would have to wait for.
+        if self.config.parts.contains(.callbacks), self.config.parts.contains(.forward),
+            let connections = self.config.connections.last
+        {
+            try whileRunning(BareServerProcess.start(self.benchExecutable)) { receiver in
+                try self.forwardingRun(
+                    directory.path + "/ledgerd-forward",
+                    dataDir: dataDir,
+                    receiverPort: receiver.port,
+                    connections: connections,
+                    bodies: bodyFiles[self.config.connections.count + 1],
+                    into: &results
+                )
+            }
+        }
+
         // Every child is stopped on every path out, errors included, before the scratch directory is removed.
         try whileRunning(self.startDaemon(directory.path + "/ledgerd", dataDir: dataDir, batchCountMax: nil)) {
             daemon in
@@ -171,16 +188,6 @@ struct SystemBenchmark {
             // The ceiling: the same HTTP stack answering a bare OK, with no parsing, signing or storage. It is also
             // the forwarding run's receiver: a shop endpoint that answers at once.
             try whileRunning(BareServerProcess.start(self.benchExecutable)) { bare in
-                if self.config.parts.contains(.forward) {
-                    try self.forwardingRun(
-                        directory.path + "/ledgerd-forward",
-                        dataDir: dataDir,
-                        receiverPort: bare.port,
-                        connections: connections,
-                        bodies: bodyFiles[self.config.connections.count + 1],
-                        into: &results
-                    )
-                }
                 let bareBefore = bare.cpuSeconds()
                 results.bareOK = try self.load(
                     port: bare.port,
@@ -383,9 +390,8 @@ struct SystemBenchmark {
     }
 
     /// The widest callback run on a daemon that forwards every outcome to `receiverPort` (the bare server, a
-    /// receiver that answers at once). The forwarder first delivers the outcomes of the runs before it (it forwards
-    /// the whole history when enabled), so the run starts with an empty outbox; after it the forwarder must deliver
-    /// every new outcome, or the run fails.
+    /// receiver that answers at once). It runs before the others, on a ledger with no outcome yet, so the outbox
+    /// starts empty; after it the forwarder must deliver every new outcome, or the run fails.
     private func forwardingRun(
         _ directory: String,
         dataDir: String,
@@ -407,7 +413,7 @@ struct SystemBenchmark {
             self.startDaemon(directory, dataDir: dataDir, batchCountMax: nil, extra: ["forward": .object(forward)])
         ) { daemon in
             try Self.waitUntilSettled(daemon)
-            try Self.waitUntilForwarded(daemon, label: "the earlier runs' outcomes")
+            try Self.waitUntilForwarded(daemon, label: "the ledger's earlier outcomes")
             let paidBefore = try Self.settledPaidOrders(daemon)
             results.callbacksForwarding = try self.callbackRun(
                 daemon,

@@ -168,6 +168,25 @@ struct ForwarderTests {
         }
     }
 
+    /// Forwarding enabled on a ledger with a long history goes through it turn after turn, a write interval apart,
+    /// and delivers the outcome at its end: a turn that leaves events behind does not wait for the next append or
+    /// the poll interval (here the ledger's clock, which never moves, so it would wait for ever).
+    @Test func longHistoryDerivedWithoutWaiting() async throws {
+        let rig = ForwardRig()
+        let url = try await rig.receiver.start()
+        // Three turns' worth of events before the forwarder starts: nothing appends while it works through them.
+        let turn = ForwardLimits.deriveChunkEvents * ForwardLimits.deriveChunksPerTurn
+        for index in 0..<(3 * turn) { try await rig.create("H\(index)") }
+        try await rig.createPaid("Z1")
+        try await rig.run(rig.settings(url: url)) { forwarder in
+            try await eventually("the outcome at the end of the history arrives") {
+                rig.receiver.received.map(\.orderId) == ["Z1"]
+            }
+            #expect(try await rig.store.forwardPosition() == UInt64(3 * turn + 2))
+            #expect(await forwarder.status(limit: 10).pending == 0)
+        }
+    }
+
     /// 500, 301, 400 and a receiver slower than the timeout each fail and are retried on the schedule, carrying the
     /// same event id, until a 2xx delivers.
     @Test func failuresRetriedUntilRecovery() async throws {

@@ -408,6 +408,9 @@ public struct ForwardLimits: Sendable, Hashable {
     public static let secretFileBytesMax = 4096
     /// Events read from the log per derivation step (not configurable).
     public static let deriveChunkEvents = 256
+    /// Derivation steps per turn of the forwarder (not configurable): their outcomes and the new position are stored
+    /// in one write, so a long history costs a sync per 2,048 events, and a turn holds the loop for at most that many.
+    public static let deriveChunksPerTurn = 8
     /// The most of a receiver's answer body kept for `lastError` (not configurable): enough to tell an error page.
     public static let errorBodyBytesMax = 200
 }

@@ -258,13 +258,24 @@ public actor Forwarder: Service {
 
     /// Reads committed events after the position and derives their outcomes into the outbox, with the new position
     /// in the same write. Stops while the outbox is full: the rest waits in the log.
+    ///
+    /// A turn reads up to `ForwardLimits.deriveChunksPerTurn` chunks and stores what they gave in one write: each
+    /// write is a commit with a sync, so a write per chunk made a long history (a ledger on which forwarding is
+    /// newly enabled, where most orders never paid) take a sync per 256 events.
     private func derive() async throws {
         self.appendedSinceDerive = false
-        for _ in 0..<8 {
-            guard self.outbox.count < self.settings.outboxMax else { return }
-            let from = self.position + 1
+        var position = self.position
+        var adding: [ForwardDelivery] = []
+        var more = false
+        for _ in 0..<ForwardLimits.deriveChunksPerTurn {
+            guard self.outbox.count + adding.count < self.settings.outboxMax else {
+                // Full: the rest waits in the log until deliveries finish, which wakes the loop.
+                more = false
+                break
+            }
+            let from = position + 1
             let events = try await self.store.readEvents(from: from, limit: ForwardLimits.deriveChunkEvents)
-            guard let last = events.last else { return }
+            guard let last = events.last else { break }
             var orderIds: [String] = []
             var seen: Set<String> = []
             for event in events where seen.insert(event.orderId).inserted { orderIds.append(event.orderId) }
@@ -279,7 +290,6 @@ public actor Forwarder: Service {
             }
             outcomes.sort { ($0.sequence, $0.type.tag) < ($1.sequence, $1.type.tag) }
             let firstAttempt = self.clock.now().adding(milliseconds: self.settings.schedule.delaysMilliseconds[0])
-            var adding: [ForwardDelivery] = []
             for receiver in self.settings.receivers {
                 for outcome in outcomes {
                     let delivery = ForwardDelivery(receiver: receiver.url, event: outcome, nextAttemptAt: firstAttempt)
@@ -287,13 +297,20 @@ public actor Forwarder: Service {
                     if self.outbox[delivery.key] == nil { adding.append(delivery) }
                 }
             }
-            try await self.flush(position: last.sequence, adding: adding)
-            self.position = last.sequence
-            for delivery in adding { self.hold(delivery) }
-            if events.count < ForwardLimits.deriveChunkEvents { return }
+            position = last.sequence
+            more = events.count == ForwardLimits.deriveChunkEvents
+            if !more { break }
         }
-        // More is waiting: the next turn of the loop goes on at once.
-        self.woken = true
+        guard position != self.position else { return }
+        try await self.flush(position: position, adding: adding)
+        self.position = position
+        for delivery in adding { self.hold(delivery) }
+        // More is waiting: the loop derives again as soon as the next write is due, as after an append. (Only waking
+        // it let it sleep until the poll interval, a second for every 2,048 events of a long history.)
+        if more {
+            self.appendedSinceDerive = true
+            self.woken = true
+        }
     }
 
     private func applyReplays() async throws {
