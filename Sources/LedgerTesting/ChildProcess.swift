@@ -251,12 +251,17 @@ private func bindLoopback(port: Int) -> Int? {
     return bound
 }
 
-/// A TCP socket connected to 127.0.0.1:`port` from `source` (any address of 127.0.0.0/8, so a test or a scenario
-/// can be several clients), with a receive timeout. The caller closes the descriptor. Throws, saying which call
-/// failed and why, when the source cannot be bound or nothing accepts on the port.
+/// A TCP socket connected to 127.0.0.1:`port`, from `source` when given (any address of 127.0.0.0/8, so a test or a
+/// scenario can be several clients), with a receive timeout. The caller closes the descriptor. Throws, saying which
+/// call failed and why, when the source cannot be bound or nothing accepts on the port.
+///
+/// Without a source the kernel picks the local address and port at `connect`, as any client does. With one, the port
+/// is still picked at `connect` (`IP_BIND_ADDRESS_NO_PORT`): a port picked at `bind` cannot be shared with another
+/// destination or taken from a connection in TIME_WAIT, and a suite that opens thousands of short connections (the
+/// fault suite's floods) would run out of them, so that even a readiness probe fails to connect.
 public func connectLoopbackSocket(
     port: Int,
-    from source: String = "127.0.0.1",
+    from source: String? = nil,
     receiveTimeoutSeconds: Int
 ) throws -> Int32 {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -266,11 +271,17 @@ public func connectLoopbackSocket(
         close(descriptor)
         return HarnessError("\(call): \(String(cString: strerror(code)))")
     }
-    guard withSocketAddress(loopbackAddress(port: 0, host: source), { bind(descriptor, $0, $1) }) == 0 else {
-        throw fail("bind \(source)")
+    if let source {
+        var on: Int32 = 1
+        // IP_BIND_ADDRESS_NO_PORT (Linux 4.2, linux/in.h), which the C library's headers may not name.
+        let bindAddressNoPort: Int32 = 24
+        setsockopt(descriptor, Int32(IPPROTO_IP), bindAddressNoPort, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard withSocketAddress(loopbackAddress(port: 0, host: source), { bind(descriptor, $0, $1) }) == 0 else {
+            throw fail("bind \(source)")
+        }
     }
     guard withSocketAddress(loopbackAddress(port: port), { connect(descriptor, $0, $1) }) == 0 else {
-        throw fail("connect 127.0.0.1:\(port) from \(source)")
+        throw fail("connect 127.0.0.1:\(port)" + (source.map { " from \($0)" } ?? ""))
     }
     var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -116,8 +116,10 @@ public final class LedgerdProcess: @unchecked Sendable {
         return (try? client.call(LedgerStats.self, NoParams())) != nil && self.isRunning
     }
 
-    /// Starts the daemon and waits until it serves; fails with the log's tail if it exits or does not answer.
-    public func start(seconds: Double = 60) async throws {
+    /// Starts the daemon and waits until it serves; fails with the log's tail if it exits or does not answer. The
+    /// default wait is long: at the start of a whole parallel test run on two cores, a debug daemon has been seen to
+    /// take over 70 s to answer, though it answers in a second alone.
+    public func start(seconds: Double = 180) async throws {
         try self.launch()
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {

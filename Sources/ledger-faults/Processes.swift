@@ -137,7 +137,7 @@ struct HTTP: Sendable {
 enum RawHTTP {
     /// Connects to loopback `port`, from `source` (any address of 127.0.0.0/8, so a scenario can be several
     /// clients).
-    static func connect(port: Int, timeoutSeconds: Int, from source: String = "127.0.0.1") throws -> Int32 {
+    static func connect(port: Int, timeoutSeconds: Int, from source: String? = nil) throws -> Int32 {
         try connectLoopbackSocket(port: port, from: source, receiveTimeoutSeconds: timeoutSeconds)
     }
 

@@ -84,6 +84,21 @@ import Testing
         #expect(await Self.published(stream, count: 6) == [1, 3, 4, 5, 6, 7])
     }
 
+    /// A commit at or below what was delivered (committed before the head was read, or passed by a flush) is
+    /// delivered at once rather than held for ever.
+    @Test func lateCommitDeliveredAtOnce() async throws {
+        let feed = EventFeed()
+        let (_, stream) = feed.subscribe(queueMax: 100)
+        let publisher = CommitPublisher(feed: feed, logger: Logger(label: "test"))
+        let seen = Seen()
+        publisher.observe { seen.add($0) }
+        publisher.start(after: 5)
+        publisher.committed(Self.appended(5...5, orderId: "L"), observed: true)
+        publisher.committed(Self.appended(6...6, orderId: "M"), observed: true)
+        #expect(await Self.published(stream, count: 2) == [5, 6])
+        #expect(seen.states.withLock { $0 } == ["L#5", "M#6"])
+    }
+
     /// The inbox gives its consumer everything added since it last looked, in order, and nil once finished and
     /// drained; adds after the end are dropped.
     @Test func inboxBatchesInOrder() async throws {

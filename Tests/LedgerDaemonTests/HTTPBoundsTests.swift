@@ -15,7 +15,7 @@ import Testing
 final class LoopbackClient: @unchecked Sendable {
     let fd: Int32
 
-    init(port: Int, from source: String = "127.0.0.1", receiveTimeoutSeconds: Int = 20) throws {
+    init(port: Int, from source: String? = nil, receiveTimeoutSeconds: Int = 20) throws {
         self.fd = try connectLoopbackSocket(port: port, from: source, receiveTimeoutSeconds: receiveTimeoutSeconds)
     }
 

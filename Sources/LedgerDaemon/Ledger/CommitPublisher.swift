@@ -34,7 +34,7 @@ public final class CommitPublisher: Sendable {
     /// Commits held waiting for an earlier one, by default. More than that means an append was never passed to
     /// `committed`: a bug, logged, after which the held commits are delivered in order anyway rather than stall the
     /// feed. No correct run comes near it: an early commit waits only for the others of its group commit
-    /// (`store.batchCountMax`).
+    /// (`store.batchCountMax`) and, for an order creation or a query result, the hop back onto the ledger actor.
     public static let heldMaxDefault = 65_536
 
     private let state = Mutex(State())
@@ -71,6 +71,12 @@ public final class CommitPublisher: Sendable {
         self.state.withLock { state in
             guard let delivered = state.delivered else {
                 // Not started: there is nothing to order against (a ledger used without its daemon, in tests).
+                self.deliver(appended, observed: observed, to: state.observer)
+                return
+            }
+            if first <= delivered {
+                // Committed before `start(after:)` read the head, or passed by a flush across a gap: late, and
+                // nothing after it waits for it. Subscribers skip what they have already been sent.
                 self.deliver(appended, observed: observed, to: state.observer)
                 return
             }
