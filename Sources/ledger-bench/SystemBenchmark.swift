@@ -400,11 +400,7 @@ struct SystemBenchmark {
         bodies: String,
         into results: inout Results
     ) throws {
-        let secretFile = directory + ".secret"
-        try Array("bench-forward-secret-2026\n".utf8).withUnsafeBufferPointer { bytes in
-            try Data(buffer: bytes).write(to: URL(fileURLWithPath: secretFile))
-        }
-        chmod(secretFile, 0o600)
+        let secretFile = try TemporaryDirectory.writeSecret("bench-forward-secret-2026\n", to: directory + ".secret")
         let forward: JSONObject = [
             "url": .array([.string("http://127.0.0.1:\(receiverPort)/notify")]),
             "secretFile": .array([.string(secretFile)]),
