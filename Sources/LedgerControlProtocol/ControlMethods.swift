@@ -1091,14 +1091,16 @@ public enum ControlNotification: Sendable, Hashable {
     /// Reads a notification; nil for a method this build does not know (a newer daemon's).
     public init?(method: String, params: JSONValue) throws(ControlError) {
         let fields = try ControlFields(params, context: method)
-        switch method {
-        case "events.event":
+        // Byte for byte, as every name from outside.
+        let suffix = ".progress".utf8
+        if method.hasSameBytes(as: "events.event") {
             self = .event(subscription: try fields.count("subscription"), event: try fields.requiredMessage("event"))
-        case "events.dropped":
+        } else if method.hasSameBytes(as: "events.dropped") {
             self = .dropped(subscription: try fields.count("subscription"), reason: try fields.requiredString("reason"))
-        default:
-            guard method.hasSuffix(".progress"),
-                let name = ControlMethodName(rawValue: String(method.dropLast(".progress".count)))
+        } else {
+            let bytes = method.utf8
+            guard bytes.count > suffix.count, bytes.suffix(suffix.count).elementsEqual(suffix),
+                let name = ControlMethodName(exactly: String(decoding: bytes.dropLast(suffix.count), as: UTF8.self))
             else { return nil }
             self = .progress(method: name, try ProgressView(fields: fields))
         }

@@ -34,7 +34,9 @@ extension PostgresEventStore {
                             // The row's order id and type are indexed copies of the event's: they must agree.
                             let intact = verifier.check(sequence: UInt64(stored)) {
                                 let event = try Self.decodeEvent(sequence: stored, bytes: bytes, verifyHash: false)
-                                guard event.orderId == orderId, event.type.rawValue == type else {
+                                guard event.orderId.hasSameBytes(as: orderId),
+                                    event.type.rawValue.hasSameBytes(as: type)
+                                else {
                                     throw StoreError(
                                         .corrupted,
                                         "its row says order \(orderId) and type \(type), the event says "

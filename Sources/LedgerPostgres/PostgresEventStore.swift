@@ -609,7 +609,7 @@ public final class PostgresEventStore: EventStore, Sendable {
             for row in rows {
                 let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
                 let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
-                guard event.orderId == orderId else {
+                guard event.orderId.hasSameBytes(as: orderId) else {
                     throw StoreError(
                         .corrupted,
                         "The order index lists event \(sequence) under \(orderId), but it is for \(event.orderId)."
@@ -637,7 +637,7 @@ public final class PostgresEventStore: EventStore, Sendable {
             guard let row = rows.first else { return nil }
             let (sequence, bytes) = try row.decode((Int64, ByteBuffer).self)
             let event = try Self.decodeEvent(sequence: sequence, bytes: bytes, verifyHash: true)
-            guard event.orderId == orderId, case .orderCreated = event.payload else {
+            guard event.orderId.hasSameBytes(as: orderId), case .orderCreated = event.payload else {
                 throw StoreError(
                     .corrupted,
                     "Event \(sequence) is listed as the creation of \(orderId), but it is not."

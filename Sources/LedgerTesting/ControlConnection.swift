@@ -119,8 +119,12 @@ public final class ControlConnection: @unchecked Sendable {
             guard let message = try self.readMessage() else {
                 throw HarnessError("the control socket closed with \(requests.count - answers.count) answers missing")
             }
-            guard let id = message["id"]?.int64Value else { continue }
-            answers[Int(id)] = message
+            guard let id = message["id"]?.int64Value.map({ Int($0) }) else { continue }
+            // An id this call never sent, or one answered twice, is the daemon's bug: say so rather than trap below.
+            guard (first..<first + requests.count).contains(id), answers[id] == nil else {
+                throw HarnessError("an answer with an unexpected id: \(message)")
+            }
+            answers[id] = message
             if sent < requests.count {
                 try send(sent)
                 sent += 1

@@ -289,10 +289,12 @@ func addPublicRoutes(
             )
             return NotifyReply.tooLarge.response
         }
+        // One copy of the body, for the ledger and, when a forgery is logged, for its diagnosis.
+        let bytes = Array(buffer: body)
         let receipt: NotificationReceipt
         do {
             receipt = try await ledger.recordNotification(
-                body: Array(buffer: body),
+                body: bytes,
                 remoteAddress: context.remoteAddress
             )
         } catch {
@@ -310,7 +312,7 @@ func addPublicRoutes(
             // A live 403 is what an operator sees when the gateway and the daemon disagree on the signing
             // dialect: the line says which setting would accept the signature, as `ledgerctl sign --verify` does.
             refusalLog.warning("refused a notification the gateway did not vouch for") {
-                let (diagnosis, explanation) = ledger.unvouchedDiagnosis(body: Array(buffer: body))
+                let (diagnosis, explanation) = ledger.unvouchedDiagnosis(body: bytes)
                 var metadata: Logger.Metadata = [
                     "reason": "\(reason.rawValue)", "remote": "\(context.remoteAddress)", "quarantine.id": "\(id)",
                     "signature.diagnosis": "\(diagnosis)",

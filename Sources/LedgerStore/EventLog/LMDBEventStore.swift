@@ -228,7 +228,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
                 )
             }
             let event = try LMDBLayout.decodeStored(stored, sequence: sequence)
-            guard case .orderCreated = event.payload, event.orderId == orderId else {
+            guard case .orderCreated = event.payload, event.orderId.hasSameBytes(as: orderId) else {
                 throw StoreError(
                     .corrupted,
                     "The projection of order \(orderId) names event \(sequence) as its creation, but it is not."
