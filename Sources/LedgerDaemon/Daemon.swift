@@ -263,11 +263,19 @@ public struct LedgerDaemon: Sendable {
             limits: self.configuration.httpLimits,
             metrics: self.metrics,
             health: self.health,
-            refusalLog: self.refusalLog,
             trustedProxies: self.configuration.trustedProxies,
-            role: role,
-            logger: self.logger
+            role: role
         )
+        let notify =
+            role.servesPublic
+            ? NotifyEndpoint(
+                ledger: self.ledger,
+                limits: self.configuration.httpLimits,
+                metrics: self.metrics,
+                refusalLog: self.refusalLog,
+                trustedProxies: self.configuration.trustedProxies,
+                logger: self.logger
+            ) : nil
         let limits = self.configuration.httpLimits
         let idle = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.idleTimeout))
         let requestTimeout = TimeAmount.milliseconds(PollSchedule.milliseconds(limits.requestTimeout))
@@ -284,6 +292,7 @@ public struct LedgerDaemon: Sendable {
                 http: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
                 budget: budget,
                 requestTimeout: requestTimeout,
+                notify: notify,
                 logger: logger
             )
         }

@@ -313,6 +313,10 @@ public struct StoreError: LocatedError, Sendable {
 public protocol EventStore: AnyObject, Sendable {
     /// Appends events durably: returns only after they are committed and synced.
     func append(_ request: AppendRequest) async throws -> AppendOutcome
+    /// The same append, answered through `completion` instead of to an awaiting task. A store with a writer thread
+    /// calls it on that thread as soon as the events are durable (or refused), so an event loop can take the
+    /// answer without a task hop; `completion` must only hand the result on. The default awaits `append` in a task.
+    func append(_ request: AppendRequest, completion: @escaping AppendCompletion)
     /// The head of the log.
     func head() async throws -> LogHead
     /// Up to `limit` events from sequence `from` (inclusive), in order.
@@ -368,6 +372,21 @@ public protocol EventStore: AnyObject, Sendable {
     func forwardWrite(_ write: ForwardWrite) async throws
     /// Stops accepting appends, finishes those queued, and releases the store.
     func close() async
+}
+
+/// What an append's caller hears once the events are durable, or why they are not.
+public typealias AppendCompletion = @Sendable (Result<AppendOutcome, any Error>) -> Void
+
+extension EventStore {
+    public func append(_ request: AppendRequest, completion: @escaping AppendCompletion) {
+        Task {
+            do {
+                completion(.success(try await self.append(request)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }
 
 /// A store that groups concurrent appends into commits (group commit) and reports the size of each, for the

@@ -70,6 +70,14 @@ public class StoreHandle: EventStore, CommitBatchReporting, StoreSizeReporting, 
         try await self.opened().append(request)
     }
 
+    public func append(_ request: AppendRequest, completion: @escaping AppendCompletion) {
+        do {
+            try self.opened().append(request, completion: completion)
+        } catch {
+            completion(.failure(error))
+        }
+    }
+
     public func head() async throws -> LogHead {
         try await self.opened().head()
     }

@@ -106,13 +106,16 @@ final class HTTPConnectionBudget: Sendable {
 }
 
 /// The daemon's HTTP/1.1 child channel: Hummingbird's, with the per-address admission and the whole-request
-/// deadline (`limits.http.requestTimeoutMs`) around it.
+/// deadline (`limits.http.requestTimeoutMs`) around it, and on a public listener `POST /notify` served in front of
+/// Hummingbird's request handling.
 struct LedgerHTTPChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
     let http: HTTP1Channel
     let budget: HTTPConnectionBudget
     let requestTimeout: TimeAmount
+    /// The notify endpoint, on a listener that serves it.
+    let notify: NotifyEndpoint?
     let logger: Logger
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -143,6 +146,11 @@ struct LedgerHTTPChannel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
             try pipeline.addHandler(RequestDeadlineHandler(deadline: deadline), position: .before(state))
+            // Behind the connection-state handler, so graceful shutdown and the idle timeout count its requests
+            // and answers like Hummingbird's.
+            if let notify = self.notify {
+                try pipeline.addHandler(NotifyHTTPHandler(endpoint: notify), position: .after(state))
+            }
             return value
         }.nonisolated()
     }

@@ -145,17 +145,16 @@ enum NotifyReply: String, CaseIterable {
         }
     }
 
-    var response: Response {
+    /// The refusal's body, checked never to read as an acknowledgement.
+    var body: ByteBuffer {
         precondition(
             !GatewayAcknowledgement.readsAsAcknowledgement(self.rawValue),
             "an error body must never read as an acknowledgement"
         )
-        return Response(
-            status: self.status,
-            headers: [.contentType: "text/plain; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: self.rawValue))
-        )
+        return ByteBuffer(string: self.rawValue)
     }
+
+    static let contentType = "text/plain; charset=utf-8"
 
     /// The one mapping from what became of a notification to the gateway's answer: nil, answered `OK`, exactly for
     /// a validly signed notification for our member id that is now recorded (duplicates and mismatches included:
@@ -178,18 +177,13 @@ enum NotifyReply: String, CaseIterable {
         }
     }
 
-    /// The gateway's answer to a notification: `OK` or the refusal.
-    static func answer(_ receipt: NotificationReceipt) -> Response {
-        Self.refusal(for: receipt)?.response ?? Self.acknowledgement
-    }
+    /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”). Every recorded callback is
+    /// answered with it.
+    static let acknowledgementBody = ByteBuffer(string: "OK")
+    static let acknowledgementContentType = "text/plain"
 
-    /// Exactly the two bytes `OK`: no newline, no BOM (the document: 输出“OK”). Built once: every recorded callback
-    /// is answered with it.
-    static let acknowledgement = Response(
-        status: .ok,
-        headers: [.contentType: "text/plain"],
-        body: .init(byteBuffer: ByteBuffer(string: "OK"))
-    )
+    /// The `Server` header of every answer (Hummingbird's `serverName` for the other endpoints).
+    static let serverName = "ledgerd"
 }
 
 /// Which of the daemon's endpoints a listener serves: the public ones (`/notify`, `/pay/…`, `/return`), the
@@ -214,32 +208,24 @@ public enum ListenerRole: Sendable {
     }
 }
 
-/// Builds the router of one listener: `POST /notify`, `GET /pay/{orderId}`, `GET|POST /return`, `GET /healthz`
-/// and `GET /metrics`, or the part of them `role` names. A path the role leaves out answers 404, as any unknown
-/// path does.
+/// Builds the router of one listener: `GET /pay/{orderId}`, `GET|POST /return`, `GET /healthz` and `GET /metrics`,
+/// or the part of them `role` names. A path the role leaves out answers 404, as any unknown path does. `POST /notify`
+/// is served in front of the router, on the connection's event loop (`NotifyHTTPHandler`), on the listeners that
+/// serve the public endpoints.
 public func buildLedgerRouter(
     ledger: Ledger,
     limits: HTTPLimits,
     metrics: LedgerMetrics,
     health: HealthState,
-    refusalLog: RateLimitedLog,
     trustedProxies: TrustedProxies = .none,
-    role: ListenerRole = .publicAndAdmin,
-    logger: Logger
+    role: ListenerRole = .publicAndAdmin
 ) -> Router<LedgerRequestContext> {
     let router = Router(context: LedgerRequestContext.self)
     // First, so they see every request, the ones no route matches included.
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(trustedProxies: trustedProxies, metrics: metrics))
     if role.servesPublic {
-        addPublicRoutes(
-            to: router,
-            ledger: ledger,
-            limits: limits,
-            metrics: metrics,
-            refusalLog: refusalLog,
-            logger: logger
-        )
+        addPublicRoutes(to: router, ledger: ledger, limits: limits)
     }
     if role.servesAdmin {
         addAdminRoutes(to: router, ledger: ledger, metrics: metrics, health: health)
@@ -247,85 +233,8 @@ public func buildLedgerRouter(
     return router
 }
 
-/// `POST /notify`, `GET /pay/{orderId}` and `GET|POST /return`: what the gateway and buyers reach.
-func addPublicRoutes(
-    to router: Router<LedgerRequestContext>,
-    ledger: Ledger,
-    limits: HTTPLimits,
-    metrics: LedgerMetrics,
-    refusalLog: RateLimitedLog,
-    logger: Logger
-) {
-    // Every refusal is counted (`ledger_notifications_refused_total`); the log lines are rate-limited
-    // (`limits.http.rejectLogPerMinute`), so a flood of bad bodies cannot flood the log.
-    let logRefusal: @Sendable (_ reason: String, _ remote: String) -> Void = { reason, remote in
-        refusalLog.warning("refused a body that is not a notification") {
-            ["reason": "\(reason)", "remote": "\(remote)"]
-        }
-    }
-
-    router.post("/notify") { request, context -> Response in
-        // A body announced larger than the bound is refused before any of it is read, so the client hears 413 at
-        // once instead of sending (or pretending to send) the whole body first.
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.form.bodyBytesMax {
-            metrics.notificationRejected(.tooLarge)
-            logRefusal(
-                "a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax))",
-                "\(context.remoteAddress)"
-            )
-            return NotifyReply.tooLarge.response
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limits.form.bodyBytesMax)
-        } catch is NIOTooManyBytesError {
-            // Any other failure means the body never arrived whole (the client went away, or
-            // limits.http.requestTimeoutMs cut it off and closed the connection): it is thrown, not counted as
-            // a refused body, and there is no one left to answer.
-            metrics.notificationRejected(.tooLarge)
-            logRefusal(
-                "a body over limits.notify.bodyBytesMax (\(limits.form.bodyBytesMax) bytes)",
-                "\(context.remoteAddress)"
-            )
-            return NotifyReply.tooLarge.response
-        }
-        // One copy of the body, for the ledger and, when a forgery is logged, for its diagnosis.
-        let bytes = Array(buffer: body)
-        let receipt: NotificationReceipt
-        do {
-            receipt = try await ledger.recordNotification(
-                body: bytes,
-                remoteAddress: context.remoteAddress
-            )
-        } catch {
-            // Not stored, so not acknowledged: the gateway sends it again.
-            logger.error(
-                "notification not recorded",
-                metadata: ["error": "\(String(reflecting: error))", "remote": "\(context.remoteAddress)"]
-            )
-            return NotifyReply.unavailable.response
-        }
-        switch receipt {
-        case .rejected(let rejection):
-            logRefusal("\(rejection)", "\(context.remoteAddress)")
-        case .quarantined(let reason, let id):
-            // A live 403 is what an operator sees when the gateway and the daemon disagree on the signing
-            // dialect: the line says which setting would accept the signature, as `ledgerctl sign --verify` does.
-            refusalLog.warning("refused a notification the gateway did not vouch for") {
-                let (diagnosis, explanation) = ledger.unvouchedDiagnosis(body: bytes)
-                var metadata: Logger.Metadata = [
-                    "reason": "\(reason.rawValue)", "remote": "\(context.remoteAddress)", "quarantine.id": "\(id)",
-                    "signature.diagnosis": "\(diagnosis)",
-                ]
-                if !explanation.isEmpty { metadata["signature.explanation"] = "\(explanation)" }
-                return metadata
-            }
-        case .recorded:
-            break
-        }
-        return NotifyReply.answer(receipt)
-    }
-
+/// `GET /pay/{orderId}` and `GET|POST /return`: what buyers reach.
+func addPublicRoutes(to router: Router<LedgerRequestContext>, ledger: Ledger, limits: HTTPLimits) {
     router.get("/pay/:orderId") { _, context -> Response in
         let orderId = context.parameters.get("orderId") ?? ""
         guard GatewayValidation.isOrderId(orderId), let created = try await ledger.orderCreated(orderId) else {
@@ -440,15 +349,12 @@ struct ClientAddressMiddleware: RouterMiddleware {
     ) async throws -> Response {
         guard !self.trustedProxies.isEmpty else { return try await next(request, context) }
         var context = context
-        let forwardedFor = request.headers[values: Self.forwardedFor]
-        switch self.trustedProxies.client(peer: context.peer, forwardedFor: forwardedFor) {
-        case .peer:
-            break
-        case .forwarded(let address):
-            context.remoteAddress = address.description
-        case .malformed:
-            self.metrics.forwardedForMalformed()
-        }
+        context.remoteAddress = self.trustedProxies.clientAddress(
+            peer: context.peer,
+            described: context.remoteAddress,
+            forwardedFor: request.headers[values: Self.forwardedFor],
+            metrics: self.metrics
+        )
         return try await next(request, context)
     }
 }

@@ -143,6 +143,24 @@ public struct TrustedProxies: Sendable, Hashable {
     }
 }
 
+extension TrustedProxies {
+    /// The client address the daemon records for a request from `peer` (`described` is the peer's text): the
+    /// forwarded one behind a trusted proxy, else the peer's. A trusted proxy's malformed header is counted.
+    func clientAddress(peer: SocketAddress?, described: String, forwardedFor: [String], metrics: LedgerMetrics)
+        -> String
+    {
+        switch self.client(peer: peer, forwardedFor: forwardedFor) {
+        case .peer:
+            return described
+        case .forwarded(let address):
+            return address.description
+        case .malformed:
+            metrics.forwardedForMalformed()
+            return described
+        }
+    }
+}
+
 /// An entry of `http.trustedProxies` that is neither an address nor a network.
 public struct TrustedProxiesError: Error, Sendable {
     public let entry: String

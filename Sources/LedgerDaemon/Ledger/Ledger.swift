@@ -3,6 +3,7 @@ public import LedgerControlProtocol
 public import LedgerCore
 public import LedgerStore
 public import Logging
+public import NIOCore
 
 /// What shop code asks for in `order.create`: the protocol's params, so the request is one type from the socket to
 /// the ledger.
@@ -291,6 +292,65 @@ public actor Ledger {
     public nonisolated func recordNotification(body: [UInt8], remoteAddress: String) async throws
         -> NotificationReceipt
     {
+        switch self.intake(body: body, remoteAddress: remoteAddress) {
+        case .decided(let receipt):
+            return receipt
+        case .quarantine(let entry, let verdict):
+            return try await self.quarantine(entry, verdict: verdict)
+        case .append(let request, let orderId):
+            let started = ContinuousClock.now
+            let outcome = try await self.store.append(request)
+            let appended = try self.appended(outcome, started: started)
+            await self.committed(appended, observed: true)
+            return try self.recorded(appended, orderId: orderId)
+        }
+    }
+
+    /// The same, answered on `eventLoop`: on an embedded store the writer's thread hands the commit straight to
+    /// the loop, so a request served there never waits on a task (`NotifyHTTPHandler`). On a shared store, where
+    /// the follower publishes the commit, and for the quarantine, it awaits the same steps in a task.
+    public nonisolated func recordNotification(
+        body: [UInt8],
+        remoteAddress: String,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<NotificationReceipt> {
+        switch self.intake(body: body, remoteAddress: remoteAddress) {
+        case .decided(let receipt):
+            return eventLoop.makeSucceededFuture(receipt)
+        case .quarantine(let entry, let verdict):
+            return eventLoop.makeFutureWithTask { try await self.quarantine(entry, verdict: verdict) }
+        case .append(let request, let orderId):
+            guard self.follower == nil else {
+                return eventLoop.makeFutureWithTask {
+                    let started = ContinuousClock.now
+                    let appended = try self.appended(try await self.store.append(request), started: started)
+                    await self.committed(appended, observed: true)
+                    return try self.recorded(appended, orderId: orderId)
+                }
+            }
+            let started = ContinuousClock.now
+            let promise = eventLoop.makePromise(of: AppendOutcome.self)
+            self.store.append(request) { promise.completeWith($0) }
+            return promise.futureResult.flatMapThrowing { outcome in
+                let appended = try self.appended(outcome, started: started)
+                self.commits.committed(appended, observed: true)
+                return try self.recorded(appended, orderId: orderId)
+            }
+        }
+    }
+
+    /// What a notification's body asks of the store, decided without it: parsing, the signature check and building
+    /// the event touch none of the actor's state.
+    private enum Intake {
+        /// Answered without the store: not a notification.
+        case decided(NotificationReceipt)
+        /// Not vouched for by the gateway: to the quarantine.
+        case quarantine(QuarantineEntry, verdict: SignatureVerdict)
+        /// Vouched for: one callback-received event to append.
+        case append(AppendRequest, orderId: String)
+    }
+
+    private nonisolated func intake(body: [UInt8], remoteAddress: String) -> Intake {
         let notification: PaymentNotification
         do {
             notification = try PaymentNotification.parse(
@@ -305,7 +365,7 @@ public actor Ledger {
             } else {
                 self.metrics.notificationRejected(.malformed)
             }
-            return .rejected(error)
+            return .decided(.rejected(error))
         }
         let verdict = notification.verify(key: self.key, dialect: self.settings.dialect)
         if let (reason, detail) = Self.unvouched(notification, verdict: verdict, memberId: self.settings.memberId) {
@@ -318,10 +378,7 @@ public actor Ledger {
                 body: body,
                 limits: self.quarantineLimits
             )
-            let receipt = try await self.store.quarantine(entry)
-            self.metrics.notificationQuarantined(reason, dropped: receipt.dropped)
-            self.metrics.notificationRefused(Self.refusalCause(verdict))
-            return .quarantined(reason, id: receipt.id)
+            return .quarantine(entry, verdict: verdict)
         }
         let event = PendingEvent(
             recordedAt: self.clock.now(),
@@ -335,13 +392,29 @@ public actor Ledger {
                 )
             )
         )
-        let started = ContinuousClock.now
-        let outcome = try await self.store.append(AppendRequest([event]))
+        return .append(AppendRequest([event]), orderId: notification.orderId)
+    }
+
+    private nonisolated func quarantine(_ entry: QuarantineEntry, verdict: SignatureVerdict) async throws
+        -> NotificationReceipt
+    {
+        let receipt = try await self.store.quarantine(entry)
+        self.metrics.notificationQuarantined(entry.reason, dropped: receipt.dropped)
+        self.metrics.notificationRefused(Self.refusalCause(verdict))
+        return .quarantined(entry.reason, id: receipt.id)
+    }
+
+    /// The notification's append as stored, timed for the metrics; an append with no precondition is never refused.
+    private nonisolated func appended(_ outcome: AppendOutcome, started: ContinuousClock.Instant) throws -> Appended {
         self.metrics.recordAppend(events: 1, since: started)
         guard case .appended(let appended) = outcome else {
             throw LedgerError(.orderConflict, "The store refused a notification's append, which has no precondition.")
         }
-        await self.committed(appended, observed: true)
+        return appended
+    }
+
+    /// The receipt of a stored notification, once its commit is passed on.
+    private nonisolated func recorded(_ appended: Appended, orderId: String) throws -> NotificationReceipt {
         guard case .callback(let classification) = appended.effects.first,
             let sequence = appended.events.first?.sequence
         else {
@@ -351,7 +424,7 @@ public actor Ledger {
         self.logger.debug(
             "notification recorded",
             metadata: [
-                "order.id": "\(notification.orderId)", "callback.classification": "\(classification.rawValue)",
+                "order.id": "\(orderId)", "callback.classification": "\(classification.rawValue)",
                 "event.seq": "\(sequence)",
             ]
         )

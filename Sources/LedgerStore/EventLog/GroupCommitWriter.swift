@@ -44,7 +44,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private enum Job {
-        case append(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)
+        case append(AppendRequest, AppendCompletion)
         /// A notification for the quarantine: batched like appends, so a flood of forgeries shares commits (and
         /// syncs) instead of taking one each; written in a transaction of its own after the appends', so a failing
         /// quarantine write can never fail a genuine append.
@@ -93,8 +93,14 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func append(_ request: AppendRequest) async throws -> AppendOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            self.enqueue(.append(request, continuation)) { continuation.resume(throwing: $0) }
+            self.append(request) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Appends and calls `completion` on the writer thread once the events are durable, or with why they are not.
+    /// `completion` must only hand the result on: the next batch waits for it.
+    func append(_ request: AppendRequest, completion: @escaping AppendCompletion) {
+        self.enqueue(.append(request, completion)) { completion(.failure($0)) }
     }
 
     /// Keeps a notification in the quarantine, in the next commit.
@@ -185,7 +191,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 self.condition.unlock()
                 break
             }
-            var appends: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)] = []
+            var appends: [(AppendRequest, AppendCompletion)] = []
             var quarantined: [(QuarantineEntry, CheckedContinuation<QuarantineReceipt, any Error>)] = []
             var exclusive: (@Sendable (Context) throws -> Void, CheckedContinuation<Void, any Error>)?
             var bytes = 0
@@ -206,7 +212,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                     break
                 }
                 switch job {
-                case .append(let request, let continuation): appends.append((request, continuation))
+                case .append(let request, let completion): appends.append((request, completion))
                 case .quarantine(let entry, let continuation): quarantined.append((entry, continuation))
                 case .exclusive: break
                 }
@@ -277,7 +283,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         for ((_, continuation), receipt) in zip(batch, receipts) { continuation.resume(returning: receipt) }
     }
 
-    private func commit(_ batch: [(AppendRequest, CheckedContinuation<AppendOutcome, any Error>)]) {
+    private func commit(_ batch: [(AppendRequest, AppendCompletion)]) {
         let context = self.context
         let layout = context.layout
         var outcomes: [AppendOutcome] = []
@@ -357,14 +363,14 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         } catch {
             let failure = Self.storeError(error, path: context.environment.path)
-            for (_, continuation) in batch { continuation.resume(throwing: failure) }
+            for (_, completion) in batch { completion(.failure(failure)) }
             return
         }
         context.head = newHead
         self.condition.lock()
         if self.batchSizes.count < StoreLimits.batchSamplesMax { self.batchSizes.append(batch.count) }
         self.condition.unlock()
-        for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(returning: outcome) }
+        for ((_, completion), outcome) in zip(batch, outcomes) { completion(.success(outcome)) }
     }
 
     /// Adds the batch's events to the per-type counts in `meta`, in the same transaction, so `ledger.stats` reads

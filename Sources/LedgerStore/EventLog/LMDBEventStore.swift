@@ -142,6 +142,11 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
         try await self.writer.append(request)
     }
 
+    /// Answered on the writer thread, as soon as the batch holding `request` is durable.
+    public func append(_ request: AppendRequest, completion: @escaping AppendCompletion) {
+        self.writer.append(request, completion: completion)
+    }
+
     /// Batch sizes committed since the last call, for metrics.
     public func takeCommitBatchSizes() -> [Int] { self.writer.takeBatchSizes() }
 

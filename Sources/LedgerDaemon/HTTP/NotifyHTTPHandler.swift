@@ -1,0 +1,382 @@
+import HTTPTypes
+import LedgerCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `POST /notify`: what the endpoint needs, and the decisions both of its steps share: the bound on the body, the
+/// answer to each receipt, and the rate-limited log lines about refusals.
+struct NotifyEndpoint: Sendable {
+    let ledger: Ledger
+    let limits: HTTPLimits
+    let metrics: LedgerMetrics
+    let refusalLog: RateLimitedLog
+    let trustedProxies: TrustedProxies
+    let logger: Logger
+
+    /// The pattern `ledger_http_requests_total` counts the endpoint's answers under.
+    static let route = "/notify"
+
+    /// Every refusal is counted (`ledger_notifications_refused_total`); the log lines are rate-limited
+    /// (`limits.http.rejectLogPerMinute`), so a flood of bad bodies cannot flood the log.
+    func logRefusal(_ reason: String, remote: String) {
+        self.refusalLog.warning("refused a body that is not a notification") {
+            ["reason": "\(reason)", "remote": "\(remote)"]
+        }
+    }
+
+    /// A body over `limits.notify.bodyBytesMax`, announced (`declared`, refused before any of it is read) or read.
+    func refuseTooLarge(declared: Int?, remote: String) -> NotifyReply {
+        self.metrics.notificationRejected(.tooLarge)
+        let bound = self.limits.form.bodyBytesMax
+        if let declared {
+            self.logRefusal(
+                "a declared body of \(declared) bytes, over limits.notify.bodyBytesMax (\(bound))",
+                remote: remote
+            )
+        } else {
+            self.logRefusal("a body over limits.notify.bodyBytesMax (\(bound) bytes)", remote: remote)
+        }
+        return .tooLarge
+    }
+
+    /// The answer to a notification the ledger took (`nil`: `OK`), with the log line its refusal calls for.
+    func reply(to result: Result<NotificationReceipt, any Error>, body: [UInt8], remote: String) -> NotifyReply? {
+        let receipt: NotificationReceipt
+        switch result {
+        case .success(let taken):
+            receipt = taken
+        case .failure(let error):
+            // Not stored, so not acknowledged: the gateway sends it again.
+            self.logger.error(
+                "notification not recorded",
+                metadata: ["error": "\(String(reflecting: error))", "remote": "\(remote)"]
+            )
+            return .unavailable
+        }
+        switch receipt {
+        case .rejected(let rejection):
+            self.logRefusal("\(rejection)", remote: remote)
+        case .quarantined(let reason, let id):
+            // A live 403 is what an operator sees when the gateway and the daemon disagree on the signing
+            // dialect: the line says which setting would accept the signature, as `ledgerctl sign --verify` does.
+            let ledger = self.ledger
+            self.refusalLog.warning("refused a notification the gateway did not vouch for") {
+                let (diagnosis, explanation) = ledger.unvouchedDiagnosis(body: body)
+                var metadata: Logger.Metadata = [
+                    "reason": "\(reason.rawValue)", "remote": "\(remote)", "quarantine.id": "\(id)",
+                    "signature.diagnosis": "\(diagnosis)",
+                ]
+                if !explanation.isEmpty { metadata["signature.explanation"] = "\(explanation)" }
+                return metadata
+            }
+        case .recorded:
+            break
+        }
+        return NotifyReply.refusal(for: receipt)
+    }
+}
+
+/// Serves `POST /notify` on the connection's event loop, between Hummingbird's connection-state handler and its
+/// request handling: the body is collected here, the ledger's intake runs here, and the append goes straight to the
+/// store's writer, whose commit is answered back on this loop. A callback therefore costs two thread hops (to the
+/// writer and back) instead of four, and no task, logger or request context is made for it. Every other request
+/// passes on to Hummingbird's router untouched.
+///
+/// HTTP/1.1 answers a connection's requests in the order they came. So while a request is being answered here, the
+/// parts of later requests are held (and the socket is not read further: backpressure, not refusal) until its answer
+/// is written; and a notification that arrives while Hummingbird still owes an earlier request its answer is held
+/// until that answer has ended. Graceful shutdown, the idle timeout and the request deadline are the handlers in
+/// front of this one, which see this handler's requests and answers like any others.
+final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// What the request being read is.
+    private enum Reading {
+        /// Between requests.
+        case idle
+        /// A request Hummingbird serves: its parts go on.
+        case passing
+        /// A notification: its body is collected.
+        case collecting(Notification)
+        /// A notification answered before its end (its body is too large): the rest of it is dropped.
+        case discarding
+    }
+
+    private struct Notification {
+        var body: ByteBuffer?
+        let remote: String
+        let closeAfter: Bool
+    }
+
+    private let endpoint: NotifyEndpoint
+    private var reading = Reading.idle
+    /// Requests handed on to Hummingbird whose answer has not ended.
+    private var passedUnanswered = 0
+    /// A notification read whole, its answer not yet written.
+    private var answering = false
+    /// Parts that arrived while an earlier answer is owed that must come first, in order.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// An error that arrived behind held parts: passed on after them.
+    private var heldError: (any Error)?
+    /// A read asked for while parts are held: made once they are all passed on.
+    private var readHeld = false
+    private var removed = false
+    /// The TCP peer as the ledger records it, made once per connection.
+    private var peerDescription: String?
+
+    init(endpoint: NotifyEndpoint) {
+        self.endpoint = endpoint
+    }
+
+    /// Whether a request head is `POST /notify` (with or without a query), compared as bytes.
+    static func isNotify(_ head: HTTPRequest) -> Bool {
+        guard head.method == .post, let path = head.path else { return false }
+        let bytes = path.utf8
+        let end = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
+        return bytes[bytes.startIndex..<end].elementsEqual(NotifyEndpoint.route.utf8)
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = Self.unwrapInboundIn(data)
+        if !self.held.isEmpty || self.mustWait(part) {
+            self.held.append(part)
+            return
+        }
+        self.take(part, context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Hummingbird answers a parse error with 400 and closes: after the answers owed before it.
+        guard self.held.isEmpty && !self.answering else {
+            if self.heldError == nil { self.heldError = error }
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.removed = true
+        self.held.removeAll()
+    }
+
+    /// Whether `part` must wait for an answer still owed to an earlier request: any part while this handler answers,
+    /// and a notification while Hummingbird does.
+    private func mustWait(_ part: HTTPRequestPart) -> Bool {
+        if self.answering { return true }
+        if case .head(let head) = part, self.passedUnanswered > 0, Self.isNotify(head) { return true }
+        return false
+    }
+
+    /// Handles one part in its turn; `true` when it was passed on to Hummingbird.
+    @discardableResult
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+        switch (self.reading, part) {
+        case (.idle, .head(let head)):
+            guard Self.isNotify(head) else {
+                self.passedUnanswered += 1
+                self.reading = .passing
+                context.fireChannelRead(Self.wrapInboundOut(part))
+                return true
+            }
+            self.start(head, context: context)
+        case (.passing, .end):
+            self.reading = .idle
+            context.fireChannelRead(Self.wrapInboundOut(part))
+            return true
+        case (.passing, _), (.idle, .body), (.idle, .end):
+            // A stray body or end with no head is Hummingbird's to refuse, as it would without this handler.
+            context.fireChannelRead(Self.wrapInboundOut(part))
+            return true
+        case (.collecting(var notification), .body(let chunk)):
+            let bound = self.endpoint.limits.form.bodyBytesMax
+            let size = (notification.body?.readableBytes ?? 0) + chunk.readableBytes
+            guard size <= bound else {
+                self.reading = .discarding
+                let reply = self.endpoint.refuseTooLarge(declared: nil, remote: notification.remote)
+                self.respond(reply, closeAfter: notification.closeAfter, context: context)
+                return false
+            }
+            if notification.body == nil {
+                notification.body = chunk
+            } else {
+                var chunk = chunk
+                notification.body!.writeBuffer(&chunk)
+            }
+            self.reading = .collecting(notification)
+        case (.collecting(let notification), .end):
+            self.reading = .idle
+            self.submit(notification, context: context)
+        case (.discarding, .body):
+            break
+        case (.discarding, .end):
+            self.reading = .idle
+        case (.collecting, .head), (.discarding, .head):
+            // The codec never starts a request inside another; if it did, the connection is not HTTP any more.
+            context.close(promise: nil)
+        }
+        return false
+    }
+
+    /// A notification's head: refused at once when it announces a body over the bound, else its body is collected.
+    private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        let remote = self.remoteAddress(head, context: context)
+        let closeAfter = head.headerFields[.connection].map { Self.isClose($0) } ?? false
+        let bound = self.endpoint.limits.form.bodyBytesMax
+        if let declared = head.headerFields[.contentLength].flatMap({ Int($0) }), declared > bound {
+            // Refused before any of the body is read, so the client hears 413 at once instead of sending (or
+            // pretending to send) the whole body first; the body that does come is dropped.
+            self.reading = .discarding
+            let reply = self.endpoint.refuseTooLarge(declared: declared, remote: remote)
+            self.respond(reply, closeAfter: closeAfter, context: context)
+            return
+        }
+        self.reading = .collecting(Notification(body: nil, remote: remote, closeAfter: closeAfter))
+    }
+
+    /// Hands a whole notification to the ledger; its answer is written when the ledger's future completes here.
+    private func submit(_ notification: Notification, context: ChannelHandlerContext) {
+        self.answering = true
+        let body = notification.body.map { Array(buffer: $0) } ?? []
+        let endpoint = self.endpoint
+        endpoint.ledger.recordNotification(body: body, remoteAddress: notification.remote, on: context.eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                let reply = endpoint.reply(to: result, body: body, remote: notification.remote)
+                self.answering = false
+                guard !self.removed else { return }
+                self.respond(reply, closeAfter: notification.closeAfter, context: context)
+                if !notification.closeAfter { self.passHeld(context: context) }
+            }
+    }
+
+    /// The client: the TCP peer, or behind a trusted proxy (`http.trustedProxies`) the address it forwarded.
+    private func remoteAddress(_ head: HTTPRequest, context: ChannelHandlerContext) -> String {
+        let peer = context.channel.remoteAddress
+        let described = self.peerDescription ?? LedgerRequestContext.describe(peer)
+        self.peerDescription = described
+        guard !self.endpoint.trustedProxies.isEmpty else { return described }
+        let forwardedFor = head.headerFields[values: ClientAddressMiddleware.forwardedFor]
+        return self.endpoint.trustedProxies.clientAddress(
+            peer: peer,
+            described: described,
+            forwardedFor: forwardedFor,
+            metrics: self.endpoint.metrics
+        )
+    }
+
+    /// `Connection: close`, in any case: the connection closes once the answer is written, as Hummingbird does.
+    static func isClose(_ value: String) -> Bool {
+        value.utf8.count == 5 && zip(value.utf8, "close".utf8).allSatisfy { $0 | 0x20 == $1 }
+    }
+
+    /// Takes the held parts in order, until one must wait again; then the held error and read, once none is left.
+    private func passHeld(context: ChannelHandlerContext) {
+        var passed = false
+        while let part = self.held.first, !self.mustWait(part) {
+            self.held.removeFirst()
+            if self.take(part, context: context) { passed = true }
+        }
+        // Hummingbird's channel hands on what it read when the read completes.
+        if passed { context.fireChannelReadComplete() }
+        guard self.held.isEmpty && !self.answering else { return }
+        if let error = self.heldError {
+            self.heldError = nil
+            context.fireErrorCaught(error)
+        }
+        if self.readHeld {
+            self.readHeld = false
+            context.read()
+        }
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        guard self.held.isEmpty && !self.answering else {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// Hummingbird's answers pass here; the end of the last one owed lets a held notification go.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        guard case .end = Self.unwrapOutboundIn(data) else { return }
+        self.passedUnanswered = max(0, self.passedUnanswered - 1)
+        if self.passedUnanswered == 0 && !self.held.isEmpty {
+            // After the write has gone on its way, not inside it.
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = bound.value
+                guard !handler.removed else { return }
+                handler.passHeld(context: context)
+            }
+        }
+    }
+
+    /// Writes one answer: `OK`, or the refusal's status and body.
+    private func respond(_ reply: NotifyReply?, closeAfter: Bool, context: ChannelHandlerContext) {
+        let (status, contentType, body) =
+            reply.map { ($0.status, NotifyReply.contentType, $0.body) } ?? (
+                .ok, NotifyReply.acknowledgementContentType, NotifyReply.acknowledgementBody
+            )
+        var fields = HTTPFields()
+        fields.reserveCapacity(4)
+        fields[.contentType] = contentType
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.date] = HTTPDate.shared.now()
+        fields[.server] = NotifyReply.serverName
+        if closeAfter { fields[.connection] = "close" }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(body)), promise: nil)
+        self.endpoint.metrics.httpRequest(route: NotifyEndpoint.route, status: status.code)
+        guard closeAfter else {
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            bound.value.close(promise: nil)
+        }
+    }
+}
+
+/// The `Date` header's value (RFC 9110's IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`), formatted once a second.
+final class HTTPDate: Sendable {
+    static let shared = HTTPDate()
+
+    private let cached = Mutex<(second: Int, text: String)>((-1, ""))
+
+    func now() -> String {
+        var seconds = time(nil)
+        return self.cached.withLock { cached in
+            if cached.second != seconds {
+                cached = (seconds, Self.format(&seconds))
+            }
+            return cached.text
+        }
+    }
+
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    static func format(_ seconds: inout time_t) -> String {
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(Self.days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(Self.months[Int(parts.tm_mon)]) "
+            + "\(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}
