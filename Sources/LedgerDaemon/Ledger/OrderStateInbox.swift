@@ -73,6 +73,11 @@ public struct OrderStatePump: Service {
         self.forwarder = forwarder
     }
 
+    /// How long the pump lets states gather after each batch. Waking it costs a thread switch; under a burst of
+    /// callbacks, waking it for each one cost about 2.5% of the daemon's CPU. Neither the poller (which queries
+    /// orders seconds later) nor the forwarder notices a few milliseconds.
+    static let gatherInterval: Duration = .milliseconds(5)
+
     public func run() async throws {
         let inbox = self.inbox
         await withGracefulShutdownHandler {
@@ -80,6 +85,8 @@ public struct OrderStatePump: Service {
                 while let states = await inbox.take() {
                     await self.poller?.track(states)
                     await self.forwarder?.wake()
+                    // Cancelled (the daemon stops): the next take returns what is left, then nil.
+                    try? await Task.sleep(for: Self.gatherInterval)
                 }
             } onCancel: {
                 inbox.finish()
