@@ -451,6 +451,8 @@ func notifyRequest(_ body: String, headers: [String] = []) -> String {
             ("LEDGERD_LOG_LEVEL", "verbose", "log.level"),
             ("LEDGERD_HTTP_ADMIN_LISTEN", "9101", "http.adminListen"),
             ("LEDGERD_HTTP_ADMIN_LISTEN", "127.0.0.1:8080", "http.adminListen"),
+            ("LEDGERD_HTTP_ADMIN_LISTEN", "127.0.0.1:\u{301}9101", "http.adminListen"),
+            ("LEDGERD_HTTP_ADMIN_LISTEN", "127.0.0.1:+9101", "http.adminListen"),
             ("LEDGERD_HTTP_TRUSTED_PROXIES", "10.0.0.0/33", "http.trustedProxies"),
             ("LEDGERD_HTTP_TRUSTED_PROXIES", "proxy.example", "http.trustedProxies"),
         ]

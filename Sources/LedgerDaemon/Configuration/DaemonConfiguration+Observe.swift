@@ -56,16 +56,19 @@ extension DaemonConfiguration {
         }
     }
 
-    /// `HOST:PORT`, split at the last colon (so `[::1]:8081` keeps its brackets off the host).
+    /// `HOST:PORT`, split at the last colon (so `[::1]:8081` keeps its brackets off the host). Read as bytes: a
+    /// combining mark after the colon or a bracket must not hide it.
     static func hostPort(_ text: String, key: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port), colon > text.startIndex
+        let bytes = Array(text.utf8)
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")), colon > 0,
+            bytes[(colon + 1)...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let port = Int(String(decoding: bytes[(colon + 1)...], as: UTF8.self)), (0...65535).contains(port)
         else {
             throw ConfigurationError(key: key, message: "'\(text)' is not HOST:PORT")
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
+        var host = bytes[..<colon]
+        if host.first == UInt8(ascii: "["), host.last == UInt8(ascii: "]") { host = host.dropFirst().dropLast() }
+        return (String(decoding: host, as: UTF8.self), port)
     }
 }
 
