@@ -160,6 +160,77 @@ struct NotifyPipeliningTests {
         }
     }
 
+    /// Random pipelines of notifications (valid, forged, for an unknown order, chunked, announced too large) and
+    /// other requests, each sent in random pieces with pauses between some of them, are answered in the order sent,
+    /// each with the answer it would get alone (seeded, so a failure repeats).
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6])
+    func randomPipelinesInRandomPieces(seed: UInt64) async throws {
+        let directory = TemporaryDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            var random = SplitMix64(seed: seed)
+            var requests: [(text: String, status: Int, body: String?)] = []
+            for index in 0..<40 {
+                let orderId = "R\(seed)x\(index)"
+                _ = try await running.daemon.ledger.createOrder(.testing(orderId: orderId))
+                let valid = Notifications.body(Notifications.fields(orderId: orderId))
+                switch random.next(upTo: 7) {
+                case 0:
+                    requests.append((Self.notify(valid), 200, "OK"))
+                case 1:
+                    var forged = Notifications.fields(orderId: orderId)
+                    forged[forged.count - 1].value = forged[forged.count - 1].value.lowercased()
+                    requests.append((Self.notify(Notifications.body(forged)), 403, "bad signature"))
+                case 2:
+                    let unknown = Notifications.body(Notifications.fields(orderId: "NONE\(index)"))
+                    requests.append((Self.notify(unknown), 404, "unknown order"))
+                case 3:
+                    let cut = valid.utf8.count / 2
+                    let bytes = Array(valid.utf8)
+                    let chunks = [bytes[..<cut], bytes[cut...]].map {
+                        String($0.count, radix: 16) + "\r\n" + String(decoding: $0, as: UTF8.self) + "\r\n"
+                    }
+                    let text =
+                        "POST /notify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        + chunks.joined() + "0\r\n\r\n"
+                    requests.append((text, 200, "OK"))
+                case 4:
+                    // Announced too large, then sent anyway: refused at its head, the body dropped.
+                    let filler = String(repeating: "a", count: 9000)
+                    let text = "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n\r\n\(filler)"
+                    requests.append((text, 413, "body too large"))
+                case 5:
+                    requests.append(("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, nil))
+                default:
+                    requests.append(("POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1", 404, nil))
+                }
+            }
+            let bytes = Array(requests.map(\.text).joined().utf8)
+            var pieces: [(bytes: [UInt8], pause: Bool)] = []
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + 1 + random.next(upTo: 1500))
+                pieces.append((Array(bytes[start..<end]), random.next(upTo: 8) == 0))
+                start = end
+            }
+            let port = try running.port()
+            let answers = try await blocking { [pieces, requests] in
+                let conversation = try HTTPConversation(port: port)
+                let sender = Thread {
+                    for piece in pieces {
+                        conversation.send(String(decoding: piece.bytes, as: UTF8.self))
+                        if piece.pause { Thread.sleep(forTimeInterval: 0.005) }
+                    }
+                }
+                sender.start()
+                return try conversation.receive(answers: requests.count)
+            }
+            #expect(answers.map(\.status) == requests.map(\.status), "seed \(seed)")
+            for (answer, request) in zip(answers, requests) {
+                if let body = request.body { #expect(answer.body == body, "seed \(seed)") }
+            }
+        }
+    }
+
     static func notify(_ body: String, extraHeaders: String = "") -> String {
         "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)"
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
