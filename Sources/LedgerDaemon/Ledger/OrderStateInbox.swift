@@ -5,9 +5,10 @@ import Synchronization
 /// The order states appends produced, on their way from the appending threads to the poller and the forwarder.
 ///
 /// Appenders add without waiting (a lock and an array append); one consumer takes everything that came since it
-/// last looked, in the order it was added, so under load one hop to the poller carries many states. There is no
-/// bound to refuse at: what comes in is bounded by the store's writer (its queue is `store.queueDepthMax`), and the
-/// consumer's work per state is a dictionary update.
+/// last looked, in the order it was added, so under load one hop to the poller carries many states. It has no bound
+/// of its own and refuses nothing: an append that committed must reach the poller. What it holds is what commits
+/// produced while the pump handled the previous batch and let the next gather (`OrderStatePump.gatherInterval`):
+/// at the writer's pace, a few milliseconds of commits, each state a dictionary update for the poller.
 public final class OrderStateInbox: Sendable {
     private struct State {
         var states: [OrderState] = []
