@@ -149,11 +149,10 @@ struct StoreCommand: AsyncParsableCommand {
 
         let results = try await StoreBenchmark(config: config).run()
         let rows = figures(results, config: config)
-        let (machine, command, date) = (run.machine, run.command, run.date)
-        let json = jsonReport(rows, results: results, machine: machine, command: command, date: date, config: config)
+        let json = jsonReport(rows, results: results, run: run, config: config)
         print(self.output.json ? json : textTable(rows))
         try run.writeReport(json: json, named: "store", into: self.output.reportDirectory) {
-            markdownReport(rows, machine: machine, command: command, date: date, config: config)
+            markdownReport(rows, run: run, config: config)
         }
         BenchRun.sayTargets(rows)
     }
@@ -174,16 +173,13 @@ struct StoreCommand: AsyncParsableCommand {
 
         let (lmdb, postgres) = try await StoreBenchmark(config: config).runComparison(target)
         let rows = comparisons(lmdb: lmdb, postgres: postgres, config: config)
-        let (machine, command, date) = (run.machine, run.command, run.date)
         let json = comparisonJSON(
             rows,
             lmdb: lmdb,
             postgres: postgres,
             server: server,
             target: target,
-            machine: machine,
-            command: command,
-            date: date,
+            run: run,
             config: config
         )
         if self.output.json {
@@ -199,9 +195,7 @@ struct StoreCommand: AsyncParsableCommand {
                 rows,
                 server: server,
                 target: target,
-                machine: machine,
-                command: command,
-                date: date,
+                run: run,
                 config: config
             )
         }

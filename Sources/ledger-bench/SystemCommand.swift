@@ -118,11 +118,10 @@ struct SystemCommand: AsyncParsableCommand {
             loadScript: script
         ).run()
         let rows = systemFigures(results, config: config)
-        let (machine, command, date) = (run.machine, run.command, run.date)
-        let json = systemJSON(rows, results: results, machine: machine, command: command, date: date, config: config)
+        let json = systemJSON(rows, results: results, run: run, config: config)
         print(self.output.json ? json : textTable(rows))
         try run.writeReport(json: json, named: "system", into: self.output.reportDirectory) {
-            systemMarkdown(rows, results: results, machine: machine, command: command, date: date, config: config)
+            systemMarkdown(rows, results: results, run: run, config: config)
         }
         BenchRun.sayTargets(rows)
     }
