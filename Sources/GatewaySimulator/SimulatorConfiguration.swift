@@ -210,52 +210,20 @@ public struct SimulatedOrder: Sendable, Hashable {
     /// `pay_attach` as submitted, echoed as `attach` in notifications.
     public var attach: String?
     /// `pay_applydate` as submitted.
-    public var applyDate: String
-    public var productName: String
-    public var paid: Bool
+    public var applyDate: String = ""
+    public var productName: String = ""
+    public var paid: Bool = false
     /// The gateway's number for the order, sent as `transaction_id`. Like deployments, the gateway assigns it when
     /// the order is submitted, so unpaid query replies carry it too; it is set from submission on.
     public var transactionId: String?
     /// When it was paid, `YYYY-MM-DD HH:MM:SS` China time (the query's `time_end`); nil while unpaid.
     public var paidAt: String?
     /// Notification POSTs made (every copy and every retry).
-    public var notificationsSent: Int
+    public var notificationsSent: Int = 0
     /// Notification replies that contained "ok".
-    public var notificationsAcknowledged: Int
+    public var notificationsAcknowledged: Int = 0
     /// Signed queries received for the order.
-    public var queries: Int
-
-    public init(
-        orderId: String,
-        amount: String,
-        notifyURL: String,
-        callbackURL: String,
-        bankCode: String,
-        attach: String? = nil,
-        applyDate: String = "",
-        productName: String = "",
-        paid: Bool = false,
-        transactionId: String? = nil,
-        paidAt: String? = nil,
-        notificationsSent: Int = 0,
-        notificationsAcknowledged: Int = 0,
-        queries: Int = 0
-    ) {
-        self.orderId = orderId
-        self.amount = amount
-        self.notifyURL = notifyURL
-        self.callbackURL = callbackURL
-        self.bankCode = bankCode
-        self.attach = attach
-        self.applyDate = applyDate
-        self.productName = productName
-        self.paid = paid
-        self.transactionId = transactionId
-        self.paidAt = paidAt
-        self.notificationsSent = notificationsSent
-        self.notificationsAcknowledged = notificationsAcknowledged
-        self.queries = queries
-    }
+    public var queries: Int = 0
 }
 
 /// Why a simulator operation could not be carried out.

@@ -255,10 +255,7 @@ public enum OrderHistory: ControlMethod {
             self.orderId = try fields.requiredOrderId()
             self.limit = try fields.int("limit", 1...Int64(ControlPages.historyMax)).map { Int($0) }
             if let cursor = try fields.string("cursor") {
-                guard !cursor.isEmpty,
-                    cursor.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                    let sequence = UInt64(cursor)
-                else {
+                guard let sequence = OrderHistory.sequence(cursor: cursor) else {
                     throw .invalidParams("order.history: cursor is not one this method returned.")
                 }
                 self.cursor = sequence

@@ -204,7 +204,7 @@ extension PostgresEventStore {
             if error.code == .server {
                 let state = error.serverInfo?[.sqlState] ?? "?????"
                 let message = error.serverInfo?[.message] ?? "no message"
-                let code: StoreError.Code
+                let code: StoreErrorCode
                 switch state.prefix(2) {
                 case "53": code = .full  // insufficient resources: disk full, out of memory, too many connections
                 case "40", "55": code = .busy  // serialization failure, deadlock, lock not available

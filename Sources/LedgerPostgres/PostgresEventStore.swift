@@ -15,18 +15,16 @@ import Synchronization
 /// that returned is on disk. Within one daemon, concurrent appends are grouped into one transaction
 /// (`CommitQueue`), as the LMDB store's group-commit writer does.
 public final class PostgresEventStore: EventStore, Sendable {
-    /// The store's schema and bounds: the daemon's `Limits.store`, `Limits.postgres` and `Limits.quarantine`
-    /// (`store.*`, `quarantine.*`), whose members read as the options' own (`options.connectionsMax`).
+    /// The store's schema and bounds: the ones every store shares (`store.*`, `quarantine.*`) and its connections,
+    /// whose members read as the options' own (`options.batchCountMax`, `options.connectionsMax`).
     @dynamicMemberLookup
     public struct Options: Sendable {
         /// The PostgreSQL schema holding the ledger's tables (`store.postgresSchema`); created when missing.
         public var schema: String
-        /// The batches, the queue, the rebuild chunks and the read page (the map's bounds are LMDB's alone).
-        public var limits: StoreLimits
+        /// The bounds every store shares: the batches, the queue, the rebuild chunks, the read page, the quarantine.
+        public var shared: StoreOptions
         /// The connections (`store.postgresConnectionsMax`, `store.postgresConnectTimeoutMs`).
         public var postgres: PostgresLimits
-        /// The quarantine's bounds (`quarantine.*`).
-        public var quarantineLimits: QuarantineLimits
 
         public init(
             schema: String = "ledger",
@@ -35,14 +33,13 @@ public final class PostgresEventStore: EventStore, Sendable {
             quarantineLimits: QuarantineLimits = QuarantineLimits()
         ) {
             self.schema = schema
-            self.limits = limits
+            self.shared = StoreOptions(limits: limits, quarantineLimits: quarantineLimits)
             self.postgres = postgres
-            self.quarantineLimits = quarantineLimits
         }
 
-        public subscript<Value>(dynamicMember path: WritableKeyPath<StoreLimits, Value>) -> Value {
-            get { self.limits[keyPath: path] }
-            set { self.limits[keyPath: path] = newValue }
+        public subscript<Value>(dynamicMember path: WritableKeyPath<StoreOptions, Value>) -> Value {
+            get { self.shared[keyPath: path] }
+            set { self.shared[keyPath: path] = newValue }
         }
 
         public subscript<Value>(dynamicMember path: WritableKeyPath<PostgresLimits, Value>) -> Value {
@@ -135,14 +132,7 @@ public final class PostgresEventStore: EventStore, Sendable {
         options: Options = Options(),
         logger: Logger
     ) async throws -> PostgresEventStore {
-        guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
-            options.rebuildChunkEvents >= 1, options.readPageMax >= 1
-        else {
-            throw StoreError(
-                .invalidArgument,
-                "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive."
-            )
-        }
+        try options.shared.check()
         // A long operation holds one connection for its lock and uses another; appends and reads need one more.
         guard options.connectionsMax >= 3 else {
             throw StoreError(

@@ -239,74 +239,19 @@ public struct StoreStatistics: Sendable, Hashable {
     }
 }
 
-/// Why the store could not do what was asked. Operating errors, with a message that says what to do.
-/// Where in the source an error was raised, as NIO's file-system errors record it: for the log, not for users.
-public struct ErrorLocation: Sendable, Hashable, CustomStringConvertible {
-    public var function: String
-    public var file: String
-    public var line: Int
-
-    public init(function: String, file: String, line: Int) {
-        self.function = function
-        self.file = file
-        self.line = line
-    }
-
-    public var description: String { "\(self.function) (\(self.file):\(self.line))" }
-}
-
-/// An error of the ledger's own: a code, the message clients see (`description`), the error that caused it and
-/// where it was raised, all in the debug form the daemon logs.
-public protocol LocatedError: Error, CustomStringConvertible, CustomDebugStringConvertible {
-    associatedtype Code: RawRepresentable where Code.RawValue == String
-    var code: Code { get }
-    var message: String { get }
-    var cause: (any Error)? { get }
-    var location: ErrorLocation { get }
-}
-
-extension LocatedError {
-    public var description: String { self.message }
-
-    public var debugDescription: String {
-        var text = "\(self.code.rawValue): \(self.message)"
-        if let cause = self.cause { text += " [cause: \(cause)]" }
-        return text + " [at \(self.location)]"
-    }
+/// Why the store could not do what was asked, in the codes the daemon maps to its answers.
+public enum StoreErrorCode: String, Sendable, Hashable {
+    case full = "store-full"
+    case corrupted
+    case closed
+    case busy
+    case io
+    case invalidArgument = "invalid-argument"
 }
 
 /// A store's failure: a code the daemon maps to its answers, a message an operator can act on, the error that
 /// caused it (an `LMDBError` with its failing call, a PostgreSQL error), and where it was raised.
-public struct StoreError: LocatedError, Sendable {
-    public enum Code: String, Sendable, Hashable {
-        case full = "store-full"
-        case corrupted
-        case closed
-        case busy
-        case io
-        case invalidArgument = "invalid-argument"
-    }
-
-    public var code: Code
-    public var message: String
-    /// The underlying error, kept whole rather than flattened into the message.
-    public var cause: (any Error)?
-    public var location: ErrorLocation
-
-    public init(
-        _ code: Code,
-        _ message: String,
-        cause: (any Error)? = nil,
-        function: String = #function,
-        file: String = #fileID,
-        line: Int = #line
-    ) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-        self.location = ErrorLocation(function: function, file: file, line: line)
-    }
-}
+public typealias StoreError = LocatedError<StoreErrorCode>
 
 /// The ledger's storage, behind which LMDB (the embedded default) or another engine sits. The daemon depends on
 /// this protocol only; one contract test suite runs against every implementation.

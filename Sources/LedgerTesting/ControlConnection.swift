@@ -67,14 +67,7 @@ public final class ControlConnection: @unchecked Sendable {
 
     /// Every `order.history` entry of an order, following the pages.
     public func history(_ orderId: String) throws -> [OrderHistory.Entry] {
-        var entries: [OrderHistory.Entry] = []
-        var params = OrderHistory.Params(orderId: orderId, limit: ControlPages.historyMax)
-        while true {
-            let page = try self.result(OrderHistory.self, params)
-            entries += page.entries
-            guard let next = page.nextCursor else { return entries }
-            params.cursor = UInt64(next)
-        }
+        try OrderHistory.allEntries(of: orderId) { try self.result(OrderHistory.self, $0) }
     }
 
     /// The typed result of one request, or its error thrown as `ControlError`.

@@ -210,14 +210,7 @@ public final class LedgerdProcess: @unchecked Sendable {
 
     /// Every entry of one order's history, following the pages.
     public func history(_ orderId: String) async throws -> [OrderHistory.Entry] {
-        var entries: [OrderHistory.Entry] = []
-        var params = OrderHistory.Params(orderId: orderId, limit: ControlPages.historyMax)
-        while true {
-            let page = try await self.call(OrderHistory.self, params)
-            entries += page.entries
-            guard let next = page.nextCursor else { return entries }
-            params.cursor = UInt64(next)
-        }
+        try await OrderHistory.allEntries(of: orderId) { try await self.call(OrderHistory.self, $0) }
     }
 
     /// Anonymous resident memory (/proc/PID/status, RssAnon) in bytes.

@@ -169,16 +169,12 @@ func comparisonMarkdown(
     _ rows: [Comparison],
     server: PostgresTarget.ServerInfo,
     target: PostgresTarget,
-    machine: Machine,
-    command: String,
-    date: String,
+    run: BenchRun,
     config: StoreBenchConfig
 ) -> String {
     var lines = markdownPreamble(
         title: "ledger-bench store --backend postgres",
-        machine: machine,
-        command: command,
-        date: date
+        run: run
     )
     lines += serverLines(server, target: target).map { "- " + $0 }
     lines += [
@@ -216,9 +212,7 @@ func comparisonJSON(
     postgres: StoreBenchResults,
     server: PostgresTarget.ServerInfo,
     target: PostgresTarget,
-    machine: Machine,
-    command: String,
-    date: String,
+    run: BenchRun,
     config: StoreBenchConfig
 ) -> String {
     func runs(_ results: StoreBenchResults) -> JSONValue {
@@ -245,7 +239,7 @@ func comparisonJSON(
     }
     let root: JSONValue = .object(
         JSONObject(
-            jsonPreamble(benchmark: "store", machine: machine, command: command, date: date) + [
+            jsonPreamble(benchmark: "store", run: run) + [
                 ("backend", .string("postgres")),
                 (
                     "postgres",

@@ -93,19 +93,7 @@ struct StoreCommand: AsyncParsableCommand {
     )
     var only: String?
 
-    @Flag(help: "Print one JSON object with every figure, the machine, the date and the command, instead of the table.")
-    var json = false
-
-    @Flag(help: "A small run (seconds) for smoke tests; its figures are not the issue's.")
-    var quick = false
-
-    @Option(
-        help: ArgumentHelp(
-            "Also write store.json and store.md (a Markdown table) into this directory.",
-            valueName: "directory"
-        )
-    )
-    var reportDirectory: String?
+    @OptionGroup var output: BenchOutputOptions
 
     func validate() throws {
         for (name, value) in [
@@ -120,11 +108,11 @@ struct StoreCommand: AsyncParsableCommand {
             throw ValidationError("--events must be a multiple of 10,000, so every batch of 10,000 is whole.")
         }
         if let only = self.only {
-            for name in only.split(separator: ",") where StoreBenchConfig.Part(rawValue: String(name)) == nil {
+            let parts: [(name: Substring, part: StoreBenchConfig.Part?)] = benchParts(only)
+            for (name, part) in parts where part == nil {
                 throw ValidationError("--only knows append, sqlite, raw, contention and rebuild, not \(name).")
             }
-            if self.backend == .postgres, only.split(separator: ",").contains(where: { $0 == "sqlite" || $0 == "raw" })
-            {
+            if self.backend == .postgres, parts.contains(where: { $0.part == .sqlite || $0.part == .raw }) {
                 throw ValidationError(
                     "With --backend postgres, --only knows append, contention and rebuild (sqlite and raw are LMDB-only baselines)."
                 )
@@ -140,7 +128,7 @@ struct StoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var config = self.quick ? StoreBenchConfig.quick : StoreBenchConfig.full
+        var config = self.output.quick ? StoreBenchConfig.quick : StoreBenchConfig.full
         config.batchedEvents = self.events ?? config.batchedEvents
         config.singleEvents = self.singleEvents ?? config.singleEvents
         config.contendedEvents = self.contendedEvents ?? config.contendedEvents
@@ -150,44 +138,28 @@ struct StoreCommand: AsyncParsableCommand {
             config.parts = [.append, .contention, .rebuild]
         }
         if let only = self.only {
-            config.parts = Set(only.split(separator: ",").compactMap { StoreBenchConfig.Part(rawValue: String($0)) })
+            config.parts = Set(benchParts(only).compactMap(\.part))
         }
 
-        let command =
-            ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
-            ?? (["ledger-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-        let date = ISO8601DateFormatter().string(from: Date())
-        let machine = Machine.current()
-        Progress.say(
-            "ledger-bench store on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)"
-        )
+        let run = BenchRun.start("store")
         if self.backend == .postgres {
-            try await self.runComparison(config: config, command: command, date: date, machine: machine)
+            try await self.runComparison(config: config, run: run)
             return
         }
 
         let results = try await StoreBenchmark(config: config).run()
         let rows = figures(results, config: config)
-        let json = jsonReport(rows, results: results, machine: machine, command: command, date: date, config: config)
-        if self.json {
-            print(json)
-        } else {
-            print(textTable(rows))
+        let json = jsonReport(rows, results: results, run: run, config: config)
+        print(self.output.json ? json : textTable(rows))
+        try run.writeReport(json: json, named: "store", into: self.output.reportDirectory) {
+            markdownReport(rows, run: run, config: config)
         }
-        if let directory = self.reportDirectory {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try (json + "\n").write(toFile: directory + "/store.json", atomically: true, encoding: .utf8)
-            let markdown = markdownReport(rows, machine: machine, command: command, date: date, config: config)
-            try markdown.write(toFile: directory + "/store.md", atomically: true, encoding: .utf8)
-            Progress.say("wrote \(directory)/store.json and \(directory)/store.md")
-        }
-        let missed = rows.filter { $0.met == false }.map(\.key)
-        Progress.say(missed.isEmpty ? "every target met" : "targets missed: \(missed.joined(separator: ", "))")
+        BenchRun.sayTargets(rows)
     }
 
     /// `--backend postgres`: the server is checked first (an unusable URL or an unreachable server ends the run
     /// in one line before any measurement), then both stores are measured and compared.
-    func runComparison(config: StoreBenchConfig, command: String, date: String, machine: Machine) async throws {
+    func runComparison(config: StoreBenchConfig, run: BenchRun) async throws {
         let environmentURL = ProcessInfo.processInfo.environment[PostgresTarget.urlVariable].flatMap {
             $0.isEmpty ? nil : $0
         }
@@ -207,12 +179,10 @@ struct StoreCommand: AsyncParsableCommand {
             postgres: postgres,
             server: server,
             target: target,
-            machine: machine,
-            command: command,
-            date: date,
+            run: run,
             config: config
         )
-        if self.json {
+        if self.output.json {
             print(json)
         } else {
             print(serverLines(server, target: target).joined(separator: "\n"))
@@ -220,20 +190,14 @@ struct StoreCommand: AsyncParsableCommand {
             print("")
             print(comparisonTable(rows))
         }
-        if let directory = self.reportDirectory {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try (json + "\n").write(toFile: directory + "/store-postgres.json", atomically: true, encoding: .utf8)
-            let markdown = comparisonMarkdown(
+        try run.writeReport(json: json, named: "store-postgres", into: self.output.reportDirectory) {
+            comparisonMarkdown(
                 rows,
                 server: server,
                 target: target,
-                machine: machine,
-                command: command,
-                date: date,
+                run: run,
                 config: config
             )
-            try markdown.write(toFile: directory + "/store-postgres.md", atomically: true, encoding: .utf8)
-            Progress.say("wrote \(directory)/store-postgres.json and \(directory)/store-postgres.md")
         }
     }
 }

@@ -292,12 +292,13 @@ func alignedTable(_ header: [String], _ cells: [[String]], rightAligned: Set<Int
 
 /// The lines every Markdown report opens with: its title, then when, how and on what machine it ran, with the
 /// load average at its start and end, because other work on the machine skews every figure.
-func markdownPreamble(title: String, machine: Machine, command: String, date: String) -> [String] {
-    [
+func markdownPreamble(title: String, run: BenchRun) -> [String] {
+    let machine = run.machine
+    return [
         "# `\(title)`",
         "",
-        "- date: \(date)",
-        "- command: `\(command)`",
+        "- date: \(run.date)",
+        "- command: `\(run.command)`",
         "- machine: \(machine.cores) cores, \(machine.cpuModel), Linux \(machine.kernel), "
             + "\(machine.memoryBytes >> 30) GiB, temp file system \(machine.tempFileSystem) (\(machine.tempDirectory))",
         "- load average at start (/proc/loadavg): \(machine.loadAverage); at end: \(Machine.loadAverageNow())",
@@ -305,22 +306,21 @@ func markdownPreamble(title: String, machine: Machine, command: String, date: St
 }
 
 /// The members every JSON report opens with: which benchmark, when, how and on what machine it ran.
-func jsonPreamble(benchmark: String, machine: Machine, command: String, date: String) -> [(String, JSONValue)] {
+func jsonPreamble(benchmark: String, run: BenchRun) -> [(String, JSONValue)] {
     [
         ("benchmark", .string(benchmark)),
-        ("date", .string(date)),
-        ("command", .string(command)),
-        ("machine", machine.json),
+        ("date", .string(run.date)),
+        ("command", .string(run.command)),
+        ("machine", run.machine.json),
     ]
 }
 
 /// The same table in Markdown, with the machine and the command above it.
-func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: String, config: StoreBenchConfig)
-    -> String
-{
-    var lines = markdownPreamble(title: "ledger-bench store", machine: machine, command: command, date: date)
+func markdownReport(_ rows: [Figure], run: BenchRun, config: StoreBenchConfig) -> String {
+    var lines = markdownPreamble(title: "ledger-bench store", run: run)
     lines += [
-        "- SQLite \(machine.sqliteVersion); every commit durable (LMDB syncs on commit; SQLite WAL synchronous=FULL)",
+        "- SQLite \(run.machine.sqliteVersion); every commit durable (LMDB syncs on commit; "
+            + "SQLite WAL synchronous=FULL)",
         "- counts: \(config.batchedEvents) events at batches of 100 and 10,000; \(config.singleEvents) at batch 1 "
             + "and for one-fsync-per-append; \(config.contendedEvents) for group commit with \(config.appenders) "
             + "appenders; \(config.rebuildEvents) for the rebuild and scans",
@@ -334,9 +334,7 @@ func markdownReport(_ rows: [Figure], machine: Machine, command: String, date: S
 func jsonReport(
     _ rows: [Figure],
     results: StoreBenchResults,
-    machine: Machine,
-    command: String,
-    date: String,
+    run: BenchRun,
     config: StoreBenchConfig
 ) -> String {
     var runs: [(String, JSONValue)] = []
@@ -353,7 +351,7 @@ func jsonReport(
     runs.append(("fold.memory", timingJSON(results.fold)))
     let root: JSONValue = .object(
         JSONObject(
-            jsonPreamble(benchmark: "store", machine: machine, command: command, date: date) + [
+            jsonPreamble(benchmark: "store", run: run) + [
                 (
                     "config",
                     .object(

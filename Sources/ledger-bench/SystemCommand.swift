@@ -57,14 +57,7 @@ struct SystemCommand: AsyncParsableCommand {
     @Option(help: "The load script. (default: tools/bench-notify.lua beside the package)")
     var script: String?
 
-    @Flag(help: "Print one JSON object with every figure instead of the table.")
-    var json = false
-
-    @Flag(help: "A small run (seconds) for smoke tests; its figures are not the issue's.")
-    var quick = false
-
-    @Option(help: ArgumentHelp("Also write system.json and system.md into this directory.", valueName: "directory"))
-    var reportDirectory: String?
+    @OptionGroup var output: BenchOutputOptions
 
     func validate() throws {
         let counts = self.connections.split(separator: ",").map { Int($0) }
@@ -78,25 +71,25 @@ struct SystemCommand: AsyncParsableCommand {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1.") }
         }
         if let only {
-            for part in only.split(separator: ",") where SystemBenchConfig.Part(rawValue: String(part)) == nil {
-                throw ValidationError("--only: '\(part)' is not one of callbacks, forward, control, rebuild, memory.")
+            let parts: [(name: Substring, part: SystemBenchConfig.Part?)] = benchParts(only)
+            for (name, part) in parts where part == nil {
+                throw ValidationError("--only: '\(name)' is not one of callbacks, forward, control, rebuild, memory.")
             }
-            let parts = only.split(separator: ",").map(String.init)
-            if parts.contains("forward"), !parts.contains("callbacks") {
+            if parts.contains(where: { $0.part == .forward }), !parts.contains(where: { $0.part == .callbacks }) {
                 throw ValidationError("--only: forward is compared with the callback runs; add callbacks.")
             }
         }
     }
 
     func run() async throws {
-        var config = self.quick ? SystemBenchConfig.quick : SystemBenchConfig.full
+        var config = self.output.quick ? SystemBenchConfig.quick : SystemBenchConfig.full
         config.orders = self.orders ?? config.orders
         config.callbackOrders = self.callbackOrders ?? config.callbackOrders
         config.seconds = self.seconds ?? config.seconds
         config.controlSeconds = self.controlSeconds ?? config.controlSeconds
         config.connections = self.connections.split(separator: ",").compactMap { Int($0) }
         if let only = self.only {
-            config.parts = Set(only.split(separator: ",").compactMap { SystemBenchConfig.Part(rawValue: String($0)) })
+            config.parts = Set(benchParts(only).compactMap(\.part))
         }
         let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let ledgerd = self.ledgerd ?? own.deletingLastPathComponent().appendingPathComponent("ledgerd").path
@@ -117,14 +110,7 @@ struct SystemCommand: AsyncParsableCommand {
             }
         }
 
-        let command =
-            ProcessInfo.processInfo.environment["LEDGER_BENCH_COMMAND"]
-            ?? (["ledger-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-        let date = ISO8601DateFormatter().string(from: Date())
-        let machine = Machine.current()
-        Progress.say(
-            "ledger-bench system on \(machine.cores) cores (\(machine.cpuModel)), temp on \(machine.tempFileSystem)"
-        )
+        let run = BenchRun.start("system")
         let results = try await SystemBenchmark(
             config: config,
             ledgerd: ledgerd,
@@ -132,24 +118,12 @@ struct SystemCommand: AsyncParsableCommand {
             loadScript: script
         ).run()
         let rows = systemFigures(results, config: config)
-        let json = systemJSON(rows, results: results, machine: machine, command: command, date: date, config: config)
-        print(self.json ? json : textTable(rows))
-        if let directory = self.reportDirectory {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try (json + "\n").write(toFile: directory + "/system.json", atomically: true, encoding: .utf8)
-            let markdown = systemMarkdown(
-                rows,
-                results: results,
-                machine: machine,
-                command: command,
-                date: date,
-                config: config
-            )
-            try markdown.write(toFile: directory + "/system.md", atomically: true, encoding: .utf8)
-            Progress.say("wrote \(directory)/system.json and \(directory)/system.md")
+        let json = systemJSON(rows, results: results, run: run, config: config)
+        print(self.output.json ? json : textTable(rows))
+        try run.writeReport(json: json, named: "system", into: self.output.reportDirectory) {
+            systemMarkdown(rows, results: results, run: run, config: config)
         }
-        let missed = rows.filter { $0.met == false }.map(\.key)
-        Progress.say(missed.isEmpty ? "every target met" : "targets missed: \(missed.joined(separator: ", "))")
+        BenchRun.sayTargets(rows)
     }
 }
 

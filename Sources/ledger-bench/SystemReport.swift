@@ -195,14 +195,12 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
 func systemJSON(
     _ rows: [Figure],
     results: SystemBenchmark.Results,
-    machine: Machine,
-    command: String,
-    date: String,
+    run: BenchRun,
     config: SystemBenchConfig
 ) -> String {
     let root: JSONValue = .object(
         JSONObject(
-            jsonPreamble(benchmark: "system", machine: machine, command: command, date: date) + [
+            jsonPreamble(benchmark: "system", run: run) + [
                 (
                     "config",
                     .object(
@@ -228,15 +226,13 @@ func systemJSON(
 func systemMarkdown(
     _ rows: [Figure],
     results: SystemBenchmark.Results,
-    machine: Machine,
-    command: String,
-    date: String,
+    run: BenchRun,
     config: SystemBenchConfig
 ) -> String {
-    var lines = markdownPreamble(title: "ledger-bench system", machine: machine, command: command, date: date)
+    var lines = markdownPreamble(title: "ledger-bench system", run: run)
     lines += [
         "- ledger: \(results.orders) orders, \(results.events) events at the end; the release `ledgerd` with its defaults, "
-            + "the load generator (wrk) and the daemon on the same \(machine.cores) cores",
+            + "the load generator (wrk) and the daemon on the same \(run.machine.cores) cores",
         "- callback runs: \(config.seconds) s each, \(config.callbackOrders) distinct unpaid orders set aside per run",
         "",
     ]

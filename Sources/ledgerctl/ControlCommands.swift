@@ -187,14 +187,13 @@ struct History: ParsableCommand {
 
     func run() throws {
         // The daemon answers a page at a time; follow the cursors and show the whole history as one.
-        var params = try self.daemon.params(OrderHistory.self, given: ["orderId": .string(self.orderId)])
-        params.limit = ControlPages.historyMax
-        var entries: [OrderHistory.Entry] = []
-        while true {
-            let page = try self.daemon.call(OrderHistory.self, params)
-            entries += page.entries
-            guard let next = page.nextCursor, let cursor = UInt64(next) else { break }
-            params.cursor = cursor
+        let params = try self.daemon.params(OrderHistory.self, given: ["orderId": .string(self.orderId)])
+        let entries: [OrderHistory.Entry]
+        do {
+            entries = try OrderHistory.allEntries(of: params.orderId) { try self.daemon.call(OrderHistory.self, $0) }
+        } catch let error as ControlError {
+            // Not an error the daemon answered: its answer broke the protocol (a cursor that names no event).
+            throw self.daemon.fail(.protocolFailure(error.message))
         }
         let result = OrderHistory.Result(orderId: self.orderId, entries: entries, nextCursor: nil)
         self.daemon.show(result, result.text)

@@ -131,4 +131,20 @@ struct ControlTypesTests {
             _ = try OrderGet.resultRoundTrip(["orderId": "A1", "state": "paid-ish", "callbacks": [:]])
         }
     }
+
+    /// order.history's paging follows a cursor to the next page and ends with an error on a cursor that names no
+    /// event, instead of asking for the first page again
+    @Test func historyPagingEndsOnABadCursor() {
+        var asked: [UInt64?] = []
+        let error = #expect(throws: ControlError.self) {
+            _ = try OrderHistory.allEntries(of: "H1") { params in
+                asked.append(params.cursor)
+                // A paging that starts over would ask forever; ten asks are enough to tell.
+                guard asked.count < 10 else { throw CancellationError() }
+                return OrderHistory.Result(orderId: "H1", entries: [], nextCursor: asked.count == 1 ? "7" : "abc")
+            }
+        }
+        #expect(error?.name == "internal-error")
+        #expect(asked == [nil, 7])
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import LedgerControlProtocol
 import LedgerCore
 import LedgerDaemon
+import LedgerStore
 import LedgerTesting
 import Testing
 

@@ -104,11 +104,6 @@ public struct SettingsProblem: Sendable, Hashable, CustomStringConvertible {
     public let key: String
     public let message: String
 
-    public init(key: String, message: String) {
-        self.key = key
-        self.message = message
-    }
-
     public var description: String { "\(self.key): \(self.message)" }
 }
 

@@ -29,11 +29,6 @@ public struct QueryReply: Sendable, Hashable {
     /// Whether it came wrapped as `{"status":"success","msg":…,"data":{…}}`.
     public let enveloped: Bool
 
-    public init(fields: [FormField], enveloped: Bool) {
-        self.fields = fields
-        self.enveloped = enveloped
-    }
-
     public subscript(name: String) -> String? { self.fields.first(where: { $0.name == name })?.value }
 
     public var memberId: String { self["memberid"] ?? "" }

@@ -8,12 +8,6 @@ public struct LimitsContradiction: Sendable, Hashable, CustomStringConvertible {
     /// The relation with both values and why it must hold, in a sentence that names every key.
     public var message: String
 
-    public init(key: String, otherKeys: [String], message: String) {
-        self.key = key
-        self.otherKeys = otherKeys
-        self.message = message
-    }
-
     public var description: String { "\(self.key): \(self.message)" }
 }
 

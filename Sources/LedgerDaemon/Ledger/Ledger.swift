@@ -23,38 +23,6 @@ public struct CreatedOrder: Sendable, Hashable {
     public var request: PayRequest
 }
 
-/// Errors of the ledger's operations, with stable codes the control protocol maps to its error codes.
-/// A refusal of the ledger's: a code the control protocol maps to its answers, a message, the error that caused it
-/// (if another did), and where it was raised.
-public struct LedgerError: LocatedError, Sendable {
-    public enum Code: String, Sendable, Hashable {
-        case invalidOrder = "invalid-order"
-        case orderConflict = "order-conflict"
-        case orderNotFound = "order-not-found"
-        /// The daemon runs with polling off (`poll.enabled` false, `ledgerd run --no-poll`).
-        case pollingOff = "polling-off"
-    }
-
-    public var code: Code
-    public var message: String
-    public var cause: (any Error)?
-    public var location: ErrorLocation
-
-    public init(
-        _ code: Code,
-        _ message: String,
-        cause: (any Error)? = nil,
-        function: String = #function,
-        file: String = #fileID,
-        line: Int = #line
-    ) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-        self.location = ErrorLocation(function: function, file: file, line: line)
-    }
-}
-
 /// What became of a notification body.
 public enum NotificationReceipt: Sendable, Hashable {
     /// Recorded durably, with what the projection made of it.

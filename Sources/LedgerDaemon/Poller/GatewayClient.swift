@@ -17,20 +17,7 @@ public struct GatewayClient: GatewayQuerying {
     let httpClient: OutboundHTTPClient
     let timeout: Duration
     let bodyBytesMax: Int
-
-    public init(
-        settings: GatewaySettings,
-        key: MerchantKey,
-        httpClient: OutboundHTTPClient,
-        timeout: Duration,
-        bodyBytesMax: Int
-    ) {
-        self.settings = settings
-        self.key = key
-        self.httpClient = httpClient
-        self.timeout = timeout
-        self.bodyBytesMax = bodyBytesMax
-    }
+    // Only the daemon builds one, so Swift's own (internal) memberwise initializer serves.
 
     public func query(orderId: String, attempt: UInt32, final: Bool) async -> QueryResult {
         let started = ContinuousClock.now

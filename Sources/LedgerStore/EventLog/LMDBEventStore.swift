@@ -3,25 +3,8 @@ public import LedgerCore
 
 /// The ledger's embedded store: the event log, its indexes and the order projection in one LMDB environment.
 public final class LMDBEventStore: EventStore, @unchecked Sendable {
-    /// The store's bounds: the daemon's `Limits.store` and `Limits.quarantine` (`store.*`, `quarantine.*`), whose
-    /// members read as the options' own (`options.batchCountMax`).
-    @dynamicMemberLookup
-    public struct Options: Sendable {
-        /// The map, the batches, the queue, the rebuild chunks and the read page.
-        public var limits: StoreLimits
-        /// The quarantine's bounds (`quarantine.*`).
-        public var quarantineLimits: QuarantineLimits
-
-        public init(limits: StoreLimits = StoreLimits(), quarantineLimits: QuarantineLimits = QuarantineLimits()) {
-            self.limits = limits
-            self.quarantineLimits = quarantineLimits
-        }
-
-        public subscript<Value>(dynamicMember path: WritableKeyPath<StoreLimits, Value>) -> Value {
-            get { self.limits[keyPath: path] }
-            set { self.limits[keyPath: path] = newValue }
-        }
-    }
+    /// The store's bounds: the ones every store shares, the map's included.
+    public typealias Options = StoreOptions
 
     public let path: String
     let environment: LMDBEnvironment
@@ -35,15 +18,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     /// here until `close()`, which stops the writer and closes the environment. Refuses a directory another process
     /// (or another open store in this one) uses. The daemon opens it when its store service runs, never before.
     public init(path: String, options: Options = Options()) throws {
-        guard options.batchCountMax >= 1, options.batchBytesMax >= 1, options.queueDepthMax >= 1,
-            options.rebuildChunkEvents >= 1, options.readPageMax >= 1
-        else {
-            throw StoreError(
-                .invalidArgument,
-                "store.batchCountMax, batchBytesMax, queueDepthMax, rebuildChunkEvents and readPageMax must be positive."
-            )
-        }
-        if let problem = options.quarantineLimits.problem { throw StoreError(.invalidArgument, problem) }
+        try options.check()
         let environment = try LMDBEnvironment(
             path: path,
             options: .init(
