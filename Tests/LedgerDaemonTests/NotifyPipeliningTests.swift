@@ -142,8 +142,8 @@ struct NotifyPipeliningTests {
         }
     }
 
-    /// A request that is not `POST /notify` exactly is Hummingbird's: `GET /notify` and `POST /notify/x` are unknown
-    /// paths, and the admin listener's router has no `/notify` at all.
+    /// A request that is not `POST /notify` is Hummingbird's: `GET /notify` and `POST /notify/x` are unknown paths.
+    /// Empty path segments are skipped as the router skips them, so `//notify` and `/notify/` are the endpoint.
     @Test func onlyPostNotifyIsTheEndpoint() async throws {
         let directory = TemporaryDirectory()
         try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
@@ -152,11 +152,100 @@ struct NotifyPipeliningTests {
                 "GET /notify HTTP/1.1\r\nHost: x\r\n\r\n",
                 "POST /notify/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1",
                 "POST /notify?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1",
+                "POST //notify HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1",
+                "POST /notify/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1",
+                "POST /Notify HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1",
             ]
             let answers = try await blocking {
                 try HTTPConversation(port: port).exchange(requests.joined(), answers: requests.count)
             }
-            #expect(answers.map(\.status) == [404, 404, 400], "\(answers)")
+            #expect(answers.map(\.status) == [404, 404, 400, 400, 400, 404], "\(answers)")
+            #expect(answers[3].body == "malformed notification")
+        }
+    }
+
+    /// A client that half-closes its socket after sending (shutdown(SHUT_WR)) still hears every answer owed, the
+    /// notifications' included, before the daemon closes the connection.
+    @Test func halfClosedClientHearsEveryAnswer() async throws {
+        let directory = TemporaryDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            for orderId in ["H1", "H2", "H3"] {
+                _ = try await running.daemon.ledger.createOrder(.testing(orderId: orderId))
+            }
+            let port = try running.port()
+            let alone = Self.notify(Notifications.body(Notifications.fields(orderId: "H1")))
+            let mixed = [
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                Self.notify(Notifications.body(Notifications.fields(orderId: "H2"))),
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                Self.notify(Notifications.body(Notifications.fields(orderId: "H3"))),
+            ]
+            let (first, second) = try await blocking {
+                () throws -> (([HTTPConversation.Answer], Bool), ([HTTPConversation.Answer], Bool)) in
+                let one = try HTTPConversation(port: port)
+                one.send(alone)
+                one.finishSending()
+                let oneAnswers = try one.receive(answers: 1)
+                let two = try HTTPConversation(port: port)
+                two.send(mixed.joined())
+                two.finishSending()
+                let twoAnswers = try two.receive(answers: mixed.count)
+                return ((oneAnswers, one.closedByPeer()), (twoAnswers, two.closedByPeer()))
+            }
+            #expect(first.0.map(\.body) == ["OK"])
+            #expect(first.1, "the daemon closes the half-closed connection once it has answered")
+            #expect(second.0.map(\.status) == [200, 200, 200, 200], "\(second.0)")
+            #expect(second.0[1].body == "OK" && second.0[3].body == "OK")
+            #expect(second.1)
+            for orderId in ["H1", "H2", "H3"] {
+                #expect(try await running.daemon.ledger.order(orderId)?.status == .paid)
+            }
+        }
+    }
+
+    /// A pipeline the daemon takes longer to answer than the request deadline and the idle timeout is answered whole:
+    /// requests the daemon holds back while it answers earlier ones are not late, and the connection is not idle.
+    @Test func slowPipelineOutlivesTheDeadlines() async throws {
+        let directory = TemporaryDirectory()
+        var configuration = try testConfiguration(directory: directory)
+        configuration.limits.http.requestTimeout = .milliseconds(200)
+        configuration.limits.http.idleTimeout = .milliseconds(200)
+        try await withRunningDaemon(configuration) { running in
+            _ = try await running.daemon.ledger.createOrder(.testing(orderId: "S1"))
+            // Each copy is its own commit (one notification at a time per connection): hundreds of them take far
+            // longer than 200 ms, and one write of them spans several reads, so a read ends inside a request.
+            let count = 600
+            let pipeline = String(
+                repeating: Self.notify(Notifications.body(Notifications.fields(orderId: "S1"))),
+                count: count
+            )
+            let port = try running.port()
+            let answers = try await blocking {
+                try HTTPConversation(port: port).exchange(pipeline, answers: count)
+            }
+            #expect(answers.count == count)
+            #expect(answers.allSatisfy { $0.status == 200 && $0.body == "OK" })
+            let state = try #require(try await running.daemon.ledger.order("S1"))
+            #expect(state.callbacks.accepted + state.callbacks.duplicate == UInt32(count))
+        }
+    }
+
+    /// A client that sends refused notifications without ever reading its answers is not read without bound: once its
+    /// answers fill the connection, the daemon stops reading, and the client's sending stalls.
+    @Test func clientThatNeverReadsIsNotReadWithoutBound() async throws {
+        let directory = TemporaryDirectory()
+        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
+            let port = try running.port()
+            let request = Array("POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".utf8)
+            let batch = Array((0..<200).map { _ in request }.joined())
+            // Far more than the socket buffers on both sides hold (a few megabytes each way, with the requests'
+            // answers three times their size): a daemon that read on would take it all.
+            let bytesMax = 32 << 20
+            let sent = try await blocking { () throws -> Int in
+                let conversation = try HTTPConversation(port: port)
+                return conversation.sendUntilStalled(batch, bytesMax: bytesMax, stalledAfterSeconds: 2)
+            }
+            #expect(sent < bytesMax, "the daemon stopped reading after \(sent) bytes")
         }
     }
 
@@ -304,6 +393,35 @@ final class HTTPConversation: @unchecked Sendable {
             self.buffer += chunk[..<count]
         }
         return result
+    }
+
+    /// Ends the sending side (shutdown(SHUT_WR)), as a client that has sent all it will.
+    func finishSending() {
+        shutdown(self.descriptor, Int32(SHUT_WR))
+    }
+
+    /// Sends `batch` again and again without reading, until `bytesMax` are sent or no byte could be sent for
+    /// `stalledAfterSeconds`; returns the bytes sent.
+    func sendUntilStalled(_ batch: [UInt8], bytesMax: Int, stalledAfterSeconds: Double) -> Int {
+        var sent = 0
+        var offset = 0
+        var stalledSince: Date?
+        while sent < bytesMax {
+            let count = batch[offset...].withUnsafeBytes {
+                Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            guard count > 0 else {
+                let since = stalledSince ?? Date()
+                stalledSince = since
+                if Date().timeIntervalSince(since) >= stalledAfterSeconds { break }
+                Thread.sleep(forTimeInterval: 0.05)
+                continue
+            }
+            stalledSince = nil
+            sent += count
+            offset = (offset + count) % batch.count
+        }
+        return sent
     }
 
     /// Whether the daemon closes the connection (a read sees its end) within the receive timeout.

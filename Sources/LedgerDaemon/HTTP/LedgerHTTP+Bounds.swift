@@ -145,11 +145,14 @@ struct LedgerHTTPChannel: ServerChildChannel {
             // responses pass.
             let pipeline = channel.pipeline.syncOperations
             let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(RequestDeadlineHandler(deadline: deadline), position: .before(state))
-            // Behind the connection-state handler, so graceful shutdown and the idle timeout count its requests
-            // and answers like Hummingbird's.
+            let deadlineHandler = RequestDeadlineHandler(deadline: deadline)
+            try pipeline.addHandler(deadlineHandler, position: .before(state))
             if let notify = self.notify {
-                try pipeline.addHandler(NotifyHTTPHandler(endpoint: notify), position: .after(state))
+                // Behind the connection-state handler, so graceful shutdown and the idle timeout count its
+                // requests and answers like Hummingbird's; its gate in front of the deadline.
+                let handler = NotifyHTTPHandler(endpoint: notify, deadline: deadline)
+                try pipeline.addHandler(handler, position: .after(state))
+                try pipeline.addHandler(handler.makeGate(), position: .before(deadlineHandler))
             }
             return value
         }.nonisolated()
@@ -239,12 +242,30 @@ final class RequestDeadline {
         self.timeout = timeout
     }
 
+    /// Set while the daemon itself holds the connection's requests or reads (`NotifyGateHandler`): the client cannot
+    /// be late with bytes the daemon does not read, so the deadline does not run.
+    private var paused = false
+
+    func pause() {
+        self.paused = true
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    /// Reading again: a request under way gets its whole deadline from now.
+    func resume(on loop: any EventLoop) {
+        guard self.paused else { return }
+        self.paused = false
+        if self.state.reading { self.carryOut(.arm, on: loop) }
+    }
+
     func carryOut(_ arm: RequestDeadlineState.Arm, on loop: any EventLoop) {
         switch arm {
         case .none:
             break
         case .arm:
             self.timer?.cancel()
+            guard !self.paused else { return }
             self.timer = loop.assumeIsolated().scheduleTask(in: self.timeout) { self.fire() }
         case .disarm:
             self.timer?.cancel()

@@ -88,11 +88,13 @@ struct NotifyEndpoint: Sendable {
 /// writer and back) instead of four, and no task, logger or request context is made for it. Every other request
 /// passes on to Hummingbird's router untouched.
 ///
-/// HTTP/1.1 answers a connection's requests in the order they came. So while a request is being answered here, the
-/// parts of later requests are held (and the socket is not read further: backpressure, not refusal) until its answer
-/// is written; and a notification that arrives while Hummingbird still owes an earlier request its answer is held
-/// until that answer has ended. Graceful shutdown, the idle timeout and the request deadline are the handlers in
-/// front of this one, which see this handler's requests and answers like any others.
+/// HTTP/1.1 answers a connection's requests in the order they came. So while a notification is being answered,
+/// later requests wait; and a notification that arrives while Hummingbird still owes an earlier request its answer
+/// waits until that answer has ended. They wait in `NotifyGateHandler`, in front of the request deadline and
+/// Hummingbird's connection-state handler, so a request held by the daemon is not yet one the client is late with
+/// or one the connection is idle on; and the socket is not read while anything waits, nor while the client leaves
+/// its answers unread (backpressure, not refusal). Graceful shutdown, the idle timeout and the request deadline are
+/// the handlers in front of this one, which see its requests and answers like any others.
 final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -118,57 +120,58 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let endpoint: NotifyEndpoint
+    private let deadline: RequestDeadline
     private var reading = Reading.idle
     /// Requests handed on to Hummingbird whose answer has not ended.
     private var passedUnanswered = 0
     /// A notification read whole, its answer not yet written.
     private var answering = false
-    /// Parts that arrived while an earlier answer is owed that must come first, in order.
-    private var held = CircularBuffer<HTTPRequestPart>()
-    /// An error that arrived behind held parts: passed on after them.
-    private var heldError: (any Error)?
-    /// A read asked for while parts are held: made once they are all passed on.
-    private var readHeld = false
-    private var removed = false
+    /// This handler's context, for answers written when a commit completes.
+    private var context: ChannelHandlerContext?
     /// The TCP peer as the ledger records it, made once per connection.
     private var peerDescription: String?
 
-    init(endpoint: NotifyEndpoint) {
+    // The gate's state: what waits in front of the deadline and connection-state handlers.
+    /// The gate's context: held parts go on from there, through the handlers between it and this one.
+    private var gate: ChannelHandlerContext?
+    /// Parts that arrived while an answer owed before theirs is pending, in order.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// An error or the end of the client's input that arrived behind held parts: passed on after them.
+    private var heldError: (any Error)?
+    private var heldInputClosed = false
+    /// A read asked for while the gate holds: made once nothing waits and the channel is writable.
+    private var readHeld = false
+
+    init(endpoint: NotifyEndpoint, deadline: RequestDeadline) {
         self.endpoint = endpoint
+        self.deadline = deadline
     }
 
-    /// Whether a request head is `POST /notify` (with or without a query), compared as bytes.
+    /// The handler to put in front of the request deadline's handler.
+    func makeGate() -> NotifyGateHandler { NotifyGateHandler(owner: self) }
+
+    /// Whether a request head is `POST /notify`, with or without a query. The path is compared as bytes, segment by
+    /// segment, with empty segments skipped as Hummingbird's router skips them (`//notify` and `/notify/` are the
+    /// endpoint, as they were when the router served it).
     static func isNotify(_ head: HTTPRequest) -> Bool {
         guard head.method == .post, let path = head.path else { return false }
         let bytes = path.utf8
         let end = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
-        return bytes[bytes.startIndex..<end].elementsEqual(NotifyEndpoint.route.utf8)
+        let segments = bytes[bytes.startIndex..<end].split(separator: UInt8(ascii: "/"))
+        return segments.count == 1 && segments[0].elementsEqual("notify".utf8)
     }
 
-    // MARK: Inbound
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        if !self.held.isEmpty || self.mustWait(part) {
-            self.held.append(part)
-            return
-        }
-        self.take(part, context: context)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Hummingbird answers a parse error with 400 and closes: after the answers owed before it.
-        guard self.held.isEmpty && !self.answering else {
-            if self.heldError == nil { self.heldError = error }
-            return
-        }
-        context.fireErrorCaught(error)
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.removed = true
+        self.context = nil
+        self.gate = nil
         self.held.removeAll()
     }
+
+    // MARK: The gate
 
     /// Whether `part` must wait for an answer still owed to an earlier request: any part while this handler answers,
     /// and a notification while Hummingbird does.
@@ -178,26 +181,98 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
-    /// Handles one part in its turn; `true` when it was passed on to Hummingbird.
-    @discardableResult
-    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+    fileprivate func gateAdded(_ context: ChannelHandlerContext) {
+        self.gate = context
+    }
+
+    fileprivate func gateRead(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        guard self.held.isEmpty && !self.mustWait(part) else {
+            self.held.append(part)
+            self.deadline.pause()
+            return
+        }
+        context.fireChannelRead(NIOAny(part))
+    }
+
+    /// An error, or the client's end of input (a half-close), waits behind whatever is held or being answered:
+    /// Hummingbird ends the connection on either, and the answers owed before it must be written first.
+    fileprivate func gateEvent(error: (any Error)?, inputClosed: Bool, context: ChannelHandlerContext) {
+        guard self.held.isEmpty && !self.answering else {
+            if let error, self.heldError == nil { self.heldError = error }
+            if inputClosed { self.heldInputClosed = true }
+            return
+        }
+        if let error { context.fireErrorCaught(error) }
+        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+    }
+
+    fileprivate func gateWantsRead(_ context: ChannelHandlerContext) {
+        guard self.held.isEmpty && !self.answering && context.channel.isWritable else {
+            self.readHeld = true
+            self.deadline.pause()
+            return
+        }
+        context.read()
+    }
+
+    /// Set while `release` runs: a part it lets go may be answered at once (a refusal) and ask for release again;
+    /// the running loop takes the next part instead, so many held refusals cannot nest calls without bound.
+    private var releasing = false
+
+    /// Lets waiting parts go in order, until one must wait again; then the held error or end of input, and the held
+    /// read once the client has room for answers; then the request deadline runs again.
+    func release() {
+        guard !self.releasing, let gate = self.gate else { return }
+        self.releasing = true
+        defer { self.releasing = false }
+        var passed = false
+        while let part = self.held.first, !self.mustWait(part) {
+            self.held.removeFirst()
+            gate.fireChannelRead(NIOAny(part))
+            passed = true
+            // The part may have closed the connection (an answer with `Connection: close`).
+            if self.gate == nil { return }
+        }
+        // Hummingbird's channel hands on what it read when the read completes.
+        if passed { gate.fireChannelReadComplete() }
+        guard self.held.isEmpty && !self.answering else { return }
+        if self.heldError != nil || self.heldInputClosed {
+            let (error, inputClosed) = (self.heldError, self.heldInputClosed)
+            (self.heldError, self.heldInputClosed) = (nil, false)
+            if let error { gate.fireErrorCaught(error) }
+            if inputClosed { gate.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        }
+        if self.readHeld {
+            guard gate.channel.isWritable else { return }
+            self.readHeld = false
+            gate.read()
+        }
+        self.deadline.resume(on: gate.eventLoop)
+    }
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.take(Self.unwrapInboundIn(data), context: context)
+    }
+
+    /// Handles one part in its turn (the gate let it through).
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (self.reading, part) {
         case (.idle, .head(let head)):
             guard Self.isNotify(head) else {
                 self.passedUnanswered += 1
                 self.reading = .passing
                 context.fireChannelRead(Self.wrapInboundOut(part))
-                return true
+                return
             }
             self.start(head, context: context)
         case (.passing, .end):
             self.reading = .idle
             context.fireChannelRead(Self.wrapInboundOut(part))
-            return true
         case (.passing, _), (.idle, .body), (.idle, .end):
             // A stray body or end with no head is Hummingbird's to refuse, as it would without this handler.
             context.fireChannelRead(Self.wrapInboundOut(part))
-            return true
         case (.collecting(var notification), .body(let chunk)):
             let bound = self.endpoint.limits.form.bodyBytesMax
             let size = (notification.body?.readableBytes ?? 0) + chunk.readableBytes
@@ -205,7 +280,7 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.reading = .discarding
                 let reply = self.endpoint.refuseTooLarge(declared: nil, remote: notification.remote)
                 self.respond(reply, closeAfter: notification.closeAfter, context: context)
-                return false
+                return
             }
             if notification.body == nil {
                 notification.body = chunk
@@ -225,7 +300,6 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The codec never starts a request inside another; if it did, the connection is not HTTP any more.
             context.close(promise: nil)
         }
-        return false
     }
 
     /// A notification's head: refused at once when it announces a body over the bound, else its body is collected.
@@ -254,9 +328,9 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             .whenComplete { result in
                 let reply = endpoint.reply(to: result, body: body, remote: notification.remote)
                 self.answering = false
-                guard !self.removed else { return }
+                guard let context = self.context else { return }
                 self.respond(reply, closeAfter: notification.closeAfter, context: context)
-                if !notification.closeAfter { self.passHeld(context: context) }
+                if !notification.closeAfter { self.release() }
             }
     }
 
@@ -280,35 +354,7 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         value.utf8.count == 5 && zip(value.utf8, "close".utf8).allSatisfy { $0 | 0x20 == $1 }
     }
 
-    /// Takes the held parts in order, until one must wait again; then the held error and read, once none is left.
-    private func passHeld(context: ChannelHandlerContext) {
-        var passed = false
-        while let part = self.held.first, !self.mustWait(part) {
-            self.held.removeFirst()
-            if self.take(part, context: context) { passed = true }
-        }
-        // Hummingbird's channel hands on what it read when the read completes.
-        if passed { context.fireChannelReadComplete() }
-        guard self.held.isEmpty && !self.answering else { return }
-        if let error = self.heldError {
-            self.heldError = nil
-            context.fireErrorCaught(error)
-        }
-        if self.readHeld {
-            self.readHeld = false
-            context.read()
-        }
-    }
-
-    // MARK: Outbound
-
-    func read(context: ChannelHandlerContext) {
-        guard self.held.isEmpty && !self.answering else {
-            self.readHeld = true
-            return
-        }
-        context.read()
-    }
+    // MARK: Answers
 
     /// Hummingbird's answers pass here; the end of the last one owed lets a held notification go.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -317,12 +363,8 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.passedUnanswered = max(0, self.passedUnanswered - 1)
         if self.passedUnanswered == 0 && !self.held.isEmpty {
             // After the write has gone on its way, not inside it.
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.execute {
-                let (handler, context) = bound.value
-                guard !handler.removed else { return }
-                handler.passHeld(context: context)
-            }
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute { bound.value.release() }
         }
     }
 
@@ -350,6 +392,52 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
             bound.value.close(promise: nil)
         }
+    }
+}
+
+/// The front half of `NotifyHTTPHandler`: right behind the HTTP codec, in front of the request deadline and the
+/// connection-state handler, it holds the requests (and the reads) that must wait for an earlier answer, so those
+/// handlers see a request only when the daemon takes it up. Its owner decides what waits.
+final class NotifyGateHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let owner: NotifyHTTPHandler
+
+    fileprivate init(owner: NotifyHTTPHandler) {
+        self.owner = owner
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.owner.gateAdded(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.owner.gateRead(Self.unwrapInboundIn(data), context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.owner.gateEvent(error: error, inputClosed: false, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .some(ChannelEvent.inputClosed) = event as? ChannelEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.owner.gateEvent(error: nil, inputClosed: true, context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
+        // The client read its answers: a read held for want of room may go now.
+        if context.channel.isWritable { self.owner.release() }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        self.owner.gateWantsRead(context)
     }
 }
 
