@@ -8,7 +8,7 @@ import NIOCore
 ///
 /// The general path builds the protocol's result type, then a `JSONValue` tree of it, then writes the tree into an
 /// array and copies that into a buffer; for a history of three events that is hundreds of allocations, and the
-/// profile of `order.history` under load put about a third of the daemon's CPU there. The text is exactly what that
+/// profile of `order.history` under load put about a quarter of the daemon's CPU there. The text is exactly what that
 /// path writes (`JSONWriter` without options: members in the order the types list them, strings escaped as
 /// RFC 8259 requires and nothing more); `ControlAnswerWriterTests` holds the two to the same bytes for generated
 /// histories and orders, and the schemas in `schemas/control/` check the result over the socket.
