@@ -39,6 +39,8 @@ package final class LineSocket {
     /// never `close` it.
     package let fd: Int32
     private var buffer: [UInt8] = []
+    /// What one read fills, kept between reads: a fresh 64 KiB array per read cost more than a small answer.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
 
     /// Connects to the socket at `path`. With `receiveTimeoutSeconds` (at least 1), a read that waits longer ends
     /// as if the stream had ended (`SO_RCVTIMEO`); without it, reads wait as long as the peer does.
@@ -108,11 +110,10 @@ package final class LineSocket {
                 self.buffer.removeSubrange(...newline)
                 return line
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
+            let count = self.chunk.withUnsafeMutableBytes { read(self.fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return nil }
-            self.buffer.append(contentsOf: chunk[..<count])
+            self.buffer.append(contentsOf: self.chunk[..<count])
         }
     }
 

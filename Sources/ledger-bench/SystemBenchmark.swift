@@ -71,6 +71,19 @@ struct LoadResult: Sendable {
     var perSecond: Double { self.seconds > 0 ? Double(self.requests - self.statusErrors) / self.seconds : 0 }
 }
 
+/// One control-socket run: round trips, their latency, and the CPU the daemon and the clients used meanwhile.
+struct ControlRun: Sendable {
+    var perSecond: Double
+    var latency: Percentiles
+    var calls: Int
+    var seconds: Double
+    /// CPU seconds (user + system) of `ledgerd` and of this process (the client threads) during the run.
+    var daemonCPU: Double?
+    var clientCPU: Double?
+    /// Answers parsed in full and read into the protocol's types after the run.
+    var fullyChecked: Int
+}
+
 /// Runs the real daemon (release build) and measures it from outside: HTTP load from a load generator, the
 /// control socket from client threads, a rebuild through `projection.rebuild`, and the daemon's resident memory.
 struct SystemBenchmark {
@@ -87,7 +100,7 @@ struct SystemBenchmark {
         /// Orders that run paid: each one an `order.paid` the forwarder delivered before the run counted as done.
         var forwardedDuringRun: Int?
         var bareOK: LoadResult?
-        var control: [Int: (perSecond: Double, latency: Percentiles, calls: Int)] = [:]
+        var control: [Int: ControlRun] = [:]
         var rebuild: (seconds: Double, events: UInt64, orders: UInt64)?
         var rssAnonBytes: UInt64?
         var rssAnonIdleBytes: UInt64?
@@ -450,12 +463,18 @@ struct SystemBenchmark {
     }
 
     /// `clients` threads, each a control-socket connection calling `order.history` for random orders.
-    private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> (
-        perSecond: Double, latency: Percentiles, calls: Int
-    ) {
+    ///
+    /// The clients share the daemon's cores, so their own work is kept small and counted: in the timed loop each
+    /// answer is checked in its bytes only (the response to this request's id, for this order, a complete line
+    /// ending its object); one answer in `fullCheckEvery` is kept and, after the run, parsed in full and read into
+    /// the protocol's types. The daemon's CPU per call (from /proc) is the figure of its own work; the clients'
+    /// CPU is reported beside it.
+    private func controlRun(_ daemon: LedgerdProcess, clients: Int, orders: Range<Int>) throws -> ControlRun {
         Progress.say("control socket: order.history from \(clients) client(s) for \(self.config.controlSeconds) s")
+        let fullCheckEvery = 64
         let workload = try Workload(prefix: "S")
         let samples = PartBox<[Double]>(count: clients)
+        let kept = PartBox<[(orderId: String, line: [UInt8])]>(count: clients)
         let failure = PartBox<String>(count: 1)
         let seconds = Double(self.config.controlSeconds)
         let done = DispatchGroup()
@@ -467,51 +486,89 @@ struct SystemBenchmark {
                 defer { done.leave() }
                 var generator = SystemRandomNumberGenerator()
                 var latencies: [Double] = []
+                var lines: [(orderId: String, line: [UInt8])] = []
                 do {
-                    let connection = try ControlClient(path: socket)
+                    let connection = try LineSocket(path: socket)
                     start.wait()
                     let clock = ContinuousClock()
                     let end = clock.now + .milliseconds(Int(seconds * 1000))
+                    var id = 0
                     while clock.now < end {
+                        id += 1
                         let orderId = workload.orderId(Int.random(in: orders, using: &generator))
+                        // Workload order ids are letters and digits: nothing in them needs escaping.
+                        let request = #"{"jsonrpc":"2.0","id":\#(id),"method":"order.history","params":{"orderId":""#
+                            + orderId + "\"}}\n"
                         let sent = clock.now
-                        // The answer is parsed but not read into the protocol's types: the client's own work stays
-                        // small beside the daemon's, which is what this run measures.
-                        let result = try connection.call(
-                            OrderHistory.name.rawValue,
-                            OrderHistory.Params(orderId: orderId).json.objectValue ?? [:]
-                        )
-                        latencies.append((clock.now - sent).seconds)
-                        guard result["orderId"]?.stringValue == orderId else {
-                            failure.set(0, "order.history answered for another order than \(orderId)")
+                        try connection.send(Array(request.utf8))
+                        guard let line = connection.readLine() else {
+                            failure.set(0, "client \(client): the daemon closed the connection")
                             return
                         }
+                        latencies.append((clock.now - sent).seconds)
+                        let head = #"{"jsonrpc":"2.0","id":\#(id),"result":{"orderId":""# + orderId + #"","entries":["#
+                        guard line.starts(with: head.utf8), line.last == UInt8(ascii: "}") else {
+                            let text = String(decoding: line.prefix(200), as: UTF8.self)
+                            failure.set(0, "order.history \(id) for \(orderId) answered something else: \(text)")
+                            return
+                        }
+                        if id % fullCheckEvery == 0 { lines.append((orderId, line)) }
                     }
                 } catch {
                     failure.set(0, "client \(client): \(error)")
                 }
                 samples.set(client, latencies)
+                kept.set(client, lines)
             }
             thread.start()
         }
         let clock = ContinuousClock()
+        let daemonBefore = daemon.cpuSeconds()
+        let clientsBefore = processCPUSeconds(getpid())
         let started = clock.now
         for _ in 0..<clients { start.signal() }
         done.wait()
         let elapsed = (clock.now - started).seconds
+        let daemonCPU = daemonBefore.flatMap { before in daemon.cpuSeconds().map { $0 - before } }
+        let clientCPU = clientsBefore.flatMap { before in processCPUSeconds(getpid()).map { $0 - before } }
         if let message = failure.get(0) { throw BenchError("The control benchmark failed: \(message)") }
+        // The kept answers, read as a client of the protocol reads them, now that the clock has stopped.
+        let checked = (0..<clients).flatMap { kept.get($0) ?? [] }
+        for (orderId, line) in checked {
+            let message = try JSONParser.parse(
+                line,
+                limits: JSONLimits(bytesMax: 1 << 30, depthMax: 64, stringBytesMax: 1 << 30, membersMax: 1 << 24)
+            )
+            let result = try OrderHistory.Result(json: message["result"], context: OrderHistory.name.rawValue)
+            guard result.orderId == orderId, !result.entries.isEmpty,
+                result.entries.allSatisfy({ $0.event.orderId == orderId })
+            else {
+                throw BenchError("The control benchmark failed: order.history for \(orderId) answered another order.")
+            }
+        }
         let all = (0..<clients).flatMap { samples.get($0) ?? [] }
-        let latency = Percentiles(all)
-        let perSecond = Double(all.count) / elapsed
+        let run = ControlRun(
+            perSecond: Double(all.count) / elapsed,
+            latency: Percentiles(all),
+            calls: all.count,
+            seconds: elapsed,
+            daemonCPU: daemonCPU,
+            clientCPU: clientCPU,
+            fullyChecked: checked.count
+        )
         Progress.say(
             String(
-                format: "  %.0f round trips/s, p50 %.3f ms, p99 %.3f ms",
-                perSecond,
-                latency.p50 * 1e3,
-                latency.p99 * 1e3
+                format: "  %.0f round trips/s, p50 %.3f ms, p99 %.3f ms; ledgerd %.1f µs of CPU per call, %.2f cores; "
+                    + "clients %.2f cores",
+                run.perSecond,
+                run.latency.p50 * 1e3,
+                run.latency.p99 * 1e3,
+                (run.daemonCPU ?? 0) / Double(max(1, run.calls)) * 1e6,
+                (run.daemonCPU ?? 0) / elapsed,
+                (run.clientCPU ?? 0) / elapsed
             )
         )
-        return (perSecond, latency, all.count)
+        return run
     }
 
     /// `projection.rebuild` through the control socket, timed from the client.

@@ -155,6 +155,24 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
                 target: clients == 8 ? .valueAtMost(2) : nil
             )
         )
+        if let cpu = run.daemonCPU, run.calls > 0, run.seconds > 0 {
+            rows.append(
+                Figure(
+                    key: "control.history.c\(clients).cpu",
+                    label: "  ledgerd CPU per order.history, \(clients) client(s)",
+                    value: cpu / Double(run.calls) * 1e6,
+                    unit: "µs",
+                    note: String(
+                        format: "ledgerd used %.2f cores, the client threads %.2f cores, of %d; ",
+                        cpu / run.seconds,
+                        (run.clientCPU ?? 0) / run.seconds,
+                        ProcessInfo.processInfo.activeProcessorCount
+                    )
+                        + "the clients check each answer in its bytes (its id, its order id, a whole line) and "
+                        + "parse \(run.fullyChecked) of them (1 in 64) in full into the protocol's types after the run"
+                )
+            )
+        }
     }
     if let rebuild = results.rebuild {
         rows.append(

@@ -1,11 +1,17 @@
 import LedgerControlProtocol
 import LedgerCore
+import LedgerStore
 import Logging
 import NIOCore
+import NIOPosix
 
 /// One control connection: parses each line as a JSON-RPC 2.0 request, runs it in its own task and writes the
 /// answer back with the request's id. Everything here runs on the channel's event loop; the tasks only touch the
 /// (thread-safe) channel and hop back to the loop to say they are done.
+///
+/// `order.history` and `order.get` on a store whose reads block (LMDB) take a shorter way: the read and the
+/// answer's encoding run on NIO's thread pool, never on the cooperative pool (a blocked thread there is half this
+/// machine's async capacity) nor on the event loop, and the finished line comes back to the loop in one hop.
 ///
 /// Backpressure, not refusal: with `control.requestsInFlightMax` requests running, further lines wait here and the
 /// connection is not read until answers drain; the same while the output waiting for the client is over the
@@ -20,6 +26,9 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     let settings: ControlSettings
     let logger: Logger
     private var tasks: [UInt64: Task<Void, Never>] = [:]
+    /// Reads running on the thread pool; they cannot be cancelled, and their answers are dropped once the
+    /// connection is gone.
+    private var reads = 0
     private var nextTask: UInt64 = 0
     private var closed = false
     /// Set when the client shut down its write side: the connection closes once the requests in flight answered.
@@ -57,7 +66,7 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             )
         case .line(let buffer):
             if ControlRequest.isBlank(buffer.readableBytesView) { return }
-            if !self.waiting.isEmpty || self.tasks.count >= self.settings.requestsInFlightMax {
+            if !self.waiting.isEmpty || self.inFlight >= self.settings.requestsInFlightMax {
                 self.waiting.append(buffer)
                 return
             }
@@ -65,9 +74,12 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Requests running: tasks and thread-pool reads.
+    private var inFlight: Int { self.tasks.count + self.reads }
+
     /// Whether the connection's input waits: requests are queued, or answers are backed up.
     private func holdsInput(_ context: ChannelHandlerContext) -> Bool {
-        !self.waiting.isEmpty || self.tasks.count >= self.settings.requestsInFlightMax || !context.channel.isWritable
+        !self.waiting.isEmpty || self.inFlight >= self.settings.requestsInFlightMax || !context.channel.isWritable
     }
 
     func read(context: ChannelHandlerContext) {
@@ -80,7 +92,7 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
 
     /// Starts waiting requests as slots free up, then reads again once nothing is held back.
     private func resume(_ context: ChannelHandlerContext) {
-        while self.tasks.count < self.settings.requestsInFlightMax, let line = self.waiting.popFirst() {
+        while self.inFlight < self.settings.requestsInFlightMax, let line = self.waiting.popFirst() {
             self.handle(line.readableBytesView, context: context)
         }
         if self.readHeld, !self.holdsInput(context) {
@@ -135,6 +147,18 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             return
         case .failure(.invalid(let id, let message)):
             self.write(Self.response(id: id, error: .invalidRequest(message)), context: context)
+            return
+        }
+        do throws(ControlError) {
+            if let read = try ControlRead(method: parsed.method, params: parsed.params),
+                let reads = try? self.methods.blockingReads()
+            {
+                self.startRead(read, id: parsed.id, reads: reads, context: context)
+                return
+            }
+        } catch {
+            // Params that do not read: the -32602 answer the general path gives, and none to a notification.
+            if let id = parsed.id { self.write(Self.response(id: id, error: error), context: context) }
             return
         }
         let channel = context.channel
@@ -201,10 +225,49 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         await answer.after?()
     }
 
+    /// Runs a read on NIO's thread pool and writes its answer, on this loop, when it is done.
+    private func startRead(
+        _ read: ControlRead,
+        id: JSONValue?,
+        reads: any BlockingOrderReads,
+        context: ChannelHandlerContext
+    ) {
+        self.reads += 1
+        let methods = self.methods
+        let allocator = context.channel.allocator
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
+            methods.answer(read, id: id, reads: reads, allocator: allocator)
+        }.whenComplete { result in
+            let handler = bound.value
+            handler.reads -= 1
+            if let context = handler.context {
+                switch result {
+                case .success(let line?): handler.send(line, context: context, promise: nil)
+                case .success(nil): break
+                case .failure:
+                    // The pool stops only when the process does.
+                    if let id {
+                        handler.write(
+                            Self.response(id: id, error: .unavailable("The daemon is stopping.")),
+                            context: context
+                        )
+                    }
+                }
+            }
+            handler.requestDone()
+        }
+    }
+
     private func finished(_ taskId: UInt64) {
         self.tasks[taskId] = nil
+        self.requestDone()
+    }
+
+    /// Starts what waits, and closes a half-closed connection once nothing runs.
+    private func requestDone() {
         if let context = self.context { self.resume(context) }
-        if self.tasks.isEmpty, self.waiting.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
+        if self.inFlight == 0, self.waiting.isEmpty, let context = self.inputClosed { context.close(promise: nil) }
     }
 
     static func response(id: JSONValue, error: ControlError) -> JSONValue {
@@ -232,14 +295,14 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             // A subscriber or a long rebuild is legitimately quiet; only a connection with nothing running idles.
-            if self.tasks.isEmpty, self.waiting.isEmpty { context.close(promise: nil) }
+            if self.inFlight == 0, self.waiting.isEmpty { context.close(promise: nil) }
             return
         }
         if case ChannelEvent.inputClosed = event {
             // The line framer has already passed on a last line without its newline; answer what is running,
             // then close.
             self.inputClosed = context
-            if self.tasks.isEmpty, self.waiting.isEmpty { context.close(promise: nil) }
+            if self.inFlight == 0, self.waiting.isEmpty { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -81,17 +81,7 @@ public final class ControlMethods: Sendable {
             case .forwardReplay: return try await Self.answer(ForwardReplay.self, params, self.forwardReplay)
             }
         } catch {
-            let answer = ControlError.from(error)
-            // A failure of the daemon's own (the store, an unexpected error) is logged with its cause and where it
-            // was raised; refusals the protocol defines (polling or forwarding off, bad params) are the client's
-            // answer only. The client gets the message alone either way.
-            if !(error is ControlError), !(error is LedgerError) {
-                self.ledger.logger.error(
-                    "control method failed",
-                    metadata: ["method": "\(method)", "error": "\(String(reflecting: error))"]
-                )
-            }
-            throw answer
+            throw self.failure(error, method: method)
         }
     }
 
@@ -119,33 +109,15 @@ public final class ControlMethods: Sendable {
     }
 
     func getOrder(_ params: OrderIdParams) async throws -> OrderView {
-        guard let state = try await self.store.order(params.orderId), state.order != nil else {
-            throw ControlError.orderNotFound(params.orderId)
-        }
-        return OrderView(state)
+        OrderView(try Self.created(try await self.store.order(params.orderId), params.orderId))
     }
 
     func history(_ params: OrderHistory.Params) async throws -> OrderHistory.Result {
-        let orderId = params.orderId
-        let limit = params.limit ?? ControlPages.historyDefault
-        let entries = try await self.ledger.history(orderId)
-        guard !entries.isEmpty else {
-            throw ControlError(code: -32001, name: "order-not-found", message: "No event names order \(orderId).")
-        }
-        var start = 0
-        // The cursor is the sequence number of the last entry returned; the page resumes after it.
-        if let after = params.cursor {
-            guard let index = entries.firstIndex(where: { $0.event.sequence == after }) else {
-                throw ControlError.invalidParams("order.history: cursor \(after) is not an event of order \(orderId).")
-            }
-            start = index + 1
-        }
-        let page = entries[start..<min(entries.count, start + limit)]
-        let next = page.endIndex < entries.count ? String(entries[page.endIndex - 1].event.sequence) : nil
+        let page = try HistoryPage(try await self.ledger.history(params.orderId), params)
         return OrderHistory.Result(
-            orderId: orderId,
-            entries: page.map(OrderHistory.Entry.init),
-            nextCursor: next
+            orderId: page.orderId,
+            entries: page.entries.map(OrderHistory.Entry.init),
+            nextCursor: page.nextCursor
         )
     }
 

@@ -45,6 +45,15 @@ public struct HistoryEntry: Sendable, Hashable {
     public var event: Event
     public var effect: EventEffect
     public var state: OrderState
+
+    /// The history of one order from its events, in log order: each event applied to the state before it.
+    public static func derive(orderId: String, from events: [Event]) -> [HistoryEntry] {
+        var state = OrderState(orderId: orderId)
+        return events.map { event in
+            let effect = state.apply(event)
+            return HistoryEntry(event: event, effect: effect, state: state)
+        }
+    }
 }
 
 /// Source of the random part of generated order ids; injected so tests are deterministic.
@@ -478,11 +487,7 @@ public actor Ledger {
 
     /// Every event of one order with what the projection made of it and the state after it.
     public nonisolated func history(_ orderId: String) async throws -> [HistoryEntry] {
-        var state = OrderState(orderId: orderId)
-        return try await self.store.events(forOrder: orderId).map { event in
-            let effect = state.apply(event)
-            return HistoryEntry(event: event, effect: effect, state: state)
-        }
+        HistoryEntry.derive(orderId: orderId, from: try await self.store.events(forOrder: orderId))
     }
 
     public nonisolated func order(_ orderId: String) async throws -> OrderState? {

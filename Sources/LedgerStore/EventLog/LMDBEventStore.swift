@@ -127,7 +127,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
 
     // MARK: Reading
 
-    private func liveGeneration(_ txn: borrowing LMDBReadTransaction) throws -> Int {
+    func liveGeneration(_ txn: borrowing LMDBReadTransaction) throws -> Int {
         Int(try txn.get(self.layout.meta, key: LMDBLayout.generationKey)?.first ?? 0)
     }
 
@@ -171,22 +171,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func events(forOrder orderId: String) async throws -> [Event] {
-        try self.read { txn in
-            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return [] }
-            var sequences: [UInt64] = []
-            try txn.withCursor(self.layout.orderEvents) { cursor in
-                try cursor.forEachDuplicate(of: LMDBUInt64Key(handle)) { value in
-                    if let sequence = LMDBUInt64Key(bytes: value)?.value { sequences.append(sequence) }
-                    return .continue
-                }
-            }
-            return try sequences.map { sequence in
-                guard let value = try txn.get(self.layout.events, key: LMDBUInt64Key(sequence)) else {
-                    throw StoreError(.corrupted, "The order index names event \(sequence), which is not in the log.")
-                }
-                return try LMDBLayout.decodeStored(value, sequence: sequence)
-            }
-        }
+        try self.blockingEvents(forOrder: orderId)
     }
 
     public func createdEvent(forOrder orderId: String) async throws -> Event? {
@@ -219,14 +204,7 @@ public final class LMDBEventStore: EventStore, @unchecked Sendable {
     }
 
     public func order(_ orderId: String) async throws -> OrderState? {
-        try self.read { txn in
-            guard let handle = try self.layout.handle(of: orderId, in: txn) else { return nil }
-            let generation = try self.liveGeneration(txn)
-            guard let value = try txn.get(self.layout.orders[generation], key: LMDBUInt64Key(handle)) else {
-                return nil
-            }
-            return try Self.decodeOrder(value, orderId: orderId)
-        }
+        try self.blockingOrder(orderId)
     }
 
     static func decodeOrder(_ value: UnsafeRawBufferPointer, orderId: String) throws -> OrderState {
