@@ -450,8 +450,8 @@ struct SystemBenchmark {
         let descriptor = try connectLoopbackSocket(port: daemon.port, receiveTimeoutSeconds: 10)
         defer { close(descriptor) }
         let request = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count
-        else { throw BenchError("could not ask the daemon for /metrics") }
+        let sent = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else { throw BenchError("could not ask the daemon for /metrics") }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {

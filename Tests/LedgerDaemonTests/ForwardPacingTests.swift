@@ -1,5 +1,6 @@
-@testable import LedgerDaemon
 import Testing
+
+@testable import LedgerDaemon
 
 /// How many deliveries may be in flight: `forward.concurrency` when no callback arrives, `forward.concurrencyUnderLoad`
 /// while they do, for at most `forward.yieldMaxMs`, then `forward.concurrency` until nothing waits.
