@@ -41,7 +41,8 @@ struct ForwardPacing {
         if self.phase == .idle, self.yieldMax > .zero { self.phase = .yielding(since: now) }
     }
 
-    /// The deliveries that may be in flight at `now`; `waiting` tells whether any delivery is pending.
+    /// The deliveries that may be in flight at `now`; `waiting` tells whether any delivery waits for its first
+    /// attempt.
     mutating func limit(at now: ContinuousClock.Instant, waiting: Bool) -> Int {
         guard let last = self.lastAppendAt, now - last < self.quiet else {
             self.phase = .idle

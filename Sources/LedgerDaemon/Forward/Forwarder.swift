@@ -161,7 +161,9 @@ public actor Forwarder: Service {
                 // The store is written at most once per `forward.writeIntervalMs`: each write is a commit (a sync)
                 // on the store's one writer, which the ledger's own appends share. Between writes, deliveries still
                 // start; only those behind an unstored result wait.
-                let limit = self.pacing.limit(at: ContinuousClock.now, waiting: self.outbox.count > self.deadCount)
+                // What waits is the fresh deliveries: those to receivers no longer configured never go, and failed
+                // ones wait for their retry, so neither may hold the forwarder at full concurrency.
+                let limit = self.pacing.limit(at: ContinuousClock.now, waiting: self.freshCount > 0)
                 let writeDue = self.lastWriteAt.map { ContinuousClock.now - $0 >= self.settings.writeInterval } ?? true
                 if writeDue || !self.loaded {
                     do {
