@@ -99,6 +99,11 @@ struct SystemBenchmark {
         var callbacksForwarding: LoadResult?
         /// Orders that run paid: each one an `order.paid` the forwarder delivered before the run counted as done.
         var forwardedDuringRun: Int?
+        /// Deliveries the forwarder made while the load ran (and the paid count settled after it).
+        var forwardedUnderLoad: Int?
+        /// After the load: the deliveries left, how long the forwarder took for them, and ledgerd's CPU seconds
+        /// meanwhile (it does nothing else then, so the CPU is forwarding's: deriving, storing, posting).
+        var forwardCatchUp: (deliveries: Int, seconds: Double, cpu: Double?)?
         var bareOK: LoadResult?
         var control: [Int: ControlRun] = [:]
         var rebuild: (seconds: Double, events: UInt64, orders: UInt64)?
@@ -424,15 +429,54 @@ struct SystemBenchmark {
             try Self.waitUntilSettled(daemon)
             try Self.waitUntilForwarded(daemon, label: "the ledger's earlier outcomes")
             let paidBefore = try Self.settledPaidOrders(daemon)
+            let deliveredBefore = try Self.deliveredCount(daemon)
             results.callbacksForwarding = try self.callbackRun(
                 daemon,
                 connections: connections,
                 bodies: bodies,
                 label: "ledgerd forwarding to a fast receiver, \(connections) connections"
             )
+            let deliveredAfterLoad = try Self.deliveredCount(daemon)
+            let cpuAfterLoad = daemon.cpuSeconds()
+            let catchUpStart = ContinuousClock.now
             try Self.waitUntilForwarded(daemon, label: "the run's outcomes")
+            let catchUpSeconds = (ContinuousClock.now - catchUpStart).seconds
+            let cpuAfterCatchUp = daemon.cpuSeconds()
+            let deliveredAtEnd = try Self.deliveredCount(daemon)
+            results.forwardedUnderLoad = deliveredAfterLoad - deliveredBefore
+            results.forwardCatchUp = (
+                deliveries: deliveredAtEnd - deliveredAfterLoad,
+                seconds: catchUpSeconds,
+                cpu: cpuAfterLoad.flatMap { before in cpuAfterCatchUp.map { $0 - before } }
+            )
+            Progress.say(
+                "  \(deliveredAfterLoad - deliveredBefore) delivered under load, "
+                    + "\(deliveredAtEnd - deliveredAfterLoad) after it in \(String(format: "%.1f", catchUpSeconds)) s"
+            )
             results.forwardedDuringRun = try Self.settledPaidOrders(daemon) - paidBefore
         }
+    }
+
+    /// The deliveries the forwarder counted as delivered so far (`ledger_forward_deliveries_total`), read from the
+    /// daemon's `/metrics`.
+    private static func deliveredCount(_ daemon: LedgerdProcess) throws -> Int {
+        let descriptor = try connectLoopbackSocket(port: daemon.port, receiveTimeoutSeconds: 10)
+        defer { close(descriptor) }
+        let request = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        let sent = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else { throw BenchError("could not ask the daemon for /metrics") }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { break }
+            answer += buffer[0..<received]
+        }
+        let series = #"ledger_forward_deliveries_total{outcome="delivered"} "#
+        for line in String(decoding: answer, as: UTF8.self).split(separator: "\n") where line.hasPrefix(series) {
+            if let value = Double(line.dropFirst(series.count)) { return Int(value) }
+        }
+        throw BenchError("The daemon's /metrics has no \(series)series.")
     }
 
     /// Waits until the forwarder has read the whole log and holds nothing pending or dead, and returns its position

@@ -101,9 +101,49 @@ func systemFigures(_ results: SystemBenchmark.Results, config: SystemBenchConfig
                 target: .ratioAtLeast(0.9),
                 note: String(format: "p50 %.2f ms, p99 %.2f ms; ", forwarding.p50 * 1e3, forwarding.p99 * 1e3)
                     + "the forwarder delivered the \(results.forwardedDuringRun ?? 0) order.paid outcomes of the run "
-                    + "to a receiver answering 200 at once (the bare OK server) before the run counted as done"
+                    + "to a receiver answering 200 at once (the bare OK server) before the run counted as done, "
+                    + "\(results.forwardedUnderLoad ?? 0) of them while the load ran"
             )
         )
+    }
+    if let forwarding = results.callbacksForwarding, let cpu = forwarding.serverCPU,
+        forwarding.requests > forwarding.statusErrors, forwarding.windowSeconds > 0
+    {
+        // On a machine whose other load varies, the CPU per callback compares the two runs better than their rates.
+        rows.append(
+            Figure(
+                key: "callbacks.forwarding.cpu",
+                label: "  ledgerd CPU per callback while forwarding",
+                value: cpu / Double(forwarding.requests - forwarding.statusErrors) * 1e6,
+                unit: "µs",
+                note: String(
+                    format: "ledgerd used %.2f cores; its deliveries while the load ran are included",
+                    cpu / forwarding.windowSeconds
+                )
+            )
+        )
+    }
+    if let catchUp = results.forwardCatchUp, catchUp.deliveries > 0, catchUp.seconds > 0 {
+        rows.append(
+            Figure(
+                key: "forward.catchUp",
+                label: "forwarding after the load, to the bare OK server",
+                value: Double(catchUp.deliveries) / catchUp.seconds,
+                unit: "outcomes/s",
+                note: String(format: "%d outcomes in %.1f s", catchUp.deliveries, catchUp.seconds)
+            )
+        )
+        if let cpu = catchUp.cpu {
+            rows.append(
+                Figure(
+                    key: "forward.cpu",
+                    label: "  ledgerd CPU per forwarded outcome",
+                    value: cpu / Double(catchUp.deliveries) * 1e6,
+                    unit: "µs",
+                    note: String(format: "ledgerd used %.2f cores while it forwarded alone", cpu / catchUp.seconds)
+                )
+            )
+        }
     }
     if let bare = results.bareOK {
         rows.append(

@@ -32,6 +32,8 @@ struct ForwardConfigurationTests {
         #expect(loaded.forward.schedule == .standard)
         #expect(loaded.forward.timeout == .seconds(10))
         #expect(loaded.forward.concurrency == 8)
+        #expect(loaded.forward.concurrencyUnderLoad == 1)
+        #expect(loaded.forward.yieldMax == .seconds(10))
     }
 
     /// Two receivers from the file, each with its secret file (one during a rotation, with two secrets), and the
@@ -46,7 +48,8 @@ struct ForwardConfigurationTests {
         let file = directory.path + "/ledgerd.json"
         try """
         {"forward": {"url": ["http://127.0.0.1:9001/a", "http://127.0.0.1:9002/b"], "secretFile": ["\(one)", "\(two)"],
-         "timeoutMs": 2500, "schedule": "0, 1000, 60000", "concurrency": 3, "outboxMax": 500, "pollIntervalMs": 250}}
+         "timeoutMs": 2500, "schedule": "0, 1000, 60000", "concurrency": 3, "outboxMax": 500, "pollIntervalMs": 250,
+         "concurrencyUnderLoad": 2, "yieldMaxMs": 0}}
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let loaded = try await DaemonConfiguration.load(flags: [:], environment: Self.key, file: file)
         #expect(loaded.forward.receivers.map(\.url) == ["http://127.0.0.1:9001/a", "http://127.0.0.1:9002/b"])
@@ -55,6 +58,8 @@ struct ForwardConfigurationTests {
         #expect(loaded.forward.timeout == .milliseconds(2500))
         #expect(loaded.forward.concurrency == 3)
         #expect(loaded.forward.outboxMax == 500)
+        #expect(loaded.forward.concurrencyUnderLoad == 2)
+        #expect(loaded.forward.yieldMax == .zero)
         #expect(loaded.forward.pollInterval == .milliseconds(250))
     }
 
@@ -89,6 +94,8 @@ struct ForwardConfigurationTests {
             (["LEDGERD_FORWARD_SCHEDULE": ""], "forward.schedule", "number"),
             (["LEDGERD_FORWARD_TIMEOUT_MS": "5"], "forward.timeoutMs", "outside"),
             (["LEDGERD_FORWARD_CONCURRENCY": "0"], "forward.concurrency", "outside"),
+            (["LEDGERD_FORWARD_CONCURRENCY_UNDER_LOAD": "0"], "forward.concurrencyUnderLoad", "outside"),
+            (["LEDGERD_FORWARD_YIELD_MAX_MS": "-1"], "forward.yieldMaxMs", "outside"),
         ]
         for (environment, key, words) in cases {
             await #expect {

@@ -118,6 +118,13 @@ struct LimitsTests {
             mended: ["LEDGERD_CONTROL_EVENTS_PAGE_MAX": "10000"]
         ),
         Broken(
+            key: "forward.concurrencyUnderLoad",
+            otherKeys: ["forward.concurrency"],
+            breaking: { $0.forward.concurrencyUnderLoad = $0.forward.concurrency + 1 },
+            variables: ["LEDGERD_FORWARD_CONCURRENCY": "2", "LEDGERD_FORWARD_CONCURRENCY_UNDER_LOAD": "4"],
+            mended: ["LEDGERD_FORWARD_CONCURRENCY": "4", "LEDGERD_FORWARD_CONCURRENCY_UNDER_LOAD": "4"]
+        ),
+        Broken(
             key: "quarantine.bytesMax",
             otherKeys: ["quarantine.bodyBytesMax"],
             breaking: { $0.quarantine.bytesMax = $0.quarantine.entryBytesMax - 1 },
@@ -202,6 +209,8 @@ struct LimitsTests {
             ("LEDGERD_CONTROL_EVENTS_PAGE_MAX", [1, 1000, 100_000]),
             ("LEDGERD_QUARANTINE_BYTES_MAX", [64 << 10, 32 << 20]),
             ("LEDGERD_QUARANTINE_BODY_BYTES_MAX", [64, 4096, 1 << 20]),
+            ("LEDGERD_FORWARD_CONCURRENCY", [1, 8, 256]),
+            ("LEDGERD_FORWARD_CONCURRENCY_UNDER_LOAD", [1, 4, 256]),
         ]
         var random = SplitMix64(seed: 18)
         var accepted = 0
@@ -246,6 +255,7 @@ struct LimitsTests {
         #expect(limits.control.subscriberQueueMax >= limits.store.batchCountMax, comment)
         #expect(limits.control.eventsPageMax <= limits.store.readPageMax, comment)
         #expect(limits.quarantine.bytesMax >= limits.quarantine.entryBytesMax, comment)
+        #expect(limits.forward.concurrencyUnderLoad <= limits.forward.concurrency, comment)
     }
 
     /// `ledgerd check-config` exits 78 on bounds that contradict each other, naming both keys on standard error.

@@ -115,6 +115,13 @@ extension Limits {
                 + "(\(self.store.readPageMax) events, not configurable): a larger events.read would come back "
                 + "short, which a client paging by it takes for the end of the log"
         )
+        require(
+            self.forward.concurrencyUnderLoad <= self.forward.concurrency,
+            "forward.concurrencyUnderLoad",
+            ["forward.concurrency"],
+            "forward.concurrencyUnderLoad (\(self.forward.concurrencyUnderLoad)) must not exceed forward.concurrency "
+                + "(\(self.forward.concurrency)): under load the forwarder yields, it never sends more"
+        )
         let quarantine = self.quarantine
         require(
             quarantine.bytesMax >= quarantine.entryBytesMax,

@@ -386,11 +386,29 @@ public struct ForwardLimits: Sendable, Hashable {
     /// deriving new outcomes (they wait in the log, where nothing is lost) until deliveries finish or dead ones
     /// are retried. 100,000: a long outage's outcomes for a busy shop, bounded in memory and in the store.
     public var outboxMax: Int
+    /// `forward.concurrencyUnderLoad`: deliveries in flight at once while callbacks arrive (an append less than
+    /// `forward.writeIntervalMs` ago), for at most `forward.yieldMaxMs`; at most `forward.concurrency`. 1: on the
+    /// daemon's own cores a delivery costs about what receiving a callback costs, so during a burst the forwarder
+    /// keeps one going and leaves the CPU to the intake, whose callbacks are the facts it forwards.
+    public var concurrencyUnderLoad: Int
+    /// `forward.yieldMaxMs`: how long the forwarder keeps to `forward.concurrencyUnderLoad` while callbacks keep
+    /// arriving; then it delivers what waits at `forward.concurrency` before it yields again. 10 s: outcomes of a
+    /// burst reach the shop at most about this much later, and under a load that never stops the forwarder still
+    /// keeps up. 0 never yields.
+    public var yieldMax: Duration
 
-    public init(timeout: Duration = .seconds(10), concurrency: Int = 8, outboxMax: Int = 100_000) {
+    public init(
+        timeout: Duration = .seconds(10),
+        concurrency: Int = 8,
+        outboxMax: Int = 100_000,
+        concurrencyUnderLoad: Int = 1,
+        yieldMax: Duration = .seconds(10)
+    ) {
         self.timeout = timeout
         self.concurrency = concurrency
         self.outboxMax = outboxMax
+        self.concurrencyUnderLoad = concurrencyUnderLoad
+        self.yieldMax = yieldMax
     }
 
     /// Attempts at most in `forward.schedule`, however it is configured (not configurable): the standard schedule
@@ -411,6 +429,11 @@ public struct ForwardLimits: Sendable, Hashable {
     /// Derivation steps per turn of the forwarder (not configurable): their outcomes and the new position are stored
     /// in one write, so a long history costs a sync per 2,048 events, and a turn holds the loop for at most that many.
     public static let deriveChunksPerTurn = 8
+    /// Deliveries derived ahead of their first attempt at most while the forwarder yields to a burst of callbacks
+    /// (`forward.concurrencyUnderLoad`; not configurable): derivation stops there and the rest waits in the log,
+    /// where nothing is lost, so deriving, encoding and storing the burst's outcomes waits too instead of taking the
+    /// CPU the intake needs. 4,096: two turns of derivation, far more than the forwarder delivers meanwhile.
+    public static let deriveAheadMax = 4096
     /// The most of a receiver's answer body kept for `lastError` (not configurable): enough to tell an error page.
     public static let errorBodyBytesMax = 200
 }

@@ -520,6 +520,10 @@ extension DaemonConfiguration {
         limits.forward.concurrency = try values.int("forward.concurrency", range: 1...256) ?? limits.forward.concurrency
         limits.forward.outboxMax =
             try values.int("forward.outboxMax", range: 100...10_000_000) ?? limits.forward.outboxMax
+        limits.forward.concurrencyUnderLoad =
+            try values.int("forward.concurrencyUnderLoad", range: 1...256) ?? limits.forward.concurrencyUnderLoad
+        limits.forward.yieldMax =
+            try values.milliseconds("forward.yieldMaxMs", range: 0...600_000) ?? limits.forward.yieldMax
     }
 }
 

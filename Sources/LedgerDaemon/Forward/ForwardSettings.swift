@@ -15,8 +15,9 @@ public struct ForwardReceiver: Sendable, Hashable {
 }
 
 /// Forwarding's settings (`forward.*`). With no receiver, nothing is forwarded and the forwarder does not run.
-/// Its bounds (`forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`) are `limits`, a group of the
-/// daemon's `Limits`, and read through it as if they were its own (`settings.concurrency`).
+/// Its bounds (`forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`, `forward.concurrencyUnderLoad`,
+/// `forward.yieldMaxMs`) are `limits`, a group of the daemon's `Limits`, and read through it as if they were its own
+/// (`settings.concurrency`).
 @dynamicMemberLookup
 public struct ForwardSettings: Sendable, Hashable {
     /// `forward.url` with `forward.secretFile`, in the same order (lists, comma-separated in the environment).
@@ -31,7 +32,8 @@ public struct ForwardSettings: Sendable, Hashable {
     /// `forward.pollIntervalMs`: how often the forwarder looks at the log when no append has woken it (appends by
     /// other daemons on a shared store, or a missed wake-up).
     public var pollInterval: Duration = .seconds(1)
-    /// The bounds: `forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`.
+    /// The bounds: `forward.timeoutMs`, `forward.concurrency`, `forward.outboxMax`, `forward.concurrencyUnderLoad`,
+    /// `forward.yieldMaxMs`.
     public var limits = ForwardLimits()
 
     public init() {}

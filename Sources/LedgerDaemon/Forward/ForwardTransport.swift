@@ -21,6 +21,8 @@ public protocol ForwardPosting: Sendable {
 public struct HTTPForwardTransport: ForwardPosting {
     let httpClient: OutboundHTTPClient
     let timeout: Duration
+    /// Made once, not for every request.
+    static let userAgent = "ledgerd/\(BuildInfo.version)"
 
     public init(httpClient: OutboundHTTPClient, timeout: Duration) {
         self.httpClient = httpClient
@@ -39,7 +41,7 @@ public struct HTTPForwardTransport: ForwardPosting {
         var request = HTTPClientRequest(url: receiver.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "ledgerd/\(BuildInfo.version)")
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
         request.headers.add(name: ForwardSignature.eventIdHeaderName, value: event.id)
         request.headers.add(
             name: ForwardSignature.headerName,

@@ -1,3 +1,4 @@
+import HeapModule
 public import LedgerCore
 public import LedgerStore
 public import Logging
@@ -18,6 +19,23 @@ public actor Forwarder: Service {
         var orderId: String
     }
 
+    /// A slot whose first delivery may be due at `at`: an entry of `ready`, checked when it is taken (see `isReady`).
+    struct Ready: Comparable {
+        var at: Instant
+        var key: ForwardKey
+        var slot: Slot
+
+        /// Earliest first, then in log order. Entries of one instant and sequence (two receivers, or two types of
+        /// one event) may come in either order: each slot keeps its own order.
+        static func < (lhs: Ready, rhs: Ready) -> Bool {
+            lhs.at != rhs.at ? lhs.at < rhs.at : lhs.key.sequence < rhs.key.sequence
+        }
+
+        static func == (lhs: Ready, rhs: Ready) -> Bool {
+            lhs.at == rhs.at && lhs.key.sequence == rhs.key.sequence
+        }
+    }
+
     private let store: any EventStore
     private let settings: ForwardSettings
     private let transport: any ForwardPosting
@@ -36,9 +54,18 @@ public actor Forwarder: Service {
     /// Every delivery held, pending and dead, as stored (plus what `unsaved` holds).
     private var outbox: [ForwardKey: ForwardDelivery] = [:]
     private var deadCount = 0
+    /// Pending deliveries to configured receivers not tried yet: how far derivation is ahead of delivery (bounded by
+    /// `ForwardLimits.deriveAheadMax` while the forwarder yields).
+    private var freshCount = 0
     /// Each slot's pending deliveries, in key (log) order; the first is the one that may go.
     private var queues: [Slot: [ForwardKey]] = [:]
     private var inFlight: Set<Slot> = []
+    /// The slots whose first delivery may go, by when it is due. A slot is pushed whenever its first delivery or that
+    /// delivery's time changes, or it stops waiting for a store write; an entry no longer true (another first
+    /// delivery, another time, the slot in flight or waiting for a write) is dropped when it comes up. Taking the
+    /// due deliveries is then a look at the top, not a pass over every slot, which cost a pass over the whole
+    /// backlog (tens of thousands of slots behind a burst of callbacks) after every single delivery.
+    private var ready = Heap<Ready>()
     /// Changes not yet stored: a delivery to keep, or nil to drop it. Later changes of a key replace earlier ones.
     private var unsaved: [ForwardKey: ForwardDelivery?] = [:]
     private var replays: [(from: UInt64, done: CheckedContinuation<Result<UInt64, StoreError>, Never>)] = []
@@ -53,6 +80,8 @@ public actor Forwarder: Service {
     private var appendedSinceDerive = false
     private var oldestCheckedAt: ContinuousClock.Instant?
     private var oldestCached: Instant?
+    /// How many deliveries may be in flight now: fewer while callbacks arrive (`forward.concurrencyUnderLoad`).
+    private var pacing: ForwardPacing
 
     public init(
         store: any EventStore,
@@ -69,6 +98,7 @@ public actor Forwarder: Service {
         self.transport = transport
         self.clock = clock
         self.random = SplitMix64(seed: seed)
+        self.pacing = ForwardPacing(settings: settings)
         self.metrics = ForwardMetrics(metrics: metrics)
         self.isLeading = isLeading
         self.logger = logger
@@ -82,6 +112,7 @@ public actor Forwarder: Service {
     /// Something was appended: derive now (or at the next write turn) instead of at the next poll.
     public func wake() {
         self.appendedSinceDerive = true
+        self.pacing.appended(at: ContinuousClock.now)
         self.wakeUp()
     }
 
@@ -130,13 +161,20 @@ public actor Forwarder: Service {
                 // The store is written at most once per `forward.writeIntervalMs`: each write is a commit (a sync)
                 // on the store's one writer, which the ledger's own appends share. Between writes, deliveries still
                 // start; only those behind an unstored result wait.
+                // What waits is the fresh deliveries: those to receivers no longer configured never go, and failed
+                // ones wait for their retry, so neither may hold the forwarder at full concurrency.
+                let limit = self.pacing.limit(at: ContinuousClock.now, waiting: self.freshCount > 0)
                 let writeDue = self.lastWriteAt.map { ContinuousClock.now - $0 >= self.settings.writeInterval } ?? true
                 if writeDue || !self.loaded {
                     do {
                         if !self.loaded { try await self.load() }
                         try await self.flush()
                         try await self.applyReplays()
-                        try await self.derive()
+                        // While the forwarder yields to a burst of callbacks, so does deriving (and encoding and
+                        // storing) the burst's outcomes far ahead of their delivery.
+                        try await self.derive(
+                            aheadMax: limit < self.settings.concurrency ? ForwardLimits.deriveAheadMax : .max
+                        )
                         self.lastWriteAt = ContinuousClock.now
                     } catch {
                         self.logger.error(
@@ -151,7 +189,7 @@ public actor Forwarder: Service {
                         continue
                     }
                 }
-                for (delivery, receiver) in self.takeDue() {
+                for (delivery, receiver) in self.takeDue(limit: limit) {
                     group.addTask { await self.attempt(delivery, to: receiver) }
                 }
                 self.recordMetrics()
@@ -162,7 +200,7 @@ public actor Forwarder: Service {
                 {
                     writeIn = max(.zero, self.settings.writeInterval - (ContinuousClock.now - last))
                 }
-                await self.sleep(until: self.nextWake(), orAfter: writeIn)
+                await self.sleep(until: self.nextWake(limit: limit), orAfter: writeIn)
             }
         }
     }
@@ -183,7 +221,9 @@ public actor Forwarder: Service {
         self.position = position
         self.outbox = [:]
         self.queues = [:]
+        self.ready = Heap()
         self.deadCount = 0
+        self.freshCount = 0
         for delivery in outbox.values.sorted(by: { $0.key < $1.key }) { self.hold(delivery) }
         self.loaded = true
         self.logger.info(
@@ -197,9 +237,11 @@ public actor Forwarder: Service {
         self.loaded = false
         self.outbox = [:]
         self.queues = [:]
+        self.ready = Heap()
         self.unsaved = [:]
         self.unsavedSlots = []
         self.deadCount = 0
+        self.freshCount = 0
         self.logger.info("forwarder standing by")
     }
 
@@ -207,19 +249,18 @@ public actor Forwarder: Service {
     private func hold(_ delivery: ForwardDelivery) {
         let key = delivery.key
         if let old = self.outbox[key] {
-            if old.dead { self.deadCount -= 1 }
+            self.count(old, by: -1)
             self.release(key, orderId: old.event.orderId)
         }
         self.outbox[key] = delivery
-        if delivery.dead {
-            self.deadCount += 1
-            return
-        }
+        self.count(delivery, by: 1)
+        if delivery.dead { return }
         let slot = Slot(receiver: delivery.receiver, orderId: delivery.event.orderId)
         var queue = self.queues[slot] ?? []
         let index = queue.firstIndex(where: { key < $0 }) ?? queue.count
         queue.insert(key, at: index)
         self.queues[slot] = queue
+        if index == 0 { self.ready.insert(Ready(at: delivery.nextAttemptAt, key: key, slot: slot)) }
     }
 
     private func release(_ key: ForwardKey, orderId: String) {
@@ -227,12 +268,37 @@ public actor Forwarder: Service {
         guard var queue = self.queues[slot], let index = queue.firstIndex(of: key) else { return }
         queue.remove(at: index)
         self.queues[slot] = queue.isEmpty ? nil : queue
+        if index == 0 { self.pushFirst(of: slot) }
+    }
+
+    /// Puts the slot's first delivery, if it has one, among the ready ones.
+    private func pushFirst(of slot: Slot) {
+        guard let key = self.queues[slot]?.first, let delivery = self.outbox[key] else { return }
+        self.ready.insert(Ready(at: delivery.nextAttemptAt, key: key, slot: slot))
+    }
+
+    /// Whether a ready entry still stands: it is its slot's first delivery, at that time, and the slot may start
+    /// (not in flight, no result waiting for a write, its receiver configured).
+    private func isReady(_ entry: Ready) -> Bool {
+        guard self.queues[entry.slot]?.first == entry.key, let delivery = self.outbox[entry.key] else { return false }
+        return delivery.nextAttemptAt == entry.at && !self.inFlight.contains(entry.slot)
+            && !self.unsavedSlots.contains(entry.slot) && self.receivers[entry.slot.receiver] != nil
     }
 
     private func drop(_ key: ForwardKey) {
         guard let old = self.outbox.removeValue(forKey: key) else { return }
-        if old.dead { self.deadCount -= 1 }
+        self.count(old, by: -1)
         self.release(key, orderId: old.event.orderId)
+    }
+
+    /// Keeps the dead and fresh counts as a held delivery comes (`change` 1) or goes (-1). Deliveries to a receiver no
+    /// longer configured wait for ever; counted as fresh, enough of them would stop derivation for the others.
+    private func count(_ delivery: ForwardDelivery, by change: Int) {
+        if delivery.dead {
+            self.deadCount += change
+        } else if delivery.attempts == 0, self.receivers[delivery.receiver] != nil {
+            self.freshCount += change
+        }
     }
 
     /// Stores the results recorded since the last write, in one write.
@@ -254,22 +320,27 @@ public actor Forwarder: Service {
             self.unsaved.merge(taken) { newer, _ in newer }
             throw error
         }
+        // Their results are stored: each slot's next delivery may go.
+        for slot in slots { self.pushFirst(of: slot) }
     }
 
     /// Reads committed events after the position and derives their outcomes into the outbox, with the new position
-    /// in the same write. Stops while the outbox is full: the rest waits in the log.
+    /// in the same write. Stops while the outbox is full, or while `aheadMax` deliveries wait for their first attempt:
+    /// the rest waits in the log.
     ///
     /// A turn reads up to `ForwardLimits.deriveChunksPerTurn` chunks and stores what they gave in one write: each
     /// write is a commit with a sync, so a write per chunk made a long history (a ledger on which forwarding is
     /// newly enabled, where most orders never paid) take a sync per 256 events.
-    private func derive() async throws {
+    private func derive(aheadMax: Int) async throws {
         self.appendedSinceDerive = false
         var position = self.position
         var adding: [ForwardDelivery] = []
         var more = false
         for _ in 0..<ForwardLimits.deriveChunksPerTurn {
-            guard self.outbox.count + adding.count < self.settings.outboxMax else {
-                // Full: the rest waits in the log until deliveries finish, which wakes the loop.
+            guard self.outbox.count + adding.count < self.settings.outboxMax,
+                self.freshCount + adding.count < aheadMax
+            else {
+                // Full, or far enough ahead: the rest waits in the log until deliveries finish, which wakes the loop.
                 more = false
                 break
             }
@@ -342,17 +413,17 @@ public actor Forwarder: Service {
 
     // MARK: Delivering
 
-    /// The deliveries that may start now: the first of each slot not in flight whose time has come, within the
-    /// concurrency bound. Slots of receivers no longer configured wait (and show in `forward.status`).
-    private func takeDue() -> [(ForwardDelivery, ForwardReceiver)] {
+    /// The deliveries that may start now: the first of each slot not in flight whose time has come, within `limit`
+    /// in flight. Slots of receivers no longer configured wait (and show in `forward.status`).
+    private func takeDue(limit: Int) -> [(ForwardDelivery, ForwardReceiver)] {
         let now = self.clock.now()
         var due: [(ForwardDelivery, ForwardReceiver)] = []
-        for (slot, keys) in self.queues where self.inFlight.count < self.settings.concurrency {
-            guard !self.inFlight.contains(slot), !self.unsavedSlots.contains(slot), let key = keys.first,
-                let delivery = self.outbox[key],
-                delivery.nextAttemptAt <= now, let receiver = self.receivers[slot.receiver]
+        while self.inFlight.count < limit, let first = self.ready.min, first.at <= now {
+            self.ready.removeMin()
+            guard self.isReady(first), let delivery = self.outbox[first.key],
+                let receiver = self.receivers[first.slot.receiver]
             else { continue }
-            self.inFlight.insert(slot)
+            self.inFlight.insert(first.slot)
             due.append((delivery, receiver))
         }
         return due
@@ -403,19 +474,13 @@ public actor Forwarder: Service {
         }
     }
 
-    private func nextWake() -> Instant {
-        let now = self.clock.now()
-        let poll = now.adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval))
-        guard self.inFlight.count < self.settings.concurrency else { return poll }
-        var next = poll
-        for (slot, keys) in self.queues
-        where !self.inFlight.contains(slot) && !self.unsavedSlots.contains(slot) && self.receivers[slot.receiver] != nil
-        {
-            if let key = keys.first, let delivery = self.outbox[key], delivery.nextAttemptAt < next {
-                next = delivery.nextAttemptAt
-            }
-        }
-        return next
+    private func nextWake(limit: Int) -> Instant {
+        let poll = self.clock.now().adding(milliseconds: PollSchedule.milliseconds(self.settings.pollInterval))
+        // At the limit, a delivery that finishes wakes the loop.
+        guard self.inFlight.count < limit else { return poll }
+        // Entries no longer true are dropped here, so the loop does not wake for them.
+        while let first = self.ready.min, !self.isReady(first) { self.ready.removeMin() }
+        return self.ready.min.map { min($0.at, poll) } ?? poll
     }
 
     /// Sleeps until `deadline` on the ledger's clock, or `orAfter` of real time, or a wake-up, whichever is first.
@@ -509,8 +574,13 @@ public actor Forwarder: Service {
     }
 
     public func status(limit: Int) -> Status {
-        let held = self.outbox.values.sorted {
-            $0.key.sequence != $1.key.sequence ? $0.key.sequence < $1.key.sequence : $0.key < $1.key
+        // Only the failing and dead deliveries are sorted, not the whole outbox: behind a burst it holds tens of
+        // thousands of fresh ones, and a client polling the status every fraction of a second sorted them each time.
+        func oldestFirst(_ deliveries: [ForwardDelivery]) -> [ForwardDelivery] {
+            let sorted = deliveries.sorted {
+                $0.key.sequence != $1.key.sequence ? $0.key.sequence < $1.key.sequence : $0.key < $1.key
+            }
+            return Array(sorted.prefix(limit))
         }
         return Status(
             enabled: self.settings.enabled,
@@ -520,8 +590,8 @@ public actor Forwarder: Service {
             dead: self.deadCount,
             oldestPendingAt: self.oldestPending(),
             receivers: self.settings.receivers.map(\.url),
-            failing: Array(held.filter { !$0.dead && $0.attempts > 0 }.prefix(limit)),
-            deadDeliveries: Array(held.filter(\.dead).prefix(limit))
+            failing: oldestFirst(self.outbox.values.filter { !$0.dead && $0.attempts > 0 }),
+            deadDeliveries: oldestFirst(self.outbox.values.filter(\.dead))
         )
     }
 
