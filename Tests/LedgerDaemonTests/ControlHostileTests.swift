@@ -63,7 +63,8 @@ import Testing
                 try await blocking { try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, path, marker]) }
             }
             var connected = false
-            for _ in 0..<400 where !connected {
+            // Up to a minute: the interpreter starts slowly on a loaded machine.
+            for _ in 0..<2400 where !connected {
                 connected = FileManager.default.fileExists(atPath: marker)
                 if !connected { try await Task.sleep(for: .milliseconds(25)) }
             }

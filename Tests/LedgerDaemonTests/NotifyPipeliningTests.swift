@@ -208,13 +208,13 @@ struct NotifyPipeliningTests {
     @Test func slowPipelineOutlivesTheDeadlines() async throws {
         let directory = TemporaryDirectory()
         var configuration = try testConfiguration(directory: directory)
-        configuration.limits.http.requestTimeout = .milliseconds(200)
-        configuration.limits.http.idleTimeout = .milliseconds(200)
+        configuration.limits.http.requestTimeout = .milliseconds(100)
+        configuration.limits.http.idleTimeout = .milliseconds(100)
         try await withRunningDaemon(configuration) { running in
             _ = try await running.daemon.ledger.createOrder(.testing(orderId: "S1"))
             // Each copy is its own commit (one notification at a time per connection): hundreds of them take far
-            // longer than 200 ms, and one write of them spans several reads, so a read ends inside a request.
-            let count = 600
+            // longer than 100 ms, and one write of them spans several reads, so a read ends inside a request.
+            let count = 300
             let pipeline = String(
                 repeating: Self.notify(Notifications.body(Notifications.fields(orderId: "S1"))),
                 count: count
@@ -233,20 +233,24 @@ struct NotifyPipeliningTests {
     /// A client that sends refused notifications without ever reading its answers is not read without bound: once its
     /// answers fill the connection, the daemon stops reading, and the client's sending stalls.
     @Test func clientThatNeverReadsIsNotReadWithoutBound() async throws {
+        // A daemon process of its own: the test makes it answer tens of thousands of requests, which in this
+        // process would hold up the event loops every other test's daemon shares.
         let directory = TemporaryDirectory()
-        try await withRunningDaemon(try testConfiguration(directory: directory)) { running in
-            let port = try running.port()
-            let request = Array("POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".utf8)
-            let batch = Array((0..<200).map { _ in request }.joined())
-            // Far more than the socket buffers on both sides hold (a few megabytes each way, with the requests'
-            // answers three times their size): a daemon that read on would take it all.
-            let bytesMax = 32 << 20
-            let sent = try await blocking { () throws -> Int in
-                let conversation = try HTTPConversation(port: port)
-                return conversation.sendUntilStalled(batch, bytesMax: bytesMax, stalledAfterSeconds: 2)
-            }
-            #expect(sent < bytesMax, "the daemon stopped reading after \(sent) bytes")
+        let daemon = try LedgerdProcess(executable: try BuiltProducts.path("ledgerd"), directory: directory.path)
+        daemon.arguments = ["--no-poll"]
+        try await daemon.start()
+        defer { Task { await daemon.kill9() } }
+        let port = daemon.port
+        let request = Array("POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".utf8)
+        let batch = Array((0..<200).map { _ in request }.joined())
+        // Far more than the socket buffers on both sides hold (a few megabytes each way, with the requests'
+        // answers three times their size): a daemon that read on would take it all.
+        let bytesMax = 32 << 20
+        let sent = try await blocking { () throws -> Int in
+            let conversation = try HTTPConversation(port: port)
+            return conversation.sendUntilStalled(batch, bytesMax: bytesMax, stalledAfterSeconds: 2)
         }
+        #expect(sent < bytesMax, "the daemon stopped reading after \(sent) bytes")
     }
 
     /// Random pipelines of notifications (valid, forged, for an unknown order, chunked, announced too large) and
