@@ -541,8 +541,9 @@ struct SystemBenchmark {
                         id += 1
                         let orderId = workload.orderId(Int.random(in: orders, using: &generator))
                         // Workload order ids are letters and digits: nothing in them needs escaping.
-                        let request = #"{"jsonrpc":"2.0","id":\#(id),"method":"order.history","params":{"orderId":""#
-                            + orderId + "\"}}\n"
+                        let request =
+                            #"{"jsonrpc":"2.0","id":\#(id),"method":"order.history","#
+                            + #""params":{"orderId":""# + orderId + "\"}}\n"
                         let sent = clock.now
                         try connection.send(Array(request.utf8))
                         guard let line = connection.readLine() else {

@@ -1,9 +1,10 @@
 import LedgerControlProtocol
 import LedgerCore
-@testable import LedgerDaemon
 import LedgerTesting
 import NIOCore
 import Testing
+
+@testable import LedgerDaemon
 
 /// The answers `order.history` and `order.get` write straight into the outbound buffer are, byte for byte, what
 /// the general path writes: the protocol's result type, as a `JSONValue`, through `JSONWriter`, in the envelope.
