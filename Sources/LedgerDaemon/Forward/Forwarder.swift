@@ -438,8 +438,14 @@ public actor Forwarder: Service {
         let slot = Slot(receiver: sent.receiver, orderId: sent.event.orderId)
         self.inFlight.remove(slot)
         defer { self.wakeUp() }
-        // Gone while in flight: leadership was lost, and the new leader sends it again from the store.
-        guard self.loaded, var delivery = self.outbox[sent.key] else { return }
+        // Gone while in flight: leadership was lost, and the new leader sends it again from the store. If this
+        // daemon leads again and has loaded the outbox meanwhile, the slot's next delivery lost its heap entry while
+        // this one was in flight: it is pushed again, or it would wait until the next reload (a second entry for a
+        // slot does no harm; the one not ready is dropped).
+        guard self.loaded, var delivery = self.outbox[sent.key] else {
+            if self.loaded { self.pushFirst(of: slot) }
+            return
+        }
         self.unsavedSlots.insert(slot)
         let now = self.clock.now()
         switch result {
