@@ -81,6 +81,7 @@ struct PostgresDaemonTests {
         #expect(store is PostgresEventStore)
         await store.close()
         // The daemon opens the configured PostgreSQL store itself when it runs.
+        let socketPath = configuration.socketPath
         try await withRunningDaemon(configuration) { running in
             _ = try await running.daemon.ledger.createOrder(.testing(orderId: "PG1"))
             let client = HTTPClient()
@@ -94,6 +95,18 @@ struct PostgresDaemonTests {
             #expect(state.status == .paid)
             #expect(state.callbacks.duplicate == 1)
             #expect(try await running.daemon.ledger.history("PG1").count == 3)
+            // Over the control socket, `order.history` and `order.get` take the general path on PostgreSQL (the
+            // thread-pool reads are LMDB's): the same answers.
+            let (history, order) = try await blocking { () throws -> (JSONValue, JSONValue) in
+                let socket = try ControlConnection(socketPath)
+                return (
+                    try socket.call("order.history", ["orderId": "PG1"]),
+                    try socket.call("order.get", ["orderId": "PG1"])
+                )
+            }
+            #expect(history["result"]?["entries"]?.arrayValue?.count == 3, "\(history)")
+            #expect(history["result"]?["orderId"] == "PG1", "\(history)")
+            #expect(order["result"]?["state"] == "paid", "\(order)")
             // The store's size is its tables' size on the server; there is no map to report.
             let metrics = try Exposition(try await get(client, running.baseURL + "/metrics").1)
             #expect(try #require(metrics.value("ledger_store_used_bytes")) > 0)
