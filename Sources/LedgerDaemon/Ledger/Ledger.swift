@@ -275,11 +275,7 @@ public actor Ledger {
         case .quarantine(let entry, let verdict):
             return try await self.quarantine(entry, verdict: verdict)
         case .append(let request, let orderId):
-            let started = ContinuousClock.now
-            let outcome = try await self.store.append(request)
-            let appended = try self.appended(outcome, started: started)
-            await self.committed(appended, observed: true)
-            return try self.recorded(appended, orderId: orderId)
+            return try await self.append(request, orderId: orderId)
         }
     }
 
@@ -298,12 +294,7 @@ public actor Ledger {
             return eventLoop.makeFutureWithTask { try await self.quarantine(entry, verdict: verdict) }
         case .append(let request, let orderId):
             guard self.follower == nil else {
-                return eventLoop.makeFutureWithTask {
-                    let started = ContinuousClock.now
-                    let appended = try self.appended(try await self.store.append(request), started: started)
-                    await self.committed(appended, observed: true)
-                    return try self.recorded(appended, orderId: orderId)
-                }
+                return eventLoop.makeFutureWithTask { try await self.append(request, orderId: orderId) }
             }
             let started = ContinuousClock.now
             let promise = eventLoop.makePromise(of: AppendOutcome.self)
@@ -379,6 +370,14 @@ public actor Ledger {
         self.metrics.notificationQuarantined(entry.reason, dropped: receipt.dropped)
         self.metrics.notificationRefused(Self.refusalCause(verdict))
         return .quarantined(entry.reason, id: receipt.id)
+    }
+
+    /// Appends a vouched-for notification's event and passes its commit on, awaiting both.
+    private nonisolated func append(_ request: AppendRequest, orderId: String) async throws -> NotificationReceipt {
+        let started = ContinuousClock.now
+        let appended = try self.appended(try await self.store.append(request), started: started)
+        await self.committed(appended, observed: true)
+        return try self.recorded(appended, orderId: orderId)
     }
 
     /// The notification's append as stored, timed for the metrics; an append with no precondition is never refused.
