@@ -193,6 +193,10 @@ public struct LedgerDaemon: Sendable {
             clock: clock,
             metrics: self.metrics,
             followInterval: configuration.storeBackend.followInterval,
+            heldCommitsMax: CommitPublisher.heldMax(
+                queueDepthMax: configuration.store.queueDepthMax,
+                batchCountMax: configuration.store.batchCountMax
+            ),
             logger: logger
         )
         self.httpClient = OutboundHTTPClient()

@@ -84,6 +84,31 @@ import Testing
         #expect(await Self.published(stream, count: 6) == [1, 3, 4, 5, 6, 7])
     }
 
+    /// A store whose queue admits more appends than the default bound (`store.queueDepthMax` up to ten million)
+    /// gets a bound that covers them: that many commits waiting for one append's hop back are held and delivered in
+    /// order, not flushed across a gap that does not exist.
+    @Test func boundCoversADeepStoreQueue() async throws {
+        let queueDepthMax = CommitPublisher.heldMaxDefault + 4_000
+        let heldMax = CommitPublisher.heldMax(queueDepthMax: queueDepthMax, batchCountMax: 1024)
+        #expect(heldMax == queueDepthMax + 1024)
+        let publisher = CommitPublisher(feed: EventFeed(), heldMax: heldMax, logger: Logger(label: "test"))
+        let seen = Seen()
+        publisher.observe { seen.add($0) }
+        publisher.start(after: 0)
+        let last = UInt64(queueDepthMax)
+        for sequence in 2...last {
+            publisher.committed(Self.appended(sequence...sequence, orderId: "A"), observed: true)
+        }
+        // Counts and single elements only, so a failure does not print seventy thousand states.
+        #expect(seen.states.withLock { $0.count } == 0)
+        publisher.committed(Self.appended(1...1, orderId: "A"), observed: true)
+        let states = seen.states.withLock { $0 }
+        #expect(states.count == queueDepthMax)
+        #expect(states.first == "A#1")
+        let inLogOrder = states.elementsEqual((1...last).lazy.map { "A#\($0)" })
+        #expect(inLogOrder)
+    }
+
     /// A commit at or below what was delivered (committed before the head was read, or passed by a flush) is
     /// delivered at once rather than held for ever.
     @Test func lateCommitDeliveredAtOnce() async throws {

@@ -206,12 +206,18 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
     }
 
+    /// A read goes on while an answer is only being awaited: the socket stays registered for reading, instead of
+    /// being taken off and put back (two `epoll_ctl` calls) around every notification. What that read brings is held
+    /// behind the answer, so at most one read's worth of parts waits before reads stop. The request deadline stays
+    /// paused until the answer is written: the next request's bytes may come while the daemon owes the answer, and
+    /// the client is not late while it waits for it.
     fileprivate func gateWantsRead(_ context: ChannelHandlerContext) {
-        guard self.held.isEmpty && !self.answering && context.channel.isWritable else {
+        guard self.held.isEmpty && context.channel.isWritable else {
             self.readHeld = true
             self.deadline.pause()
             return
         }
+        if self.answering { self.deadline.pause() }
         context.read()
     }
 
@@ -368,18 +374,32 @@ final class NotifyHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    private static let acknowledgementFields = fields(
+        contentType: NotifyReply.acknowledgementContentType,
+        contentLength: NotifyReply.acknowledgementBody.readableBytes
+    )
+
+    private static func fields(contentType: String, contentLength: Int) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(5)
+        fields[.contentType] = contentType
+        fields[.contentLength] = String(contentLength)
+        fields[.server] = NotifyReply.serverName
+        return fields
+    }
+
     /// Writes one answer: `OK`, or the refusal's status and body.
     private func respond(_ reply: NotifyReply?, closeAfter: Bool, context: ChannelHandlerContext) {
         let (status, contentType, body) =
             reply.map { ($0.status, NotifyReply.contentType, $0.body) } ?? (
                 .ok, NotifyReply.acknowledgementContentType, NotifyReply.acknowledgementBody
             )
-        var fields = HTTPFields()
-        fields.reserveCapacity(4)
-        fields[.contentType] = contentType
-        fields[.contentLength] = String(body.readableBytes)
+        // The acknowledgement's fields are made once; only the date (and a close) is added to each answer.
+        var fields =
+            reply == nil
+            ? Self.acknowledgementFields
+            : Self.fields(contentType: contentType, contentLength: body.readableBytes)
         fields[.date] = HTTPDate.shared.now()
-        fields[.server] = NotifyReply.serverName
         if closeAfter { fields[.connection] = "close" }
         context.write(Self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         context.write(Self.wrapOutboundOut(.body(body)), promise: nil)

@@ -37,6 +37,13 @@ public final class CommitPublisher: Sendable {
     /// (`store.batchCountMax`) and, for an order creation or a query result, the hop back onto the ledger actor.
     public static let heldMaxDefault = 65_536
 
+    /// The bound for a store that admits `queueDepthMax` waiting appends and commits up to `batchCountMax` at once:
+    /// every one of them may commit while one append still waits for its hop back, so the bound covers them all,
+    /// and a correct run with a deep queue is never taken for the bug the bound is there to catch.
+    public static func heldMax(queueDepthMax: Int, batchCountMax: Int) -> Int {
+        max(Self.heldMaxDefault, queueDepthMax + batchCountMax)
+    }
+
     private let state = Mutex(State())
     private let feed: EventFeed
     private let heldMax: Int

@@ -106,13 +106,14 @@ public actor Ledger {
         orderIds: any OrderIdSource = SystemOrderIdSource(),
         metrics: LedgerMetrics = LedgerMetrics(),
         followInterval: Duration = .milliseconds(100),
+        heldCommitsMax: Int = CommitPublisher.heldMaxDefault,
         logger: Logger
     ) {
         self.store = store
         self.follower =
             store is any SharedEventStore
             ? LogFollower(store: store, feed: self.feed, interval: followInterval, logger: logger) : nil
-        self.commits = CommitPublisher(feed: self.feed, logger: logger)
+        self.commits = CommitPublisher(feed: self.feed, heldMax: heldCommitsMax, logger: logger)
         self.settings = settings
         self.key = key
         self.clock = clock
