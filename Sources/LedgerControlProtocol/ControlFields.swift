@@ -49,9 +49,10 @@ public struct ControlFields: Sendable {
         }
     }
 
-    /// Refuses names the method does not know.
+    /// Refuses names the method does not know, compared as bytes (a Set of Strings would take a name spelled with
+    /// U+212A KELVIN SIGN for the one spelled with `K`).
     public func allow(_ names: Set<String>) throws(ControlError) {
-        for key in self.object.keys where !names.contains(key) {
+        for key in self.object.keys where !names.contains(where: { $0.hasSameBytes(as: key) }) {
             throw .invalidParams(
                 "\(self.context) has no parameter \(key); it takes \(names.sorted().joined(separator: ", "))."
             )

@@ -257,6 +257,17 @@ struct JSONTests {
         #expect(refusal("{\"\u{E9}\":1,\"e\u{301}\":2}")?.reason == .duplicateKey("e\u{301}"))
     }
 
+    /// A member is looked up by its key's bytes: a key spelled with U+212A KELVIN SIGN, or decomposed, does not answer
+    /// for the ASCII or precomposed name a reader asks for.
+    @Test func keysLookedUpByBytes() throws {
+        let object = try JSONParser.parse("{\"\u{212A}ind\":1,\"e\u{301}\":2,\"Key\":3}")
+        #expect(object["Kind"] == nil)
+        #expect(object["\u{212A}ind"] == 1)
+        #expect(object["\u{E9}"] == nil)
+        #expect(object["e\u{301}"] == 2)
+        #expect(object["Key"] == 3)
+    }
+
     /// Nesting of exactly `depthMax` is accepted and one more level is refused at the bracket that opens it.
     @Test func depthLimitBoundary() throws {
         let limits = JSONLimits.default

@@ -98,6 +98,12 @@ struct ControlTypesTests {
         #expect(OrderStatus(exactly: "pai\u{0064}\u{0307}") == nil)
         #expect(ControlMethodName(exactly: "order.get") == .orderGet)
         #expect(ControlMethodName(exactly: "order.get\u{0301}") == nil)
+        // A member's name is compared as bytes: U+212A KELVIN SIGN is not the `K` of an allowed name.
+        let kelvin = Result { () throws(ControlError) in
+            try ControlFields(["\u{212A}ey": 1], context: "test.method").allow(["Key"])
+        }
+        #expect(throws: ControlError.self) { try kelvin.get() }
+        #expect(throws: Never.self) { try ControlFields(["Key": 1], context: "test.method").allow(["Key"]) }
         let notObject = refusal(.ledgerStats, ["a"])
         #expect(notObject?.message == "ledger.stats takes its params by name, as an object.")
         #expect(refusal(.ledgerStats, .null) == nil)

@@ -196,9 +196,12 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     }
 
     /// The value for `key`. Setting a value replaces the member in place or appends it; setting `nil` removes it.
+    ///
+    /// A key is found by its bytes, as text from outside is compared: with String's `==`, a member named with
+    /// U+212A KELVIN SIGN would answer for a `K` in the name the reader asked for.
     public subscript(key: String) -> JSONValue? {
         get {
-            self.members.first { $0.key == key }?.value
+            self.members.first { $0.key.hasSameBytes(as: key) }?.value
         }
         set {
             let index = self.members.firstIndex { $0.key == key }
@@ -226,7 +229,10 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         // Below this size a scan per key beats building a dictionary; above it the scan would be quadratic.
         let indexThreshold = 16
         if lhs.members.count <= indexThreshold {
-            return lhs.members.allSatisfy { member in rhs[member.key] == member.value }
+            // Canonically equivalent keys are one key here, as in the index below and in the hash.
+            return lhs.members.allSatisfy { member in
+                rhs.members.first { $0.key == member.key }?.value == member.value
+            }
         }
         var index = [String: JSONValue](minimumCapacity: rhs.members.count)
         for member in rhs.members {
