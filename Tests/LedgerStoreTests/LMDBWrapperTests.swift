@@ -318,6 +318,14 @@ struct LMDBWrapperTests {
             let closed = try #require(throws: LMDBError.self) { try env.read { _ in () } }
             #expect(closed.code == .badTxn)
             #expect(closed.description.contains("has been closed"))
+            #expect(closed.isEnvironmentClosed)
+            // The same code from LMDB itself is not a closed environment, whatever its detail says.
+            let lookalike = LMDBError(
+                code: .badTxn,
+                operation: "mdb_txn_begin",
+                detail: "The LMDB environment has been closed, so no transaction may begin."
+            )
+            #expect(!lookalike.isEnvironmentClosed)
         }
     }
 

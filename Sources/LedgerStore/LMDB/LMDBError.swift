@@ -138,16 +138,24 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
     /// A full sentence of context the code alone does not carry, if any.
     public let detail: String?
 
+    /// Set where the wrapper refuses work because the environment is closed, so callers need not read the detail.
+    public let isEnvironmentClosed: Bool
+
     public init(code: LMDBResultCode, operation: String, detail: String? = nil) {
+        self.init(code: code, operation: operation, detail: detail, environmentClosed: false)
+    }
+
+    private init(code: LMDBResultCode, operation: String, detail: String?, environmentClosed: Bool) {
         self.code = code
         self.message = String(cString: mdb_strerror(code.rawValue))
         self.operation = operation
         self.detail = detail
+        self.isEnvironmentClosed = environmentClosed
     }
 
-    /// True when the environment was closed before the transaction could begin (the daemon is stopping).
-    public var isEnvironmentClosed: Bool {
-        self.code == .badTxn && (self.detail ?? "").hasPrefix("The LMDB environment has been closed")
+    /// The environment was closed before `operation` could begin (the daemon is stopping).
+    static func environmentClosed(operation: String, detail: String) -> LMDBError {
+        LMDBError(code: .badTxn, operation: operation, detail: detail, environmentClosed: true)
     }
 
     /// True when the failure is the data directory being held by another process or by another environment handle

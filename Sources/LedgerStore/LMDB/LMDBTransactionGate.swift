@@ -56,8 +56,7 @@ final class LMDBTransactionGate: @unchecked Sendable {
             pthread_cond_wait(self.condition, self.mutex)
         }
         if self.closed {
-            throw LMDBError(
-                code: .badTxn,
+            throw LMDBError.environmentClosed(
                 operation: operation(),
                 detail: "The LMDB environment has been closed, so no transaction may begin."
             )
@@ -93,7 +92,7 @@ final class LMDBTransactionGate: @unchecked Sendable {
             pthread_cond_wait(self.condition, self.mutex)
         }
         if self.closed {
-            throw LMDBError(code: .badTxn, operation: operation, detail: "The LMDB environment has been closed.")
+            throw LMDBError.environmentClosed(operation: operation, detail: "The LMDB environment has been closed.")
         }
         self.exclusive = true
         defer {
