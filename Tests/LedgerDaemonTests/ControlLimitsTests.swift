@@ -54,7 +54,7 @@ import Testing
         #expect(environment.connectionsMax == 5)
         #expect(environment.idleTimeout == .seconds(1))
         #expect(throws: ConfigurationError.self) { try ControlSettings.load(["control.jsonDepthMax": "1"]) }
-        #expect(try ControlSettings.load([:]).threads == 4)
+        #expect(try ControlSettings.load([:]).threads == 8)
         #expect(try ControlSettings.load(environment: ["LEDGERD_CONTROL_THREADS": "2"]).threads == 2)
         for threads in ["0", "257", "two"] {
             do {

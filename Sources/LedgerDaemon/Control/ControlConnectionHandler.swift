@@ -29,6 +29,10 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     let settings: ControlSettings
     let logger: Logger
     private var tasks: [UInt64: Task<Void, Never>] = [:]
+    /// The store's blocking reads, once it has them. A store handle opens once and keeps its store until it
+    /// closes (after which the reads answer that it is closed), so the connection asks the handle, behind its
+    /// lock, only until the answer is yes: with a thread per busy client, that lock was contended on every call.
+    private var blockingReads: (any BlockingOrderReads)?
     private var nextTask: UInt64 = 0
     private var closed = false
     /// Set when the client shut down its write side: the connection closes once the requests in flight answered.
@@ -155,8 +159,9 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         }
         do throws(ControlError) {
             if let read = try ControlRead(method: parsed.method, params: parsed.params),
-                let reads = try? self.methods.blockingReads()
+                let reads = self.blockingReads ?? (try? self.methods.blockingReads())
             {
+                self.blockingReads = reads
                 let allocator = context.channel.allocator
                 if let answer = self.methods.answer(read, id: parsed.id, reads: reads, allocator: allocator) {
                     self.send(answer, context: context, promise: nil)

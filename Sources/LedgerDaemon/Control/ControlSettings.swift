@@ -15,9 +15,10 @@ public struct ControlSettings: Sendable, Hashable {
     public var allowedUids: Set<UInt32> = []
     /// `control.threads`: the event loops that serve control connections, apart from HTTP's. `order.history` and
     /// `order.get` read LMDB on the connection's own loop, so a read delays only the control connections that
-    /// share that loop, and the answer is written without waking another thread. 4: a few operators' tools and
-    /// scripts each get a loop of their own; the threads sleep while nobody calls.
-    public var threads = 4
+    /// share that loop, and the answer is written without waking another thread. 8: a few operators' tools and
+    /// scripts each get a loop of their own (with 8 busy clients, 4 loops kept the rate but doubled the slowest
+    /// answers' wait); the threads sleep while nobody calls.
+    public var threads = 8
 
     public init() {}
 
