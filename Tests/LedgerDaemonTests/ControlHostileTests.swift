@@ -177,6 +177,72 @@ import Testing
         }
     }
 
+    /// A client that writes many order.history requests before it reads, whose answers together are many times
+    /// control.writeBufferBytesMax, gets every answer: answering waits while the output is backed up, so a client
+    /// that pipelines and reads is slowed, never dropped.
+    @Test func pipelinedReadsLargerThanTheBufferAreAllAnswered() async throws {
+        try await withControlDaemon(configure: { $0.writeBufferBytesMax = 4096 }) { harness in
+            try await Self.callbacks(harness, orderId: "H4", count: 40)
+            let path = harness.socketPath
+            let answers = try await blocking { () throws -> [JSONValue] in
+                let socket = try ControlConnection(path)
+                var batch = ""
+                for index in 0..<60 {
+                    batch += #"{"jsonrpc":"2.0","id":\#(index),"method":"order.history","#
+                    batch += #""params":{"orderId":"H4","limit":1000}}"# + "\n"
+                }
+                socket.send(batch)
+                var messages: [JSONValue] = []
+                while messages.count < 60, let message = try socket.readMessage() { messages.append(message) }
+                return messages
+            }
+            #expect(answers.count == 60)
+            #expect(answers.allSatisfy { $0["result"]?["entries"]?.arrayValue?.count == 41 })
+            #expect(Set(answers.compactMap { $0["id"] }).count == 60)
+        }
+    }
+
+    /// Connections that share one control thread are each answered in full: several clients pipelining
+    /// order.history and order.get on control.threads = 1 get every answer with its own id and order.
+    @Test func connectionsSharingOneThreadAreAllAnswered() async throws {
+        try await withControlDaemon(configure: { $0.threads = 1 }) { harness in
+            for index in 0..<4 { try await Self.callbacks(harness, orderId: "T\(index)", count: 2) }
+            let path = harness.socketPath
+            let answers = try await withThrowingTaskGroup(of: (Int, [JSONValue]).self) { group in
+                for client in 0..<4 {
+                    group.addTask {
+                        try await blocking { () throws -> (Int, [JSONValue]) in
+                            let socket = try ControlConnection(path)
+                            var batch = ""
+                            for index in 0..<20 {
+                                let method = index.isMultiple(of: 2) ? "order.history" : "order.get"
+                                batch += #"{"jsonrpc":"2.0","id":\#(index),"method":"\#(method)","#
+                                batch += #""params":{"orderId":"T\#(client)"}}"# + "\n"
+                            }
+                            socket.send(batch)
+                            var messages: [JSONValue] = []
+                            while messages.count < 20, let message = try socket.readMessage() {
+                                messages.append(message)
+                            }
+                            return (client, messages)
+                        }
+                    }
+                }
+                var all: [(Int, [JSONValue])] = []
+                for try await answer in group { all.append(answer) }
+                return all
+            }
+            #expect(answers.count == 4)
+            for (client, messages) in answers {
+                #expect(messages.count == 20)
+                #expect(Set(messages.compactMap { $0["id"] }).count == 20)
+                for message in messages {
+                    #expect(message["result"]?["orderId"] == .string("T\(client)"), "\(message)")
+                }
+            }
+        }
+    }
+
     /// A subscriber that never reads is still dropped once its unread output passes control.writeBufferBytesMax
     /// beyond the message being written, so it cannot grow the daemon's memory.
     @Test func subscriberThatDoesNotReadIsDropped() async throws {

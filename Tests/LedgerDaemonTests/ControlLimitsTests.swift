@@ -54,6 +54,16 @@ import Testing
         #expect(environment.connectionsMax == 5)
         #expect(environment.idleTimeout == .seconds(1))
         #expect(throws: ConfigurationError.self) { try ControlSettings.load(["control.jsonDepthMax": "1"]) }
+        #expect(try ControlSettings.load([:]).threads == 8)
+        #expect(try ControlSettings.load(environment: ["LEDGERD_CONTROL_THREADS": "2"]).threads == 2)
+        for threads in ["0", "257", "two"] {
+            do {
+                _ = try ControlSettings.load(["control.threads": threads])
+                Issue.record("control.threads \(threads) was accepted")
+            } catch let error as ConfigurationError {
+                #expect(error.key == "control.threads")
+            }
+        }
         do {
             _ = try ControlSettings.load(["control.connectionsMax": "zero"])
             Issue.record("a non-number was accepted")

@@ -10,13 +10,16 @@ import NIOPosix
 /// (thread-safe) channel and hop back to the loop to say they are done.
 ///
 /// `order.history` and `order.get` on a store whose reads block (LMDB) take a shorter way: the read and the
-/// answer's encoding run on NIO's thread pool, never on the cooperative pool (a blocked thread there is half this
-/// machine's async capacity) nor on the event loop, and the finished line comes back to the loop in one hop.
+/// answer's encoding run right here, on the connection's event loop, which is one of the control socket's own
+/// (`control.threads`), never HTTP's nor the cooperative pool (a blocked thread there is half this machine's
+/// async capacity). A call then wakes one thread of the daemon, not three (the loop, a pool thread and the loop
+/// again), and a read holds up only the control connections that share its loop.
 ///
 /// Backpressure, not refusal: with `control.requestsInFlightMax` requests running, further lines wait here and the
 /// connection is not read until answers drain; the same while the output waiting for the client is over the
-/// write buffer's high-water mark. Only a client whose unwritten output grows past `control.writeBufferBytesMax`
-/// beyond the message being written is dropped, as one that does not read.
+/// write buffer's high-water mark, which also keeps the lines already read from being answered until it drains.
+/// Only a client whose unwritten output grows past `control.writeBufferBytesMax` beyond the message being written
+/// is dropped, as one that does not read.
 final class ControlConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ControlFrame
     typealias OutboundIn = ByteBuffer
@@ -26,9 +29,10 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
     let settings: ControlSettings
     let logger: Logger
     private var tasks: [UInt64: Task<Void, Never>] = [:]
-    /// Reads running on the thread pool; they cannot be cancelled, and their answers are dropped once the
-    /// connection is gone.
-    private var reads = 0
+    /// The store's blocking reads, once it has them. A store handle opens once and keeps its store until it
+    /// closes (after which the reads answer that it is closed), so the connection asks the handle, behind its
+    /// lock, only until the answer is yes: with a thread per busy client, that lock was contended on every call.
+    private var blockingReads: (any BlockingOrderReads)?
     private var nextTask: UInt64 = 0
     private var closed = false
     /// Set when the client shut down its write side: the connection closes once the requests in flight answered.
@@ -66,7 +70,9 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             )
         case .line(let buffer):
             if ControlRequest.isBlank(buffer.readableBytesView) { return }
-            if !self.waiting.isEmpty || self.inFlight >= self.settings.requestsInFlightMax {
+            if !self.waiting.isEmpty || self.inFlight >= self.settings.requestsInFlightMax
+                || !context.channel.isWritable
+            {
                 self.waiting.append(buffer)
                 return
             }
@@ -74,8 +80,8 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Requests running: tasks and thread-pool reads.
-    private var inFlight: Int { self.tasks.count + self.reads }
+    /// Requests running: the tasks (reads answered inline are done before the next line is looked at).
+    private var inFlight: Int { self.tasks.count }
 
     /// Whether the connection's input waits: requests are queued, or answers are backed up.
     private func holdsInput(_ context: ChannelHandlerContext) -> Bool {
@@ -90,9 +96,11 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    /// Starts waiting requests as slots free up, then reads again once nothing is held back.
+    /// Starts waiting requests as slots free up and the output drains, then reads again once nothing is held back.
     private func resume(_ context: ChannelHandlerContext) {
-        while self.inFlight < self.settings.requestsInFlightMax, let line = self.waiting.popFirst() {
+        while self.inFlight < self.settings.requestsInFlightMax, context.channel.isWritable,
+            let line = self.waiting.popFirst()
+        {
             self.handle(line.readableBytesView, context: context)
         }
         if self.readHeld, !self.holdsInput(context) {
@@ -151,9 +159,13 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
         }
         do throws(ControlError) {
             if let read = try ControlRead(method: parsed.method, params: parsed.params),
-                let reads = try? self.methods.blockingReads()
+                let reads = self.blockingReads ?? (try? self.methods.blockingReads())
             {
-                self.startRead(read, id: parsed.id, reads: reads, context: context)
+                self.blockingReads = reads
+                let allocator = context.channel.allocator
+                if let answer = self.methods.answer(read, id: parsed.id, reads: reads, allocator: allocator) {
+                    self.send(answer, context: context, promise: nil)
+                }
                 return
             }
         } catch {
@@ -223,40 +235,6 @@ final class ControlConnectionHandler: ChannelDuplexHandler {
             channel.writeAndFlush(Self.encode(ControlEnvelope.response(id: id, result: answer.result)), promise: nil)
         }
         await answer.after?()
-    }
-
-    /// Runs a read on NIO's thread pool and writes its answer, on this loop, when it is done.
-    private func startRead(
-        _ read: ControlRead,
-        id: JSONValue?,
-        reads: any BlockingOrderReads,
-        context: ChannelHandlerContext
-    ) {
-        self.reads += 1
-        let methods = self.methods
-        let allocator = context.channel.allocator
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
-            methods.answer(read, id: id, reads: reads, allocator: allocator)
-        }.whenComplete { result in
-            let handler = bound.value
-            handler.reads -= 1
-            if let context = handler.context {
-                switch result {
-                case .success(let line?): handler.send(line, context: context, promise: nil)
-                case .success(nil): break
-                case .failure:
-                    // The pool stops only when the process does.
-                    if let id {
-                        handler.write(
-                            Self.response(id: id, error: .unavailable("The daemon is stopping.")),
-                            context: context
-                        )
-                    }
-                }
-            }
-            handler.requestDone()
-        }
     }
 
     private func finished(_ taskId: UInt64) {

@@ -72,9 +72,9 @@ extension ControlMethods {
         return state
     }
 
-    /// Answers `read` from the store's blocking reads, on the calling thread (one of NIO's thread pool, never the
-    /// cooperative pool nor an event loop): the response line, written once into a buffer from `allocator`, or
-    /// the error response. Nil for a notification (no id), which gets no answer.
+    /// Answers `read` from the store's blocking reads, on the calling thread (a control connection's event loop,
+    /// never the cooperative pool nor HTTP's loops): the response line, written once into a buffer from
+    /// `allocator`, or the error response. Nil for a notification (no id), which gets no answer.
     func answer(
         _ read: ControlRead,
         id: JSONValue?,

@@ -15,7 +15,8 @@ import Synchronization
 /// A handler pipeline rather than `NIOAsyncChannel`: per connection a line framer bounded by
 /// `control.lineBytesMax`, an idle timer, and a handler that parses, dispatches each request to its own task
 /// (so requests pipeline and answers carry their ids) and writes answers back. The accept side checks the
-/// peer's uid, then counts connections, before any byte is read.
+/// peer's uid, then counts connections, before any byte is read. Connections run on event loops of their own
+/// (`control.threads`), because `order.history` and `order.get` read LMDB inline on them.
 public struct ControlServer: Service {
     let path: String
     let mode: UInt32
@@ -51,11 +52,15 @@ public struct ControlServer: Service {
         let directory = try ControlSocketFile.privateDirectory(near: self.path)
         let bound = directory + "/s"
         let connections = ControlConnections()
+        // The connections' own loops, so that the reads they run inline never hold up HTTP's.
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: self.settings.threads)
         let channel: any Channel
         do {
-            channel = try await self.bootstrap(connections: connections).bind(unixDomainSocketPath: bound).get()
+            channel = try await self.bootstrap(connections: connections, loops: loops)
+                .bind(unixDomainSocketPath: bound).get()
         } catch {
             rmdir(directory)
+            try? await loops.shutdownGracefully()
             throw ControlServerError.socketPath(self.path, "cannot be bound: \(error)")
         }
         let inode: UInt64
@@ -63,6 +68,7 @@ public struct ControlServer: Service {
             inode = try ControlSocketFile.install(bound: bound, directory: directory, at: self.path, mode: self.mode)
         } catch {
             try? await channel.close()
+            try? await loops.shutdownGracefully()
             throw error
         }
         self.logger.info("control socket listening", metadata: ["socket.path": "\(self.path)"])
@@ -73,9 +79,10 @@ public struct ControlServer: Service {
         try? await channel.close()
         connections.closeAll()
         ControlSocketFile.remove(self.path, inode: inode)
+        try? await loops.shutdownGracefully()
     }
 
-    private func bootstrap(connections: ControlConnections) -> ServerBootstrap {
+    private func bootstrap(connections: ControlConnections, loops: MultiThreadedEventLoopGroup) -> ServerBootstrap {
         let settings = self.settings
         let methods = self.methods
         let logger = self.logger
@@ -84,7 +91,7 @@ public struct ControlServer: Service {
             low: settings.writeBufferBytesMax / 2,
             high: settings.writeBufferBytesMax
         )
-        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        return ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton, childGroup: loops)
             .serverChannelOption(.backlog, value: Int32(ControlLimits.listenBacklog))
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
             // A client that writes its requests and then shuts down its write side (`socat`, `nc -N`, a script

@@ -13,6 +13,12 @@ public struct ControlSettings: Sendable, Hashable {
     public var limits = ControlLimits()
     /// `control.allowedUids`: peer uids allowed besides the daemon's own and root, comma separated.
     public var allowedUids: Set<UInt32> = []
+    /// `control.threads`: the event loops that serve control connections, apart from HTTP's. `order.history` and
+    /// `order.get` read LMDB on the connection's own loop, so a read delays only the control connections that
+    /// share that loop, and the answer is written without waking another thread. 8: a few operators' tools and
+    /// scripts each get a loop of their own (with 8 busy clients, 4 loops kept the rate but doubled the slowest
+    /// answers' wait); the threads sleep while nobody calls.
+    public var threads = 8
 
     public init() {}
 
@@ -25,7 +31,7 @@ public struct ControlSettings: Sendable, Hashable {
     public static let keys = [
         "control.lineBytesMax", "control.connectionsMax", "control.jsonDepthMax", "control.writeBufferBytesMax",
         "control.idleTimeoutMs", "control.requestsInFlightMax", "control.subscriberQueueMax",
-        "control.eventsPageMax", "control.allowedUids",
+        "control.eventsPageMax", "control.allowedUids", "control.threads",
     ]
 
     /// Settings from values keyed like the configuration file (`control.lineBytesMax` …), checked.
@@ -53,6 +59,7 @@ public struct ControlSettings: Sendable, Hashable {
         settings.subscriberQueueMax =
             try int("control.subscriberQueueMax", 1...1_000_000) ?? settings.subscriberQueueMax
         settings.eventsPageMax = try int("control.eventsPageMax", 1...100_000) ?? settings.eventsPageMax
+        settings.threads = try int("control.threads", 1...256) ?? settings.threads
         if let text = values["control.allowedUids"] {
             for part in text.split(separator: ",") {
                 guard let uid = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
